@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# A real etcd + kube-apiserver (Kubernetes 1.20.2) on loopback, for proa's
+# end-to-end tests.
+#
+#   kube-apiserver.sh build                      build and cache the binary (idempotent)
+#   kube-apiserver.sh start DIR                  certs, etcd, kube-apiserver; writes DIR/env
+#   kube-apiserver.sh stop DIR                   stop both, wait until they are gone
+#   kube-apiserver.sh restart-apiserver DIR [S]  stop kube-apiserver, wait S seconds (default 0),
+#                                                start it again on the same port with the same etcd
+#
+# DIR/env holds plain KEY=value lines (no quoting, so both `source` and a
+# line split on the first "=" work): KUBE_HOST, KUBE_PORT, KUBE_URL, KUBE_CA
+# (path of the CA certificate), KUBE_ADMIN_TOKEN (member of system:masters),
+# ETCD_URL. Logs and pids: DIR/etcd.*, DIR/kube-apiserver.*.
+# PROA_E2E_STOP_TIMEOUT: seconds from SIGTERM to SIGKILL when stopping (5).
+#
+# Kubernetes publishes no kube-apiserver binary we can download here, so it is
+# built from Debian bookworm's `kubernetes` source package, which carries the
+# whole 1.20.2 tree with vendored Go modules, using Debian's Go 1.19.
+set -euo pipefail
+
+K8S_VERSION=1.20.2
+DEB_SOURCE_DIR=kubernetes-1.20.5+really1.20.2 # what `apt-get source kubernetes` unpacks
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/proa/kube-apiserver-$K8S_VERSION"
+APISERVER_BIN="$CACHE_DIR/kube-apiserver"
+RUNTIME_PACKAGES=(etcd-server openssl curl jq)
+BUILD_PACKAGES=(golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev)
+READY_TIMEOUT=60 # seconds to wait for /readyz
+# Seconds between SIGTERM and SIGKILL. After SIGTERM kube-apiserver refuses
+# new connections at once but keeps open watches (silent) for up to 60 s,
+# then resets them; waiting that long would only slow the tests down.
+STOP_TIMEOUT="${PROA_E2E_STOP_TIMEOUT:-5}"
+
+log() { echo "kube-apiserver.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- build ----
+
+install_packages() {
+  local missing=() p
+  for p in "$@"; do
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# `apt-get source` needs a deb-src entry for the archive this machine already
+# uses: copy its deb822 entry with the type changed.
+enable_deb_src() {
+  local src=/etc/apt/sources.list.d/debian.sources dst=/etc/apt/sources.list.d/proa-deb-src.sources
+  if [[ ! -f $dst ]]; then
+    [[ -f $src ]] || die "$src not found: add a deb-src entry for Debian bookworm by hand"
+    sed 's/^Types: deb$/Types: deb-src/' "$src" >"$dst"
+  fi
+  [[ -n "$(apt-cache showsrc kubernetes 2>/dev/null)" ]] || apt-get update -qq
+}
+
+build() {
+  install_packages "${RUNTIME_PACKAGES[@]}"
+  if [[ -x $APISERVER_BIN ]]; then
+    log "cached: $APISERVER_BIN"
+    return 0
+  fi
+  install_packages "${BUILD_PACKAGES[@]}"
+  enable_deb_src
+
+  # Everything happens in a scratch folder next to the cache (never in the
+  # repository); it is removed at the end, only the binary is kept.
+  mkdir -p "$CACHE_DIR"
+  local work
+  work="$(mktemp -d "$CACHE_DIR.build.XXXXXX")"
+  # shellcheck disable=SC2064 # expand $work now
+  trap "chmod -R u+w '$work' 2>/dev/null; rm -rf '$work'" EXIT
+
+  log "fetching the kubernetes source package into $work"
+  # (as root: apt's sandbox user cannot read a folder under root's home)
+  (cd "$work" && apt-get source -qq -o APT::Sandbox::User=root kubernetes >/dev/null)
+  local tree="$work/$DEB_SOURCE_DIR"
+  [[ -d $tree ]] || die "expected $tree after apt-get source; Debian's package changed?"
+
+  # The vendored reflect2 v1.0.1 makes the server crash at run time under
+  # Go >= 1.18 (SIGSEGV in mapiterinit); Debian's 1.0.2 works. The gccgo-only
+  # file is left out. modules.txt keeps saying v1.0.1, which `go` accepts.
+  local reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  rm -f "$tree/vendor/github.com/modern-go/reflect2/"*.go
+  find "$reflect2" -maxdepth 1 -name '*.go' ! -name unsafe_link_gccgo.go \
+    -exec cp {} "$tree/vendor/github.com/modern-go/reflect2/" \;
+
+  # Same layout as debian/rules: a GOPATH whose k8s.io/kubernetes is the tree.
+  # GOPROXY=off: everything is vendored, nothing may be downloaded.
+  mkdir -p "$work/gopath/src/k8s.io"
+  ln -s "$tree" "$work/gopath/src/k8s.io/kubernetes"
+  log "building kube-apiserver $K8S_VERSION (takes minutes)"
+  (
+    cd "$work/gopath/src/k8s.io/kubernetes"
+    export GOPATH="$work/gopath" GOCACHE="$work/gocache" CGO_ENABLED=0 GOPROXY=off GOFLAGS=
+    make WHAT=cmd/kube-apiserver
+  ) >"$work/build.log" 2>&1 || { tail -n 50 "$work/build.log" >&2; die "build failed"; }
+
+  cp -L "$tree/_output/bin/kube-apiserver" "$APISERVER_BIN.tmp"
+  mv "$APISERVER_BIN.tmp" "$APISERVER_BIN"
+  chmod -R u+w "$work" && rm -rf "$work" && trap - EXIT
+  log "built: $APISERVER_BIN ($("$APISERVER_BIN" --version))"
+}
+
+# ------------------------------------------------------------ processes ----
+
+# A free loopback port, chosen below the kernel's ephemeral range: a client
+# that keeps reconnecting to a stopped server's port in that range can end up
+# connected to itself (TCP simultaneous open) and hold the port.
+# Arguments: ports to avoid.
+pick_port() {
+  local low p i
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+  ((low > 20000)) || low=32768
+  for ((i = 0; i < 100; i++)); do
+    p=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
+    [[ " $* " == *" $p "* ]] && continue
+    if node -e 'require("net").createServer().once("error", () => process.exit(1))
+                  .listen(+process.argv[1], "127.0.0.1", function () { this.close() })' "$p"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# alive PIDFILE NAME: the pid in PIDFILE runs (and is not a zombie) and is NAME,
+# not some later process that reused the pid.
+alive() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null)" || return 1
+  [[ -r /proc/$pid/stat ]] || return 1
+  # (2>/dev/null: the process may vanish while we look)
+  [[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]] || return 1
+  [[ "$({ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | head -n 1)" == *"$2" ]]
+}
+
+# stop_process PIDFILE NAME: SIGTERM, wait, SIGKILL if it takes too long.
+stop_process() {
+  local pid i
+  if alive "$1" "$2"; then
+    pid="$(cat "$1")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+      alive "$1" "$2" || break
+      sleep 0.1
+    done
+    if alive "$1" "$2"; then
+      log "$2 still running ${STOP_TIMEOUT}s after SIGTERM (open watches?): SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      while alive "$1" "$2"; do sleep 0.1; done
+    fi
+  fi
+  rm -f "$1"
+}
+
+# launch DIR NAME COMMAND...: run in the background, detached from our
+# stdin/stdout/stderr (a caller reading our output must not wait for it).
+launch() {
+  local dir="$1" name="$2"
+  shift 2
+  "$@" </dev/null >>"$dir/$name.log" 2>&1 &
+  echo $! >"$dir/$name.pid"
+}
+
+# The last errors (klog's E/F lines; a fatal one is followed by a long
+# goroutine dump) and the last lines of both logs.
+show_logs() {
+  local f
+  for f in "$1"/etcd.log "$1"/kube-apiserver.log; do
+    [[ -f $f ]] || continue
+    echo "--- errors in $f" >&2
+    grep -E '^[EF][0-9]{4} |"level":"(error|fatal|panic)"' "$f" | tail -n 10 >&2 || true
+    echo "--- tail of $f" >&2
+    tail -n 20 "$f" >&2
+  done
+}
+
+# wait_for DIR NAME URL CURL_ARGS...: poll URL until it answers 2xx, while
+# NAME is still running. Returns 1 if NAME died, 2 on timeout.
+wait_for() {
+  local dir="$1" name="$2" url="$3" deadline=$((SECONDS + READY_TIMEOUT))
+  shift 3
+  until curl -fsS --max-time 2 -o /dev/null "$@" "$url" 2>/dev/null; do
+    alive "$dir/$name.pid" "$name" || return 1
+    ((SECONDS < deadline)) || return 2
+    sleep 0.2
+  done
+}
+
+# failure NAME RC: what wait_for's RC means.
+failure() {
+  if (($2 == 1)); then echo "$1 exited during startup (see the logs above)"; else echo "$1 not ready within ${READY_TIMEOUT}s"; fi
+}
+
+# A port picked free can still be taken before the server binds it; then the
+# server exits at once saying so, and we try another port.
+port_taken() { grep -q 'address already in use' "$1"; }
+
+start_etcd() {
+  local dir="$1" client peer rc
+  for _ in 1 2 3; do
+    client="$(pick_port)"
+    peer="$(pick_port "$client")"
+    : >"$dir/etcd.log"
+    launch "$dir" etcd etcd \
+      --name=proa-e2e --data-dir="$dir/etcd-data" \
+      --listen-client-urls="http://127.0.0.1:$client" --advertise-client-urls="http://127.0.0.1:$client" \
+      --listen-peer-urls="http://127.0.0.1:$peer" --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
+      --initial-cluster="proa-e2e=http://127.0.0.1:$peer" \
+      --logger=zap --log-outputs=stderr
+    rc=0
+    wait_for "$dir" etcd "http://127.0.0.1:$client/health" || rc=$?
+    if ((rc == 0)); then
+      ETCD_URL="http://127.0.0.1:$client"
+      return 0
+    fi
+    stop_process "$dir/etcd.pid" etcd
+    ((rc == 1)) && port_taken "$dir/etcd.log" && { rm -rf "$dir/etcd-data"; continue; }
+    break
+  done
+  show_logs "$dir"
+  die "$(failure etcd "$rc")"
+}
+
+# launch_apiserver DIR PORT ETCD_URL; returns like wait_for.
+launch_apiserver() {
+  local dir="$1" port="$2" etcd_url="$3" rc=0
+  launch "$dir" kube-apiserver "$APISERVER_BIN" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" \
+    --tls-cert-file="$dir/apiserver.crt" --tls-private-key-file="$dir/apiserver.key" \
+    --etcd-servers="$etcd_url" \
+    --token-auth-file="$dir/tokens.csv" \
+    --authorization-mode=RBAC \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$dir/sa.pub" \
+    --service-account-signing-key-file="$dir/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --disable-admission-plugins=ServiceAccount \
+    --endpoint-reconciler-type=none
+  wait_for "$dir" kube-apiserver "https://127.0.0.1:$port/readyz" \
+    --cacert "$dir/ca.crt" -H "Authorization: Bearer $(cat "$dir/admin.token")" || rc=$?
+  return "$rc"
+}
+
+make_credentials() {
+  local dir="$1"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=proa-e2e-ca \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -new -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
+      -keyout apiserver.key -out apiserver.csr 2>/dev/null
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost' \
+      'extendedKeyUsage=serverAuth' 'keyUsage=critical,digitalSignature,keyEncipherment' >apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
+      -days 3650 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    # Signs and verifies the ServiceAccount tokens issued by the TokenRequest API.
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    # A random admin token in the static token file; system:masters bypasses RBAC.
+    openssl rand -hex 24 >admin.token
+    echo "$(cat admin.token),proa-e2e-admin,proa-e2e-admin,system:masters" >tokens.csv
+    chmod 600 ./*.key admin.token tokens.csv
+  )
+}
+
+# ------------------------------------------------------------- commands ----
+
+# Absolute DIR (created), restricted to characters that need no quoting in DIR/env.
+resolve_dir() {
+  [[ -n ${1-} ]] || die "missing DIR"
+  mkdir -p "$1"
+  local dir
+  dir="$(cd "$1" && pwd)"
+  [[ $dir =~ ^[A-Za-z0-9_./+-]+$ ]] || die "DIR must be a path without spaces or special characters: $dir"
+  echo "$dir"
+}
+
+start() {
+  local dir port rc
+  dir="$(resolve_dir "${1-}")"
+  build
+  if alive "$dir/etcd.pid" etcd || alive "$dir/kube-apiserver.pid" kube-apiserver; then
+    die "already running in $dir (stop it first)"
+  fi
+  rm -rf "$dir/etcd-data" "$dir/env"
+  make_credentials "$dir"
+  start_etcd "$dir"
+  for _ in 1 2 3; do
+    port="$(pick_port "${ETCD_URL##*:}")"
+    : >"$dir/kube-apiserver.log"
+    rc=0
+    launch_apiserver "$dir" "$port" "$ETCD_URL" || rc=$?
+    ((rc == 0)) && break
+    stop_process "$dir/kube-apiserver.pid" kube-apiserver
+    ((rc == 1)) && port_taken "$dir/kube-apiserver.log" && continue
+    break
+  done
+  if ((rc != 0)); then
+    show_logs "$dir"
+    stop "$dir"
+    die "$(failure kube-apiserver "$rc")"
+  fi
+  cat >"$dir/env" <<EOF
+KUBE_HOST=127.0.0.1
+KUBE_PORT=$port
+KUBE_URL=https://127.0.0.1:$port
+KUBE_CA=$dir/ca.crt
+KUBE_ADMIN_TOKEN=$(cat "$dir/admin.token")
+ETCD_URL=$ETCD_URL
+EOF
+  log "ready: https://127.0.0.1:$port (see $dir/env)"
+}
+
+stop() {
+  local dir
+  dir="$(resolve_dir "${1-}")"
+  stop_process "$dir/kube-apiserver.pid" kube-apiserver
+  stop_process "$dir/etcd.pid" etcd
+}
+
+restart_apiserver() {
+  local dir rc=0
+  dir="$(resolve_dir "${1-}")"
+  [[ -f $dir/env ]] || die "$dir/env not found: start first"
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  stop_process "$dir/kube-apiserver.pid" kube-apiserver
+  sleep "${2:-0}"
+  launch_apiserver "$dir" "$KUBE_PORT" "$ETCD_URL" || rc=$?
+  if ((rc != 0)); then
+    show_logs "$dir"
+    die "$(failure kube-apiserver "$rc")"
+  fi
+  log "restarted: $KUBE_URL"
+}
+
+case "${1-}" in
+  build) build ;;
+  start) start "${2-}" ;;
+  stop) stop "${2-}" ;;
+  restart-apiserver) restart_apiserver "${2-}" "${3-0}" ;;
+  *)
+    sed -n '5,9p' "$0" >&2
+    exit 2
+    ;;
+esac
