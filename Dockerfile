@@ -1,0 +1,49 @@
+# proa's image: nothing but the bundle, dist/proa.js, and the Node.js that runs it.
+#
+#   docker build -t ghcr.io/example/proa:0.1.0 .
+#   docker run --rm ghcr.io/example/proa:0.1.0 --help
+#
+# Its main use is as a source to copy proa from into your application's image (see the end of this file).
+
+# ---- build: the package's own build script, from the lockfile's exact dependencies ----
+FROM node:20.20.2-bookworm-slim AS build
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json proa.ts kube.ts shutdown.ts ./
+# Writes /build/dist/proa.js: one CommonJS file with a node shebang, no dependencies at run time.
+RUN npm run build
+
+# ---- final: distroless Node.js 20, no shell, no package manager ----
+# :nonroot is a moving tag; pin it by digest (…:nonroot@sha256:…) for builds that must not change under you.
+FROM gcr.io/distroless/nodejs20-debian12:nonroot
+COPY --from=build /build/dist/proa.js /proa/proa.js
+# The image's "nonroot" user, by number so that Kubernetes' runAsNonRoot can check it.
+USER 65532:65532
+ENTRYPOINT ["/nodejs/bin/node", "/proa/proa.js"]
+CMD ["--help"]
+
+# ---- Adding proa to an existing application image ----
+# proa must run in the same container as your program, so you do not run this image in your Pod: you copy the one
+# file, proa.js, into your application's image, from this image as you pushed it (or from the "build" stage above):
+#
+#   FROM ghcr.io/example/proa:0.1.0 AS proa
+#
+#   FROM ghcr.io/example/my-app:1.0
+#   COPY --from=proa /proa/proa.js /proa/proa.js
+#
+#   # Only when my-app has no Node.js 20 or later: a node binary built for the same C library as my-app.
+#   #   glibc images (Debian, Ubuntu, RHEL/UBI, distroless/cc); node also needs libstdc++ and libgcc_s there:
+#   COPY --from=node:20.20.2-bookworm-slim /usr/local/bin/node /usr/local/bin/node
+#   #   musl images (Alpine), instead of the line above:
+#   # COPY --from=node:20.20.2-alpine /usr/local/bin/node /usr/local/bin/node
+#   # RUN apk add --no-cache libstdc++
+#   # Check with `docker run --rm --entrypoint node ghcr.io/example/my-app-with-proa:1.0 --version`.
+#
+#   # proa is the command; your program and its arguments come after "--".
+#   ENTRYPOINT ["node", "/proa/proa.js", "--shutdown-http-post", "http://localhost:8080/shutdown", "--"]
+#   CMD ["my-program", "--its", "arguments"]
+#
+# Or leave the image's ENTRYPOINT alone and set the Pod's command and args instead, as job.yaml does:
+#   command: ["node", "/proa/proa.js"]
+#   args: ["--shutdown-http-post", "http://localhost:8080/shutdown", "--", "my-program", "--its", "arguments"]
