@@ -1,0 +1,574 @@
+// kube.ts: proa's view of its own Pod through the Kubernetes API. In-cluster configuration, a list+watch over raw
+// HTTPS that recovers like client-go's reflector and kube-rs's watcher, and the readiness decisions as pure functions.
+import { readFileSync } from "node:fs";
+import type { IncomingMessage } from "node:http";
+import { Agent, request } from "node:https";
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Log } from "./proa.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// The Pod, as plain JSON: every field optional, as the API server may omit any of them.
+
+export interface Pod {
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string } & {
+    deletionTimestamp?: string; // these two for the shutdown step
+    deletionGracePeriodSeconds?: number;
+  };
+  spec?: {
+    containers?: { name: string }[];
+    initContainers?: { name: string; restartPolicy?: string }[];
+    restartPolicy?: string;
+    terminationGracePeriodSeconds?: number;
+  };
+  status?: { phase?: string; containerStatuses?: ContainerStatus[]; initContainerStatuses?: ContainerStatus[] };
+}
+export interface ContainerStatus {
+  name: string;
+  ready?: boolean;
+  containerID?: string;
+  state?: ContainerState;
+  lastState?: ContainerState;
+}
+export interface ContainerState {
+  running?: { startedAt?: string };
+  waiting?: { reason?: string; message?: string };
+  terminated?: { exitCode?: number; reason?: string; signal?: number };
+}
+
+/** Every duration the watch and the wait use, injectable so that tests run in milliseconds. */
+export interface Timing {
+  backoffBaseMs: number; // the first retry waits base/2..base, doubling with each failure in a row
+  backoffMaxMs: number; // cap on the backoff, and on a server's Retry-After
+  watchTimeoutSeconds: number; // asked of the server per watch, jittered down by up to 10%
+  idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent this much longer than its timeoutSeconds
+  reminderMs: number; // "still waiting" reminder while nothing changes
+  giveUpMs: number; // how long 401, 403 or a missing Pod is retried when --ready-timeout is unset
+  random: () => number; // jitter source
+}
+// giveUpMs: 5 minutes, long enough for RBAC created moments after the Pod (or a slow token mount) to take effect,
+// short enough that a misconfigured Job fails visibly instead of hanging.
+export const defaultTiming: Timing = {
+  backoffBaseMs: 1000,
+  backoffMaxMs: 30_000,
+  watchTimeoutSeconds: 290,
+  idleMarginMs: 30_000,
+  reminderMs: 30_000,
+  giveUpMs: 5 * 60_000,
+  random: Math.random,
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// In-cluster configuration
+
+export interface Cluster {
+  host: string; // IPv6 without brackets: https.request's host option wants it bare
+  port: number;
+  server: string; // https://host:port for messages, IPv6 in brackets
+  namespace: string;
+  podName: string;
+  tokenFile: string; // re-read for every request: the kubelet rewrites bound tokens about hourly
+  agent: Agent; // keep-alive, unlike Node 20's global agent (5 s); trusts the service account's CA and nothing else
+  userAgent: string;
+}
+
+// PROA_SERVICE_ACCOUNT_DIR points proa at another directory holding token, ca.crt and namespace (for tests).
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const DOWNWARD_API =
+  "env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, " +
+  "{name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}]";
+
+export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster {
+  const { KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port } = env;
+  if (!host || !port) {
+    throw new Error("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: proa must run in a Kubernetes Pod, where the kubelet sets them");
+  }
+  const dir = env.PROA_SERVICE_ACCOUNT_DIR || SERVICE_ACCOUNT_DIR;
+  const read = (file: string, alternative = "") => {
+    try {
+      return readFileSync(`${dir}/${file}`);
+    } catch (error) {
+      const fix = "set automountServiceAccountToken: true in the Pod spec (or its ServiceAccount)";
+      throw new Error(`cannot read the service account ${file} at ${dir}/${file}: ${fix}${alternative}`, { cause: error });
+    }
+  };
+  const ca = read("ca.crt");
+  read("token"); // fail now rather than at the first request
+  const namespace = env.POD_NAMESPACE || read("namespace", `, or set POD_NAMESPACE with the downward API: ${DOWNWARD_API}`).toString().trim();
+  const podName = env.POD_NAME || hostname().split(".")[0] || "";
+  const agent = new Agent({ keepAlive: true, ca });
+  return { ...apiServer(host, port), namespace, podName, tokenFile: `${dir}/token`, agent, userAgent };
+}
+
+/** The API server's address from the service variables; an IPv6 host gets brackets in the URL only. */
+export function apiServer(host: string, port: string): { host: string; port: number; server: string } {
+  const bare = host.replace(/^\[(.*)\]$/, "$1");
+  const number = Number(port);
+  if (!Number.isInteger(number) || number < 1 || number > 65535) throw new Error(`KUBERNETES_SERVICE_PORT is not a port number: ${port}`);
+  return { host: bare, port: number, server: `https://${bare.includes(":") ? `[${bare}]` : bare}:${number}` };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP: one GET, as a stream of body chunks
+
+/** A failed request, named for where it failed, with the HTTP status when there was one. */
+export class KubeError extends Error {
+  override name = "KubeError";
+  constructor(message: string, readonly status?: number, readonly retryAfterMs?: number, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** GETs path and yields the body's chunks (status 200 only; otherwise throws a KubeError). Cuts the request when
+ * the headers take longer than headersMs, when the body is silent for idleMs, or when the consumer stops early. */
+async function* get(cluster: Cluster, log: Log, path: string, headersMs: number, idleMs: number, signal: AbortSignal, what: string): AsyncGenerator<Buffer> {
+  let current: { destroy(error?: Error): unknown } | undefined;
+  const cut = (ms: number) => setTimeout(() => current?.destroy(new KubeError(`${what} failed: no data from ${cluster.server} for ${ms} ms`)), ms);
+  let idle = cut(headersMs);
+  try {
+    let res = await send(cluster, path, signal, (req) => (current = req));
+    if (res.statusCode === 401) {
+      // The kubelet may have rotated the token since it was read: retry once with the file's new content.
+      log.debug("the API server refused the token: reading it again and retrying once", { tokenFile: cluster.tokenFile });
+      res.resume();
+      res = await send(cluster, path, signal, (req) => (current = req));
+    }
+    current = res;
+    clearTimeout(idle);
+    idle = cut(idleMs);
+    if (res.statusCode !== 200) throw await statusError(res, what, cluster);
+    for await (const chunk of res) {
+      idle.refresh();
+      yield chunk as Buffer;
+    }
+  } finally {
+    clearTimeout(idle);
+    current?.destroy(); // a no-op once the response has ended; otherwise it closes the connection
+  }
+}
+
+function send(cluster: Cluster, path: string, signal: AbortSignal, onRequest: (req: { destroy(): unknown }) => void): Promise<IncomingMessage> {
+  const token = readFileSync(cluster.tokenFile, "utf8").trim();
+  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json", "User-Agent": cluster.userAgent };
+  return new Promise((resolve, reject) => {
+    const req = request({ host: cluster.host, port: cluster.port, path, agent: cluster.agent, headers, signal }, resolve);
+    req.on("error", reject).end();
+    onRequest(req);
+  });
+}
+
+async function statusError(res: IncomingMessage, what: string, cluster: Cluster): Promise<KubeError> {
+  const code = res.statusCode ?? 0;
+  const text = (await collect(res, 64 * 1024)).toString();
+  let message = text.trim().slice(0, 500);
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message; // a Status object...
+  } catch {} // ...but a 429 from the max-in-flight filter or a proxy is plain text
+  let hint = "";
+  if (code === 401) hint = `; the token at ${cluster.tokenFile} was re-read and still refused: check that the Pod's ServiceAccount exists`;
+  if (code === 403) {
+    const user = /User "([^"]+)"/.exec(message)?.[1] ?? "the Pod's service account";
+    const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"]}`;
+    hint = `; grant ${user} a Role in namespace ${cluster.namespace} with the rule ${rule} and a RoleBinding to it`;
+  }
+  const retryAfter = Number(res.headers["retry-after"]); // seconds; the API server does not send the HTTP-date form
+  const retryAfterMs = (code === 429 || code >= 500) && retryAfter >= 0 ? retryAfter * 1000 : undefined;
+  return new KubeError(`${what} failed: HTTP ${code}: ${message}${hint}`, code, retryAfterMs);
+}
+
+async function collect(chunks: AsyncIterable<Buffer>, maxBytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of chunks) {
+    if ((length += chunk.length) > maxBytes) throw new Error(`the answer is longer than ${maxBytes} bytes`);
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, length);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Framing: a watch is a stream of JSON lines
+
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** Splits a byte stream on the newline byte and decodes each whole line as UTF-8: a newline byte never occurs inside
+ * a multi-byte character, so a character split across chunks stays intact. A partial line is kept as references
+ * to its chunks and joined once, when its newline arrives: each byte is copied at most once. */
+export function lineSplitter(maxLineBytes = MAX_LINE_BYTES) {
+  let parts: Buffer[] = [];
+  let pending = 0;
+  const tooLong = () => new Error(`the API server sent a line longer than ${maxLineBytes} bytes`);
+  return {
+    pendingBytes: () => pending,
+    push(chunk: Buffer): string[] {
+      const lines: string[] = [];
+      let start = 0;
+      for (let end = chunk.indexOf(10); end !== -1; start = end + 1, end = chunk.indexOf(10, start)) {
+        const length = pending + end - start;
+        if (length > maxLineBytes) throw tooLong();
+        if (pending === 0) lines.push(chunk.toString("utf8", start, end));
+        else lines.push(Buffer.concat([...parts, chunk.subarray(start, end)], length).toString("utf8"));
+        parts = [];
+        pending = 0;
+      }
+      if (start < chunk.length) {
+        if ((pending += chunk.length - start) > maxLineBytes) throw tooLong();
+        parts.push(chunk.subarray(start));
+      }
+      return lines;
+    },
+  };
+}
+
+export type WatchEvent =
+  | { type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK"; object: Pod }
+  | { type: "ERROR"; object: { code?: number; reason?: string; message?: string } };
+
+/** One line of a watch; a line that is not a watch event is an error, never skipped. */
+export function parseWatchEvent(line: string): WatchEvent {
+  let event: { type?: unknown; object?: unknown };
+  try {
+    event = JSON.parse(line);
+  } catch (error) {
+    throw new Error(`the watch sent a line that is not JSON (${line.length} characters)`, { cause: error });
+  }
+  const types = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"];
+  if (!types.includes(event?.type as string) || typeof event.object !== "object" || event.object === null) {
+    throw new Error(`the watch sent a line that is not a watch event: type ${JSON.stringify(event?.type)}`);
+  }
+  return event as WatchEvent;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The watch: one state, one step function; watchPod's loop only does the I/O.
+
+type Resume = { kind: "listing" } | { kind: "watching"; resourceVersion: string };
+interface Memo {
+  failures: number; // in a row, since the watch last delivered an event: sets the backoff
+  troubleSince?: number; // when the current run of 401/403 began, for giving up
+  delivered?: string; // resourceVersion of the last Pod delivered ("absent": none), so nothing is delivered twice
+}
+export type WatchState =
+  | (Memo & (Resume | { kind: "backingOff"; delayMs: number; then: Resume }))
+  | { kind: "stopped"; error: Error };
+
+export type WatchOutcome =
+  | { kind: "listed"; pod: Pod | null; resourceVersion: string }
+  | { kind: "event"; event: WatchEvent }
+  | { kind: "ended"; lines: number } // the server closed the watch cleanly (its timeoutSeconds)
+  | { kind: "failed"; error: KubeError; at: number }
+  | { kind: "waited" };
+
+export interface WatchStep {
+  state: WatchState;
+  deliver?: { pod: Pod | null };
+}
+
+export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing: Timing): WatchStep {
+  if (state.kind === "stopped") return { state };
+  const { failures, troubleSince, delivered } = state;
+  const resume: Resume = state.kind === "watching" ? { kind: "watching", resourceVersion: state.resourceVersion } : { kind: "listing" };
+  const backOff = (then: Resume, delayMs = backoffMs(failures, timing), since = troubleSince): WatchStep => ({
+    state: { kind: "backingOff", delayMs, then, failures: failures + 1, troubleSince: since, delivered },
+  });
+  // 410: that resourceVersion is gone for good. List again, at once the first time; a server stuck on 410 gets backoff.
+  const relist = (): WatchStep => (failures === 0 ? { state: { kind: "listing", failures: 1, delivered } } : backOff({ kind: "listing" }));
+  const deliver = (next: Memo & Resume, pod: Pod | null): WatchStep => {
+    const key = pod === null ? "absent" : pod.metadata?.resourceVersion;
+    return key !== undefined && key === delivered ? { state: next } : { state: { ...next, delivered: key }, deliver: { pod } };
+  };
+
+  switch (outcome.kind) {
+    case "waited":
+      return { state: state.kind === "backingOff" ? { ...state.then, failures, troubleSince, delivered } : state };
+    case "listed":
+      return deliver({ kind: "watching", resourceVersion: outcome.resourceVersion, failures, delivered }, outcome.pod);
+    case "ended": // watch again from the same resourceVersion; an empty watch counts as a failure, so no tight loop
+      return outcome.lines > 0 ? { state: { ...resume, failures: 0, delivered } } : backOff(resume);
+    case "event": {
+      const { type, object } = outcome.event;
+      if (type === "ERROR") return object.code === 410 ? relist() : backOff({ kind: "listing" });
+      const resourceVersion = object.metadata?.resourceVersion;
+      const watching: Memo & Resume = resourceVersion
+        ? { kind: "watching", resourceVersion, failures: 0, delivered }
+        : { ...resume, failures: 0, delivered };
+      return type === "BOOKMARK" ? { state: watching } : deliver(watching, type === "DELETED" ? null : object);
+    }
+    case "failed": {
+      const { error, at } = outcome;
+      if (error.status === 410) return relist();
+      if (error.status === 401 || error.status === 403) {
+        const since = troubleSince ?? at;
+        if (at - since < timing.giveUpMs) return backOff(resume, undefined, since);
+        return { state: { kind: "stopped", error: new Error(`giving up after ${seconds(at - since)}: ${error.message}`, { cause: error }) } };
+      }
+      return backOff(resume, error.retryAfterMs === undefined ? undefined : Math.min(error.retryAfterMs, timing.backoffMaxMs));
+    }
+  }
+}
+
+/** Exponential with "equal jitter": never below half the step, so retries never bunch up near zero. */
+export function backoffMs(failures: number, timing: Timing): number {
+  const step = Math.min(timing.backoffMaxMs, timing.backoffBaseMs * 2 ** failures);
+  return Math.round(step / 2 + (timing.random() * step) / 2);
+}
+
+/** Yields each new state of the Pod (null: there is no such Pod), never the same resourceVersion twice. Ends by
+ * throwing: signal.reason when aborted, or an Error when 401/403 lasted past timing.giveUpMs. */
+export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): AsyncGenerator<Pod | null, never> {
+  const t = { ...defaultTiming, ...timing };
+  const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
+  const path = `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
+  let state: WatchState = { kind: "listing", failures: 0 };
+  while (state.kind !== "stopped") {
+    signal.throwIfAborted();
+    for await (const outcome of perform(cluster, log, path, state, t, signal)) {
+      const step = nextWatchState(state, outcome, t);
+      state = step.state;
+      logOutcome(log, outcome, state);
+      if (step.deliver) yield step.deliver.pod;
+      if (state.kind !== "watching") break; // an ERROR event ends this watch
+    }
+  }
+  throw state.error;
+}
+
+/** Failures at warn, or error for 401/403 (which need the user's fix); the rest at debug. */
+function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
+  switch (outcome.kind) {
+    case "listed":
+      return log.debug("listed the Pod", { resourceVersion: outcome.resourceVersion, found: outcome.pod !== null });
+    case "ended":
+      return log.debug("the API server ended the watch", { events: outcome.lines });
+    case "event": {
+      const { type, object } = outcome.event;
+      if (type !== "ERROR") return log.debug(`watch event ${type}`, { resourceVersion: object.metadata?.resourceVersion });
+      return log[object.code === 410 ? "debug" : "warn"](`the watch of the Pod reported ${object.code} ${object.reason}: listing it again`, { message: object.message });
+    }
+    case "failed": {
+      if (next.kind === "stopped") return; // thrown instead
+      if (next.kind !== "backingOff") return log.debug(outcome.error.message); // 410: listing again at once
+      const access = outcome.error.status === 401 || outcome.error.status === 403;
+      return log[access ? "error" : "warn"](outcome.error.message, { retryInMs: next.delayMs });
+    }
+  }
+}
+
+/** The I/O for one state: what happened, as outcomes (a watch yields one per event). */
+async function* perform(cluster: Cluster, log: Log, path: string, state: WatchState, t: Timing, signal: AbortSignal): AsyncGenerator<WatchOutcome> {
+  const what = `${state.kind === "watching" ? "watching" : "listing"} Pod ${cluster.namespace}/${cluster.podName} at ${cluster.server}`;
+  try {
+    if (state.kind === "listing") {
+      const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, signal, what), MAX_LINE_BYTES);
+      const list = JSON.parse(body.toString());
+      const resourceVersion = list?.metadata?.resourceVersion;
+      if (typeof resourceVersion !== "string" || !Array.isArray(list.items)) throw new KubeError(`${what} failed: the answer is not a PodList`);
+      yield { kind: "listed", pod: list.items[0] ?? null, resourceVersion };
+    } else if (state.kind === "backingOff") {
+      await sleep(state.delayMs, undefined, { signal });
+      yield { kind: "waited" };
+    } else if (state.kind === "watching") {
+      const timeoutSeconds = Math.round(t.watchTimeoutSeconds * (1 - t.random() / 10));
+      const query = `&watch=1&resourceVersion=${encodeURIComponent(state.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}`;
+      const lines = lineSplitter();
+      let count = 0;
+      for await (const chunk of get(cluster, log, path + query, t.idleMarginMs, timeoutSeconds * 1000 + t.idleMarginMs, signal, what)) {
+        for (const line of lines.push(chunk)) {
+          count++;
+          yield { kind: "event", event: parseWatchEvent(line) };
+        }
+      }
+      if (lines.pendingBytes() > 0) throw new KubeError(`${what} failed: the stream ended in the middle of an event`);
+      yield { kind: "ended", lines: count };
+    }
+  } catch (error) {
+    signal.throwIfAborted();
+    // Node says only "aborted" when the server resets a response mid-stream.
+    const reason = (error as NodeJS.ErrnoException).code === "ECONNRESET" ? "the API server closed the connection" : (error as Error).message;
+    const failure = error instanceof KubeError ? error : new KubeError(`${what} failed: ${reason}`, undefined, undefined, { cause: error });
+    yield { kind: "failed", error: failure, at: Date.now() };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Which container is proa's own (pure; the caller reads the /proc files)
+
+export interface OwnContainerHints {
+  container?: string; // --container / PROA_CONTAINER
+  mountinfo?: string; // contents of /proc/self/mountinfo
+  cgroup?: string; // contents of /proc/self/cgroup
+}
+
+export function ownContainerName(pod: Pod, hints: OwnContainerHints): { name: string; rule: string } {
+  const regular = (pod.spec?.containers ?? []).map((c) => c.name);
+  const known = (name: string | undefined): name is string => name !== undefined && regular.includes(name);
+  if (hints.container !== undefined) {
+    if (known(hints.container)) return { name: hints.container, rule: "--container" };
+    throw new Error(`--container ${hints.container}: the Pod has no such container; its containers are: ${regular.join(", ")}`);
+  }
+  const mounted = hints.mountinfo === undefined ? undefined : containerFromMountinfo(hints.mountinfo, pod.metadata?.uid);
+  if (known(mounted)) return { name: mounted, rule: "the termination log mount in /proc/self/mountinfo" };
+  const id = hints.cgroup === undefined ? undefined : containerIdFromCgroup(hints.cgroup);
+  const byId = id === undefined ? undefined : pod.status?.containerStatuses?.find((s) => s.containerID?.endsWith(`://${id}`))?.name;
+  if (known(byId)) return { name: byId, rule: "the container id in /proc/self/cgroup" };
+  const [first] = regular;
+  if (first === undefined) throw new Error("the Pod's spec lists no containers");
+  if (regular.length === 1) return { name: first, rule: "the Pod's only regular container" };
+  return { name: first, rule: "the Pod's first container, as the original proa did (set --container to choose)" };
+}
+
+/** The kubelet bind-mounts each container's termination log from .../pods/<pod uid>/containers/<name>/<id>; the
+ * mount's root (the 4th field) shows that host path. */
+export function containerFromMountinfo(mountinfo: string, podUid: string | undefined): string | undefined {
+  const names = new Set<string>();
+  for (const line of mountinfo.split("\n")) {
+    const match = /\/pods\/([^/]+)\/containers\/([^/]+)\/[^/]+$/.exec(line.split(" ")[3] ?? "");
+    if (match?.[2] && (podUid === undefined || match[1] === podUid)) names.add(match[2]);
+  }
+  return names.size === 1 ? [...names][0] : undefined;
+}
+
+/** The 64-hex container id in a cgroup path (cgroup v1, or v2 without a private cgroup namespace; with one, "0::/"). */
+export function containerIdFromCgroup(cgroup: string): string | undefined {
+  return /[0-9a-f]{64}/.exec(cgroup)?.[0];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Readiness (pure)
+
+export interface Readiness {
+  notReady: string[]; // the containers waited for that are not ready yet
+  failed?: string; // set when one of them will never become ready: the user-facing reason
+}
+
+/** Waits for every container but proa's own: the regular ones and the native sidecars (init containers with
+ * restartPolicy Always, whose readiness the kubelet does not wait for). Plain init containers have finished. */
+export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): Readiness {
+  const regular = (pod.spec?.containers ?? []).map((c) => c.name);
+  const native = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name);
+  const others = [...regular, ...native].filter((name) => name !== ownContainer);
+  for (const [option, names] of [["--wait-for", waitFor], ["--ignore", ignore]] as const) {
+    const unknown = names.find((name) => !others.includes(name));
+    if (unknown === undefined) continue;
+    throw new Error(`${option} ${unknown}: no such container besides proa's own (${ownContainer}); the Pod's other containers are: ${others.join(", ") || "none"}`);
+  }
+  const watched = (waitFor.length > 0 ? waitFor : others).filter((name) => !ignore.includes(name));
+  const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
+  const status = (name: string) => statuses.find((s) => s.name === name);
+  const notReady = watched.filter((name) => status(name)?.ready !== true);
+  // The kubelet restarts a native sidecar whatever the Pod's policy, and a regular container unless it is Never.
+  if (pod.spec?.restartPolicy === "Never") {
+    for (const name of notReady.filter((name) => regular.includes(name))) {
+      const terminated = status(name)?.state?.terminated;
+      if (!terminated) continue;
+      const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${terminated.reason})` : ""}`;
+      return { notReady, failed: `container ${name} terminated with ${how} before it was ready, and the Pod's restartPolicy is Never, so it will not be restarted` };
+    }
+  }
+  return { notReady };
+}
+
+/** Regular containers other than proa's own that have not terminated. Native sidecars are left out: the kubelet
+ * stops them only after the regular containers have exited, so the shutdown step must not wait for them. */
+export function runningContainers(pod: Pod, ownContainer: string): string[] {
+  const statuses = pod.status?.containerStatuses ?? [];
+  return (pod.spec?.containers ?? [])
+    .map((c) => c.name)
+    .filter((name) => name !== ownContainer && !statuses.find((s) => s.name === name)?.state?.terminated);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The wait
+
+export interface ReadyOptions {
+  container?: string; // --container / PROA_CONTAINER
+  waitFor: string[]; // --wait-for
+  ignore: string[]; // --ignore
+  readyTimeoutMs?: number; // --ready-timeout; undefined: no bound, as in the original proa
+}
+export interface ReadyPod {
+  pod: Pod;
+  ownContainer: string;
+}
+
+/** Watches the Pod until every container but proa's own is ready. onPod receives every snapshot with the container
+ * chosen as proa's own, so the caller keeps the last one for the shutdown step even when the wait fails. Rejects
+ * with a user-facing Error, or with signal.reason when aborted. */
+export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, log: Log, signal: AbortSignal,
+  onPod?: (pod: Pod, ownContainer: string) => void, timing: Partial<Timing> = {}): Promise<ReadyPod> {
+  signal.throwIfAborted();
+  const t = { ...defaultTiming, ...timing };
+  const pod = `${cluster.namespace}/${cluster.podName}`;
+  const hints = { container: options.container, mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
+  const bounded = options.readyTimeoutMs !== undefined;
+  const started = Date.now();
+  let notReady: string[] | undefined; // undefined until the Pod has been seen
+  let missing = false; // the API server answered that there is no such Pod
+  let own: string | undefined;
+
+  // Whatever ends the wait from outside the watch aborts the watch with the reason to reject with.
+  const stop = new AbortController();
+  const abort = () => stop.abort(signal.reason);
+  signal.addEventListener("abort", abort);
+  const readyTimer = bounded
+    ? setTimeout(() => {
+        const what = notReady
+          ? `containers still not ready: ${notReady.join(", ")}`
+          : missing
+            ? `there is no Pod ${pod}: set POD_NAME and POD_NAMESPACE with the downward API`
+            : `Pod ${pod} was never read from the API server (see the errors above)`;
+        stop.abort(new Error(`--ready-timeout (${seconds(options.readyTimeoutMs)}) passed: ${what}`));
+      }, options.readyTimeoutMs)
+    : undefined;
+  let missingTimer: NodeJS.Timeout | undefined;
+  const reminder = setInterval(() => {
+    const waitedS = Math.round((Date.now() - started) / 1000);
+    if (notReady) log.info("still waiting for containers to be ready", { notReady, waitedS });
+    else log.info(`still waiting to read Pod ${pod} from the API server`, { waitedS });
+  }, t.reminderMs);
+
+  log.info(`waiting for the other containers of Pod ${pod} to be ready`, { server: cluster.server, waitFor: options.waitFor, ignore: options.ignore });
+  try {
+    for await (const seen of watchPod(cluster, log, stop.signal, bounded ? { ...t, giveUpMs: Infinity } : t)) {
+      missing = seen === null;
+      if (seen === null) {
+        log.error(`there is no Pod ${pod}: set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`);
+        const giveUp = () => stop.abort(new Error(`giving up after ${seconds(t.giveUpMs)}: there is no Pod ${pod}; set POD_NAME with the downward API`));
+        if (!bounded) missingTimer ??= setTimeout(giveUp, t.giveUpMs);
+        continue;
+      }
+      clearTimeout(missingTimer);
+      missingTimer = undefined;
+      const chosen = ownContainerName(seen, hints);
+      if (chosen.name !== own) log.info(`proa runs in container ${(own = chosen.name)}`, { rule: chosen.rule });
+      onPod?.(seen, own);
+      const state = readiness(seen, own, options.waitFor, options.ignore);
+      if (state.failed) throw new Error(state.failed);
+      if (state.notReady.length === 0) {
+        log.info("the other containers are ready", { waitedMs: Date.now() - started });
+        return { pod: seen, ownContainer: own };
+      }
+      if (state.notReady.join() !== notReady?.join()) {
+        notReady = state.notReady;
+        log.info("waiting for containers to be ready", { notReady });
+        reminder.refresh();
+      }
+    }
+    throw new Error("the watch of the Pod ended"); // unreachable: watchPod ends only by throwing
+  } finally {
+    signal.removeEventListener("abort", abort);
+    clearTimeout(readyTimer);
+    clearTimeout(missingTimer);
+    clearInterval(reminder);
+  }
+}
+
+const seconds = (ms = 0) => `${ms / 1000} s`;
+
+function readProc(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined; // not Linux, or no procfs: the detection falls back to the Pod's spec
+  }
+}
