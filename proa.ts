@@ -1,0 +1,363 @@
+// proa: the entrypoint of a Pod's main container. Waits until the sidecars are ready, runs the program with
+// signals passed through, shuts the sidecars down, and exits with the program's status.
+import { spawn, type ChildProcess } from "node:child_process";
+import { constants } from "node:os";
+import { parseArgs } from "node:util";
+import { loadCluster, waitUntilReady, type ReadyOptions } from "./kube.ts";
+import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+
+// The build defines PROA_VERSION from package.json, so the bundle needs no file beside it.
+declare const PROA_VERSION: string | undefined;
+export const VERSION = typeof PROA_VERSION === "string" ? PROA_VERSION : "development";
+const USER_AGENT = `proa/${VERSION}`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// The story
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const log = createLog(logLevel(env));
+  const command = parseOrExplain(argv, env, log);
+  if (typeof command === "number") return command;
+  const { options } = command;
+
+  const lifecycle = trapSignals(log);
+  const shutdownContext: ShutdownContext = {};
+  let status: number;
+  try {
+    shutdownContext.cluster = loadCluster(env, USER_AGENT);
+    await waitUntilReady(shutdownContext.cluster, options.ready, log, lifecycle.beforeStart, (pod, ownContainer) => {
+      Object.assign(shutdownContext, { pod, ownContainer });
+    });
+    status = await runProgram(options.command, log, (child) => {
+      shutdownContext.childPid = child.pid;
+      lifecycle.forwardTo(child);
+    });
+  } catch (error) {
+    status = statusForFailure(error, log);
+  }
+  lifecycle.shuttingDown();
+  await shutDownSidecars(options.shutdown, shutdownContext, log);
+  lifecycle.release();
+  log.info("exiting", { status });
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Exit status: one policy, as tini and shells report it.
+
+export const USAGE_ERROR = 2;
+export const WAIT_FAILED = 1;
+
+export type ProgramOutcome =
+  | { kind: "exited"; code: number }
+  | { kind: "killed"; signal: NodeJS.Signals }
+  | { kind: "not-started"; errno: string };
+
+export function exitStatus(outcome: ProgramOutcome): number {
+  switch (outcome.kind) {
+    case "exited":
+      return outcome.code & 0xff;
+    case "killed":
+      return 128 + (constants.signals[outcome.signal] ?? 0);
+    case "not-started":
+      // 127: not found, 126: found but cannot be executed (POSIX shell conventions, as in tini).
+      return outcome.errno === "ENOENT" ? 127 : 126;
+  }
+}
+
+function statusForFailure(error: unknown, log: Log): number {
+  if (isSignal(error)) return exitStatus({ kind: "killed", signal: error });
+  log.error(error instanceof Error ? error.message : String(error));
+  return WAIT_FAILED;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running the program
+
+/** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. */
+export function runProgram(command: string[], log: Log, onSpawn: (child: ChildProcess) => void): Promise<number> {
+  const [program, ...args] = command as [string, ...string[]];
+  return new Promise((resolve) => {
+    const child = spawn(program, args, { stdio: "inherit" });
+    let spawnError: NodeJS.ErrnoException | undefined;
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      spawnError = error;
+    });
+    child.on("spawn", () => {
+      log.info("program started", { program, pid: child.pid });
+      onSpawn(child);
+    });
+    child.on("close", (code, signal) => {
+      if (spawnError) {
+        const status = exitStatus({ kind: "not-started", errno: spawnError.code ?? "" });
+        const problem = status === 127 ? "was not found (check the path and the image's PATH)" : "cannot be executed (check that it is a file with execute permission)";
+        log.error(`program ${program} ${problem}`, { program, error: spawnError.code });
+        resolve(status);
+      } else if (signal) {
+        log.info("program was killed by a signal", { signal });
+        resolve(exitStatus({ kind: "killed", signal }));
+      } else {
+        log.info("program exited", { code });
+        resolve(exitStatus({ kind: "exited", code: code ?? 0 }));
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Signals
+
+/** The signals passed to the program: an explicit list, never SIGCHLD and friends. */
+export const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
+
+function isSignal(value: unknown): value is NodeJS.Signals {
+  return typeof value === "string" && value in constants.signals;
+}
+
+/**
+ * Handles the forwarded signals for proa's whole life. A handler is always installed, which also matters as PID 1,
+ * where the kernel drops signals that have no handler. Before the program starts a signal aborts the wait; while it
+ * runs the signal is passed on; during shutdown it is noted and shutdown carries on.
+ */
+function trapSignals(log: Log) {
+  const waiting = new AbortController();
+  let child: ChildProcess | undefined;
+  let phase: "waiting" | "running" | "shutting down" = "waiting";
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (phase === "waiting") {
+      log.warn(`received ${signal} before the program started: not starting it`, { signal });
+      waiting.abort(signal);
+    } else if (phase === "running" && child) {
+      log.info(`passing ${signal} to the program`, { signal, pid: child.pid });
+      child.kill(signal);
+    } else {
+      log.info(`received ${signal} while shutting down the sidecars: carrying on`, { signal });
+    }
+  };
+  for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);
+  return {
+    beforeStart: waiting.signal,
+    forwardTo(started: ChildProcess) {
+      child = started;
+      phase = "running";
+    },
+    shuttingDown() {
+      phase = "shutting down";
+    },
+    release() {
+      for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Command line
+
+export interface Options {
+  command: string[];
+  ready: ReadyOptions;
+  shutdown: ShutdownOptions;
+}
+
+export type CommandLine = { kind: "run"; options: Options } | { kind: "help" } | { kind: "version" };
+
+export class UsageError extends Error {}
+
+const OPTIONS = {
+  "shutdown-http-get": { type: "string", short: "g", multiple: true },
+  "shutdown-http-post": { type: "string", short: "p", multiple: true },
+  kill: { type: "string", short: "k", multiple: true },
+  "kill-all": { type: "boolean", short: "K" },
+  container: { type: "string", short: "c" },
+  "wait-for": { type: "string", short: "w", multiple: true },
+  ignore: { type: "string", short: "i", multiple: true },
+  "ready-timeout": { type: "string" },
+  "shutdown-timeout": { type: "string" },
+  "shutdown-request-timeout": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+export const HELP = `Usage: proa [options] [--] program [args...]
+
+Waits until every other container of this Pod is ready, runs the program with signals passed through,
+shuts the sidecars down, waits for them to exit, and exits with the program's status.
+
+Options:
+  -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
+  -p, --shutdown-http-post URL        send POST to URL to shut a sidecar down (repeatable)
+  -k, --kill NAME                     send SIGTERM to processes named NAME (repeatable; needs shareProcessNamespace)
+  -K, --kill-all                      send SIGTERM to every other visible process (needs shareProcessNamespace)
+  -c, --container NAME                proa's own container (default: detected, see README; env PROA_CONTAINER)
+  -w, --wait-for NAME                 wait only for this container (repeatable; default: all other containers)
+  -i, --ignore NAME                   do not wait for this container (repeatable)
+      --ready-timeout DURATION        give up waiting for readiness after DURATION (default: no limit)
+      --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s)
+      --shutdown-request-timeout DURATION
+                                      timeout of each shutdown request (default: 5s)
+  -h, --help                          show this help
+  -V, --version                       show the version
+
+DURATION is a number with a unit, like 500ms, 90s, 5m, 1h or 1m30s; a bare number is seconds.
+
+Environment:
+  POD_NAME                  this Pod's name (default: the hostname up to its first dot); set it with the downward API
+  POD_NAMESPACE             this Pod's namespace (default: the service account's namespace file)
+  PROA_CONTAINER            proa's own container, as --container
+  PROA_LOG                  log level: error, warn, info or debug (default: info)
+  RUST_LOG                  honoured when PROA_LOG is unset, for the original proa's manifests (e.g. proa=debug)
+  KUBERNETES_SERVICE_HOST   the API server, set by Kubernetes
+  KUBERNETES_SERVICE_PORT   the API server's port, set by Kubernetes
+  PROA_SERVICE_ACCOUNT_DIR  where the token, ca.crt and namespace are (default: /var/run/secrets/kubernetes.io/serviceaccount)
+
+Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started;
+127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage.
+`;
+
+/**
+ * Everything from the first positional argument (or after "--") is the program and its arguments, untouched, even
+ * when they look like options: `proa -g URL sleep 60 -x` runs `sleep 60 -x`.
+ */
+export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): CommandLine {
+  const split = commandStart(argv);
+  const ownArgs = argv.slice(0, split);
+  const command = argv.slice(argv[split] === "--" ? split + 1 : split);
+  let values;
+  try {
+    ({ values } = parseArgs({ args: ownArgs, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new UsageError(describeParseError(error));
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+  if (command.length === 0 || command[0] === "") throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
+
+  const urls = (option: string, list: string[] | undefined) => (list ?? []).map((url) => httpUrl(option, url));
+  return {
+    kind: "run",
+    options: {
+      command,
+      ready: {
+        container: values.container ?? (env.PROA_CONTAINER || undefined),
+        waitFor: values["wait-for"] ?? [],
+        ignore: values.ignore ?? [],
+        readyTimeoutMs: optionalDuration("--ready-timeout", values["ready-timeout"]),
+      },
+      shutdown: {
+        httpGet: urls("--shutdown-http-get", values["shutdown-http-get"]),
+        httpPost: urls("--shutdown-http-post", values["shutdown-http-post"]),
+        kill: values.kill ?? [],
+        killAll: values["kill-all"] ?? false,
+        timeoutMs: optionalDuration("--shutdown-timeout", values["shutdown-timeout"]),
+        requestTimeoutMs: optionalDuration("--shutdown-request-timeout", values["shutdown-request-timeout"]) ?? 5000,
+        userAgent: USER_AGENT,
+      },
+    },
+  };
+}
+
+/** Index of the "--" or the first positional argument; a lenient parse knows which options take a value. */
+function commandStart(argv: string[]): number {
+  const { tokens } = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const first = tokens.find((token) => token.kind === "positional" || token.kind === "option-terminator");
+  return first ? first.index : argv.length;
+}
+
+function describeParseError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${message.match(/'([^']+)'/)?.[1] ?? message}`;
+  const option = message.match(/^Option '(.*?)(?: <value>)?' argument (missing|is ambiguous)/)?.[1];
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) return `option ${option} needs a value (write ${option}=VALUE for one that starts with -)`;
+  return message.split("\n")[0]!;
+}
+
+function httpUrl(option: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${option} needs an http:// or https:// URL, not '${value}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${option} needs an http:// or https:// URL, not '${value}'`);
+  return value;
+}
+
+function optionalDuration(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new UsageError(`${option} needs a duration like 90s, 5m or 1m30s, not '${value}'`);
+  return ms;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "90s", "5m", "1m30s", "500ms" or a bare number of seconds, in milliseconds; undefined when it is not one. */
+export function parseDuration(text: string): number | undefined {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) return undefined;
+  let total = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(amount) * UNIT_MS[unit!]!;
+  return Math.round(total);
+}
+
+/** Parses the command line, or prints help, the version or a usage error; a number is the exit status. */
+function parseOrExplain(argv: string[], env: NodeJS.ProcessEnv, log: Log): { kind: "run"; options: Options } | number {
+  try {
+    const command = parseCommandLine(argv, env);
+    if (command.kind === "help") process.stdout.write(HELP);
+    if (command.kind === "version") process.stdout.write(`proa ${VERSION}\n`);
+    return command.kind === "run" ? command : 0;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    log.error(`${error.message}; see proa --help`);
+    return USAGE_ERROR;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Logging: one JSON object per line on stderr.
+
+export type Fields = Record<string, unknown>;
+export type Level = "error" | "warn" | "info" | "debug";
+export type Log = Record<Level, (msg: string, fields?: Fields) => void>;
+
+const LEVELS: readonly Level[] = ["error", "warn", "info", "debug"];
+
+/** PROA_LOG, else the level RUST_LOG gives proa (`proa=debug` or a bare `debug`), else info. */
+export function logLevel(env: NodeJS.ProcessEnv): Level {
+  const own = env.PROA_LOG?.trim().toLowerCase();
+  if (own && (LEVELS as string[]).includes(own)) return own as Level;
+  const directives = (env.RUST_LOG ?? "").toLowerCase().split(",").map((d) => d.trim());
+  const directive = directives.find((d) => d.startsWith("proa=")) ?? directives.find((d) => !d.includes("="));
+  const level = directive?.replace(/^proa=/, "");
+  if (level === "trace") return "debug";
+  if (level === "off") return "error";
+  return level && (LEVELS as string[]).includes(level) ? (level as Level) : "info";
+}
+
+/** Keys whose values are never written, whoever passes them: a second line of defence for the token. */
+const SECRET_KEY = /authorization|token|password|secret|cookie/i;
+
+export function createLog(level: Level, write: (line: string) => void = (line) => process.stderr.write(line)): Log {
+  const threshold = LEVELS.indexOf(level);
+  const entry = (at: Level) => (msg: string, fields?: Fields) => {
+    if (LEVELS.indexOf(at) > threshold) return;
+    const record = { time: new Date().toISOString(), level: at, msg, ...fields };
+    write(JSON.stringify(record, (key, value) => (SECRET_KEY.test(key) ? "[redacted]" : value instanceof Error ? value.message : value)) + "\n");
+  };
+  return { error: entry("error"), warn: entry("warn"), info: entry("info"), debug: entry("debug") };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Entry point: run when this file is the program (the bundle), not when a test imports it.
+
+if (require.main === module) {
+  main(process.argv.slice(2), process.env).then(
+    (status) => process.exit(status),
+    (error: unknown) => {
+      createLog("error").error(`proa failed unexpectedly: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(WAIT_FAILED);
+    },
+  );
+}

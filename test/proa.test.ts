@@ -1,0 +1,203 @@
+// proa as a black box, as tini's tests run tini: the bundle as a real process against a fake API server over HTTPS,
+// with real wrapped programs. Each test's name is a one-sentence specification.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, afterEach, before, describe, test } from "node:test";
+import { FORBIDDEN, podWith, startFakeApiServer, UNAUTHORIZED, type FakeApiServer } from "./fake-apiserver.ts";
+import { BUNDLE, SIGNAL_REPORTER, startProa, type ProaProcess } from "./helpers/proa-process.ts";
+import { FORWARDED_SIGNALS } from "../proa.ts";
+
+const NODE = process.execPath;
+const scratch = mkdtempSync(join(tmpdir(), "proa-test-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const ready = () => podWith({ sidecars: ["sidecar-1"], ready: true });
+const notReady = () => podWith({ sidecars: ["sidecar-1"], ready: false });
+const exited = () => podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 0 } } });
+
+/** sidecar-1's shutdown endpoint: records each request and, as the real sidecar would, exits (in the fake Pod). */
+function shutdownEndpoint() {
+  const received: string[] = [];
+  const server: Server = createServer((request, response) => {
+    received.push(`${request.method} ${request.url}`);
+    response.end("bye");
+    api.setPod(exited());
+  });
+  const listening = new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/quitquitquit`)));
+  return { received, url: listening, close: () => server.close() };
+}
+
+let api: FakeApiServer;
+let endpoint: ReturnType<typeof shutdownEndpoint>;
+let proa: ProaProcess | undefined;
+before(async () => {
+  api = await startFakeApiServer({ pod: ready() });
+  endpoint = shutdownEndpoint();
+});
+after(async () => {
+  endpoint.close();
+  await api.close();
+});
+afterEach(() => {
+  proa?.child.kill("SIGKILL");
+  proa = undefined;
+  endpoint.received.length = 0;
+});
+
+/** Runs proa in the fake Pod as container "main", with sidecar-1's shutdown endpoint. */
+async function runProa(args: string[], command: string[] = [process.execPath, BUNDLE], server = api) {
+  proa = startProa(["-g", await endpoint.url, ...args], { ...server.env(), PROA_CONTAINER: "main" }, command);
+  return proa;
+}
+
+describe("exit status", () => {
+  for (const code of [0, 1, 5]) {
+    test(`proa exits ${code} when the program exits ${code}`, async () => {
+      api.setPod(ready());
+      const { code: status } = await (await runProa(["--", NODE, "-e", `process.exit(${code})`])).exit;
+      assert.equal(status, code);
+      assert.deepEqual(endpoint.received, ["GET /quitquitquit"], "the sidecar was asked to shut down");
+    });
+  }
+
+  test("an exit code above 255 is reported as the kernel truncates it (300 -> 44)", async () => {
+    api.setPod(ready());
+    assert.equal((await (await runProa(["--", NODE, "-e", "process.exit(300)"])).exit).code, 44);
+  });
+
+  for (const [signal, status] of [["SIGKILL", 137], ["SIGTERM", 143]] as const) {
+    test(`a program killed by ${signal} makes proa exit ${status}`, async () => {
+      api.setPod(ready());
+      assert.equal((await (await runProa(["--", NODE, "-e", `process.kill(process.pid, "${signal}")`])).exit).code, status);
+    });
+  }
+
+  test("a program that is not found makes proa exit 127 with an error naming it", async () => {
+    api.setPod(ready());
+    const run = await runProa(["--", "no-such-program-proa-test"]);
+    assert.equal((await run.exit).code, 127);
+    assert.ok(run.logs.some((record) => record.level === "error" && /no-such-program-proa-test was not found/.test(record.msg)), run.stderr());
+    assert.deepEqual(endpoint.received, ["GET /quitquitquit"], "the sidecar was asked to shut down");
+  });
+
+  test("a program that is not executable makes proa exit 126 with an error naming it", async () => {
+    const script = join(scratch, "not-executable.sh");
+    writeFileSync(script, "#!/bin/sh\nexit 0\n");
+    chmodSync(script, 0o644);
+    api.setPod(ready());
+    const run = await runProa(["--", script]);
+    assert.equal((await run.exit).code, 126);
+    assert.ok(run.logs.some((record) => record.level === "error" && record.msg.includes(`${script} cannot be executed`)), run.stderr());
+    assert.deepEqual(endpoint.received, ["GET /quitquitquit"], "the sidecar was asked to shut down");
+  });
+
+  test("the program's own stdout passes through untouched and proa's log lines are all JSON", async () => {
+    api.setPod(ready());
+    const run = await runProa(["--", NODE, "-e", "process.stdout.write('plain output\\n'); process.stderr.write('')"]);
+    await run.exit;
+    assert.deepEqual(run.stdout, ["plain output"]);
+    assert.deepEqual(run.logs.filter((record) => record.level === "NOT JSON"), []);
+  });
+});
+
+describe("signals", () => {
+  for (const signal of FORWARDED_SIGNALS.filter((name) => name !== "SIGTERM")) {
+    test(`${signal} sent to proa while the program runs reaches the program`, async () => {
+      api.setPod(ready());
+      const run = await runProa(["--", NODE, SIGNAL_REPORTER, "7"]);
+      await run.waitForStdout("ready");
+      run.child.kill(signal);
+      await run.waitForStdout(signal);
+      run.child.kill("SIGTERM");
+      assert.equal((await run.exit).code, 7);
+    });
+  }
+
+  test("SIGTERM sent to proa reaches the program, and proa exits with the program's status", async () => {
+    api.setPod(ready());
+    const run = await runProa(["--", NODE, SIGNAL_REPORTER, "42"]);
+    await run.waitForStdout("ready");
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exit).code, 42);
+    assert.deepEqual(run.stdout, ["ready", "SIGTERM"]);
+  });
+
+  test("a signal before the program started ends the wait: the program never runs, shutdown still runs, and proa exits 128+N", async () => {
+    api.setPod(notReady());
+    const marker = join(scratch, "started-before-signal");
+    const run = await runProa(["--", NODE, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`]);
+    await run.waitForLog((record) => record.msg === "waiting for containers to be ready");
+    run.child.kill("SIGINT");
+    assert.equal((await run.exit).code, 130);
+    assert.deepEqual(endpoint.received, ["GET /quitquitquit"]);
+    assert.equal(existsSync(marker), false, "the program must not have started");
+  });
+});
+
+describe("when the wait fails, the program never runs, the sidecars are still shut down, and proa exits 1", () => {
+  async function failedWait(args: string[], during: (run: ProaProcess) => Promise<void> = async () => {}, server = api) {
+    const marker = join(scratch, `started-${Math.random()}`);
+    const run = await runProa([...args, "--", NODE, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`], undefined, server);
+    await during(run);
+    assert.equal((await run.exit).code, 1, run.stderr());
+    assert.equal(existsSync(marker), false, "the program must not have started");
+    assert.deepEqual(endpoint.received, ["GET /quitquitquit"], "the sidecar was asked to shut down");
+    return run.logs.filter((record) => record.level === "error").map((record) => record.msg);
+  }
+
+  test("a sidecar that terminates during the wait (restartPolicy Never) fails it, naming the container and its exit code", async () => {
+    api.setPod(notReady());
+    const errors = await failedWait([], async (run) => {
+      await run.waitForLog((record) => record.msg === "waiting for containers to be ready");
+      api.setPod(podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 3 } } }));
+    });
+    assert.ok(errors.some((msg) => msg.includes("sidecar-1") && msg.includes("3")), errors.join("\n"));
+  });
+
+  test("--ready-timeout ends the wait with an error naming the containers that are not ready", async () => {
+    api.setPod(notReady());
+    const errors = await failedWait(["--ready-timeout", "300ms"]);
+    assert.ok(errors.some((msg) => /ready-timeout/.test(msg) && msg.includes("sidecar-1")), errors.join("\n"));
+  });
+
+  test("an API error that persists until --ready-timeout ends the wait, after the log named the RBAC fix", async () => {
+    const forbidding = await startFakeApiServer({ pod: ready() });
+    forbidding.fail(...Array.from({ length: 20 }, () => ({ status: 403, body: FORBIDDEN })));
+    const errors = await failedWait(["--ready-timeout", "300ms"], undefined, forbidding).finally(() => forbidding.close());
+    assert.ok(errors.some((msg) => msg.includes(`verbs: ["get", "list", "watch"]`) && msg.includes(`resources: ["pods"]`)), errors.join("\n"));
+  });
+});
+
+describe("secrets", () => {
+  test("nothing proa logs contains the token or an Authorization header, even at debug level through a token rotation", async () => {
+    api.setPod(ready());
+    const oldToken = api.token;
+    api.fail({ on: "list", status: 401, body: UNAUTHORIZED });
+    api.rotateToken("rotated-token-0123456789abcdef");
+    const run = startProa(["-g", await endpoint.url, "--", NODE, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main", PROA_LOG: "debug" });
+    assert.equal((await run.exit).code, 0, run.stderr());
+    assert.ok(run.logs.some((record) => record.level === "debug"), "debug lines were written");
+    for (const secret of [oldToken, api.token, "Bearer", "authorization"]) assert.ok(!run.stderr().toLowerCase().includes(secret.toLowerCase()), `the log contains ${secret}`);
+  });
+});
+
+describe("as PID 1", () => {
+  const canUnshare = spawnSync("unshare", ["--pid", "--fork", "--mount-proc", "true"]).status === 0;
+
+  test("proa as PID 1 passes SIGTERM to the program and exits with its status", { skip: !canUnshare && "needs root for unshare --pid" }, async () => {
+    api.setPod(ready());
+    const unshare = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", NODE, BUNDLE];
+    proa = await runProa(["--", NODE, SIGNAL_REPORTER, "9"], unshare);
+    await proa.waitForStdout("ready");
+    // unshare forks proa and waits for it: signal proa itself, unshare's only child, PID 1 in its own namespace.
+    const proaPid = Number(readFileSync(`/proc/${proa.child.pid}/task/${proa.child.pid}/children`, "utf8").trim());
+    assert.match(readFileSync(`/proc/${proaPid}/status`, "utf8"), /^NSpid:\s+\d+\s+1$/m);
+    process.kill(proaPid, "SIGTERM");
+    assert.equal((await proa.exit).code, 9);
+    assert.deepEqual(proa.stdout, ["ready", "SIGTERM"]);
+  });
+});
