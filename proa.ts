@@ -28,6 +28,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     await waitUntilReady(shutdownContext.cluster, options.ready, log, lifecycle.beforeStart, (pod, ownContainer) => {
       Object.assign(shutdownContext, { pod, ownContainer });
     });
+    lifecycle.beforeStart.throwIfAborted(); // a signal that came just as the wait succeeded still wins
     status = await runProgram(options.command, log, (child) => {
       shutdownContext.childPid = child.pid;
       lifecycle.forwardTo(child);
@@ -79,14 +80,12 @@ export function runProgram(command: string[], log: Log, onSpawn: (child: ChildPr
   const [program, ...args] = command as [string, ...string[]];
   return new Promise((resolve) => {
     const child = spawn(program, args, { stdio: "inherit" });
+    onSpawn(child); // at once, so that no signal falls between spawn() and its 'spawn' event
     let spawnError: NodeJS.ErrnoException | undefined;
     child.on("error", (error: NodeJS.ErrnoException) => {
       spawnError = error;
     });
-    child.on("spawn", () => {
-      log.info("program started", { program, pid: child.pid });
-      onSpawn(child);
-    });
+    child.on("spawn", () => log.info("program started", { program, pid: child.pid }));
     child.on("close", (code, signal) => {
       if (spawnError) {
         const status = exitStatus({ kind: "not-started", errno: spawnError.code ?? "" });
