@@ -271,7 +271,7 @@ function describeParseError(error: unknown): string {
   return message.split("\n")[0]!;
 }
 
-function httpUrl(option: string, value: string): string {
+function httpUrl(option: string, value: string): URL {
   let url: URL;
   try {
     url = new URL(value);
@@ -279,7 +279,7 @@ function httpUrl(option: string, value: string): string {
     throw new UsageError(`${option} needs an http:// or https:// URL, not '${value}'`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${option} needs an http:// or https:// URL, not '${value}'`);
-  return value;
+  return url;
 }
 
 function optionalDuration(option: string, value: string | undefined): number | undefined {

@@ -8,8 +8,8 @@ import { runningContainers, watchPod, type Cluster, type Pod, type Timing } from
 import type { Log } from "./proa.ts";
 
 export interface ShutdownOptions {
-  httpGet: string[];
-  httpPost: string[];
+  httpGet: URL[]; // parsed, and checked to be http(s), by the command line
+  httpPost: URL[];
   kill: string[];
   killAll: boolean;
   timeoutMs?: number; // --shutdown-timeout (overrides the Pod's grace period)
@@ -64,14 +64,8 @@ export function shutdownBudgetMs(pod: Pod | undefined, timeoutMs: number | undef
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP shutdown requests
 
-async function sendShutdownRequest(method: string, text: string, options: ShutdownOptions, deadline: number, retryDelaysMs: number[], log: Log): Promise<void> {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    log.warn(`not sending the shutdown request: "${text.replace(/\/\/[^/]*@/, "//")}" is not a URL`, { method });
-    return;
-  }
+async function sendShutdownRequest(method: string, target: URL, options: ShutdownOptions, deadline: number, retryDelaysMs: number[], log: Log): Promise<void> {
+  const url = new URL(target); // a copy: the credentials are taken out below
   const headers: Record<string, string> = { "user-agent": options.userAgent };
   // fetch refuses URLs with credentials; send them as Basic authentication (as curl does), and never log them.
   if (url.username || url.password) {

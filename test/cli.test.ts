@@ -23,8 +23,8 @@ describe("command line", () => {
   test("the program follows --, with the original proa's options before it", () => {
     const options = run(["--shutdown-http-get", "http://127.0.0.1:15000/quitquitquit", "-p", "http://localhost:9091/shutdown", "-k", "cloud-sql-proxy", "-K", "--", "sh", "-c", "exit 3"]);
     assert.deepEqual(options.command, ["sh", "-c", "exit 3"]);
-    assert.deepEqual(options.shutdown.httpGet, ["http://127.0.0.1:15000/quitquitquit"]);
-    assert.deepEqual(options.shutdown.httpPost, ["http://localhost:9091/shutdown"]);
+    assert.deepEqual(options.shutdown.httpGet.map(String), ["http://127.0.0.1:15000/quitquitquit"]);
+    assert.deepEqual(options.shutdown.httpPost.map(String), ["http://localhost:9091/shutdown"]);
     assert.deepEqual(options.shutdown.kill, ["cloud-sql-proxy"]);
     assert.equal(options.shutdown.killAll, true);
   });
@@ -33,13 +33,13 @@ describe("command line", () => {
     const options = run(["--shutdown-http-get=http://a/quit", "sleep", "60", "--kill-all", "-g", "x", "--"]);
     assert.deepEqual(options.command, ["sleep", "60", "--kill-all", "-g", "x", "--"]);
     assert.equal(options.shutdown.killAll, false);
-    assert.deepEqual(options.shutdown.httpGet, ["http://a/quit"]);
+    assert.deepEqual(options.shutdown.httpGet.map(String), ["http://a/quit"]);
   });
 
   test("an option's value is not mistaken for the program", () => {
     const options = run(["-g", "http://a/quit", "-g", "http://b/quit", "-w", "proxy", "--ignore", "logger", "main-program"]);
     assert.deepEqual(options.command, ["main-program"]);
-    assert.deepEqual(options.shutdown.httpGet, ["http://a/quit", "http://b/quit"]);
+    assert.deepEqual(options.shutdown.httpGet.map(String), ["http://a/quit", "http://b/quit"]);
     assert.deepEqual(options.ready.waitFor, ["proxy"]);
     assert.deepEqual(options.ready.ignore, ["logger"]);
   });

@@ -127,7 +127,7 @@ describe("an API server that cannot be reached does not stall proa past the budg
     api.fail({ on: "list", chunks: [], end: "stall" });
     const hanging = createServer(() => {}).listen(0, "127.0.0.1");
     await new Promise((resolve) => hanging.once("listening", resolve));
-    const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`;
+    const url = new URL(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`);
     const log = recordingLog();
     const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main" };
     const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, timing));

@@ -10,9 +10,10 @@ import type { Pod } from "../kube.ts";
 import { readProcesses, selectProcesses, shutDownSidecars, shutdownBudgetMs, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
-const options = (overrides: Partial<ShutdownOptions>): ShutdownOptions => ({
-  httpGet: [],
-  httpPost: [],
+type Urls = { httpGet?: string[]; httpPost?: string[] };
+const options = ({ httpGet = [], httpPost = [], ...overrides }: Partial<Omit<ShutdownOptions, keyof Urls>> & Urls): ShutdownOptions => ({
+  httpGet: httpGet.map((url) => new URL(url)),
+  httpPost: httpPost.map((url) => new URL(url)),
   kill: [],
   killAll: false,
   requestTimeoutMs: 2000,
@@ -165,18 +166,6 @@ describe("HTTP shutdown requests", () => {
     const logged = JSON.stringify(log.lines);
     assert.ok(!logged.includes("cret") && !logged.includes("admin"), logged);
     assert.ok(log.lines.some((line) => line.fields.url === server.url("/quit")));
-  });
-
-  test("a URL that does not parse is logged (without credentials) and the other requests are still sent", async () => {
-    const server = await serve(answer(200));
-    const log = recordingLog();
-    await shutDownSidecars(options({ httpGet: ["not a url", server.url(), "http://admin:secret@[::1/quit"] }), {}, log);
-    await server.close();
-    assert.equal(server.received.length, 1);
-    assert.deepEqual(log.lines.filter((line) => line.level === "warn").map((line) => line.msg), [
-      'not sending the shutdown request: "not a url" is not a URL',
-      'not sending the shutdown request: "http://[::1/quit" is not a URL',
-    ]);
   });
 });
 
