@@ -36,7 +36,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   } catch (error) {
     status = statusForFailure(error, log);
   }
-  lifecycle.shuttingDown();
+  shutdownContext.terminatingSince = lifecycle.shuttingDown();
   await shutDownSidecars(options.shutdown, shutdownContext, log);
   lifecycle.release();
   log.info("exiting", { status });
@@ -122,7 +122,9 @@ function trapSignals(log: Log) {
   const waiting = new AbortController();
   let child: ChildProcess | undefined;
   let phase: "waiting" | "running" | "shutting down" = "waiting";
+  let terminatingSince: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (signal === "SIGTERM") terminatingSince ??= Date.now();
     if (phase === "waiting") {
       log.warn(`received ${signal} before the program started: not starting it`, { signal });
       waiting.abort(signal);
@@ -140,8 +142,10 @@ function trapSignals(log: Log) {
       child = started;
       phase = "running";
     },
+    /** Returns when SIGTERM first arrived, if it did: the kubelet's grace period runs from then. */
     shuttingDown() {
       phase = "shutting down";
+      return terminatingSince;
     },
     release() {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);

@@ -22,7 +22,12 @@ export interface ShutdownContext {
   pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp)
   ownContainer?: string;
   childPid?: number; // excluded from --kill-all
+  terminatingSince?: number; // when proa received SIGTERM: the kubelet's grace period started then
 }
+
+// After SIGTERM the kubelet kills the container when the grace period ends: proa exits this much earlier, so that the
+// Pod still reports the program's status rather than 137.
+const BEFORE_KUBELET_KILL_MS = 1000;
 
 export interface ShutdownTiming {
   /** Delays before retrying a refused connection (the sidecar may be restarting), as long as the budget allows. */
@@ -37,8 +42,11 @@ const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1
 export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<void> {
   try {
     const { refusedRetryDelaysMs, watch } = { ...DEFAULT_TIMING, ...timing };
-    const budgetMs = shutdownBudgetMs(context.pod, options.timeoutMs);
-    const deadline = Date.now() + budgetMs;
+    const { terminatingSince } = context;
+    const deadline = terminatingSince === undefined
+      ? Date.now() + shutdownBudgetMs(context.pod, options.timeoutMs)
+      : terminatingSince + shutdownBudgetMs(context.pod, options.timeoutMs) - BEFORE_KUBELET_KILL_MS;
+    const budgetMs = Math.max(0, deadline - Date.now());
     const requests = [...options.httpGet.map((url) => ({ method: "GET", url })), ...options.httpPost.map((url) => ({ method: "POST", url }))];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";

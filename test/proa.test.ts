@@ -124,6 +124,8 @@ describe("signals", () => {
     run.child.kill("SIGTERM");
     assert.equal((await run.exit).code, 42);
     assert.deepEqual(run.stdout, ["ready", "SIGTERM"]);
+    const shutdown = run.logs.find((record) => record.msg === "shutting the sidecars down");
+    assert.ok(Number(shutdown?.budgetMs) <= 29_000, "the 30 s grace period counts from SIGTERM, less a second before the kubelet's kill");
   });
 
   test("a signal before the program started ends the wait: the program never runs, shutdown still runs, and proa exits 128+N", async () => {

@@ -73,6 +73,15 @@ describe("waiting for the sidecars to exit", () => {
     assert.deepEqual(messages(log, "warn"), ["the sidecars did not exit within 400 ms; still running: sidecar-1; proa exits anyway"]);
   });
 
+  test("after SIGTERM the budget counts from the signal and ends a second before the kubelet's kill", async () => {
+    const { api, cluster } = await start(sidecars);
+    const log = recordingLog();
+    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", terminatingSince: Date.now() - 600 };
+    const elapsed = await timed(() => shutDownSidecars(options(2000), context, log, timing));
+    assert.ok(elapsed >= 350 && elapsed < 700, `took ${elapsed} ms: 2000 ms budget - 600 ms since SIGTERM - 1000 ms margin`);
+    assert.match(messages(log, "warn")[0] ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
+  });
+
   test("a sidecar the kubelet restarts after it exited counts as exited", async () => {
     const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
     const log = recordingLog();
