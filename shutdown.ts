@@ -42,10 +42,8 @@ const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1
 export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<void> {
   try {
     const { refusedRetryDelaysMs, watch } = { ...DEFAULT_TIMING, ...timing };
-    const { terminatingSince } = context;
-    const deadline = terminatingSince === undefined
-      ? Date.now() + shutdownBudgetMs(context.pod, options.timeoutMs)
-      : terminatingSince + shutdownBudgetMs(context.pod, options.timeoutMs) - BEFORE_KUBELET_KILL_MS;
+    const start = context.terminatingSince === undefined ? Date.now() : context.terminatingSince - BEFORE_KUBELET_KILL_MS;
+    const deadline = start + shutdownBudgetMs(context.pod, options.timeoutMs);
     const budgetMs = Math.max(0, deadline - Date.now());
     const requests = [...options.httpGet.map((url) => ({ method: "GET", url })), ...options.httpPost.map((url) => ({ method: "POST", url }))];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
