@@ -5,7 +5,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Log } from "./proa.ts";
+import type { Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The Pod, as plain JSON: every field optional, as the API server may omit any of them.

@@ -5,6 +5,7 @@ import { constants } from "node:os";
 import { parseArgs } from "node:util";
 import { loadCluster, waitUntilReady, type ReadyOptions } from "./kube.ts";
 import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+import { createLog, logLevel, type Log } from "./log.ts";
 
 // The build defines PROA_VERSION from package.json, so the bundle needs no file beside it.
 declare const PROA_VERSION: string | undefined;
@@ -316,40 +317,6 @@ function parseOrExplain(argv: string[], env: NodeJS.ProcessEnv, log: Log): { kin
     log.error(`${error.message}; see proa --help`);
     return USAGE_ERROR;
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Logging: one JSON object per line on stderr.
-
-export type Fields = Record<string, unknown>;
-export type Level = "error" | "warn" | "info" | "debug";
-export type Log = Record<Level, (msg: string, fields?: Fields) => void>;
-
-const LEVELS: readonly Level[] = ["error", "warn", "info", "debug"];
-
-/** PROA_LOG, else the level RUST_LOG gives proa (`proa=debug` or a bare `debug`), else info. */
-export function logLevel(env: NodeJS.ProcessEnv): Level {
-  const own = env.PROA_LOG?.trim().toLowerCase();
-  if (own && (LEVELS as string[]).includes(own)) return own as Level;
-  const directives = (env.RUST_LOG ?? "").toLowerCase().split(",").map((d) => d.trim());
-  const directive = directives.find((d) => d.startsWith("proa=")) ?? directives.find((d) => !d.includes("="));
-  const level = directive?.replace(/^proa=/, "");
-  if (level === "trace") return "debug";
-  if (level === "off") return "error";
-  return level && (LEVELS as string[]).includes(level) ? (level as Level) : "info";
-}
-
-/** Keys whose values are never written, whoever passes them: a second line of defence for the token. */
-const SECRET_KEY = /authorization|token|password|secret|cookie/i;
-
-export function createLog(level: Level, write: (line: string) => void = (line) => process.stderr.write(line)): Log {
-  const threshold = LEVELS.indexOf(level);
-  const entry = (at: Level) => (msg: string, fields?: Fields) => {
-    if (LEVELS.indexOf(at) > threshold) return;
-    const record = { time: new Date().toISOString(), level: at, msg, ...fields };
-    write(JSON.stringify(record, (key, value) => (SECRET_KEY.test(key) ? "[redacted]" : value instanceof Error ? value.message : value)) + "\n");
-  };
-  return { error: entry("error"), warn: entry("warn"), info: entry("info"), debug: entry("debug") };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
-import type { Log } from "./proa.ts";
+import type { Log } from "./log.ts";
 
 export interface ShutdownOptions {
   httpGet: URL[]; // parsed, and checked to be http(s), by the command line

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { constants } from "node:os";
-import { createLog, exitStatus, logLevel, parseCommandLine, parseDuration, UsageError, type CommandLine } from "../proa.ts";
+import { exitStatus, parseCommandLine, parseDuration, UsageError, type CommandLine } from "../proa.ts";
+import { createLog, logLevel } from "../log.ts";
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed: CommandLine = parseCommandLine(argv, env);

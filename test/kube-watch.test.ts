@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, test } from "node:test";
 import { loadCluster, waitUntilReady, watchPod, type Cluster, type Pod, type ReadyOptions, type Timing } from "../kube.ts";
-import type { Fields, Level, Log } from "../proa.ts";
+import type { Fields, Level, Log } from "../log.ts";
 import { captured, capturedStream } from "./fixtures/pods.ts";
 import { EXPIRED, FORBIDDEN, GONE, OTHER_CA, TEST_CA, UNAUTHORIZED, podWith, startFakeApiServer, watchEvent, type FakeApiServer, type FakeApiServerOptions } from "./fake-apiserver.ts";
 

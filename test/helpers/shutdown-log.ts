@@ -1,5 +1,5 @@
 // A Log that keeps every line, for the shutdown tests to assert on.
-import type { Fields, Level, Log } from "../../proa.ts";
+import type { Fields, Level, Log } from "../../log.ts";
 
 export interface LogLine {
   level: Level;

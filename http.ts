@@ -1,0 +1,118 @@
+// http.ts: the one HTTP client for requests to the sidecars (shutdown requests, ready URLs), over node:http and
+// node:https. Bounded in every way a sidecar could stall or flood proa: one time limit over connect, headers and
+// body that names the phase that ran out; a capped body; no redirects followed; TLS always verified.
+import { request as plainRequest, type ClientRequest, type IncomingMessage } from "node:http";
+import { request as tlsRequest } from "node:https";
+
+export interface HttpRequest {
+  method: "GET" | "POST";
+  url: URL; // credentials in it are sent as Basic authentication and never logged
+  timeoutMs: number; // for the whole exchange: connecting, the response headers and the body
+  userAgent: string;
+  maxBodyBytes?: number; // read at most this much of the body, then close the connection (default 4 KiB)
+  signal?: AbortSignal;
+}
+
+export interface HttpAnswer {
+  status: number;
+  location?: string; // a 3xx is an answer like any other: proa sends nothing to where it points
+  body: string; // at most maxBodyBytes, decoded as UTF-8
+  truncated: boolean;
+}
+
+export type HttpPhase = "connect" | "headers" | "body";
+
+/** A request that got no complete answer, named for the phase it failed in; code is the socket error's, if any. */
+export class HttpError extends Error {
+  override name = "HttpError";
+  constructor(message: string, readonly phase: HttpPhase, readonly code?: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+const PHASE_TEXT: Record<HttpPhase, string> = { connect: "to connect", headers: "for the response headers", body: "for the rest of the body" };
+// setTimeout fires at once for a delay of 2^31 ms or more (with a warning on stderr): never let it.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
+  const { method, url, timeoutMs, userAgent, maxBodyBytes = 4096, signal } = options;
+  const send = url.protocol === "https:" ? tlsRequest : plainRequest;
+  return new Promise((resolve, reject) => {
+    let phase: HttpPhase = "connect";
+    // agent: false, a connection of its own that closes after the answer, so nothing keeps proa alive at exit.
+    // rejectUnauthorized is set explicitly, so that NODE_TLS_REJECT_UNAUTHORIZED in the environment cannot turn it off.
+    const req: ClientRequest = send({
+      method,
+      protocol: url.protocol,
+      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: url.port || undefined,
+      path: `${url.pathname}${url.search}`,
+      agent: false,
+      rejectUnauthorized: true,
+      signal,
+      headers: { "user-agent": userAgent, accept: "*/*", ...(method === "POST" ? { "content-length": "0" } : {}) },
+    });
+    // Set after the request is created: the options object is what NODE_DEBUG=http prints, the header is not.
+    if (url.username || url.password) req.setHeader("authorization", `Basic ${Buffer.from(`${decode(url.username)}:${decode(url.password)}`).toString("base64")}`);
+    const timer = setTimeout(() => {
+      req.destroy(new HttpError(`no answer within ${timeoutMs} ms: timed out waiting ${PHASE_TEXT[phase]}`, phase, "ETIMEDOUT"));
+    }, Math.min(Math.max(0, timeoutMs), MAX_TIMER_MS));
+    const fail = (error: Error & { code?: string }) => {
+      clearTimeout(timer);
+      reject(error instanceof HttpError ? error : new HttpError(describe(error), phase, error.code, { cause: error }));
+    };
+    req.on("socket", (socket) => {
+      const connected = () => phase === "connect" && (phase = "headers");
+      socket.once(url.protocol === "https:" ? "secureConnect" : "connect", connected);
+    });
+    req.on("error", fail);
+    req.on("response", (res: IncomingMessage) => {
+      phase = "body";
+      const parts: Buffer[] = [];
+      let length = 0;
+      let truncated = false;
+      const finish = () => {
+        clearTimeout(timer);
+        const location = res.headers.location;
+        resolve({ status: res.statusCode ?? 0, ...(location ? { location } : {}), body: Buffer.concat(parts, length).toString("utf8"), truncated });
+      };
+      res.on("data", (chunk: Buffer) => {
+        const room = maxBodyBytes - length;
+        parts.push(chunk.subarray(0, room));
+        length += Math.min(room, chunk.length);
+        if (chunk.length > room) {
+          truncated = true;
+          finish();
+          res.destroy(); // the rest is never read: an endless body costs nothing
+        }
+      });
+      res.on("end", finish);
+      res.on("error", (error) => truncated || fail(error));
+    });
+    req.end();
+  });
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // a stray % is taken literally
+  }
+}
+
+function describe(error: Error & { code?: string }): string {
+  switch (error.code) {
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ECONNRESET":
+      return "the connection was reset";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `cannot resolve the host name (${error.code})`;
+    case "ABORT_ERR":
+      return "aborted";
+    default:
+      return error.message;
+  }
+}

@@ -1,0 +1,59 @@
+// log.ts: proa's logging, one JSON object per line on stderr, and the redaction of every secret in one place a
+// reviewer can find. Imports nothing of proa's, so every module can use it without an import circle.
+
+export type Fields = Record<string, unknown>;
+export type Level = "error" | "warn" | "info" | "debug";
+export type Log = Record<Level, (msg: string, fields?: Fields) => void>;
+
+const LEVELS: readonly Level[] = ["error", "warn", "info", "debug"];
+
+/** PROA_LOG, else the level RUST_LOG gives proa (`proa=debug` or a bare `debug`), else info. */
+export function logLevel(env: NodeJS.ProcessEnv): Level {
+  const own = env.PROA_LOG?.trim().toLowerCase();
+  if (own && (LEVELS as string[]).includes(own)) return own as Level;
+  const directives = (env.RUST_LOG ?? "").toLowerCase().split(",").map((d) => d.trim());
+  const directive = directives.find((d) => d.startsWith("proa=")) ?? directives.find((d) => !d.includes("="));
+  const level = directive?.replace(/^proa=/, "");
+  if (level === "trace") return "debug";
+  if (level === "off") return "error";
+  return level && (LEVELS as string[]).includes(level) ? (level as Level) : "info";
+}
+
+/** Keys whose values are never written, whoever passes them: a second line of defence for the token. */
+const SECRET_KEY = /authorization|token|password|secret|cookie/i;
+
+export function createLog(level: Level, write: (line: string) => void = (line) => process.stderr.write(line)): Log {
+  const threshold = LEVELS.indexOf(level);
+  const entry = (at: Level) => (msg: string, fields?: Fields) => {
+    if (LEVELS.indexOf(at) > threshold) return;
+    const record = { time: new Date().toISOString(), level: at, msg, ...fields };
+    write(JSON.stringify(record, (key, value) => (SECRET_KEY.test(key) ? "[redacted]" : value instanceof Error ? value.message : value)) + "\n");
+  };
+  return { error: entry("error"), warn: entry("warn"), info: entry("info"), debug: entry("debug") };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Redaction: what proa quotes from a URL or from a server's answer
+
+/** How much of any server's answer a log line quotes: enough to read the reason, never a flood. */
+export const MAX_QUOTE_CHARS = 300;
+
+/** A URL as proa may log it: no user info, and each query value replaced (`?access_token=…` is common). */
+export function redactUrl(url: URL | string): string {
+  let copy: URL;
+  try {
+    copy = new URL(url);
+  } catch {
+    return "(not a URL)"; // whatever it was may hold a secret: never quote it
+  }
+  copy.username = copy.password = "";
+  const keys = [...copy.searchParams.keys()];
+  if (keys.length > 0) copy.search = keys.map((key) => `${encodeURIComponent(key)}=REDACTED`).join("&");
+  return copy.href;
+}
+
+/** Text quoted from a server's answer: credentials masked, control characters flattened, at most max characters. */
+export function quote(text: string, max = MAX_QUOTE_CHARS): string {
+  const masked = text.replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(/[\u0000-\u001f\u007f]+/g, " ");
+  return masked.length > max ? `${masked.slice(0, max)}… (${masked.length - max} more characters)` : masked;
+}

@@ -1,0 +1,139 @@
+// The one HTTP client (http.ts) against real servers on loopback that send exactly the bytes a test chooses.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { after, describe, test } from "node:test";
+import { httpRequest, HttpError } from "../http.ts";
+
+const sockets = new Set<Socket>();
+const servers: Server[] = [];
+after(() => {
+  for (const socket of sockets) socket.destroy();
+  for (const server of servers) server.close();
+});
+
+/** A TCP server that runs `script` on each connection: the test decides every byte, or none. */
+async function raw(script: (socket: Socket, request: () => Promise<string>) => void): Promise<string> {
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    let text = "";
+    const request = () =>
+      new Promise<string>((resolve) => {
+        const check = () => (text.includes("\r\n\r\n") ? resolve(text) : socket.once("data", (chunk) => ((text += chunk), check())));
+        check();
+      });
+    script(socket, request);
+  });
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const get = (url: string, timeoutMs = 2000, maxBodyBytes?: number) =>
+  httpRequest({ method: "GET", url: new URL(url), timeoutMs, userAgent: "proa/test", ...(maxBodyBytes ? { maxBodyBytes } : {}) });
+
+describe("httpRequest", () => {
+  test("returns the status and body of a plain answer", async () => {
+    const host = await raw(async (socket, request) => {
+      await request();
+      socket.end("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    assert.deepEqual(await get(`http://${host}/ready`), { status: 200, body: "ok", truncated: false });
+  });
+
+  test("a redirect is an answer with its Location: nothing is sent to where it points", async () => {
+    let reached = 0;
+    const elsewhere = await raw((socket) => (reached++, socket.end()));
+    const host = await raw(async (socket, request) => {
+      await request();
+      socket.end(`HTTP/1.1 307 Temporary Redirect\r\nlocation: http://${elsewhere}/x\r\ncontent-length: 0\r\n\r\n`);
+    });
+    const answer = await get(`http://${host}/quitquitquit`);
+    assert.equal(answer.status, 307);
+    assert.equal(answer.location, `http://${elsewhere}/x`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(reached, 0);
+  });
+
+  test("reads at most maxBodyBytes of an endless body, then closes the connection", async () => {
+    let closed = false;
+    const host = await raw(async (socket, request) => {
+      await request();
+      socket.write("HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n");
+      const chunk = `${(64 * 1024).toString(16)}\r\n${"x".repeat(64 * 1024)}\r\n`;
+      const pump = () => {
+        while (!socket.destroyed && socket.write(chunk));
+        if (!socket.destroyed) socket.once("drain", pump);
+      };
+      socket.on("close", () => (closed = true));
+      pump();
+    });
+    const answer = await get(`http://${host}/`, 2000, 1000);
+    assert.equal(answer.status, 500);
+    assert.equal(answer.body.length, 1000);
+    assert.equal(answer.truncated, true);
+    for (let i = 0; i < 100 && !closed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(closed, "the connection was closed after the cap");
+  });
+
+  test("a server that never answers times out in the headers phase", async () => {
+    const host = await raw(() => {});
+    await assert.rejects(get(`http://${host}/`, 100), (error: HttpError) => error.phase === "headers" && /within 100 ms.*response headers/.test(error.message));
+  });
+
+  test("a body that stalls times out in the body phase", async () => {
+    const host = await raw(async (socket, request) => {
+      await request();
+      socket.write("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
+    });
+    await assert.rejects(get(`http://${host}/`, 100), (error: HttpError) => error.phase === "body" && /rest of the body/.test(error.message));
+  });
+
+  test("a TLS server that never completes the handshake times out in the connect phase", async () => {
+    const host = await raw(() => {});
+    await assert.rejects(get(`https://${host}/`, 100), (error: HttpError) => error.phase === "connect" && /to connect/.test(error.message));
+  });
+
+  test("HTTPS is verified against the system's CAs even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
+    const dir = new URL("./fixtures/tls/", import.meta.url);
+    const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) }, (_, res) => res.end("ok"));
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+    try {
+      await assert.rejects(get(`https://127.0.0.1:${(server.address() as AddressInfo).port}/`), (error: HttpError) => error.phase === "connect");
+    } finally {
+      if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+    }
+  });
+
+  test("a refused connection fails in the connect phase with ECONNREFUSED", async () => {
+    const host = await raw(() => {});
+    const server = servers.pop()!;
+    server.close();
+    await once(server, "close");
+    await assert.rejects(get(`http://${host}/`), (error: HttpError) => error.phase === "connect" && error.code === "ECONNREFUSED" && error.message === "connection refused");
+  });
+
+  test("credentials in the URL go out as Basic authentication, not in the request line", async () => {
+    const seen: { url?: string; authorization?: string } = {};
+    const server = createHttpServer((req, res) => {
+      Object.assign(seen, { url: req.url, authorization: req.headers.authorization });
+      res.end();
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    await httpRequest({ method: "POST", url: new URL(`http://admin:p%40ss@127.0.0.1:${port}/quit?now=1`), timeoutMs: 2000, userAgent: "proa/test" });
+    assert.equal(seen.url, "/quit?now=1");
+    assert.equal(seen.authorization, `Basic ${Buffer.from("admin:p@ss").toString("base64")}`);
+  });
+});
