@@ -28,7 +28,17 @@ function recordingLog(): Log & { entries: Entry[] } {
 
 let api: FakeApiServer | undefined;
 let cluster: Cluster | undefined;
+// Every watch and wait a test starts is stopped after it, even when an assertion failed first: a watch left running
+// would retry the closed server forever and keep the test process alive.
+const running = new Set<AbortController>();
+function stopper(): AbortController {
+  const controller = new AbortController();
+  running.add(controller);
+  return controller;
+}
 afterEach(async () => {
+  for (const controller of running) controller.abort(new Error("the test ended"));
+  running.clear();
   cluster?.agent.destroy();
   await api?.close();
   api = cluster = undefined;
@@ -41,7 +51,7 @@ async function start(fake: FakeApiServerOptions = {}): Promise<{ api: FakeApiSer
 
 /** Runs watchPod until it has delivered `count` Pods (or nulls), then stops it; fails after 5 s rather than hang. */
 async function firstDeliveries(cluster: Cluster, count: number, timing: Partial<Timing> = fast, log = recordingLog()): Promise<(Pod | null)[]> {
-  const stop = new AbortController();
+  const stop = stopper();
   const seen: (Pod | null)[] = [];
   const timer = setTimeout(() => stop.abort(new Error(`only ${seen.length} of ${count} deliveries: ${JSON.stringify(versions(seen))}`)), 5000);
   try {
@@ -319,7 +329,7 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("a server whose certificate is not signed by the service account's CA is refused before any request", async () => {
     const { api, cluster } = await start({ pod: ready, ca: OTHER_CA });
     const log = recordingLog();
-    const wait = waitUntilReady(cluster, { ...options, readyTimeoutMs: 150 }, log, new AbortController().signal, undefined, fast);
+    const wait = waitUntilReady(cluster, { ...options, readyTimeoutMs: 150 }, log, stopper().signal, undefined, fast);
     await assert.rejects(wait, /--ready-timeout \(0.15 s\) passed: Pod proa-e2e\/proa-demo was never read from the API server/);
     assert.equal(api.requests.length, 0);
     assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: (self-signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/);
@@ -329,7 +339,7 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const { api, cluster } = await start({ pod: notReady });
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
     const before = timers();
-    const stop = new AbortController();
+    const stop = stopper();
     const reason = new Error("stopped by the test");
     const watching = (async () => {
       for await (const _ of watchPod(cluster, recordingLog(), stop.signal, fast));
@@ -345,7 +355,7 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("stopping during a backoff ends at once", async () => {
     const { api, cluster } = await start({ pod: ready });
     api.fail({ on: "list", status: 500 });
-    const stop = new AbortController();
+    const stop = stopper();
     const watching = (async () => {
       for await (const _ of watchPod(cluster, recordingLog(), stop.signal, { ...fast, backoffBaseMs: 60_000 }));
     })();
@@ -356,7 +366,7 @@ describe("watchPod", { timeout: 60_000 }, () => {
 });
 
 describe("waitUntilReady", { timeout: 30_000 }, () => {
-  const wait = (cluster: Cluster, more: Partial<ReadyOptions> = {}, timing: Partial<Timing> = fast, log = recordingLog(), signal = new AbortController().signal) => {
+  const wait = (cluster: Cluster, more: Partial<ReadyOptions> = {}, timing: Partial<Timing> = fast, log = recordingLog(), signal = stopper().signal) => {
     const seen: Pod[] = [];
     const promise = waitUntilReady(cluster, { ...options, ...more }, log, signal, (pod) => void seen.push(pod), timing);
     return { promise, seen, log };
@@ -474,7 +484,7 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
 
   test("an abort rejects with the signal's reason, and the token never appears in the log", async () => {
     const { api, cluster } = await start({ pod: notReady });
-    const stop = new AbortController();
+    const stop = stopper();
     const reason = new Error("SIGTERM");
     const { promise, log } = wait(cluster, {}, fast, recordingLog(), stop.signal);
     await eventually(() => api.requests.length === 2);
