@@ -5,7 +5,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Log } from "./log.ts";
+import { quote, type Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The Pod, as plain JSON: every field optional, as the API server may omit any of them.
@@ -44,6 +44,7 @@ export interface Timing {
   idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent this much longer than its timeoutSeconds
   reminderMs: number; // "still waiting" reminder while nothing changes
   giveUpMs: number; // how long 401, 403 or a missing Pod is retried when --ready-timeout is unset
+  minWatchMs: number; // a watch that ends sooner counts as a failure, whatever it delivered
   random: () => number; // jitter source
 }
 // giveUpMs: 5 minutes, long enough for RBAC created moments after the Pod (or a slow token mount) to take effect,
@@ -55,6 +56,7 @@ export const defaultTiming: Timing = {
   idleMarginMs: 30_000,
   reminderMs: 30_000,
   giveUpMs: 5 * 60_000,
+  minWatchMs: 2000,
   random: Math.random,
 };
 
@@ -160,10 +162,12 @@ function send(cluster: Cluster, path: string, signal: AbortSignal, onRequest: (r
 async function statusError(res: IncomingMessage, what: string, cluster: Cluster): Promise<KubeError> {
   const code = res.statusCode ?? 0;
   const text = (await collect(res, 64 * 1024)).toString();
-  let message = text.trim().slice(0, 500);
+  let message = text.trim();
   try {
-    message = (JSON.parse(text) as { message?: string }).message ?? message; // a Status object...
+    const status = JSON.parse(text) as { message?: unknown }; // a Status object...
+    if (typeof status?.message === "string") message = status.message;
   } catch {} // ...but a 429 from the max-in-flight filter or a proxy is plain text
+  message = quote(message);
   let hint = "";
   if (code === 401) hint = `; the token at ${cluster.tokenFile} was re-read and still refused: check that the Pod's ServiceAccount exists`;
   if (code === 403) {
@@ -171,9 +175,14 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
     const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"]}`;
     hint = `; grant ${user} a Role in namespace ${cluster.namespace} with the rule ${rule} and a RoleBinding to it`;
   }
-  const retryAfter = Number(res.headers["retry-after"]); // seconds; the API server does not send the HTTP-date form
-  const retryAfterMs = (code === 429 || code >= 500) && retryAfter >= 0 ? retryAfter * 1000 : undefined;
+  const retryAfterMs = code === 429 || code >= 500 ? retryAfter(res.headers["retry-after"]) : undefined;
   return new KubeError(`${what} failed: HTTP ${code}: ${message}${hint}`, code, retryAfterMs);
+}
+
+/** Retry-After in milliseconds when it is a positive number of seconds (the API server does not send the HTTP-date
+ * form); anything else, "0" and "" included, is no advice at all. */
+export function retryAfter(header: string | undefined): number | undefined {
+  return header !== undefined && /^\d+$/.test(header.trim()) && Number(header) > 0 ? Number(header) * 1000 : undefined;
 }
 
 async function collect(chunks: AsyncIterable<Buffer>, maxBytes: number): Promise<Buffer> {
@@ -234,77 +243,157 @@ export function parseWatchEvent(line: string): WatchEvent {
   }
   const types = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"];
   if (!types.includes(event?.type as string) || typeof event.object !== "object" || event.object === null) {
-    throw new Error(`the watch sent a line that is not a watch event: type ${JSON.stringify(event?.type)}`);
+    throw new Error(`the watch sent a line that is not a watch event: type ${quote(String(JSON.stringify(event?.type)))}`);
+  }
+  if (event.type === "ERROR") {
+    const problem = shapeProblem(event.object, STATUS_SHAPE, "");
+    if (problem) throw new Error(`the watch sent an ERROR event that is not a Status: ${problem}`);
+  } else {
+    checkPod(event.object);
   }
   return event as WatchEvent;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The shape of what proa reads from a Pod, checked once where the answer is parsed, so that the decisions can trust it.
+
+type Shape = "string" | "number" | "boolean" | "label" | { [field: string]: Shape } | [Shape];
+const CONTAINER_STATE: Shape = { running: {}, waiting: { reason: "string", message: "string" }, terminated: { exitCode: "number", reason: "string", signal: "number" } };
+const CONTAINER_STATUS: Shape = { name: "label", ready: "boolean", containerID: "string", state: CONTAINER_STATE, lastState: CONTAINER_STATE };
+const POD_SHAPE: Shape = {
+  metadata: { name: "string", namespace: "string", uid: "string", resourceVersion: "string", deletionTimestamp: "string", deletionGracePeriodSeconds: "number" },
+  spec: { containers: [{ name: "label" }], initContainers: [{ name: "label", restartPolicy: "string" }], restartPolicy: "string", terminationGracePeriodSeconds: "number" },
+  status: { phase: "string", containerStatuses: [CONTAINER_STATUS], initContainerStatuses: [CONTAINER_STATUS] },
+};
+const STATUS_SHAPE: Shape = { code: "number", reason: "string", message: "string" };
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** The object as a Pod, or an error saying which field is not what a Pod has there. */
+export function checkPod(object: unknown): Pod {
+  const problem = object === null || typeof object !== "object" ? "it is not an object" : shapeProblem(object, POD_SHAPE, "");
+  if (problem) throw new Error(`the API server's answer was not a Pod: ${problem}`);
+  return object as Pod;
+}
+
+/** Where value departs from shape, or undefined. An absent field and null (which the API server sends for some empty
+ * fields) are both accepted: every field of a Pod is optional to proa. */
+function shapeProblem(value: unknown, shape: Shape, path: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const kind = Array.isArray(value) ? "a list" : `a ${typeof value}`;
+  if (shape === "label") return typeof value === "string" && DNS_LABEL.test(value) ? undefined : `${path} is not a container name: ${quote(String(value), 80)}`;
+  if (typeof shape === "string") return typeof value === shape ? undefined : `${path} is ${kind}, not a ${shape}`;
+  if (Array.isArray(shape)) {
+    if (!Array.isArray(value)) return `${path} is ${kind}, not a list`;
+    for (const [i, item] of value.entries()) {
+      const problem = item === null ? `${path}[${i}] is null` : shapeProblem(item, shape[0], `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  if (typeof value !== "object" || Array.isArray(value)) return `${path} is ${kind}, not an object`;
+  for (const [field, inner] of Object.entries(shape)) {
+    const problem = shapeProblem((value as Record<string, unknown>)[field], inner, path ? `${path}.${field}` : field);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The watch: one state, one step function; watchPod's loop only does the I/O.
+
+/** The Pod proa asked for: any other object in an answer is ignored, never acted on. */
+export interface PodName {
+  namespace: string;
+  name: string;
+}
 
 type Resume = { kind: "listing" } | { kind: "watching"; resourceVersion: string };
 interface Memo {
-  failures: number; // in a row, since the watch last delivered an event: sets the backoff
-  troubleSince?: number; // when the current run of 401/403 began, for giving up
+  failures: number; // in a row: failed requests and watches shorter than timing.minWatchMs; sets the backoff
+  trouble?: { since: number; error: KubeError }; // the current run of 401/403: when it began and the latest, for giving up
   delivered?: string; // resourceVersion of the last Pod delivered ("absent": none), so nothing is delivered twice
+  uid?: string; // the Pod's uid once seen: a Pod deleted and created again under the same name is another Pod
 }
 export type WatchState =
   | (Memo & (Resume | { kind: "backingOff"; delayMs: number; then: Resume }))
   | { kind: "stopped"; error: Error };
 
 export type WatchOutcome =
-  | { kind: "listed"; pod: Pod | null; resourceVersion: string }
+  | { kind: "listed"; items: Pod[]; resourceVersion: string }
   | { kind: "event"; event: WatchEvent }
-  | { kind: "ended"; lines: number } // the server closed the watch cleanly (its timeoutSeconds)
-  | { kind: "failed"; error: KubeError; at: number }
-  | { kind: "waited" };
+  | { kind: "ended"; lines: number; lastedMs: number } // the server closed the watch cleanly (its timeoutSeconds)
+  | { kind: "failed"; error: KubeError; at: number; lastedMs: number }
+  | { kind: "waited"; at: number };
 
 export interface WatchStep {
   state: WatchState;
   deliver?: { pod: Pod | null };
+  ignored?: string; // why an object in the answer was not taken for proa's Pod
 }
 
-export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing: Timing): WatchStep {
+export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing: Timing, want: PodName): WatchStep {
   if (state.kind === "stopped") return { state };
-  const { failures, troubleSince, delivered } = state;
+  const { failures, trouble, delivered, uid } = state;
   const resume: Resume = state.kind === "watching" ? { kind: "watching", resourceVersion: state.resourceVersion } : { kind: "listing" };
-  const backOff = (then: Resume, delayMs = backoffMs(failures, timing), since = troubleSince): WatchStep => ({
-    state: { kind: "backingOff", delayMs, then, failures: failures + 1, troubleSince: since, delivered },
-  });
-  // 410: that resourceVersion is gone for good. List again, at once the first time; a server stuck on 410 gets backoff.
-  const relist = (): WatchStep => (failures === 0 ? { state: { kind: "listing", failures: 1, delivered } } : backOff({ kind: "listing" }));
-  const deliver = (next: Memo & Resume, pod: Pod | null): WatchStep => {
-    const key = pod === null ? "absent" : pod.metadata?.resourceVersion;
-    return key !== undefined && key === delivered ? { state: next } : { state: { ...next, delivered: key }, deliver: { pod } };
+  const backOff = (then: Resume, streak = failures, delayMs = backoffMs(streak, timing), troubled?: Memo["trouble"], at = 0): WatchStep => {
+    // While 401/403 lasts, no wait reaches past the give-up moment: the give-up comes on time, not a backoff late.
+    const left = troubled ? troubled.since + timing.giveUpMs - at : Infinity;
+    return { state: { kind: "backingOff", delayMs: Math.min(delayMs, left), then, failures: streak + 1, trouble: troubled, delivered, uid } };
   };
+  // 410: that resourceVersion is gone for good. List again, at once the first time; a server stuck on 410 gets backoff.
+  const relist = (streak: number): WatchStep => (streak === 0 ? { state: { kind: "listing", failures: 1, delivered, uid } } : backOff({ kind: "listing" }, streak));
+  const deliver = (next: Memo & Resume, pod: Pod | null, ignored?: string): WatchStep => {
+    const key = pod === null ? "absent" : pod.metadata?.resourceVersion;
+    const step: WatchStep = key !== undefined && key === delivered ? { state: next } : { state: { ...next, delivered: key }, deliver: { pod } };
+    return ignored ? { ...step, ignored } : step;
+  };
+  const giveUp = (since: NonNullable<Memo["trouble"]>): WatchStep => ({
+    state: { kind: "stopped", error: new Error(`giving up after ${seconds(timing.giveUpMs)}: ${since.error.message}`, { cause: since.error }) },
+  });
 
   switch (outcome.kind) {
     case "waited":
-      return { state: state.kind === "backingOff" ? { ...state.then, failures, troubleSince, delivered } : state };
-    case "listed":
-      return deliver({ kind: "watching", resourceVersion: outcome.resourceVersion, failures, delivered }, outcome.pod);
-    case "ended": // watch again from the same resourceVersion; an empty watch counts as a failure, so no tight loop
-      return outcome.lines > 0 ? { state: { ...resume, failures: 0, delivered } } : backOff(resume);
+      if (trouble && outcome.at - trouble.since >= timing.giveUpMs) return giveUp(trouble);
+      return { state: state.kind === "backingOff" ? { ...state.then, failures, trouble, delivered, uid } : state };
+    case "listed": {
+      const foreign = outcome.items.map((item) => foreignPod(item, want, uid)).find((reason) => reason !== undefined);
+      const pod = outcome.items.find((item) => foreignPod(item, want, uid) === undefined) ?? null;
+      return deliver({ kind: "watching", resourceVersion: outcome.resourceVersion, failures, delivered, uid: pod?.metadata?.uid ?? uid }, pod, foreign);
+    }
+    case "ended": // watch again from the same resourceVersion, at once unless the watch was short: no server can make proa loop
+      return outcome.lastedMs >= timing.minWatchMs ? { state: { ...resume, failures: 0, delivered, uid } } : backOff(resume);
     case "event": {
       const { type, object } = outcome.event;
-      if (type === "ERROR") return object.code === 410 ? relist() : backOff({ kind: "listing" });
+      if (type === "ERROR") return object.code === 410 ? relist(failures) : backOff({ kind: "listing" });
+      const ignored = type === "BOOKMARK" ? undefined : foreignPod(object, want, uid);
+      if (ignored) return { state, ignored };
       const resourceVersion = object.metadata?.resourceVersion;
-      const watching: Memo & Resume = resourceVersion
-        ? { kind: "watching", resourceVersion, failures: 0, delivered }
-        : { ...resume, failures: 0, delivered };
+      const ours = type === "BOOKMARK" ? uid : (object.metadata?.uid ?? uid);
+      const watching: Memo & Resume = resourceVersion ? { kind: "watching", resourceVersion, failures, delivered, uid: ours } : { ...resume, failures, delivered, uid: ours };
       return type === "BOOKMARK" ? { state: watching } : deliver(watching, type === "DELETED" ? null : object);
     }
     case "failed": {
       const { error, at } = outcome;
-      if (error.status === 410) return relist();
-      if (error.status === 401 || error.status === 403) {
-        const since = troubleSince ?? at;
-        if (at - since < timing.giveUpMs) return backOff(resume, undefined, since);
-        return { state: { kind: "stopped", error: new Error(`giving up after ${seconds(at - since)}: ${error.message}`, { cause: error }) } };
-      }
-      return backOff(resume, error.retryAfterMs === undefined ? undefined : Math.min(error.retryAfterMs, timing.backoffMaxMs));
+      // A watch that lasted shows that the server works: its end starts a new streak.
+      const streak = state.kind === "watching" && outcome.lastedMs >= timing.minWatchMs ? 0 : failures;
+      if (error.status === 410) return relist(streak);
+      const since = error.status === 401 || error.status === 403 ? { since: trouble?.since ?? at, error } : trouble;
+      if (since && at - since.since >= timing.giveUpMs) return giveUp(since);
+      // A server's Retry-After may lengthen the backoff, never shorten it.
+      const delayMs = Math.max(backoffMs(streak, timing), Math.min(error.retryAfterMs ?? 0, timing.backoffMaxMs));
+      return backOff(resume, streak, delayMs, since, at);
     }
   }
+}
+
+/** Why pod is not proa's Pod (another name or namespace, or another uid than the one seen first), or undefined. */
+function foreignPod(pod: Pod, want: PodName, uid: string | undefined): string | undefined {
+  const { namespace, name, uid: its } = pod.metadata ?? {};
+  if (namespace !== want.namespace || name !== want.name) {
+    return `the API server sent Pod ${quote(`${namespace}/${name}`, 120)} when asked for ${want.namespace}/${want.name}: ignoring it`;
+  }
+  if (uid !== undefined && its !== uid) return `the API server sent another Pod named ${want.namespace}/${want.name} (uid ${quote(String(its), 80)}, not ${uid}): ignoring it`;
+  return undefined;
 }
 
 /** Exponential with "equal jitter": never below half the step, so retries never bunch up near zero. */
@@ -317,15 +406,17 @@ export function backoffMs(failures: number, timing: Timing): number {
  * throwing: signal.reason when aborted, or an Error when 401/403 lasted past timing.giveUpMs. */
 export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): AsyncGenerator<Pod | null, never> {
   const t = { ...defaultTiming, ...timing };
+  const want = { namespace: cluster.namespace, name: cluster.podName };
   const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
   const path = `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
   let state: WatchState = { kind: "listing", failures: 0 };
   while (state.kind !== "stopped") {
     signal.throwIfAborted();
     for await (const outcome of perform(cluster, log, path, state, t, signal)) {
-      const step = nextWatchState(state, outcome, t);
+      const step = nextWatchState(state, outcome, t, want);
       state = step.state;
       logOutcome(log, outcome, state);
+      if (step.ignored) log.warn(step.ignored);
       if (step.deliver) yield step.deliver.pod;
       if (state.kind !== "watching") break; // an ERROR event ends this watch
     }
@@ -337,13 +428,14 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
 function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
   switch (outcome.kind) {
     case "listed":
-      return log.debug("listed the Pod", { resourceVersion: outcome.resourceVersion, found: outcome.pod !== null });
+      return log.debug("listed the Pod", { resourceVersion: outcome.resourceVersion, found: outcome.items.length > 0 });
     case "ended":
-      return log.debug("the API server ended the watch", { events: outcome.lines });
+      return log.debug("the API server ended the watch", { events: outcome.lines, lastedMs: outcome.lastedMs });
     case "event": {
       const { type, object } = outcome.event;
       if (type !== "ERROR") return log.debug(`watch event ${type}`, { resourceVersion: object.metadata?.resourceVersion });
-      return log[object.code === 410 ? "debug" : "warn"](`the watch of the Pod reported ${object.code} ${object.reason}: listing it again`, { message: object.message });
+      const message = `the watch of the Pod reported ${object.code} ${quote(String(object.reason), 80)}: listing it again`;
+      return log[object.code === 410 ? "debug" : "warn"](message, { message: quote(String(object.message)) });
     }
     case "failed": {
       if (next.kind === "stopped") return; // thrown instead
@@ -357,16 +449,17 @@ function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
 /** The I/O for one state: what happened, as outcomes (a watch yields one per event). */
 async function* perform(cluster: Cluster, log: Log, path: string, state: WatchState, t: Timing, signal: AbortSignal): AsyncGenerator<WatchOutcome> {
   const what = `${state.kind === "watching" ? "watching" : "listing"} Pod ${cluster.namespace}/${cluster.podName} at ${cluster.server}`;
+  const started = Date.now();
   try {
     if (state.kind === "listing") {
       const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, signal, what), MAX_LINE_BYTES);
       const list = JSON.parse(body.toString());
       const resourceVersion = list?.metadata?.resourceVersion;
       if (typeof resourceVersion !== "string" || !Array.isArray(list.items)) throw new KubeError(`${what} failed: the answer is not a PodList`);
-      yield { kind: "listed", pod: list.items[0] ?? null, resourceVersion };
+      yield { kind: "listed", items: list.items.map(checkPod), resourceVersion };
     } else if (state.kind === "backingOff") {
       await sleep(state.delayMs, undefined, { signal });
-      yield { kind: "waited" };
+      yield { kind: "waited", at: Date.now() };
     } else if (state.kind === "watching") {
       const timeoutSeconds = Math.round(t.watchTimeoutSeconds * (1 - t.random() / 10));
       const query = `&watch=1&resourceVersion=${encodeURIComponent(state.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}`;
@@ -379,14 +472,14 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
         }
       }
       if (lines.pendingBytes() > 0) throw new KubeError(`${what} failed: the stream ended in the middle of an event`);
-      yield { kind: "ended", lines: count };
+      yield { kind: "ended", lines: count, lastedMs: Date.now() - started };
     }
   } catch (error) {
     signal.throwIfAborted();
     // Node says only "aborted" when the server resets a response mid-stream.
     const reason = (error as NodeJS.ErrnoException).code === "ECONNRESET" ? "the API server closed the connection" : (error as Error).message;
     const failure = error instanceof KubeError ? error : new KubeError(`${what} failed: ${reason}`, undefined, undefined, { cause: error });
-    yield { kind: "failed", error: failure, at: Date.now() };
+    yield { kind: "failed", error: failure, at: Date.now(), lastedMs: Date.now() - started };
   }
 }
 
@@ -461,7 +554,7 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
     for (const name of notReady.filter((name) => regular.includes(name))) {
       const terminated = status(name)?.state?.terminated;
       if (!terminated) continue;
-      const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${terminated.reason})` : ""}`;
+      const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${quote(terminated.reason, 80)})` : ""}`;
       return { notReady, failed: `container ${name} terminated with ${how} before it was ready, and the Pod's restartPolicy is Never, so it will not be restarted` };
     }
   }
@@ -531,6 +624,8 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
   try {
     for await (const seen of watchPod(cluster, log, stop.signal, bounded ? { ...t, giveUpMs: Infinity } : t)) {
       missing = seen === null;
+      // Seen once, then gone: deleted. The uid is kept, so a Pod created again under its name cannot bring it back.
+      if (seen === null && own !== undefined) throw new Error(`Pod ${pod} was deleted while proa waited for its containers to be ready`);
       if (seen === null) {
         log.error(`there is no Pod ${pod}: set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`);
         const giveUp = () => stop.abort(new Error(`giving up after ${seconds(t.giveUpMs)}: there is no Pod ${pod}; set POD_NAME with the downward API`));

@@ -319,11 +319,117 @@ describe("watchPod", { timeout: 60_000 }, () => {
     assert.ok(kinds(api).every((kind) => kind === "list" || kind === "watch@1001"));
   });
 
+  test("Retry-After: 0, empty, negative or not a number never shortens the backoff", async () => {
+    const { api, cluster } = await start({ pod: ready });
+    const values = ["0", "", "-5", "soon", "0", "", "-5", "soon"];
+    api.fail(...values.map((value) => ({ on: "list" as const, status: 429, body: "Too many requests", headers: { "Retry-After": value } })));
+    await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 40, backoffMaxMs: 40, random: () => 0 });
+    const gaps = api.requests.slice(1).map((request, i) => request.at - (api.requests[i]?.at ?? 0));
+    assert.equal(gaps.length, values.length);
+    assert.ok(gaps.every((gap) => gap >= 19), `retried after ${gaps.join(", ")} ms; the backoff is at least 20 ms`);
+  });
+
+  test("Retry-After lengthens the backoff up to the cap", async () => {
+    const { api, cluster } = await start({ pod: ready });
+    api.fail({ on: "list", status: 503, body: "try later", headers: { "Retry-After": "3600" } });
+    await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 10, backoffMaxMs: 150, random: () => 0 });
+    const [first, second] = api.requests;
+    assert.ok(second && first && second.at - first.at >= 145, `retried after ${second && first && second.at - first.at} ms`);
+  });
+
+  // A server (or proxy) that ends each watch at once, after one bookmark or one event: no more than a few watches a
+  // second, whatever it delivers. With a backoff of 10..40 ms and no jitter, 50 watches take at least 975 ms.
+  for (const [what, line] of [
+    ["one BOOKMARK", (_: number) => watchEvent("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata: { resourceVersion: "1001" } })],
+    ["one event", (i: number) => watchEvent("MODIFIED", { ...notReady, metadata: { ...notReady.metadata, resourceVersion: String(2000 + i) } })],
+  ] as const) {
+    test(`watches that end right after ${what}, over and over, are retried with backoff`, async () => {
+      const { api, cluster } = await start({ pod: notReady });
+      api.fail(...Array.from({ length: 50 }, (_, i) => ({ on: "watch" as const, chunks: [line(i)], end: "clean" as const })));
+      const stop = stopper();
+      const watching = (async () => {
+        for await (const _ of watchPod(cluster, recordingLog(), stop.signal, { ...fast, backoffBaseMs: 10, backoffMaxMs: 40, minWatchMs: 1000, random: () => 0 }));
+      })().catch(() => {});
+      const started = Date.now();
+      await sleep(500);
+      stop.abort();
+      await watching;
+      const watches = kinds(api).filter((kind) => kind.startsWith("watch")).length;
+      assert.ok(watches <= 30, `${watches} watches in ${Date.now() - started} ms`);
+    });
+  }
+
+  test("a list naming another Pod is not taken for proa's Pod: it is ignored with a warning", async () => {
+    const { api, cluster } = await start({ pod: ready });
+    const other = { ...ready, metadata: { ...ready.metadata, name: "someone-else", resourceVersion: "900" } };
+    api.fail({ on: "list", status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [other] } });
+    const log = recordingLog();
+    assert.deepEqual(await firstDeliveries(cluster, 1, fast, log), [null]);
+    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /Pod proa-e2e\/someone-else .*proa-e2e\/proa-demo/);
+  });
+
+  test("watch events naming another Pod, or another uid under the same name, are ignored with a warning", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    const at = (resourceVersion: string, metadata: object = {}) => ({ ...ready, metadata: { ...ready.metadata, resourceVersion, ...metadata } });
+    api.fail({ on: "watch", chunks: [
+      watchEvent("MODIFIED", at("2001", { name: "someone-else" })),
+      watchEvent("MODIFIED", at("2002", { namespace: "elsewhere" })),
+      watchEvent("MODIFIED", at("2003", { uid: "0b1c5a5e-0000-4000-8000-000000000000" })),
+      watchEvent("DELETED", at("2004", { uid: "0b1c5a5e-0000-4000-8000-000000000000" })),
+      watchEvent("MODIFIED", { ...notReady, metadata: { ...notReady.metadata, resourceVersion: "2005" } }),
+    ], end: "stall" });
+    const log = recordingLog();
+    assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "2005"]);
+    assert.equal(log.entries.filter((e) => e.level === "warn").length, 4);
+  });
+
+  test("a Pod with fields of the wrong type is one clear error, and the watch starts again", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    const malformed = { ...ready, metadata: { ...ready.metadata, resourceVersion: "2001" }, status: { ...ready.status, containerStatuses: 5 } };
+    api.fail({ on: "watch", chunks: [watchEvent("MODIFIED", malformed)], end: "stall" });
+    afterRequest(api, 2, () => api.setPod(ready));
+    const log = recordingLog();
+    assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "1002"]);
+    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: the API server's answer was not a Pod: status\.containerStatuses is a number, not a list$/);
+  });
+
+  test("a list whose Pod has fields of the wrong type is one clear error, and the list is sent again", async () => {
+    const { api, cluster } = await start({ pod: ready });
+    const malformed = { ...ready, spec: { ...ready.spec, containers: [{ name: "main" }, "sidecar-1"] } };
+    api.fail({ on: "list", status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [malformed] } });
+    const log = recordingLog();
+    await firstDeliveries(cluster, 1, fast, log);
+    assert.deepEqual(kinds(api), ["list", "list"]);
+    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: the API server's answer was not a Pod: spec\.containers\[1\] is a string, not an object$/);
+  });
+
+  test("a long message from the server is quoted in a few hundred characters, in every log line", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    const long = `etcdserver: ${"x".repeat(60_000)}`;
+    api.fail({ on: "list", status: 500, body: { ...FORBIDDEN, code: 500, reason: "InternalError", message: long } });
+    api.fail({ on: "watch", chunks: [watchEvent("ERROR", { ...EXPIRED, code: 500, reason: "InternalError", message: long })], end: "stall" });
+    afterRequest(api, 4, () => api.setPod(ready));
+    const log = recordingLog();
+    await firstDeliveries(cluster, 2, fast, log);
+    const warnings = log.entries.filter((e) => e.level === "warn");
+    assert.equal(warnings.length, 2);
+    for (const warning of warnings) assert.ok(JSON.stringify(warning).length < 1000, `a log line of ${JSON.stringify(warning).length} characters`);
+  });
+
   test("an API server on the IPv6 loopback works", async () => {
     const { api, cluster } = await start({ pod: ready, host: "::1" });
     assert.equal(cluster.server, `https://[::1]:${api.port}`);
     assert.equal(cluster.host, "::1");
     assert.equal((await firstDeliveries(cluster, 1))[0]?.metadata?.resourceVersion, "1001");
+  });
+
+  test("401 or 403 gives up on time, not at the next failure after a long backoff", async () => {
+    const { api, cluster } = await start({ pod: ready });
+    api.fail(...Array.from({ length: 100 }, () => ({ on: "list" as const, status: 403, body: FORBIDDEN })));
+    const started = Date.now();
+    await assert.rejects(firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 2000, backoffMaxMs: 2000, random: () => 1, giveUpMs: 250 }), /^Error: giving up after 0\.25 s: listing .* HTTP 403/);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 240 && elapsed < 1000, `gave up after ${elapsed} ms`);
   });
 
   test("a server whose certificate is not signed by the service account's CA is refused before any request", async () => {
@@ -462,6 +568,31 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
     const { promise, log } = wait(cluster, {}, { ...fast, giveUpMs: 100 });
     await assert.rejects(promise, /^Error: giving up after 0.1 s: there is no Pod proa-e2e\/proa-demo; set POD_NAME with the downward API$/);
     assert.match(log.entries.find((e) => e.level === "error")?.msg ?? "", /there is no Pod proa-e2e\/proa-demo: set POD_NAME and POD_NAMESPACE with the downward API: env: \[\{name: POD_NAME/);
+  });
+
+  test("a Pod deleted during the wait ends it with an error that says so", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    afterRequest(api, 2, () => api.setPod(null));
+    const { promise, log } = wait(cluster, { readyTimeoutMs: 5000 });
+    await assert.rejects(promise, /^Error: Pod proa-e2e\/proa-demo was deleted while proa waited for its containers to be ready$/);
+    assert.ok(!log.entries.some((e) => /POD_NAME/.test(e.msg)), "a deleted Pod is not a configuration error");
+  });
+
+  test("a list naming another, ready Pod does not end the wait", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    const other = { ...ready, metadata: { ...ready.metadata, name: "someone-else", resourceVersion: "900" } };
+    api.fail({ on: "list", status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [other] } });
+    await assert.rejects(wait(cluster, { readyTimeoutMs: 300 }).promise, /--ready-timeout \(0\.3 s\) passed/);
+  });
+
+  test("a missing Pod that appears not ready, and becomes ready only after the give-up time, is waited for", async () => {
+    const { api, cluster } = await start({ pod: null });
+    afterRequest(api, 2, () => {
+      api.setPod(notReady);
+      setTimeout(() => api.setPod(ready), 300);
+    });
+    const { promise } = wait(cluster, {}, { ...fast, giveUpMs: 100 });
+    assert.equal((await promise).pod.metadata?.resourceVersion, "1002");
   });
 
   test("with --ready-timeout, a missing Pod ends the wait at the timeout with an error that says the Pod does not exist", async () => {

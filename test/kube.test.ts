@@ -17,8 +17,10 @@ import {
   ownContainerName,
   parseWatchEvent,
   readiness,
+  retryAfter,
   runningContainers,
   type Pod,
+  type PodName,
   type Timing,
   type WatchOutcome,
   type WatchState,
@@ -132,64 +134,94 @@ describe("line splitting", () => {
 });
 
 describe("the watch's step function", () => {
-  const timing: Timing = { ...defaultTiming, backoffBaseMs: 100, backoffMaxMs: 1000, giveUpMs: 60_000, random: () => 1 };
-  const pod = (resourceVersion: string): Pod => ({ metadata: { name: "p", resourceVersion } });
-  const watching = (resourceVersion: string, more: Partial<{ failures: number; delivered: string; troubleSince: number }> = {}): WatchState => ({
+  const timing: Timing = { ...defaultTiming, backoffBaseMs: 100, backoffMaxMs: 1000, giveUpMs: 60_000, minWatchMs: 1000, random: () => 1 };
+  const want: PodName = { namespace: "ns", name: "p" };
+  const pod = (resourceVersion: string, metadata: Pod["metadata"] = {}): Pod => ({ metadata: { namespace: "ns", name: "p", uid: "u1", resourceVersion, ...metadata } });
+  type Trouble = { since: number; error: string };
+  const watching = (resourceVersion: string, more: Partial<{ failures: number; delivered: string; trouble: Trouble; uid: string }> = {}): WatchState => ({
     kind: "watching",
     resourceVersion,
     failures: 0,
     ...more,
-  });
-  const failed = (status: number | undefined, at = 0, retryAfterMs?: number): WatchOutcome => ({ kind: "failed", error: new KubeError(`HTTP ${status}`, status, retryAfterMs), at });
+  } as WatchState);
+  const listing = (more: Partial<{ failures: number; delivered: string; trouble: Trouble; uid: string }> = {}) => ({ kind: "listing", failures: 0, ...more }) as WatchState;
+  const error403 = (since: number): Trouble => ({ since, error: "HTTP 403" });
+  const troubled = (since: number) => ({ since, error: new KubeError("HTTP 403", 403) });
+  const failed = (status: number | undefined, at = 0, retryAfterMs?: number, lastedMs = 0): WatchOutcome => ({ kind: "failed", error: new KubeError(`HTTP ${status}`, status, retryAfterMs), at, lastedMs });
   const event = (type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK", object: Pod): WatchOutcome => ({ kind: "event", event: { type, object } });
   const errorEvent = (code: number, reason: string): WatchOutcome => ({ kind: "event", event: { type: "ERROR", object: { code, reason } } });
+  const backingOff = (delayMs: number, then: object, failures: number, more: object = {}) => ({ kind: "backingOff", delayMs, then, failures, ...more }) as WatchState;
+  const listed = (items: Pod[], resourceVersion = "9"): WatchOutcome => ({ kind: "listed", items, resourceVersion });
 
-  const cases: { name: string; state: WatchState; outcome: WatchOutcome; next: WatchState; deliver?: Pod | null }[] = [
-    { name: "a list delivers the Pod and watches from the list's resourceVersion", state: { kind: "listing", failures: 0 }, outcome: { kind: "listed", pod: pod("7"), resourceVersion: "9" }, next: watching("9", { delivered: "7" }), deliver: pod("7") },
-    { name: "an empty list delivers null", state: { kind: "listing", failures: 0 }, outcome: { kind: "listed", pod: null, resourceVersion: "9" }, next: watching("9", { delivered: "absent" }), deliver: null },
-    { name: "a relist that finds the Pod already delivered delivers nothing", state: { kind: "listing", failures: 1, delivered: "7" }, outcome: { kind: "listed", pod: pod("7"), resourceVersion: "12" }, next: watching("12", { failures: 1, delivered: "7" }) },
-    { name: "MODIFIED delivers the Pod and moves to its resourceVersion", state: watching("9", { failures: 2 }), outcome: event("MODIFIED", pod("10")), next: watching("10", { delivered: "10" }), deliver: pod("10") },
-    { name: "DELETED delivers null", state: watching("9", { delivered: "8" }), outcome: event("DELETED", pod("10")), next: watching("10", { delivered: "absent" }), deliver: null },
-    { name: "a BOOKMARK only advances the resourceVersion", state: watching("9", { delivered: "8" }), outcome: event("BOOKMARK", pod("15")), next: watching("15", { delivered: "8" }) },
-    { name: "a clean end after events watches again from the same resourceVersion, without a list", state: watching("10", { delivered: "10" }), outcome: { kind: "ended", lines: 3 }, next: watching("10", { delivered: "10" }) },
-    { name: "a clean end with nothing sent backs off before watching again", state: watching("10"), outcome: { kind: "ended", lines: 0 }, next: { kind: "backingOff", delayMs: 100, then: { kind: "watching", resourceVersion: "10" }, failures: 1 } },
-    { name: "ERROR 410 Expired lists again at once", state: watching("10", { delivered: "10" }), outcome: errorEvent(410, "Expired"), next: { kind: "listing", failures: 1, delivered: "10" } },
-    { name: "ERROR 410 Gone lists again at once: the code decides, not the reason", state: watching("10"), outcome: errorEvent(410, "Gone"), next: { kind: "listing", failures: 1 } },
-    { name: "a 410 right after a relist backs off before listing again", state: watching("10", { failures: 1 }), outcome: errorEvent(410, "Expired"), next: { kind: "backingOff", delayMs: 200, then: { kind: "listing" }, failures: 2 } },
-    { name: "another ERROR event backs off, then lists", state: watching("10"), outcome: errorEvent(500, "InternalError"), next: { kind: "backingOff", delayMs: 100, then: { kind: "listing" }, failures: 1 } },
-    { name: "HTTP 410 on the watch lists again", state: watching("10"), outcome: failed(410), next: { kind: "listing", failures: 1 } },
-    { name: "a cut watch backs off, then watches from the same resourceVersion", state: watching("10", { failures: 2 }), outcome: failed(undefined), next: { kind: "backingOff", delayMs: 400, then: { kind: "watching", resourceVersion: "10" }, failures: 3 } },
-    { name: "a failed list backs off, then lists", state: { kind: "listing", failures: 0 }, outcome: failed(500), next: { kind: "backingOff", delayMs: 100, then: { kind: "listing" }, failures: 1 } },
-    { name: "Retry-After sets the delay", state: { kind: "listing", failures: 0 }, outcome: failed(429, 0, 700), next: { kind: "backingOff", delayMs: 700, then: { kind: "listing" }, failures: 1 } },
-    { name: "Retry-After is capped at the maximum backoff", state: { kind: "listing", failures: 0 }, outcome: failed(503, 0, 3_600_000), next: { kind: "backingOff", delayMs: 1000, then: { kind: "listing" }, failures: 1 } },
-    { name: "the backoff is capped", state: { kind: "listing", failures: 30 }, outcome: failed(500), next: { kind: "backingOff", delayMs: 1000, then: { kind: "listing" }, failures: 31 } },
-    { name: "403 starts the give-up clock and backs off", state: { kind: "listing", failures: 0 }, outcome: failed(403, 5000), next: { kind: "backingOff", delayMs: 100, then: { kind: "listing" }, failures: 1, troubleSince: 5000 } },
-    { name: "401 within the give-up time backs off", state: { kind: "listing", failures: 3, troubleSince: 5000 }, outcome: failed(401, 64_999), next: { kind: "backingOff", delayMs: 800, then: { kind: "listing" }, failures: 4, troubleSince: 5000 } },
-    { name: "a list succeeding clears the give-up clock", state: { kind: "listing", failures: 3, troubleSince: 5000 }, outcome: { kind: "listed", pod: pod("1"), resourceVersion: "2" }, next: watching("2", { failures: 3, delivered: "1" }), deliver: pod("1") },
-    { name: "the end of a backoff resumes what it interrupted", state: { kind: "backingOff", delayMs: 5, then: { kind: "watching", resourceVersion: "10" }, failures: 2, delivered: "9" }, outcome: { kind: "waited" }, next: watching("10", { failures: 2, delivered: "9" }) },
+  const cases: { name: string; state: WatchState; outcome: WatchOutcome; next: WatchState; deliver?: Pod | null; ignored?: RegExp }[] = [
+    { name: "a list delivers the Pod, keeps its uid, and watches from the list's resourceVersion", state: listing(), outcome: listed([pod("7")]), next: watching("9", { delivered: "7", uid: "u1" }), deliver: pod("7") },
+    { name: "an empty list delivers null", state: listing(), outcome: listed([]), next: watching("9", { delivered: "absent" }), deliver: null },
+    { name: "a relist that finds the Pod already delivered delivers nothing", state: listing({ failures: 1, delivered: "7", uid: "u1" }), outcome: listed([pod("7")], "12"), next: watching("12", { failures: 1, delivered: "7", uid: "u1" }) },
+    { name: "a list of another Pod delivers null and says why", state: listing(), outcome: listed([pod("7", { name: "q" })]), next: watching("9", { delivered: "absent" }), deliver: null, ignored: /sent Pod ns\/q when asked for ns\/p: ignoring it/ },
+    { name: "a list of a Pod in another namespace delivers null", state: listing(), outcome: listed([pod("7", { namespace: "other" })]), next: watching("9", { delivered: "absent" }), deliver: null, ignored: /sent Pod other\/p/ },
+    { name: "a list of the same name with another uid delivers null: proa's Pod is gone", state: listing({ failures: 1, delivered: "7", uid: "u1" }), outcome: listed([pod("8", { uid: "u2" })]), next: watching("9", { failures: 1, delivered: "absent", uid: "u1" }), deliver: null, ignored: /another Pod named ns\/p \(uid u2, not u1\)/ },
+    { name: "MODIFIED delivers the Pod and moves to its resourceVersion, keeping the failure count", state: watching("9", { failures: 2 }), outcome: event("MODIFIED", pod("10")), next: watching("10", { failures: 2, delivered: "10", uid: "u1" }), deliver: pod("10") },
+    { name: "MODIFIED of another Pod changes nothing and says why", state: watching("9", { uid: "u1" }), outcome: event("MODIFIED", pod("10", { name: "q" })), next: watching("9", { uid: "u1" }), ignored: /sent Pod ns\/q/ },
+    { name: "MODIFIED of another uid changes nothing", state: watching("9", { uid: "u1" }), outcome: event("MODIFIED", pod("10", { uid: "u2" })), next: watching("9", { uid: "u1" }), ignored: /uid u2, not u1/ },
+    { name: "DELETED delivers null", state: watching("9", { delivered: "8", uid: "u1" }), outcome: event("DELETED", pod("10")), next: watching("10", { delivered: "absent", uid: "u1" }), deliver: null },
+    { name: "DELETED of another uid changes nothing", state: watching("9", { delivered: "8", uid: "u1" }), outcome: event("DELETED", pod("10", { uid: "u2" })), next: watching("9", { delivered: "8", uid: "u1" }), ignored: /uid u2/ },
+    { name: "a BOOKMARK only advances the resourceVersion", state: watching("9", { delivered: "8" }), outcome: event("BOOKMARK", { metadata: { resourceVersion: "15" } }), next: watching("15", { delivered: "8" }) },
+    { name: "a clean end of a watch that lasted watches again at once from the same resourceVersion, without a list", state: watching("10", { failures: 3, delivered: "10" }), outcome: { kind: "ended", lines: 0, lastedMs: 1000 }, next: watching("10", { delivered: "10" }) },
+    { name: "a clean end of a short watch backs off, whatever it delivered", state: watching("10", { delivered: "10" }), outcome: { kind: "ended", lines: 3, lastedMs: 999 }, next: backingOff(100, { kind: "watching", resourceVersion: "10" }, 1, { delivered: "10" }) },
+    { name: "ERROR 410 Expired lists again at once", state: watching("10", { delivered: "10" }), outcome: errorEvent(410, "Expired"), next: listing({ failures: 1, delivered: "10" }) },
+    { name: "ERROR 410 Gone lists again at once: the code decides, not the reason", state: watching("10"), outcome: errorEvent(410, "Gone"), next: listing({ failures: 1 }) },
+    { name: "a 410 right after a relist backs off before listing again", state: watching("10", { failures: 1 }), outcome: errorEvent(410, "Expired"), next: backingOff(200, { kind: "listing" }, 2) },
+    { name: "another ERROR event backs off, then lists", state: watching("10"), outcome: errorEvent(500, "InternalError"), next: backingOff(100, { kind: "listing" }, 1) },
+    { name: "HTTP 410 on the watch lists again", state: watching("10"), outcome: failed(410), next: listing({ failures: 1 }) },
+    { name: "a cut watch backs off, then watches from the same resourceVersion", state: watching("10", { failures: 2 }), outcome: failed(undefined), next: backingOff(400, { kind: "watching", resourceVersion: "10" }, 3) },
+    { name: "a watch cut after it lasted starts a new streak", state: watching("10", { failures: 5 }), outcome: failed(undefined, 0, undefined, 1000), next: backingOff(100, { kind: "watching", resourceVersion: "10" }, 1) },
+    { name: "a failed list backs off, then lists", state: listing(), outcome: failed(500), next: backingOff(100, { kind: "listing" }, 1) },
+    { name: "Retry-After lengthens the delay", state: listing(), outcome: failed(429, 0, 700), next: backingOff(700, { kind: "listing" }, 1) },
+    { name: "Retry-After never shortens the delay", state: listing({ failures: 3 }), outcome: failed(503, 0, 100), next: backingOff(800, { kind: "listing" }, 4) },
+    { name: "Retry-After is capped at the maximum backoff", state: listing(), outcome: failed(503, 0, 3_600_000), next: backingOff(1000, { kind: "listing" }, 1) },
+    { name: "the backoff is capped", state: listing({ failures: 30 }), outcome: failed(500), next: backingOff(1000, { kind: "listing" }, 31) },
+    { name: "403 starts the give-up clock and backs off", state: listing(), outcome: failed(403, 5000), next: backingOff(100, { kind: "listing" }, 1, { trouble: error403(5000) }) },
+    { name: "401 within the give-up time backs off, but never past the give-up moment", state: listing({ failures: 3, trouble: troubled(5000) as never }), outcome: failed(401, 64_900), next: backingOff(100, { kind: "listing" }, 4, { trouble: { since: 5000, error: "HTTP 401" } }) },
+    { name: "another failure during a run of 403 keeps the give-up clock", state: listing({ failures: 1, trouble: troubled(5000) as never }), outcome: failed(500, 6000), next: backingOff(200, { kind: "listing" }, 2, { trouble: error403(5000) }) },
+    { name: "a list succeeding clears the give-up clock", state: listing({ failures: 3, trouble: troubled(5000) as never }), outcome: listed([pod("1")], "2"), next: watching("2", { failures: 3, delivered: "1", uid: "u1" }), deliver: pod("1") },
+    { name: "the end of a backoff resumes what it interrupted", state: backingOff(5, { kind: "watching", resourceVersion: "10" }, 2, { delivered: "9" }), outcome: { kind: "waited", at: 0 }, next: watching("10", { failures: 2, delivered: "9" }) },
+    { name: "the end of a backoff during 403 resumes, keeping the give-up clock", state: backingOff(5, { kind: "listing" }, 2, { trouble: troubled(5000) }), outcome: { kind: "waited", at: 64_999 }, next: listing({ failures: 2, trouble: error403(5000) }) },
   ];
+  const plain = (state: WatchState) => JSON.parse(JSON.stringify(state, (_, value) => (value instanceof Error ? value.message : value)));
   for (const c of cases) {
     test(c.name, () => {
-      const step = nextWatchState(c.state, c.outcome, timing);
-      assert.deepEqual(JSON.parse(JSON.stringify(step.state)), c.next);
+      const step = nextWatchState(c.state, c.outcome, timing, want);
+      assert.deepEqual(plain(step.state), c.next);
       assert.deepEqual(step.deliver, "deliver" in c ? { pod: c.deliver } : undefined);
+      if (c.ignored) assert.match(step.ignored ?? "", c.ignored);
+      else assert.equal(step.ignored, undefined);
     });
   }
 
-  test("401 or 403 lasting past the give-up time stops the watch with the server's message", () => {
-    const step = nextWatchState({ kind: "listing", failures: 3, troubleSince: 5000 }, failed(403, 65_000), timing);
-    assert.equal(step.state.kind, "stopped");
-    assert.match(step.state.kind === "stopped" ? step.state.error.message : "", /^giving up after 60 s: HTTP 403$/);
-  });
+  for (const [what, state, outcome] of [
+    ["a 401 or 403", listing({ failures: 3, trouble: troubled(5000) as never }), failed(403, 65_000)],
+    ["any failure during a run of 403", listing({ failures: 3, trouble: troubled(5000) as never }), failed(undefined, 65_000)],
+    ["the end of a backoff", backingOff(100, { kind: "listing" }, 3, { trouble: troubled(5000) }), { kind: "waited", at: 65_000 }],
+  ] as const) {
+    test(`${what} at the give-up moment stops the watch with the server's message`, () => {
+      const step = nextWatchState(state, outcome as WatchOutcome, timing, want);
+      assert.equal(step.state.kind, "stopped");
+      assert.match(step.state.kind === "stopped" ? step.state.error.message : "", /^giving up after 60 s: HTTP 403$/);
+    });
+  }
 
   test("a stopped watch stays stopped", () => {
     const stopped: WatchState = { kind: "stopped", error: new Error("x") };
-    assert.equal(nextWatchState(stopped, { kind: "waited" }, timing).state, stopped);
+    assert.equal(nextWatchState(stopped, { kind: "waited", at: 0 }, timing, want).state, stopped);
   });
 
   test("backoff doubles from base/2..base, with jitter, up to the cap", () => {
     const at = (random: number, failures: number) => backoffMs(failures, { ...timing, random: () => random });
     assert.deepEqual([at(0, 0), at(1, 0), at(0, 1), at(1, 1), at(1, 3), at(0, 20), at(1, 20)], [50, 100, 100, 200, 800, 500, 1000]);
+  });
+
+  test("Retry-After counts only as a positive number of seconds", () => {
+    assert.deepEqual(["1", " 30 ", "0", "", "-1", "1.5", "soon", "Wed, 21 Oct 2026 07:28:00 GMT", undefined].map(retryAfter), [1000, 30_000, undefined, undefined, undefined, undefined, undefined, undefined, undefined]);
   });
 });
 
