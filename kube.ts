@@ -98,8 +98,30 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
   read("token"); // fail now rather than at the first request
   const namespace = env.POD_NAMESPACE || read("namespace", `, or set POD_NAMESPACE with the downward API: ${DOWNWARD_API}`).toString().trim();
   const podName = env.POD_NAME || hostname().split(".")[0] || "";
-  const agent = new Agent({ keepAlive: true, ca });
+  checkName(namespace, DNS_LABEL, env.POD_NAMESPACE ? "POD_NAMESPACE" : `the namespace in ${dir}/namespace`, "a namespace (a DNS-1123 label)");
+  checkName(podName, DNS_SUBDOMAIN, env.POD_NAME ? "POD_NAME" : "the hostname, taken as the Pod's name,", "a Pod name (a DNS-1123 subdomain)");
+  // rejectUnauthorized is explicit, so that NODE_TLS_REJECT_UNAUTHORIZED in the environment cannot turn it off.
+  const agent = new Agent({ keepAlive: true, ca, rejectUnauthorized: true });
   return { ...apiServer(host, port), namespace, podName, tokenFile: `${dir}/token`, agent, userAgent };
+}
+
+// Kubernetes' own rules for these names: nothing else can name a Pod, so nothing else goes into a request's path.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function checkName(value: string, rule: RegExp, source: string, kind: string): void {
+  if (rule.test(value)) return;
+  throw new Error(`${source} is not ${kind}: ${quote(JSON.stringify(value), 80)}; set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`);
+}
+
+/** The variables through which Node.js itself, rather than proa, can change what proa does: one warning each, so that
+ * an auditor reading the log sees them. proa sets TLS verification explicitly, so the first one changes nothing. */
+export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
+  const warnings: string[] = [];
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies the API server's certificate against the service account's CA");
+  if (env.NODE_OPTIONS !== undefined) warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
+  if (env.NODE_DEBUG !== undefined) warnings.push("NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)");
+  return warnings;
 }
 
 /** The API server's address from the service variables; an IPv6 host gets brackets in the URL only. */
@@ -151,9 +173,11 @@ async function* get(cluster: Cluster, log: Log, path: string, headersMs: number,
 
 function send(cluster: Cluster, path: string, signal: AbortSignal, onRequest: (req: { destroy(): unknown }) => void): Promise<IncomingMessage> {
   const token = readFileSync(cluster.tokenFile, "utf8").trim();
-  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json", "User-Agent": cluster.userAgent };
+  const headers = { Accept: "application/json", "User-Agent": cluster.userAgent };
   return new Promise((resolve, reject) => {
     const req = request({ host: cluster.host, port: cluster.port, path, agent: cluster.agent, headers, signal }, resolve);
+    // Set after the request is created: NODE_DEBUG=http prints the options object, never a header set this way.
+    req.setHeader("Authorization", `Bearer ${token}`);
     req.on("error", reject).end();
     onRequest(req);
   });
@@ -266,7 +290,6 @@ const POD_SHAPE: Shape = {
   status: { phase: "string", containerStatuses: [CONTAINER_STATUS], initContainerStatuses: [CONTAINER_STATUS] },
 };
 const STATUS_SHAPE: Shape = { code: "number", reason: "string", message: "string" };
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** The object as a Pod, or an error saying which field is not what a Pod has there. */
 export function checkPod(object: unknown): Pod {

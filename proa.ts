@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
-import { loadCluster, waitUntilReady, type ReadyOptions } from "./kube.ts";
+import { loadCluster, nodeEnvironmentWarnings, waitUntilReady, type ReadyOptions } from "./kube.ts";
 import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
 import { createLog, logLevel, type Log } from "./log.ts";
 
@@ -21,6 +21,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   if (typeof command === "number") return command;
   const { options } = command;
 
+  for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
   const lifecycle = trapSignals(log);
   const shutdownContext: ShutdownContext = {};
   let status: number;

@@ -14,6 +14,7 @@ import {
   lineSplitter,
   loadCluster,
   nextWatchState,
+  nodeEnvironmentWarnings,
   ownContainerName,
   parseWatchEvent,
   readiness,
@@ -67,6 +68,31 @@ describe("in-cluster configuration", () => {
     const cluster = loadCluster(env(sa, { POD_NAME: "job-x", POD_NAMESPACE: "ns" }), "proa/1");
     assert.equal(cluster.podName, "job-x");
     assert.equal(cluster.namespace, "ns");
+  });
+
+  test("loadCluster refuses a POD_NAME or POD_NAMESPACE that Kubernetes would not accept as a name, before any request", () => {
+    const sa = serviceAccount({ token: "t", "ca.crt": "x", namespace: "jobs" });
+    for (const [variable, value] of <[string, string][]>[["POD_NAMESPACE", ".."], ["POD_NAMESPACE", "a/b"], ["POD_NAMESPACE", "a.b"], ["POD_NAMESPACE", "x".repeat(64)], ["POD_NAME", "p/../x"], ["POD_NAME", "P"], ["POD_NAME", "p?watch=1"], ["POD_NAME", `${"a".repeat(250)}.bcd`]]) {
+      assert.throws(() => loadCluster(env(sa, { POD_NAME: "p", [variable]: value }), "proa/1"), new RegExp(`^Error: ${variable} is not a (namespace|Pod name) .*set POD_NAME and POD_NAMESPACE with the downward API`), `${variable}=${value}`);
+    }
+    const longest = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`;
+    assert.equal(loadCluster(env(sa, { POD_NAME: longest, POD_NAMESPACE: "x".repeat(63) }), "proa/1").podName, longest);
+    assert.equal(loadCluster(env(sa, { POD_NAME: "job-x-1.a" }), "proa/1").podName, "job-x-1.a");
+  });
+
+  test("loadCluster's agent verifies certificates whatever NODE_TLS_REJECT_UNAUTHORIZED says", () => {
+    const sa = serviceAccount({ token: "t", "ca.crt": "x", namespace: "jobs" });
+    assert.equal(loadCluster(env(sa, { POD_NAME: "p" }), "proa/1").agent.options.rejectUnauthorized, true);
+  });
+
+  test("the variables through which Node.js acts on proa are each named in one warning", () => {
+    assert.deepEqual(nodeEnvironmentWarnings({ PATH: "/bin" }), []);
+    const warnings = nodeEnvironmentWarnings({ NODE_TLS_REJECT_UNAUTHORIZED: "0", NODE_OPTIONS: "--require /x.js", NODE_DEBUG: "http" });
+    assert.equal(warnings.length, 3);
+    assert.match(warnings[0] ?? "", /^NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it/);
+    assert.match(warnings[1] ?? "", /^NODE_OPTIONS is set/);
+    assert.match(warnings[2] ?? "", /^NODE_DEBUG is set/);
+    assert.ok(!warnings.join().includes("/x.js"), "values are not quoted: they may hold anything");
   });
 
   test("loadCluster without the service variables says that proa must run in a Pod", () => {

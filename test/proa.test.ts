@@ -7,9 +7,8 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
-import { FORBIDDEN, podWith, startFakeApiServer, UNAUTHORIZED, type FakeApiServer } from "./fake-apiserver.ts";
+import { FORBIDDEN, OTHER_CA, podWith, startFakeApiServer, UNAUTHORIZED, type FakeApiServer } from "./fake-apiserver.ts";
 import { BUNDLE, SIGNAL_REPORTER, startProa, type ProaProcess } from "./helpers/proa-process.ts";
-import { FORWARDED_SIGNALS } from "../proa.ts";
 
 const NODE = process.execPath;
 const scratch = mkdtempSync(join(tmpdir(), "proa-test-"));
@@ -104,8 +103,11 @@ describe("exit status", () => {
   });
 });
 
+// The README's contract, written out here rather than taken from the code under test.
+const DOCUMENTED_SIGNALS: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
+
 describe("signals", () => {
-  for (const signal of FORWARDED_SIGNALS.filter((name) => name !== "SIGTERM")) {
+  for (const signal of DOCUMENTED_SIGNALS.filter((name) => name !== "SIGTERM")) {
     test(`${signal} sent to proa while the program runs reaches the program`, async () => {
       api.setPod(ready());
       const run = await runProa(["--", NODE, SIGNAL_REPORTER, "7"]);
@@ -185,6 +187,50 @@ describe("secrets", () => {
     assert.ok(run.logs.some((record) => record.level === "debug"), "debug lines were written");
     for (const secret of [oldToken, api.token, "Bearer", "authorization"]) assert.ok(!run.stderr().toLowerCase().includes(secret.toLowerCase()), `the log contains ${secret}`);
   });
+});
+
+describe("the environment that Node.js itself reads", () => {
+  test("NODE_TLS_REJECT_UNAUTHORIZED=0 does not make proa trust another CA: no request, and a warning that it is ignored", async () => {
+    const untrusted = await startFakeApiServer({ pod: ready(), ca: OTHER_CA });
+    try {
+      proa = startProa(["--ready-timeout", "300ms", "--", NODE, "-e", "process.exit(0)"], { ...untrusted.env(), PROA_CONTAINER: "main", NODE_TLS_REJECT_UNAUTHORIZED: "0" });
+      assert.equal((await proa.exit).code, 1, proa.stderr());
+      assert.equal(untrusted.requests.length, 0, "the token was sent to a server proa must not trust");
+      assert.ok(proa.logs.some((record) => record.level === "warn" && /NODE_TLS_REJECT_UNAUTHORIZED .*ignores it/.test(record.msg)), proa.stderr());
+    } finally {
+      await untrusted.close();
+    }
+  });
+
+  test("NODE_DEBUG=http,https,net,tls prints no token, and proa warns that NODE_DEBUG is set", async () => {
+    api.setPod(ready());
+    api.fail({ on: "list", status: 401, body: UNAUTHORIZED }); // a second request, with the token read again
+    proa = startProa(["-g", await endpoint.url, "--", NODE, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main", NODE_DEBUG: "http,https,net,tls" });
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.match(proa.stderr(), /HTTP \d+: /, "Node's debug output was written");
+    assert.ok(!proa.stderr().includes(api.token), "the token is in stderr");
+    assert.ok(proa.logs.some((record) => record.level === "warn" && /NODE_DEBUG/.test(record.msg)), proa.stderr());
+  });
+
+  test("NODE_OPTIONS is named in a warning at start, for an auditor reading the log", async () => {
+    api.setPod(ready());
+    proa = startProa(["-g", await endpoint.url, "--", NODE, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main", NODE_OPTIONS: "--max-old-space-size=200" });
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+    const warnings = proa.logs.filter((record) => record.level === "warn").map((record) => record.msg);
+    assert.ok(warnings.some((msg) => /NODE_OPTIONS/.test(msg)), proa.stderr());
+    assert.ok(!warnings.some((msg) => /NODE_DEBUG|NODE_TLS/.test(msg)), "only the variables that are set are named");
+  });
+
+  for (const [variable, value] of [["POD_NAMESPACE", ".."], ["POD_NAME", "proa-demo/../../x"], ["POD_NAME", "Proa_Demo"]] as const) {
+    test(`${variable}=${value} is refused before any request, and the program never runs`, async () => {
+      const before = api.requests.length;
+      proa = startProa(["-g", await endpoint.url, "--ready-timeout", "2s", "--", NODE, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main", [variable]: value });
+      assert.equal((await proa.exit).code, 1, proa.stderr());
+      assert.equal(api.requests.length, before, "a request was sent");
+      assert.ok(proa.logs.some((record) => record.level === "error" && record.msg.includes(variable) && !record.msg.includes("stack")), proa.stderr());
+      assert.ok(!proa.logs.some((record) => record.msg === "program started"));
+    });
+  }
 });
 
 describe("as PID 1", () => {
