@@ -203,7 +203,7 @@ Options:
   -h, --help                          show this help
   -V, --version                       show the version
 
-DURATION is a number with a unit, like 500ms, 90s, 5m, 1h or 1m30s; a bare number is seconds.
+DURATION is a number with a unit, like 500ms, 90s, 5m, 1h or 1m30s; a bare number is seconds; at most 596h31m23s.
 
 Environment:
   POD_NAME                  this Pod's name (default: the hostname up to its first dot); set it with the downward API
@@ -288,10 +288,15 @@ function httpUrl(option: string, value: string): URL {
   return url;
 }
 
+// Node's timers fire at once for a delay of 2^31 ms or more (about 596 hours): a longer duration is refused, never
+// cut short. The longest accepted, in whole seconds, is 596h31m23s.
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
 function optionalDuration(option: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const ms = parseDuration(value);
   if (ms === undefined) throw new UsageError(`${option} needs a duration like 90s, 5m or 1m30s, not '${value}'`);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`${option} can be at most 596h31m23s, not '${value}'`);
   return ms;
 }
 

@@ -82,6 +82,10 @@ describe("command line", () => {
     ["a URL that is not http(s)", ["-g", "ftp://a/quit", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL, not 'ftp:\/\/a\/quit'/],
     ["a value that is not a URL", ["-p", "localhost:9091", "true"], /--shutdown-http-post needs an http/],
     ["a bad duration", ["--ready-timeout", "soon", "true"], /--ready-timeout needs a duration like 90s/],
+    // Node's timers fire at once for 2^31 ms or more: such a duration is refused, never cut short.
+    ["a duration too long for a timer", ["--ready-timeout", "600h", "true"], /^--ready-timeout can be at most 596h31m23s, not '600h'$/],
+    ["a duration too long for a timer, in ms", ["--shutdown-timeout", "2147483648ms", "true"], /^--shutdown-timeout can be at most 596h31m23s/],
+    ["an endless duration", ["--shutdown-request-timeout", `${"9".repeat(400)}h`, "true"], /^--shutdown-request-timeout can be at most 596h31m23s/],
     ["a value given to a flag", ["--kill-all=yes", "true"], /kill-all/],
   ];
   for (const [what, argv, message] of badInputs) {
@@ -97,6 +101,10 @@ describe("durations", () => {
     ["", undefined], ["5 m", undefined], ["-1s", undefined], ["s", undefined], ["10d", undefined], ["1m30", undefined],
   ];
   for (const [text, ms] of table) test(`'${text}' is ${ms === undefined ? "rejected" : `${ms} ms`}`, () => assert.equal(parseDuration(text), ms));
+  test("the longest duration accepted, 596h31m23s, is a timer's longest", () => {
+    assert.equal(run(["--ready-timeout", "596h31m23s", "true"]).ready.readyTimeoutMs, 2_147_483_000);
+    assert.equal(run(["--ready-timeout", "2147483647ms", "true"]).ready.readyTimeoutMs, 2 ** 31 - 1);
+  });
 });
 
 describe("exit status", () => {
