@@ -163,6 +163,8 @@ describe("logging", () => {
     [{ RUST_LOG: "hyper=info,proa=error" }, "error"],
     [{ RUST_LOG: "warn" }, "warn"],
     [{ RUST_LOG: "trace" }, "debug"],
+    [{ RUST_LOG: "off" }, "error"],
+    [{ RUST_LOG: "proa=off" }, "error"],
     [{ PROA_LOG: "error", RUST_LOG: "debug" }, "error"],
     [{ PROA_LOG: "loud" }, "info"],
   ];

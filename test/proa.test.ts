@@ -176,6 +176,39 @@ describe("when the wait fails, the program never runs, the sidecars are still sh
   });
 });
 
+describe("the shutdown step", () => {
+  test("proa waits for a sidecar that exits a few hundred ms after its shutdown request, and logs that exit before its own", async (t) => {
+    let answeredAt = 0;
+    const late = createServer((_, response) => {
+      response.end("bye");
+      answeredAt = Date.now();
+      setTimeout(() => api.setPod(exited()), 400);
+    });
+    t.after(() => late.close());
+    await new Promise<void>((resolve) => late.listen(0, "127.0.0.1", resolve));
+    api.setPod(ready());
+    proa = startProa(["-g", `http://127.0.0.1:${(late.address() as { port: number }).port}/quitquitquit`, "--", NODE, "-e", "process.exit(3)"], { ...api.env(), PROA_CONTAINER: "main" });
+    const { code } = await proa.exit;
+    const exitedAt = Date.now();
+    assert.equal(code, 3, proa.stderr());
+    assert.ok(exitedAt - answeredAt >= 400, `proa exited ${exitedAt - answeredAt} ms after the request, before the sidecar did`);
+    const messages = proa.logs.map((record) => record.msg);
+    const sidecarExit = messages.findIndex((msg) => /^sidecar-1 exited with 0/.test(msg));
+    assert.ok(sidecarExit !== -1 && sidecarExit < messages.indexOf("exiting"), proa.stderr());
+  });
+
+  test("without a way to stop the sidecars, proa waits for them as long as the Pod's own grace period, not the default 30 s", async () => {
+    const pod = podWith({ sidecars: ["sidecar-1"], ready: true });
+    api.setPod({ ...pod, spec: { ...pod.spec, terminationGracePeriodSeconds: 1 } });
+    const started = Date.now();
+    proa = startProa(["--", NODE, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main" });
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1000 && elapsed < 10_000, `proa exited after ${elapsed} ms; the Pod's grace period is 1 s`);
+    assert.ok(proa.logs.some((record) => record.level === "warn" && record.msg.includes("sidecar-1")), proa.stderr());
+  });
+});
+
 describe("secrets", () => {
   test("nothing proa logs contains the token or an Authorization header, even at debug level through a token rotation", async () => {
     api.setPod(ready());
