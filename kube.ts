@@ -293,7 +293,7 @@ const STATUS_SHAPE: Shape = { code: "number", reason: "string", message: "string
 
 /** The object as a Pod, or an error saying which field is not what a Pod has there. */
 export function checkPod(object: unknown): Pod {
-  const problem = object === null || typeof object !== "object" ? "it is not an object" : shapeProblem(object, POD_SHAPE, "");
+  const problem = object === null || object === undefined ? "it is null" : shapeProblem(object, POD_SHAPE, "");
   if (problem) throw new Error(`the API server's answer was not a Pod: ${problem}`);
   return object as Pod;
 }
@@ -302,18 +302,18 @@ export function checkPod(object: unknown): Pod {
  * fields) are both accepted: every field of a Pod is optional to proa. */
 function shapeProblem(value: unknown, shape: Shape, path: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  const kind = Array.isArray(value) ? "a list" : `a ${typeof value}`;
-  if (shape === "label") return typeof value === "string" && DNS_LABEL.test(value) ? undefined : `${path} is not a container name: ${quote(String(value), 80)}`;
-  if (typeof shape === "string") return typeof value === shape ? undefined : `${path} is ${kind}, not a ${shape}`;
+  const [where, kind] = [path || "it", Array.isArray(value) ? "a list" : `a ${typeof value}`];
+  if (shape === "label") return typeof value === "string" && DNS_LABEL.test(value) ? undefined : `${where} is not a container name: ${quote(String(value), 80)}`;
+  if (typeof shape === "string") return typeof value === shape ? undefined : `${where} is ${kind}, not a ${shape}`;
   if (Array.isArray(shape)) {
-    if (!Array.isArray(value)) return `${path} is ${kind}, not a list`;
+    if (!Array.isArray(value)) return `${where} is ${kind}, not a list`;
     for (const [i, item] of value.entries()) {
       const problem = item === null ? `${path}[${i}] is null` : shapeProblem(item, shape[0], `${path}[${i}]`);
       if (problem) return problem;
     }
     return undefined;
   }
-  if (typeof value !== "object" || Array.isArray(value)) return `${path} is ${kind}, not an object`;
+  if (typeof value !== "object" || Array.isArray(value)) return `${where} is ${kind}, not an object`;
   for (const [field, inner] of Object.entries(shape)) {
     const problem = shapeProblem((value as Record<string, unknown>)[field], inner, path ? `${path}.${field}` : field);
     if (problem) return problem;

@@ -7,6 +7,7 @@ import { after, describe, test } from "node:test";
 import {
   apiServer,
   backoffMs,
+  checkPod,
   containerFromMountinfo,
   containerIdFromCgroup,
   defaultTiming,
@@ -156,6 +157,26 @@ describe("line splitting", () => {
     assert.throws(() => parseWatchEvent('{"type":"ADDED","object":'), /not JSON \(25 characters\)/);
     assert.throws(() => parseWatchEvent('{"kind":"Status"}'), /not a watch event/);
     assert.throws(() => parseWatchEvent('{"type":"SURPRISE","object":{}}'), /not a watch event: type "SURPRISE"/);
+  });
+
+  test("parseWatchEvent checks the fields proa reads: a malformed Pod or Status is one clear error naming the field", () => {
+    const line = (type: string, object: unknown) => JSON.stringify({ type, object });
+    const notAPod = /^Error: the API server's answer was not a Pod: /;
+    assert.throws(() => parseWatchEvent(line("MODIFIED", { status: { containerStatuses: 5 } })), /not a Pod: status\.containerStatuses is a number, not a list$/);
+    assert.throws(() => parseWatchEvent(line("ADDED", { status: { containerStatuses: [{ name: "a", ready: "yes" }] } })), /not a Pod: status\.containerStatuses\[0\]\.ready is a string, not a boolean$/);
+    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [null] } })), /not a Pod: spec\.containers\[0\] is null$/);
+    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "A".repeat(1000) }] } })), /not a Pod: spec\.containers\[0\]\.name is not a container name: A{80}… \(920 more characters\)$/);
+    assert.throws(() => parseWatchEvent(line("DELETED", { metadata: [] })), /not a Pod: metadata is a list, not an object$/);
+    assert.throws(() => parseWatchEvent(line("ADDED", [])), notAPod);
+    assert.throws(() => parseWatchEvent(line("ERROR", { code: "410" })), /ERROR event that is not a Status: code is a string, not a number$/);
+    // As the API server sends them: null for empty fields, and bookmarks with hardly anything in them.
+    for (const stream of ["watch-events.jsonl", "watch-expired.jsonl"]) {
+      for (const text of capturedStream(stream).toString().trim().split("\n")) assert.doesNotThrow(() => parseWatchEvent(text));
+    }
+    assert.doesNotThrow(() => parseWatchEvent(line("BOOKMARK", { metadata: { resourceVersion: "5" }, spec: { containers: null }, status: {} })));
+    for (const state of ["all-ready", "deleting", "init-done", "init-running", "onfailure-restarted", "sidecar-failed", "sidecars-not-ready", "sidecars-terminated", "succeeded", "waiting"]) {
+      assert.doesNotThrow(() => checkPod(capturedPod(state)), state);
+    }
   });
 });
 
