@@ -270,6 +270,16 @@ describe("watchPod", { timeout: 60_000 }, () => {
     assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: no data from .* for 150 ms/);
   });
 
+  test("a watch may be silent for its timeoutSeconds plus the margin: silence longer than the margin alone is not cut", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    const later = { ...ready, metadata: { ...ready.metadata, resourceVersion: "2000" } };
+    api.fail({ on: "watch", chunks: [400, watchEvent("MODIFIED", later)], end: "stall" });
+    const log = recordingLog();
+    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 1, idleMarginMs: 100, random: () => 0 }, log)), ["1001", "2000"]);
+    assert.deepEqual(log.entries.filter((e) => e.level === "warn"), []);
+    assert.deepEqual(kinds(api), ["list", "watch@1001"]);
+  });
+
   test("a watch whose headers never come is cut after the margin, not after timeoutSeconds", async () => {
     const { api, cluster } = await start({ pod: notReady });
     api.fail({ on: "watch", hang: true });
