@@ -51,6 +51,9 @@ export function startProa(args: string[], env: Record<string, string> = {}, comm
     notify();
     return { code, signal };
   });
+  // 'close' waits for stdout and stderr to close, which never happens if proa died and left its program holding them:
+  // a second after proa itself has exited, a wait for a line that has not come fails instead of hanging.
+  child.once("exit", () => setTimeout(() => ((closed = true), notify()), 1000).unref());
   const until = <T>(find: () => T | undefined, what: string): Promise<T> =>
     new Promise((resolve, reject) => {
       const check = () => {

@@ -8,4 +8,6 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGU
   });
 }
 process.stdout.write("ready\n");
-setInterval(() => {}, 60_000);
+// Orphaned when proa dies before passing SIGTERM on (a test that fails): exit rather than linger after the test run.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && process.exit(1), 200);
