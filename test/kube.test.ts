@@ -363,6 +363,13 @@ describe("readiness, over Pods captured from a real API server", () => {
     });
   });
 
+  test("a terminated sidecar's reason, written by whoever wrote the status, is quoted in at most 80 characters", () => {
+    const pod = podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 1, reason: `Error\n${"x".repeat(5000)}` } } });
+    const failed = check(pod).failed ?? "";
+    assert.match(failed, /^container sidecar-1 terminated with exit code 1 \(Error x+… \(4926 more characters\)\) before it was ready/);
+    assert.ok(failed.length < 300, `${failed.length} characters`);
+  });
+
   for (const restartPolicy of ["OnFailure", "Always"] as const) {
     test(`a sidecar that terminated is waited for when the restartPolicy is ${restartPolicy}: the kubelet restarts it`, () => {
       assert.deepEqual(check(withRestartPolicy(capturedPod("sidecar-failed"), restartPolicy)), { notReady: ["sidecar-1", "sidecar-2"] });
