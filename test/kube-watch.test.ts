@@ -555,7 +555,8 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
 
   test("--ready-timeout names the containers that are still not ready", async () => {
     const { cluster } = await start({ pod: podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: { "sidecar-1": true } }) });
-    await assert.rejects(wait(cluster, { readyTimeoutMs: 100 }).promise, /^Error: --ready-timeout \(0.1 s\) passed: containers still not ready: sidecar-2$/);
+    // 500 ms: long enough for the list to arrive first on a loaded machine, whose answer the message quotes.
+    await assert.rejects(wait(cluster, { readyTimeoutMs: 500 }).promise, /^Error: --ready-timeout \(0.5 s\) passed: containers still not ready: sidecar-2$/);
   });
 
   test("--wait-for and --ignore choose the containers; an unknown name fails with the Pod's containers", async () => {
