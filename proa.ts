@@ -287,10 +287,11 @@ function httpUrl(option: string, value: string): URL {
   let url: URL | undefined;
   try {
     url = new URL(value);
-  } catch {} // reported below, without repeating the value: it may hold a password
+  } catch {} // reported below
   if (url?.protocol === "http:" || url?.protocol === "https:") return url;
-  const given = url ? `'${redactUrl(url)}'` : "something that is not a URL";
-  throw new UsageError(`${option} needs an http:// or https:// URL, not ${given}`);
+  // Repeat the value only as a URL with a host, redacted: "admin:pass@host" parses as the scheme "admin:".
+  const given = url?.host ? `'${redactUrl(url)}'` : "a value without a scheme and host";
+  throw new UsageError(`${option} needs an http:// or https:// URL such as http://localhost:15020/quitquitquit, not ${given}`);
 }
 
 function optionalDuration(option: string, value: string | undefined): number | undefined {
