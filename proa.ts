@@ -197,13 +197,16 @@ shuts the sidecars down, waits for them to exit, and exits with the program's st
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
   -p, --shutdown-http-post URL        send POST to URL to shut a sidecar down (repeatable)
-  -k, --kill NAME                     send SIGTERM to processes named NAME (repeatable; needs shareProcessNamespace)
-  -K, --kill-all                      send SIGTERM to every other visible process (needs shareProcessNamespace)
+  -k, --kill NAME                     send SIGTERM to processes whose executable or argv[0] is NAME (repeatable;
+                                      needs shareProcessNamespace)
+  -K, --kill-all                      send SIGTERM to every visible process but PID 1, proa's ancestors and program
+                                      (needs shareProcessNamespace)
   -c, --container NAME                proa's own container (default: detected, see README; env PROA_CONTAINER)
   -w, --wait-for NAME                 wait only for this container (repeatable; default: all other containers)
   -i, --ignore NAME                   do not wait for this container (repeatable)
       --ready-timeout DURATION        give up waiting for readiness after DURATION (default: no limit)
-      --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s)
+      --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s;
+                                      after SIGTERM never past a second before the grace period ends)
       --shutdown-request-timeout DURATION
                                       timeout of each shutdown request (default: 5s)
   -h, --help                          show this help
