@@ -42,13 +42,14 @@ async function serve(handle: (request: IncomingMessage, response: ServerResponse
     received.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers });
     handle(request, response);
   });
-  if (late) setTimeout(() => server.listen(late.port, "127.0.0.1"), late.afterMs);
+  const lateTimer = late ? setTimeout(() => server.listen(late.port, "127.0.0.1"), late.afterMs) : undefined;
   else await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = late?.port ?? (server.address() as AddressInfo).port;
   return {
     url: (path = "/") => `http://127.0.0.1:${port}${path}`,
     received,
     close: () => {
+      clearTimeout(lateTimer); // a test that failed early must not leave a server to start listening later
       server.closeAllConnections();
       return new Promise((resolve) => (server.listening ? server.close(resolve) : resolve(undefined)));
     },
