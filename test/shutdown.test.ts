@@ -43,7 +43,7 @@ async function serve(handle: (request: IncomingMessage, response: ServerResponse
     handle(request, response);
   });
   const lateTimer = late ? setTimeout(() => server.listen(late.port, "127.0.0.1"), late.afterMs) : undefined;
-  else await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  if (!late) await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = late?.port ?? (server.address() as AddressInfo).port;
   return {
     url: (path = "/") => `http://127.0.0.1:${port}${path}`,
