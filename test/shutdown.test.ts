@@ -12,6 +12,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Pod } from "../kube.ts";
 import { gracePeriodMs, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 type Urls = { httpGet?: string[]; httpPost?: string[] };
@@ -236,25 +237,16 @@ describe("HTTP shutdown requests under faults and attack", () => {
   });
 
   test("an endless 500 body is read only a few KiB: the answer is logged at once and the connection closed", async () => {
-    let closed = false;
-    const server = await raw((socket) => {
-      socket.write("HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n");
-      const chunk = `${(64 * 1024).toString(16)}\r\n${"x".repeat(64 * 1024)}\r\n`;
-      const pump = () => {
-        while (!socket.destroyed && socket.write(chunk));
-        if (!socket.destroyed) socket.once("drain", pump);
-      };
-      socket.on("close", () => (closed = true));
-      pump();
-    });
+    let closed = () => false;
+    const server = await raw((socket) => (closed = sendEndless500(socket)));
     const log = recordingLog();
     const before = process.memoryUsage().rss;
     const elapsed = await timed(() => shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 3000 }), {}, log));
     const grownMiB = (process.memoryUsage().rss - before) / 2 ** 20;
-    for (let i = 0; i < 100 && !closed; i++) await sleep(10);
+    for (let i = 0; i < 100 && !closed(); i++) await sleep(10);
     await server.close();
     assert.ok(elapsed < 1000, `took ${elapsed} ms`);
-    assert.ok(closed, "the connection was closed");
+    assert.ok(closed(), "the connection was closed");
     assert.ok(grownMiB < 50, `RSS grew by ${grownMiB} MiB`);
     const warning = log.lines.find((line) => line.level === "warn");
     assert.equal(warning?.msg, "sidecar shutdown request answered 500");
