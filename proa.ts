@@ -5,7 +5,7 @@ import { constants } from "node:os";
 import { parseArgs } from "node:util";
 import { loadCluster, nodeEnvironmentWarnings, waitUntilReady, type ReadyOptions } from "./kube.ts";
 import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
-import { createLog, logLevel, type Log } from "./log.ts";
+import { createLog, logLevel, redactUrl, type Log } from "./log.ts";
 
 // The build defines PROA_VERSION from package.json, so the bundle needs no file beside it.
 declare const PROA_VERSION: string | undefined;
@@ -23,7 +23,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
   for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
   const lifecycle = trapSignals(log);
-  const shutdownContext: ShutdownContext = {};
+  const shutdownContext: ShutdownContext = { sigterm: lifecycle.sigterm };
   let status: number;
   try {
     shutdownContext.cluster = loadCluster(env, USER_AGENT);
@@ -38,7 +38,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   } catch (error) {
     status = statusForFailure(error, log);
   }
-  shutdownContext.terminatingSince = lifecycle.shuttingDown();
+  lifecycle.shuttingDown();
   await shutDownSidecars(options.shutdown, shutdownContext, log);
   lifecycle.release();
   log.info("exiting", { status });
@@ -115,19 +115,26 @@ function isSignal(value: unknown): value is NodeJS.Signals {
   return typeof value === "string" && value in constants.signals;
 }
 
+/** The signals that stop the wait before the program starts; the others (SIGUSR1, SIGUSR2, a terminal's SIGWINCH)
+ * mean nothing until there is a program to pass them to. */
+const STOPS_THE_WAIT: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"];
+
 /**
  * Handles the forwarded signals for proa's whole life. A handler is always installed, which also matters as PID 1,
- * where the kernel drops signals that have no handler. Before the program starts a signal aborts the wait; while it
- * runs the signal is passed on; during shutdown it is noted and shutdown carries on.
+ * where the kernel drops signals that have no handler. Before the program starts a terminating signal aborts the
+ * wait; while it runs every signal is passed on; during shutdown it is noted and shutdown carries on. SIGTERM, in any
+ * phase, also aborts `sigterm` with its time: the kubelet's grace period runs from then, and the shutdown step
+ * listens to it.
  */
 function trapSignals(log: Log) {
   const waiting = new AbortController();
+  const sigterm = new AbortController();
   let child: ChildProcess | undefined;
   let phase: "waiting" | "running" | "shutting down" = "waiting";
-  let terminatingSince: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signal === "SIGTERM") terminatingSince ??= Date.now();
-    if (phase === "waiting") {
+    if (phase === "waiting" && !STOPS_THE_WAIT.includes(signal)) {
+      log.debug(`received ${signal} before the program started: ignored`, { signal });
+    } else if (phase === "waiting") {
       log.warn(`received ${signal} before the program started: not starting it`, { signal });
       waiting.abort(signal);
     } else if (phase === "running" && child) {
@@ -136,18 +143,18 @@ function trapSignals(log: Log) {
     } else {
       log.info(`received ${signal} while shutting down the sidecars: carrying on`, { signal });
     }
+    if (signal === "SIGTERM" && !sigterm.signal.aborted) sigterm.abort(Date.now());
   };
   for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);
   return {
     beforeStart: waiting.signal,
+    sigterm: sigterm.signal,
     forwardTo(started: ChildProcess) {
       child = started;
       phase = "running";
     },
-    /** Returns when SIGTERM first arrived, if it did: the kubelet's grace period runs from then. */
     shuttingDown() {
       phase = "shutting down";
-      return terminatingSince;
     },
     release() {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
@@ -191,13 +198,16 @@ shuts the sidecars down, waits for them to exit, and exits with the program's st
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
   -p, --shutdown-http-post URL        send POST to URL to shut a sidecar down (repeatable)
-  -k, --kill NAME                     send SIGTERM to processes named NAME (repeatable; needs shareProcessNamespace)
-  -K, --kill-all                      send SIGTERM to every other visible process (needs shareProcessNamespace)
+  -k, --kill NAME                     send SIGTERM to processes whose executable or argv[0] is NAME (repeatable;
+                                      needs shareProcessNamespace)
+  -K, --kill-all                      send SIGTERM to every visible process but PID 1, proa's ancestors and program
+                                      (needs shareProcessNamespace)
   -c, --container NAME                proa's own container (default: detected, see README; env PROA_CONTAINER)
   -w, --wait-for NAME                 wait only for this container (repeatable; default: all other containers)
   -i, --ignore NAME                   do not wait for this container (repeatable)
       --ready-timeout DURATION        give up waiting for readiness after DURATION (default: no limit)
-      --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s)
+      --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s;
+                                      after SIGTERM never past a second before the grace period ends)
       --shutdown-request-timeout DURATION
                                       timeout of each shutdown request (default: 5s)
   -h, --help                          show this help
@@ -278,14 +288,14 @@ function describeParseError(error: unknown): string {
 }
 
 function httpUrl(option: string, value: string): URL {
-  let url: URL;
+  let url: URL | undefined;
   try {
     url = new URL(value);
-  } catch {
-    throw new UsageError(`${option} needs an http:// or https:// URL, not '${value}'`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${option} needs an http:// or https:// URL, not '${value}'`);
-  return url;
+  } catch {} // reported below
+  if (url?.protocol === "http:" || url?.protocol === "https:") return url;
+  // Repeat the value only as a URL with a host, redacted: "admin:pass@host" parses as the scheme "admin:".
+  const given = url?.host ? `'${redactUrl(url)}'` : "a value without a scheme and host";
+  throw new UsageError(`${option} needs an http:// or https:// URL such as http://localhost:15020/quitquitquit, not ${given}`);
 }
 
 // Node's timers fire at once for a delay of 2^31 ms or more (about 596 hours): a longer duration is refused, never

@@ -1,18 +1,20 @@
 // The shutdown step: once the program has exited, ask the sidecars to stop (HTTP requests, SIGTERM by process name)
 // and wait until they have exited, so that the Pod (typically a Job) can complete. Nothing here is fatal: every
-// problem is logged on its own line and proa still exits with the program's status.
+// problem is logged on its own line, proa still exits with the program's status, and the step returns a plain record
+// of what it did (ShutdownReport).
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
 import { runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
-import type { Log } from "./log.ts";
+import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
   httpGet: URL[]; // parsed, and checked to be http(s), by the command line
   httpPost: URL[];
   kill: string[];
   killAll: boolean;
-  timeoutMs?: number; // --shutdown-timeout (overrides the Pod's grace period)
+  timeoutMs?: number; // --shutdown-timeout: may shorten the step, never lengthen it past the kubelet's kill
   requestTimeoutMs: number; // --shutdown-request-timeout
   userAgent: string;
 }
@@ -21,109 +23,228 @@ export interface ShutdownContext {
   cluster?: Cluster; // undefined when in-cluster config could not be loaded: then no wait for exit
   pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp)
   ownContainer?: string;
-  childPid?: number; // excluded from --kill-all
-  terminatingSince?: number; // when proa received SIGTERM: the kubelet's grace period started then
+  childPid?: number; // never signalled
+  /** Aborted when proa receives SIGTERM, with the time it arrived (ms since the epoch) as its reason: the kubelet's
+   * grace period runs from then. It may abort before the step or while it runs. */
+  sigterm?: AbortSignal;
 }
+
+/** What the step did, for the run's summary: plain data, with URLs already redacted. */
+export interface ShutdownReport {
+  startedAt: number; // ms since the epoch
+  budgetMs: number; // from the start to the deadline, as it stood at the end (SIGTERM or a deletion can move it)
+  requests: RequestRecord[];
+  signals: SignalRecord[];
+  exits: ExitRecord[];
+  /** How the wait for exit ended; stillRunning lists who had not exited then (empty when all had). */
+  wait: { outcome: WaitOutcome; stillRunning: string[] };
+  durationMs: number;
+}
+export interface RequestRecord {
+  method: "GET" | "POST";
+  url: string; // redacted: no user info, query values replaced
+  status?: number; // the answer's, when there was one
+  location?: string; // a redirect's target, redacted; never followed
+  error?: string; // why there was no answer
+  phase?: HttpPhase;
+  attempts: number;
+  durationMs: number;
+}
+export interface SignalRecord {
+  pid: number;
+  name: string;
+  rule: MatchRule | "--kill-all";
+  sent: boolean;
+  error?: string;
+}
+export interface ExitRecord {
+  container: string;
+  exitCode?: number;
+  afterMs: number; // since the step started
+}
+export type WaitOutcome = "all exited" | "pod gone" | "budget spent" | "watch failed" | "not watched";
 
 // After SIGTERM the kubelet kills the container when the grace period ends: proa exits this much earlier, so that the
 // Pod still reports the program's status rather than 137.
 const BEFORE_KUBELET_KILL_MS = 1000;
+// Read at most this much of an answer: enough for its reason, and an endless body costs nothing.
+const MAX_ANSWER_BYTES = 4096;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ShutdownTiming {
   /** Delays before retrying a refused connection (the sidecar may be restarting), as long as the budget allows. */
   refusedRetryDelaysMs: number[];
+  /** Each request gets at least this long (or --shutdown-request-timeout if smaller), however little budget is left. */
+  minRequestMs: number;
   /** Passed on to the Pod watch. */
   watch?: Partial<Timing>;
 }
 
-const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000] };
+const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
 
-/** Never throws; logs each problem on its own line. The whole step is bounded by shutdownBudgetMs. */
-export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<void> {
+/** Never throws; logs each problem on its own line and returns what it did. The requests and signals always go out;
+ * the wait for the sidecars to exit ends at the deadline (shutdownDeadline). */
+export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<ShutdownReport> {
+  const t = { ...DEFAULT_TIMING, ...timing };
+  const startedAt = Date.now();
+  let pod = context.pod;
+  const deadline = new Deadline(() => shutdownDeadline(startedAt, options.timeoutMs, pod, sigtermAt(context.sigterm)));
+  const report: ShutdownReport = { startedAt, budgetMs: 0, requests: [], signals: [], exits: [], wait: { outcome: "not watched", stillRunning: [] }, durationMs: 0 };
+  const moved = (why: string) => {
+    if (deadline.recompute()) log.info(`${why}: the shutdown step now ends in ${deadline.leftMs()} ms, before the kubelet's kill`, { budgetMs: deadline.leftMs() });
+  };
+  const onSigterm = () => moved("received SIGTERM");
+  context.sigterm?.addEventListener("abort", onSigterm);
   try {
-    const { refusedRetryDelaysMs, watch } = { ...DEFAULT_TIMING, ...timing };
-    const start = context.terminatingSince === undefined ? Date.now() : context.terminatingSince - BEFORE_KUBELET_KILL_MS;
-    const deadline = start + shutdownBudgetMs(context.pod, options.timeoutMs);
-    const budgetMs = Math.max(0, deadline - Date.now());
-    const requests = [...options.httpGet.map((url) => ({ method: "GET", url })), ...options.httpPost.map((url) => ({ method: "POST", url }))];
+    const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";
-      log.info(`proa has no way to stop the sidecars (no ${means}), so it can only wait for them to exit`, { budgetMs });
+      log.info(`proa has no way to stop the sidecars (no ${means}), so it can only wait for them to exit`, { budgetMs: deadline.leftMs() });
     } else {
-      log.info("shutting the sidecars down", { budgetMs });
+      log.info("shutting the sidecars down", { budgetMs: deadline.leftMs() });
     }
-    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, refusedRetryDelaysMs, log)));
-    if (options.kill.length > 0 || options.killAll) signalProcesses(options, context.childPid, log);
-    await Promise.all([sent, waitForExit(context, deadline, budgetMs, watch, log)]);
+    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
+    if (options.kill.length > 0 || options.killAll) report.signals = signalProcesses(options, context.childPid, log);
+    const seen = (next: Pod) => {
+      const wasDeleting = isDeleting(pod);
+      pod = next;
+      if (!wasDeleting && isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
+    };
+    const [answers, wait] = await Promise.all([sent, waitForExit(context, deadline.spent.signal, seen, t.watch, startedAt, log)]);
+    report.requests = answers;
+    report.exits = wait.exits;
+    report.wait = { outcome: wait.outcome, stillRunning: wait.stillRunning };
+    if (wait.outcome === "budget spent") {
+      const budgetMs = Math.max(0, deadline.at - startedAt);
+      log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${wait.stillRunning.join(", ")}; proa exits anyway`, { stillRunning: wait.stillRunning, budgetMs });
+    }
   } catch (error) {
     log.error("shutting the sidecars down failed unexpectedly", { error: String(error) });
+  } finally {
+    context.sigterm?.removeEventListener("abort", onSigterm);
+    deadline.stop();
   }
+  return { ...report, budgetMs: Math.max(0, deadline.at - startedAt), durationMs: Date.now() - startedAt };
 }
 
-/** The Pod's own deadline for its containers to stop: the deletion's grace period when it is being deleted. */
-export function shutdownBudgetMs(pod: Pod | undefined, timeoutMs: number | undefined): number {
-  if (timeoutMs !== undefined) return timeoutMs;
-  const deleting = pod?.metadata?.deletionTimestamp ? pod.metadata.deletionGracePeriodSeconds : undefined;
+// ---------------------------------------------------------------------------------------------------------------
+// The deadline
+
+/** The Pod's own grace period for its containers: the deletion's when it is being deleted. */
+export function gracePeriodMs(pod: Pod | undefined): number {
+  const deleting = isDeleting(pod) ? pod?.metadata?.deletionGracePeriodSeconds : undefined;
   return (deleting ?? pod?.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
+}
+
+const isDeleting = (pod: Pod | undefined) => Boolean(pod?.metadata?.deletionTimestamp);
+
+/**
+ * When the step must end: --shutdown-timeout, else the grace period, from the step's start. Once proa has received
+ * SIGTERM, never later than a second before the kubelet's kill (SIGTERM + the grace period), whatever the flags.
+ */
+export function shutdownDeadline(startedAt: number, timeoutMs: number | undefined, pod: Pod | undefined, sigtermAt: number | undefined): number {
+  const own = startedAt + (timeoutMs ?? gracePeriodMs(pod));
+  return sigtermAt === undefined ? own : Math.min(own, sigtermAt + gracePeriodMs(pod) - BEFORE_KUBELET_KILL_MS);
+}
+
+function sigtermAt(signal: AbortSignal | undefined): number | undefined {
+  return signal?.aborted && typeof signal.reason === "number" ? signal.reason : undefined;
+}
+
+/** The step's deadline, recomputed on demand; `spent` aborts when it passes. */
+class Deadline {
+  readonly spent = new AbortController();
+  at: number;
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly compute: () => number) {
+    this.at = compute();
+    this.arm();
+  }
+  leftMs(): number {
+    return Math.max(0, this.at - Date.now());
+  }
+  /** True when the deadline moved. */
+  recompute(): boolean {
+    const next = this.compute();
+    if (next === this.at) return false;
+    this.at = next;
+    this.arm();
+    return true;
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+  private arm(): void {
+    clearTimeout(this.timer);
+    if (this.spent.signal.aborted) return;
+    // setTimeout fires at once for 2^31 ms or more: re-arm until the deadline is really reached.
+    this.timer = setTimeout(() => (Date.now() >= this.at ? this.spent.abort() : this.arm()), Math.min(this.leftMs(), MAX_TIMER_MS));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP shutdown requests
 
-async function sendShutdownRequest(method: string, target: URL, options: ShutdownOptions, deadline: number, retryDelaysMs: number[], log: Log): Promise<void> {
-  const url = new URL(target); // a copy: the credentials are taken out below
-  const headers: Record<string, string> = { "user-agent": options.userAgent };
-  // fetch refuses URLs with credentials; send them as Basic authentication (as curl does), and never log them.
-  if (url.username || url.password) {
-    const decode = (text: string) => {
-      try {
-        return decodeURIComponent(text);
-      } catch {
-        return text; // a stray % is taken literally
-      }
+async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log): Promise<RequestRecord> {
+  const shown = redactUrl(url);
+  const fields = { method, url: shown };
+  const began = Date.now();
+  const minimumMs = Math.min(t.minRequestMs, options.requestTimeoutMs);
+  const done = (attempts: number, outcome: Partial<RequestRecord>): RequestRecord => ({ method, url: shown, ...outcome, attempts, durationMs: Date.now() - began });
+  for (let attempt = 1; ; attempt++) {
+    // However little budget is left, the request goes out and gets its minimum; the deadline cuts it no earlier.
+    const attemptStart = Date.now();
+    const timeoutMs = Math.max(minimumMs - (attemptStart - began), Math.min(options.requestTimeoutMs, deadline.leftMs()));
+    // When SIGTERM or a deletion brings the deadline forward, cut the request there (but not before its minimum);
+    // a request planned to end about now is left to its own timer.
+    const cut = new AbortController();
+    let cutTimer: NodeJS.Timeout | undefined;
+    const onSpent = () => {
+      const cutAt = Math.max(Date.now(), began + minimumMs);
+      if (cutAt < attemptStart + timeoutMs - 50) cutTimer = setTimeout(() => cut.abort(), cutAt - Date.now());
     };
-    headers.authorization = `Basic ${Buffer.from(`${decode(url.username)}:${decode(url.password)}`).toString("base64")}`;
-    url.username = url.password = "";
-  }
-  const fields = { method, url: url.href };
-  for (let attempt = 0; ; attempt++) {
-    const timeoutMs = Math.max(0, Math.min(options.requestTimeoutMs, deadline - Date.now()));
+    deadline.spent.signal.addEventListener("abort", onSpent);
+    if (deadline.spent.signal.aborted) onSpent();
     try {
-      const response = await fetch(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
-      if (response.ok) {
-        await response.body?.cancel();
-        log.info(`sidecar shutdown request answered ${response.status}`, { ...fields, status: response.status });
-        return;
+      const answer = await httpRequest({ method, url, timeoutMs, userAgent: options.userAgent, maxBodyBytes: MAX_ANSWER_BYTES, signal: cut.signal });
+      const { status } = answer;
+      if (status >= 200 && status < 300) {
+        log.info(`sidecar shutdown request answered ${status}`, { ...fields, status });
+        return done(attempt, { status });
       }
-      const body = (await response.text()).slice(0, 200);
-      const hint = response.status === 405 && method === "GET" ? "; if this is Envoy's /quitquitquit, which only takes POST, use --shutdown-http-post" : "";
-      log.warn(`sidecar shutdown request answered ${response.status}${hint}`, { ...fields, status: response.status, body });
-      return;
+      if (status >= 300 && status < 400) {
+        const location = answer.location === undefined ? undefined : redactUrl(new URL(answer.location, url));
+        const where = location ? ` to ${location}` : "";
+        log.warn(`sidecar shutdown request answered ${status}, a redirect${where}: proa follows no redirects, so nothing more was sent; give the URL that answers`, { ...fields, status, location });
+        return done(attempt, { status, ...(location ? { location } : {}) });
+      }
+      const hint = status === 405 && method === "GET" ? "; if this is Envoy's /quitquitquit, which only takes POST, use --shutdown-http-post" : "";
+      log.warn(`sidecar shutdown request answered ${status}${hint}`, { ...fields, status, body: quote(answer.body) });
+      return done(attempt, { status });
     } catch (error) {
-      const delayMs = retryDelaysMs[attempt];
-      if (isRefused(error) && delayMs !== undefined && delayMs < deadline - Date.now()) {
+      const failure = error instanceof HttpError ? error : new HttpError(String(error), "connect");
+      const delayMs = t.refusedRetryDelaysMs[attempt - 1];
+      if (failure.code === "ECONNREFUSED" && delayMs !== undefined && delayMs < deadline.leftMs()) {
         log.debug("sidecar refused the shutdown request's connection; retrying", { ...fields, delayMs });
         await sleep(delayMs);
         continue;
       }
-      const limit = `${timeoutMs} ms${timeoutMs < options.requestTimeoutMs ? " (the rest of the shutdown budget)" : ""}`;
-      log.warn(`sidecar shutdown request failed: ${describeFailure(error, limit)}`, { ...fields, attempts: attempt + 1 });
-      return;
+      const reason = cut.signal.aborted
+        ? `the shutdown budget ran out after ${Date.now() - attemptStart} ms, in the ${failure.phase} phase`
+        : describeFailure(failure, timeoutMs, options.requestTimeoutMs);
+      log.warn(`sidecar shutdown request failed: ${reason}`, { ...fields, attempts: attempt });
+      return done(attempt, { error: reason, phase: failure.phase });
+    } finally {
+      deadline.spent.signal.removeEventListener("abort", onSpent);
+      clearTimeout(cutTimer);
     }
   }
 }
 
-// fetch rejects with a TypeError whose cause is the socket error (an AggregateError when several addresses were tried).
-function isRefused(error: unknown): boolean {
-  const cause = (error as { cause?: { code?: string; errors?: { code?: string }[] } } | undefined)?.cause;
-  return (cause?.code ?? cause?.errors?.[0]?.code) === "ECONNREFUSED";
-}
-
-function describeFailure(error: unknown, limit: string): string {
-  if (isRefused(error)) return "connection refused (is the URL's port right? the sidecar may also have exited already)";
-  if (error instanceof Error && error.name === "TimeoutError") return `no answer within ${limit}`;
-  const cause = (error as { cause?: unknown }).cause;
-  return cause instanceof Error ? cause.message : String(error instanceof Error ? error.message : error);
+function describeFailure(error: HttpError, timeoutMs: number, requestTimeoutMs: number): string {
+  if (error.code === "ECONNREFUSED") return "connection refused (is the URL's port right? the sidecar may also have exited already)";
+  if (error.code === "ETIMEDOUT" && timeoutMs < requestTimeoutMs) return `${error.message} (the rest of the shutdown budget)`;
+  return error.message;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -131,129 +252,223 @@ function describeFailure(error: unknown, limit: string): string {
 
 export interface ProcessInfo {
   pid: number;
-  name: string;
-  /** The name came from /proc/PID/comm, which the kernel truncates to 15 characters. */
-  fromComm: boolean;
+  ppid: number;
+  /** /proc/PID/stat field 22, in clock ticks since boot: with the pid, it tells a process from a later one reusing it. */
+  startTime: number;
+  /** File name of /proc/PID/exe; unreadable without ptrace access (another user's process, no CAP_SYS_PTRACE). */
+  exe?: string;
+  /** File name of argv[0] from /proc/PID/cmdline, which anyone may read. */
+  argv0?: string;
+  /** /proc/PID/comm: the kernel cuts it to 15 characters. */
+  comm?: string;
 }
 
-/** Every visible process, named after its executable; /proc/PID/exe is unreadable for other users' processes. */
+/** Every visible process, as /proc shows it; one that exits while being read is left out. */
 export function readProcesses(procDir = "/proc"): ProcessInfo[] {
   const processes: ProcessInfo[] = [];
   for (const entry of readdirSync(procDir).filter((name) => /^\d+$/.test(name))) {
-    try {
-      processes.push({ pid: Number(entry), name: basename(readlinkSync(`${procDir}/${entry}/exe`)), fromComm: false });
-    } catch {
-      try {
-        processes.push({ pid: Number(entry), name: readFileSync(`${procDir}/${entry}/comm`, "utf8").trim(), fromComm: true });
-      } catch {
-        // The process exited while we were reading.
-      }
-    }
+    const stat = readStat(procDir, Number(entry));
+    if (!stat) continue;
+    const exe = attempt(() => basename(readlinkSync(`${procDir}/${entry}/exe`).replace(/ \(deleted\)$/, "")));
+    const argv0 = attempt(() => readFileSync(`${procDir}/${entry}/cmdline`, "utf8").split("\0")[0]);
+    const comm = attempt(() => readFileSync(`${procDir}/${entry}/comm`, "utf8").replace(/\n$/, ""));
+    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}) });
   }
   return processes;
 }
 
+/** ppid (field 4) and start time (field 22) from /proc/PID/stat; comm, field 2, may hold spaces and parentheses. */
+function readStat(procDir: string, pid: number): { ppid: number; startTime: number } | undefined {
+  const stat = attempt(() => readFileSync(`${procDir}/${pid}/stat`, "utf8"));
+  const fields = stat?.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const [ppid, startTime] = [Number(fields?.[1]), Number(fields?.[19])];
+  return Number.isInteger(ppid) && Number.isInteger(startTime) ? { ppid, startTime } : undefined;
+}
+
+function attempt<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined; // unreadable, or the process exited meanwhile
+  }
+}
+
+/** The name a log line gives a process: the best one readable. */
+export const processName = (p: ProcessInfo) => p.exe ?? p.argv0 ?? p.comm ?? "?";
+
+export type MatchRule = "executable" | "argv[0]" | "comm";
+
+/** How --kill NAME matches a process, if it does. comm only as a last resort: the kernel cuts it to 15 characters,
+ * so a shorter NAME is needed to tell cloud-sql-proxy from cloud-sql-proxy-v2. */
+export function matchRule(p: ProcessInfo, name: string): MatchRule | undefined {
+  if (p.exe === name) return "executable";
+  if (p.argv0 === name) return "argv[0]";
+  if (p.exe === undefined && p.argv0 === undefined && name.length < 15 && p.comm === name) return "comm";
+  return undefined;
+}
+
+/** Names that match every program the interpreter runs, not one sidecar. */
+const INTERPRETERS = ["node", "python", "python3", "java", "sh", "bash", "ruby"];
+
 export interface OwnProcesses {
   pid: number; // proa
-  ppid: number; // what started proa (tini, a shell), never a sidecar
+  ppid: number; // what started proa (tini, a shell): the first of the ancestors that are spared
   childPid?: number; // the wrapped program
 }
 
+export interface Target {
+  process: ProcessInfo;
+  name: string;
+  rule: MatchRule | "--kill-all";
+}
+
 export interface Selection {
-  targets: ProcessInfo[];
+  targets: Target[];
   /** --kill names that match no visible process. */
   unmatched: string[];
-  /** False when only proa's own processes and the pause process are visible: no shared process namespace. */
+  /** --kill names that are interpreters. */
+  interpreters: string[];
+  /** False when nothing but PID 1 and proa's own processes is visible: no shared process namespace. */
   sidecarsVisible: boolean;
 }
 
-/** Which processes --kill NAME and --kill-all signal: never proa, its parent, its child or the Pod's pause process. */
+/** Which processes --kill NAME and --kill-all signal: never PID 1, proa, its child or any of proa's ancestors. */
 export function selectProcesses(processes: ProcessInfo[], kill: string[], killAll: boolean, own: OwnProcesses): Selection {
-  const others = processes.filter(
-    ({ pid, name }) => pid !== own.pid && pid !== own.ppid && pid !== own.childPid && !(pid === 1 && name === "pause"),
-  );
-  const matches = (process: ProcessInfo, name: string) => process.name === name || (process.fromComm && process.name === name.slice(0, 15));
+  const byPid = new Map(processes.map((p) => [p.pid, p]));
+  const spared = new Set([1, own.pid, ...(own.childPid === undefined ? [] : [own.childPid])]);
+  for (let pid = own.ppid; pid > 1 && !spared.has(pid); pid = byPid.get(pid)?.ppid ?? 0) spared.add(pid);
+  const others = processes.filter(({ pid }) => !spared.has(pid));
+  const targets: Target[] = [];
+  for (const process of others) {
+    if (killAll) {
+      targets.push({ process, name: processName(process), rule: "--kill-all" });
+      continue;
+    }
+    for (const name of kill) {
+      const rule = matchRule(process, name);
+      if (rule) {
+        targets.push({ process, name, rule });
+        break;
+      }
+    }
+  }
   return {
-    targets: killAll ? others : others.filter((process) => kill.some((name) => matches(process, name))),
-    unmatched: kill.filter((name) => !others.some((process) => matches(process, name))),
-    // Without shareProcessNamespace, proa is PID 1 of its own container.
+    targets,
+    unmatched: kill.filter((name) => !others.some((process) => matchRule(process, name))),
+    interpreters: kill.filter((name) => INTERPRETERS.includes(name)),
+    // Without shareProcessNamespace, proa (or its wrapper) is PID 1 of its own container.
     sidecarsVisible: own.pid !== 1 && others.length > 0,
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log): void {
+function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log, procDir = "/proc"): SignalRecord[] {
   let processes: ProcessInfo[];
   try {
-    processes = readProcesses();
+    processes = readProcesses(procDir);
   } catch (error) {
     log.warn("cannot list processes for --kill/--kill-all", { error: String(error) });
-    return;
+    return [];
   }
   const own = { pid: process.pid, ppid: process.ppid, childPid };
-  const { targets, unmatched, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
+  const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
+  for (const name of interpreters) {
+    log.warn(`--kill ${name} matches every program that ${name} runs, not one sidecar; name the sidecar's own executable if you can`);
+  }
   if (!sidecarsVisible) {
     log.warn("proa cannot see the sidecars' processes, so --kill and --kill-all reach nothing; the Pod probably lacks shareProcessNamespace: true", {
-      visible: processes.map(({ pid, name }) => `${pid} ${name}`),
+      visible: processes.map((p) => `${p.pid} ${processName(p)}`),
     });
   } else {
-    const visible = [...new Set(processes.map(({ name }) => name))];
+    const visible = [...new Set(processes.map(processName))];
     for (const name of unmatched) log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
   }
-  for (const { pid, name } of targets) {
+  return signalTargets(targets, log, procDir);
+}
+
+/** SIGTERM to each target that is still the process that was read: same pid, same start time. */
+export function signalTargets(targets: Target[], log: Log, procDir = "/proc"): SignalRecord[] {
+  return targets.map(({ process: target, name, rule }) => {
+    const record = { pid: target.pid, name, rule };
+    // Between this check and kill() the pid could still be reused, but only within microseconds rather than the
+    // whole step; Node offers no pidfd_send_signal to close that window.
+    if (readStat(procDir, target.pid)?.startTime !== target.startTime) {
+      log.debug(`${name} exited before proa signalled it`, { pid: target.pid });
+      return { ...record, sent: false, error: "exited" };
+    }
     try {
-      process.kill(pid, "SIGTERM");
-      log.info(`sent SIGTERM to ${name}`, { pid });
+      process.kill(target.pid, "SIGTERM");
+      log.info(`sent SIGTERM to ${name}`, { pid: target.pid, rule });
+      return { ...record, sent: true };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ESRCH") continue; // it exited on its own meanwhile
-      const hint = code === "EPERM" ? ": it belongs to another user; run proa as that user or as root" : "";
-      log.warn(`cannot send SIGTERM to ${name}${hint}`, { pid, error: String(error) });
+      if (code !== "ESRCH") {
+        const hint = code === "EPERM" ? ": it runs as another user; run proa's container as the sidecar's user (securityContext.runAsUser)" : "";
+        log.warn(`cannot send SIGTERM to ${name}${hint}`, { pid: target.pid, rule, error: String(error) });
+      }
+      return { ...record, sent: false, error: code ?? String(error) };
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Waiting for the sidecars to exit
 
-async function waitForExit(context: ShutdownContext, deadline: number, budgetMs: number, watchTiming: Partial<Timing> | undefined, log: Log): Promise<void> {
+interface WaitResult {
+  outcome: WaitOutcome;
+  stillRunning: string[];
+  exits: ExitRecord[];
+}
+
+/**
+ * Watches the Pod until every regular sidecar has exited, the Pod is gone, or `until` aborts (the deadline). Each
+ * Pod seen is passed to `seen` (a deletion may move the deadline).
+ */
+async function waitForExit(context: ShutdownContext, until: AbortSignal, seen: (pod: Pod) => void, watchTiming: Partial<Timing> | undefined,
+  startedAt: number, log: Log): Promise<WaitResult> {
   const { cluster, ownContainer } = context;
+  const exits: ExitRecord[] = [];
   if (!cluster || !ownContainer) {
     log.info("not waiting for the sidecars to exit: proa did not get to know its Pod and its own container");
-    return;
+    return { outcome: "not watched", stillRunning: [], exits };
   }
   let running = context.pod ? runningContainers(context.pod, ownContainer) : undefined;
-  if (running?.length === 0) return;
+  if (running?.length === 0) return { outcome: "all exited", stillRunning: [], exits };
+  if (until.aborted) return { outcome: "budget spent", stillRunning: running ?? ["unknown"], exits };
   // The watch retries an unreachable API on its own; aborting it at the deadline is what bounds the wait.
   const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(new Error("the shutdown budget is spent")), deadline - Date.now());
+  const abort = () => stop.abort(new Error("the shutdown budget is spent"));
+  until.addEventListener("abort", abort);
   try {
     for await (const pod of watchPod(cluster, log, stop.signal, watchTiming)) {
       if (pod === null) {
         log.info("the Pod is gone, so there are no sidecars left to wait for");
-        return;
+        return { outcome: "pod gone", stillRunning: [], exits };
       }
+      seen(pod);
       // A container counts as exited once seen terminated, even if the kubelet restarts it afterwards.
       const now = runningContainers(pod, ownContainer).filter((name) => running?.includes(name) ?? true);
-      for (const name of running?.filter((name) => !now.includes(name)) ?? []) {
-        const code = exitCode(pod, name);
+      const gone = running?.filter((name) => !now.includes(name)) ?? [];
+      if (gone.length > 0) {
+        const exited = gone.map((container) => ({ container, exitCode: exitCode(pod, container), afterMs: Date.now() - startedAt }));
+        exits.push(...exited);
+        const what = exited.map(({ container, exitCode }) => `${container} exited${exitCode === undefined ? "" : ` with ${exitCode}`}`).join(", ");
         const rest = now.length > 0 ? `still running: ${now.join(", ")}` : "all sidecars have exited";
-        log.info(`${name} exited${code === undefined ? "" : ` with ${code}`}; ${rest}`, { container: name, exitCode: code, stillRunning: now });
+        log.info(`${what}; ${rest}`, { exited: Object.fromEntries(exited.map(({ container, exitCode }) => [container, exitCode ?? null])), stillRunning: now });
       }
       running = now;
-      if (running.length === 0) return;
+      if (running.length === 0) return { outcome: "all exited", stillRunning: [], exits };
     }
   } catch (error) {
     if (!stop.signal.aborted) {
       const message = error instanceof Error ? error.message : String(error);
       log.warn("stopped waiting for the sidecars to exit: watching the Pod failed", { error: message, stillRunning: running });
-      return;
+      return { outcome: "watch failed", stillRunning: running ?? ["unknown"], exits };
     }
   } finally {
-    clearTimeout(timer);
+    until.removeEventListener("abort", abort);
     stop.abort();
   }
-  const still = (running ?? ["unknown"]).join(", ");
-  log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${still}; proa exits anyway`, { stillRunning: running, budgetMs });
+  return { outcome: "budget spent", stillRunning: running ?? ["unknown"], exits };
 }
 
 function exitCode(pod: Pod, container: string): number | undefined {

@@ -25,6 +25,10 @@ describe("the bundle", () => {
     assert.doesNotMatch(bundle, /\bimport\s*\(|\bfrom\s+["']/, "no dynamic or static imports left in the bundle");
   });
 
+  test("has one HTTP stack: node:http and node:https, never the global fetch (undici)", () => {
+    assert.doesNotMatch(bundle, /\bfetch\s*\(|\bundici\b|\bnew\s+(Request|Headers)\(/);
+  });
+
   test("runs alone, copied into an empty folder with no node_modules, and reports the package's version", () => {
     const alone = join(scratch, "proa.js");
     copyFileSync(BUNDLE, alone);

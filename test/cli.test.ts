@@ -79,7 +79,7 @@ describe("command line", () => {
     ["nothing after --", ["--"], /no program given/],
     ["a missing option value", ["--shutdown-http-get"], /--shutdown-http-get needs a value/],
     ["an option value missing before --", ["-g", "--", "true"], /option -g needs a value/],
-    ["a URL that is not http(s)", ["-g", "ftp://a/quit", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL, not 'ftp:\/\/a\/quit'/],
+    ["a URL that is not http(s)", ["-g", "ftp://a/quit", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL .*, not 'ftp:\/\/a\/quit'/],
     ["a value that is not a URL", ["-p", "localhost:9091", "true"], /--shutdown-http-post needs an http/],
     ["a bad duration", ["--ready-timeout", "soon", "true"], /--ready-timeout needs a duration like 90s/],
     // Node's timers fire at once for 2^31 ms or more: such a duration is refused, never cut short.
@@ -93,6 +93,13 @@ describe("command line", () => {
       assert.match(usageError(argv), message);
     });
   }
+
+  test("a refused URL is repeated without its user info or query values, and a value that is not one is not repeated", () => {
+    const scheme = usageError(["-g", "ftp://admin:hunter2@files.example/quit?token=abc123", "true"]);
+    assert.match(scheme, /not 'ftp:\/\/files.example\/quit\?token=REDACTED'$/);
+    const noScheme = usageError(["-p", "admin:hunter2@localhost:9091/quit", "true"]);
+    for (const message of [scheme, noScheme]) for (const secret of ["hunter2", "admin", "abc123"]) assert.ok(!message.includes(secret), message);
+  });
 });
 
 describe("durations", () => {

@@ -6,6 +6,7 @@ import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { httpRequest, HttpError } from "../http.ts";
+import { sendEndless500 } from "./helpers/endless-body.ts";
 
 const sockets = new Set<Socket>();
 const servers: Server[] = [];
@@ -60,24 +61,17 @@ describe("httpRequest", () => {
   });
 
   test("reads at most maxBodyBytes of an endless body, then closes the connection", async () => {
-    let closed = false;
+    let closed = () => false;
     const host = await raw(async (socket, request) => {
       await request();
-      socket.write("HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n");
-      const chunk = `${(64 * 1024).toString(16)}\r\n${"x".repeat(64 * 1024)}\r\n`;
-      const pump = () => {
-        while (!socket.destroyed && socket.write(chunk));
-        if (!socket.destroyed) socket.once("drain", pump);
-      };
-      socket.on("close", () => (closed = true));
-      pump();
+      closed = sendEndless500(socket);
     });
     const answer = await get(`http://${host}/`, 2000, 1000);
     assert.equal(answer.status, 500);
     assert.equal(answer.body.length, 1000);
     assert.equal(answer.truncated, true);
-    for (let i = 0; i < 100 && !closed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.ok(closed, "the connection was closed after the cap");
+    for (let i = 0; i < 100 && !closed(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(closed(), "the connection was closed after the cap");
   });
 
   test("a server that never answers times out in the headers phase", async () => {

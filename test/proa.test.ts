@@ -142,6 +142,50 @@ describe("signals", () => {
   });
 });
 
+describe("signals before the program starts and during shutdown", () => {
+  /** proa in a Pod whose sidecar never exits and whose grace period is 1.5 s, with --shutdown-timeout 20s. */
+  function graceRun(program: string[]) {
+    const pod = ready();
+    pod.spec = { ...pod.spec, terminationGracePeriodSeconds: 1.5 };
+    api.setPod(pod);
+    proa = startProa(["--shutdown-timeout", "20s", "--", ...program], { ...api.env(), PROA_CONTAINER: "main" });
+    return proa;
+  }
+  const within = <T>(promise: Promise<T>, ms: number, what: string) =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref())]);
+
+  test("SIGWINCH, SIGUSR1 and SIGUSR2 before the program starts are ignored: the wait goes on and the program runs", async () => {
+    api.setPod(notReady());
+    const run = await runProa(["--", NODE, "-e", "process.exit(0)"]);
+    await run.waitForLog((record) => record.msg === "waiting for containers to be ready");
+    for (const signal of ["SIGWINCH", "SIGUSR1", "SIGUSR2"] as const) run.child.kill(signal);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    api.setPod(ready());
+    assert.equal((await run.exit).code, 0, run.stderr());
+    assert.ok(run.logs.some((record) => record.msg === "program started"));
+  });
+
+  test("SIGTERM while the program runs ends the shutdown step a second before the grace period does, despite --shutdown-timeout 20s", async () => {
+    const run = graceRun([NODE, SIGNAL_REPORTER, "42"]);
+    await run.waitForStdout("ready");
+    const sent = Date.now();
+    run.child.kill("SIGTERM");
+    assert.equal((await within(run.exit, 5000, "proa to exit")).code, 42);
+    const tookMs = Date.now() - sent;
+    assert.ok(tookMs < 1500, `proa exited ${tookMs} ms after SIGTERM; the kubelet would kill it at 1500 ms`);
+  });
+
+  test("SIGTERM during the shutdown step ends it a second before the grace period does, despite --shutdown-timeout 20s", async () => {
+    const run = graceRun([NODE, "-e", "process.exit(3)"]);
+    await run.waitForLog((record) => record.msg.startsWith("proa has no way to stop the sidecars"));
+    const sent = Date.now();
+    run.child.kill("SIGTERM");
+    assert.equal((await within(run.exit, 5000, "proa to exit")).code, 3);
+    const tookMs = Date.now() - sent;
+    assert.ok(tookMs < 1500, `proa exited ${tookMs} ms after SIGTERM; the kubelet would kill it at 1500 ms`);
+  });
+});
+
 describe("when the wait fails, the program never runs, the sidecars are still shut down, and proa exits 1", () => {
   async function failedWait(args: string[], during: (run: ProaProcess) => Promise<void> = async () => {}, server = api) {
     const marker = join(scratch, `started-${Math.random()}`);

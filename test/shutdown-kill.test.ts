@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -29,10 +29,13 @@ interface Report {
  * runs in a subshell (so neither is the helper's parent); without, the helper is PID 1 as in a Pod without
  * shareProcessNamespace.
  */
-async function inNamespace(request: { start: string[]; child?: number; kill?: string[]; killAll?: boolean }, pause = true): Promise<Report> {
+async function inNamespace(request: { start: string[]; child?: number; kill?: string[]; killAll?: boolean; uid?: number }, pid1: "pause" | "proa" | "shell" = "pause"): Promise<Report> {
   const json = JSON.stringify({ kill: [], killAll: false, ...request, start: request.start.map(bin) });
-  const script = pause ? `("$0" "$1" "$2"; true) & exec "$3" 60` : `exec "$0" "$1" "$2"`;
-  const child = spawn("unshare", [...unshare, "sh", "-c", script, process.execPath, helper, json, bin("pause")], { stdio: ["ignore", "pipe", "inherit"] });
+  // "shell": PID 1 is a shell, and proa runs under three layers of wrapper scripts, as under an init wrapper.
+  const scripts = { pause: `("$0" "$1" "$2"; true) & exec "$3" 60`, proa: `exec "$0" "$1" "$2"`, shell: `"$4" 2 "$0" "$1" "$2"; true` };
+  const script = scripts[pid1];
+  const args = [...unshare, "sh", "-c", script, process.execPath, helper, json, bin("pause"), bin("wrapper")];
+  const child = spawn("unshare", args, { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   child.stdout.setEncoding("utf8");
   for await (const chunk of child.stdout) {
@@ -52,6 +55,15 @@ const warnings = (report: Report) => report.logs.filter((line) => line.level ===
 describe("--kill and --kill-all on real processes", { skip }, () => {
   before(async () => {
     for (const name of ["pause", "sidecar-a", "sidecar-b", "a-very-long-sidecar-name", "program"]) copyFileSync("/usr/bin/sleep", bin(name));
+    // Executable but not readable: a process started from them is not dumpable, so even its own user cannot read
+    // its /proc/PID/exe (as without CAP_SYS_PTRACE); only cmdline and the 15-character comm are left.
+    for (const name of ["cloud-sql-proxy", "cloud-sql-proxy-v2"]) {
+      copyFileSync("/usr/bin/sleep", bin(name));
+      chmodSync(bin(name), 0o711);
+    }
+    chmodSync(dir, 0o755);
+    writeFileSync(bin("wrapper"), `#!/bin/sh\n# wrapper N command...: N more wrappers, then the command\nn=$1; shift\nif [ "$n" -gt 0 ]; then "$0" $((n - 1)) "$@"; else "$@"; fi\ntrue\n`);
+    chmodSync(bin("wrapper"), 0o755);
     const entry = fileURLToPath(new URL("./helpers/shutdown-kill.ts", import.meta.url));
     // Plain node, not tsx: tsx starts an esbuild process, which --kill-all would see and signal.
     await build({ entryPoints: [entry], outfile: helper, bundle: true, platform: "node", format: "esm", target: "node20", logLevel: "warning" });
@@ -78,6 +90,25 @@ describe("--kill and --kill-all on real processes", { skip }, () => {
     assert.deepEqual(warnings(report), []);
   });
 
+  test("--kill NAME does not hit a longer name that shares its first 15 characters when /proc/PID/exe is unreadable", async () => {
+    const report = await inNamespace({ start: ["cloud-sql-proxy-v2", "cloud-sql-proxy"], kill: ["cloud-sql-proxy"], uid: 65534 });
+    assert.deepEqual(report.signals, [null, "SIGTERM"]);
+    assert.deepEqual(report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.fields.rule), ["argv[0]"]);
+    assert.deepEqual(warnings(report), []);
+  });
+
+  test("--kill-all never signals PID 1 (here a shell, not pause) or any of proa's ancestors", async () => {
+    const report = await inNamespace({ start: ["sidecar-a", "sidecar-b"], killAll: true }, "shell");
+    assert.deepEqual(report.signals, ["SIGTERM", "SIGTERM"]);
+    assert.deepEqual(signalled(report).sort(), ["sidecar-a", "sidecar-b"]);
+  });
+
+  test("--kill with an interpreter's name warns that it matches every program that interpreter runs", async () => {
+    const report = await inNamespace({ start: ["sidecar-a"], kill: ["node"] });
+    assert.deepEqual(report.signals, [null]);
+    assert.match(warnings(report).join("\n"), /--kill node matches every program that node runs/);
+  });
+
   test("when only the pause process is visible besides proa's own, the log points at shareProcessNamespace", async () => {
     const report = await inNamespace({ start: ["program"], child: 0, killAll: true });
     assert.deepEqual(report.signals, [null]);
@@ -86,7 +117,7 @@ describe("--kill and --kill-all on real processes", { skip }, () => {
   });
 
   test("when proa is PID 1 (its own PID namespace), the log points at shareProcessNamespace and --kill reports no missing names", async () => {
-    const report = await inNamespace({ start: ["sidecar-a"], kill: ["envoy"] }, false);
+    const report = await inNamespace({ start: ["sidecar-a"], kill: ["envoy"] }, "proa");
     assert.equal(report.pid, 1);
     assert.deepEqual(report.signals, [null]);
     assert.deepEqual(warnings(report).length, 1);

@@ -5,12 +5,12 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadCluster, type Cluster } from "../kube.ts";
+import { loadCluster, type Cluster, type Pod } from "../kube.ts";
 import { shutDownSidecars, type ShutdownOptions, type ShutdownTiming } from "../shutdown.ts";
 import { podWith, startFakeApiServer, type FakeApiServer, type PodShape } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
-const options = (timeoutMs: number, overrides: Partial<ShutdownOptions> = {}): ShutdownOptions => ({
+const options = (timeoutMs: number | undefined, overrides: Partial<ShutdownOptions> = {}): ShutdownOptions => ({
   httpGet: [],
   httpPost: [],
   kill: [],
@@ -34,10 +34,22 @@ async function start(shape: PodShape): Promise<{ api: FakeApiServer; cluster: Cl
   return { api: server, cluster: loadCluster(server.env(), "proa/test") };
 }
 
-async function timed(run: () => Promise<void>): Promise<number> {
+async function timed(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await run();
   return performance.now() - start;
+}
+
+/** A SIGTERM that arrived at `at`, as proa's signal handler reports it. */
+function sigtermAt(at: number): AbortSignal {
+  const sigterm = new AbortController();
+  sigterm.abort(at);
+  return sigterm.signal;
+}
+
+/** The Pod with another terminationGracePeriodSeconds (fractions let a test run in milliseconds). */
+function withGrace(pod: Pod | null, seconds: number): Pod {
+  return { ...pod, spec: { ...pod?.spec, terminationGracePeriodSeconds: seconds } };
 }
 
 const messages = (log: ReturnType<typeof recordingLog>, level: string) => log.lines.filter((line) => line.level === level).map((line) => line.msg);
@@ -58,7 +70,7 @@ describe("waiting for the sidecars to exit", () => {
       exits.map((line) => line.msg),
       ["sidecar-1 exited with 0; still running: sidecar-2", "sidecar-2 exited with 143; all sidecars have exited"],
     );
-    assert.deepEqual(exits[0]?.fields, { container: "sidecar-1", exitCode: 0, stillRunning: ["sidecar-2"] });
+    assert.deepEqual(exits[0]?.fields, { exited: { "sidecar-1": 0 }, stillRunning: ["sidecar-2"] });
     assert.deepEqual(messages(log, "warn"), []);
   });
 
@@ -76,9 +88,10 @@ describe("waiting for the sidecars to exit", () => {
   test("after SIGTERM the budget counts from the signal and ends a second before the kubelet's kill", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", terminatingSince: Date.now() - 600 };
-    const elapsed = await timed(() => shutDownSidecars(options(2000), context, log, timing));
-    assert.ok(elapsed >= 350 && elapsed < 700, `took ${elapsed} ms: 2000 ms budget - 600 ms since SIGTERM - 1000 ms margin`);
+    api.setPod(withGrace(api.pod(), 2));
+    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigtermAt(Date.now() - 600) };
+    const elapsed = await timed(() => shutDownSidecars(options(undefined), context, log, timing));
+    assert.ok(elapsed >= 350 && elapsed < 700, `took ${elapsed} ms: 2000 ms grace period - 600 ms since SIGTERM - 1000 ms margin`);
     assert.match(messages(log, "warn")[0] ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
   });
 
@@ -117,6 +130,68 @@ describe("waiting for the sidecars to exit", () => {
   });
 });
 
+describe("the grace period is a hard limit, whatever the flags", () => {
+  test("SIGTERM while the program ran, with --shutdown-timeout far longer than the grace period: the step ends a second before the kubelet's kill", async () => {
+    const { api, cluster } = await start(sidecars);
+    const log = recordingLog();
+    api.setPod(withGrace(api.pod(), 1.5));
+    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigtermAt(Date.now() - 100) };
+    const elapsed = await timed(() => shutDownSidecars(options(20_000), context, log, timing));
+    assert.ok(elapsed < 1000, `took ${elapsed} ms: 1500 ms grace period - 100 ms since SIGTERM - 1000 ms margin`);
+    assert.match(messages(log, "warn").at(-1) ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
+  });
+
+  test("SIGTERM during the step brings its end forward, cutting a request that hangs", async () => {
+    const { api, cluster } = await start(sidecars);
+    const hanging = createServer(() => {}).listen(0, "127.0.0.1");
+    await new Promise((resolve) => hanging.once("listening", resolve));
+    const url = new URL(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`);
+    const sigterm = new AbortController();
+    const log = recordingLog();
+    api.setPod(withGrace(api.pod(), 1.5));
+    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigterm.signal };
+    const done = timed(() => shutDownSidecars(options(20_000, { httpPost: [url] }), context, log, { ...timing, minRequestMs: 100 }));
+    await sleep(100);
+    sigterm.abort(Date.now());
+    const elapsed = await done;
+    hanging.closeAllConnections();
+    hanging.close();
+    assert.ok(elapsed >= 550 && elapsed < 1200, `took ${elapsed} ms: 100 ms, then SIGTERM + 1500 ms grace period - 1000 ms margin`);
+    assert.ok(log.lines.some((line) => /^received SIGTERM: the shutdown step now ends in \d+ ms/.test(line.msg)));
+    assert.match(messages(log, "warn").join("\n"), /sidecar shutdown request failed: the shutdown budget ran out after \d+ ms, in the headers phase/);
+  });
+
+  test("a deletion that first appears in the step's own watch shortens the deadline to its grace period", async () => {
+    const { api, cluster } = await start(sidecars);
+    const log = recordingLog();
+    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigtermAt(Date.now()) };
+    const done = timed(() => shutDownSidecars(options(undefined), context, log, timing));
+    await sleep(100);
+    const deleting = podWith(sidecars);
+    deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 1500).toISOString(), deletionGracePeriodSeconds: 1.5 };
+    api.setPod(deleting);
+    const elapsed = await done;
+    assert.ok(elapsed < 1200, `took ${elapsed} ms: SIGTERM + 1500 ms deletion grace period - 1000 ms margin, not the spec's 30 s`);
+    assert.ok(log.lines.some((line) => /^the Pod is being deleted, with a grace period of 1.5 s: the shutdown step now ends in/.test(line.msg)));
+  });
+});
+
+describe("the exits, said once and truthfully", () => {
+  test("two sidecars seen exiting in the same Pod update make one line that says all have exited", async () => {
+    const { api, cluster } = await start(sidecars);
+    const log = recordingLog();
+    const done = shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing);
+    await sleep(100);
+    api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 143 } } }));
+    const report = await done;
+    const exits = log.lines.filter((line) => line.msg.includes(" exited"));
+    assert.deepEqual(exits.map((line) => line.msg), ["sidecar-1 exited with 0, sidecar-2 exited with 143; all sidecars have exited"]);
+    assert.deepEqual(exits[0]?.fields, { exited: { "sidecar-1": 0, "sidecar-2": 143 }, stillRunning: [] });
+    assert.deepEqual(report.exits.map(({ container, exitCode }) => [container, exitCode]), [["sidecar-1", 0], ["sidecar-2", 143]]);
+    assert.deepEqual(report.wait, { outcome: "all exited", stillRunning: [] });
+  });
+});
+
 describe("an API server that cannot be reached does not stall proa past the budget", () => {
   test("connection refused: the watch keeps retrying until the budget ends it", async () => {
     const { api, cluster } = await start(sidecars);
@@ -139,12 +214,12 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const url = new URL(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`);
     const log = recordingLog();
     const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, timing));
+    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, { ...timing, minRequestMs: 200 }));
     hanging.closeAllConnections();
     hanging.close();
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
     const [request, wait, ...more] = messages(log, "warn").sort();
-    assert.match(request ?? "", /^sidecar shutdown request failed: no answer within \d+ ms \(the rest of the shutdown budget\)$/);
+    assert.match(request ?? "", /^sidecar shutdown request failed: no answer within \d+ ms: timed out waiting for the response headers \(the rest of the shutdown budget\)$/);
     assert.equal(wait, "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway");
     assert.deepEqual(more, []);
   });

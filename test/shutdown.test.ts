@@ -1,13 +1,18 @@
-// The shutdown step's HTTP requests against real local servers, and its pure decisions (budget, process selection).
+// The shutdown step's HTTP requests against real local servers (and scripted ones that send exactly the bytes a test
+// chooses), and its decisions: the deadline, which processes --kill matches, the start-time check before a signal.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Pod } from "../kube.ts";
-import { readProcesses, selectProcesses, shutDownSidecars, shutdownBudgetMs, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { gracePeriodMs, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 type Urls = { httpGet?: string[]; httpPost?: string[] };
@@ -38,13 +43,14 @@ async function serve(handle: (request: IncomingMessage, response: ServerResponse
     received.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers });
     handle(request, response);
   });
-  if (late) setTimeout(() => server.listen(late.port, "127.0.0.1"), late.afterMs);
-  else await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const lateTimer = late ? setTimeout(() => server.listen(late.port, "127.0.0.1"), late.afterMs) : undefined;
+  if (!late) await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = late?.port ?? (server.address() as AddressInfo).port;
   return {
     url: (path = "/") => `http://127.0.0.1:${port}${path}`,
     received,
     close: () => {
+      clearTimeout(lateTimer); // a test that failed early must not leave a server to start listening later
       server.closeAllConnections();
       return new Promise((resolve) => (server.listening ? server.close(resolve) : resolve(undefined)));
     },
@@ -62,7 +68,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function timed(run: () => Promise<void>): Promise<number> {
+async function timed(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await run();
   return performance.now() - start;
@@ -96,16 +102,16 @@ describe("HTTP shutdown requests", () => {
     const elapsed = await timed(() => shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 200 }), {}, log));
     await server.close();
     assert.ok(elapsed >= 190 && elapsed < 700, `took ${elapsed} ms`);
-    assert.deepEqual(log.lines.filter((line) => line.level === "warn").map((line) => line.msg), ["sidecar shutdown request failed: no answer within 200 ms"]);
+    assert.deepEqual(log.lines.filter((line) => line.level === "warn").map((line) => line.msg), ["sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the response headers"]);
   });
 
   test("the shutdown budget cuts a request short when it is shorter than the request timeout", async () => {
     const server = await serve(() => {});
     const log = recordingLog();
-    const elapsed = await timed(() => shutDownSidecars(options({ httpPost: [server.url()], requestTimeoutMs: 10_000, timeoutMs: 200 }), {}, log));
+    const elapsed = await timed(() => shutDownSidecars(options({ httpPost: [server.url()], requestTimeoutMs: 10_000, timeoutMs: 200 }), {}, log, { minRequestMs: 100 }));
     await server.close();
     assert.ok(elapsed < 700, `took ${elapsed} ms`);
-    assert.match(log.lines.find((line) => line.level === "warn")?.msg ?? "", /no answer within (19\d|200) ms \(the rest of the shutdown budget\)$/);
+    assert.match(log.lines.find((line) => line.level === "warn")?.msg ?? "", /no answer within (19\d|200) ms: timed out waiting for the response headers \(the rest of the shutdown budget\)$/);
   });
 
   test("a refused connection is retried a few times with backoff, then logged, and is not fatal", async () => {
@@ -129,7 +135,7 @@ describe("HTTP shutdown requests", () => {
     assert.ok(log.lines.some((line) => line.msg === "sidecar shutdown request answered 200"));
   });
 
-  test("a 500 answer is logged with its status and the start of its body, and is not retried", async () => {
+  test("a 500 answer is logged with its status and the start of its body (300 characters), and is not retried", async () => {
     const server = await serve(answer(500, `upstream connect error ${"x".repeat(1000)}`));
     const log = recordingLog();
     await shutDownSidecars(options({ httpGet: [server.url("/shutdown")] }), {}, log, fast);
@@ -139,7 +145,7 @@ describe("HTTP shutdown requests", () => {
     assert.equal(more.length, 0);
     assert.equal(warning?.msg, "sidecar shutdown request answered 500");
     assert.equal(warning?.fields.status, 500);
-    assert.equal(warning?.fields.body, `upstream connect error ${"x".repeat(200 - 23)}`);
+    assert.equal(warning?.fields.body, `upstream connect error ${"x".repeat(300 - 23)}… (723 more characters)`);
   });
 
   test("a 405 answer to a GET suggests --shutdown-http-post (Envoy's /quitquitquit); a 405 to a POST does not", async () => {
@@ -185,129 +191,306 @@ describe("shutDownSidecars without means or knowledge", () => {
   });
 });
 
-describe("shutdownBudgetMs", () => {
-  const cases: [string, Pod | undefined, number | undefined, number][] = [
-    ["no Pod known: 30 s", undefined, undefined, 30_000],
-    ["no grace period in the spec: 30 s", { spec: {} }, undefined, 30_000],
-    ["the spec's terminationGracePeriodSeconds", { spec: { terminationGracePeriodSeconds: 120 } }, undefined, 120_000],
-    ["a grace period of 0", { spec: { terminationGracePeriodSeconds: 0 } }, undefined, 0],
-    [
-      "a Pod being deleted: its deletionGracePeriodSeconds",
-      { metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: 10 }, spec: { terminationGracePeriodSeconds: 120 } },
-      undefined,
-      10_000,
-    ],
-    [
-      "deletionGracePeriodSeconds left over without a deletionTimestamp is ignored",
-      { metadata: { deletionGracePeriodSeconds: 10 }, spec: { terminationGracePeriodSeconds: 120 } },
-      undefined,
-      120_000,
-    ],
-    ["--shutdown-timeout overrides the Pod", { metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: 10 } }, 5_000, 5_000],
-    ["--shutdown-timeout without a Pod", undefined, 1_500, 1_500],
+/** A TCP server that runs `script` on each connection once the request's head has arrived: the test chooses every byte. */
+async function raw(script: (socket: Socket) => void) {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createTcpServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on("error", () => {});
+    let head = "";
+    const onData = (chunk: Buffer) => {
+      head += chunk;
+      if (!head.includes("\r\n\r\n")) return;
+      socket.off("data", onData);
+      script(socket);
+    };
+    socket.on("data", onData);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    url: (path = "/") => `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`,
+    connections: () => connections,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("HTTP shutdown requests under faults and attack", () => {
+  test("a redirect is logged as an answer with its Location, and nothing is sent to where it points", async () => {
+    const elsewhere = await serve(answer(200, "third party"));
+    const server = await serve((_request, response) => response.writeHead(307, { location: elsewhere.url("/other?token=abc") }).end());
+    const log = recordingLog();
+    const report = await shutDownSidecars(options({ httpPost: [server.url("/quitquitquit")] }), {}, log);
+    await Promise.all([server.close(), elsewhere.close()]);
+    assert.equal(elsewhere.received.length, 0);
+    const [warning, ...more] = log.lines.filter((line) => line.level === "warn");
+    assert.deepEqual(more, []);
+    assert.match(warning?.msg ?? "", /^sidecar shutdown request answered 307, a redirect to .*other\?token=REDACTED: proa follows no redirects/);
+    assert.equal(warning?.fields.url, server.url("/quitquitquit"));
+    assert.equal(report.requests[0]?.status, 307);
+    assert.equal(report.requests[0]?.location, elsewhere.url("/other?token=REDACTED"));
+  });
+
+  test("an endless 500 body is read only a few KiB: the answer is logged at once and the connection closed", async () => {
+    let closed = () => false;
+    const server = await raw((socket) => (closed = sendEndless500(socket)));
+    const log = recordingLog();
+    const before = process.memoryUsage().rss;
+    const elapsed = await timed(() => shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 3000 }), {}, log));
+    const grownMiB = (process.memoryUsage().rss - before) / 2 ** 20;
+    for (let i = 0; i < 100 && !closed(); i++) await sleep(10);
+    await server.close();
+    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    assert.ok(closed(), "the connection was closed");
+    assert.ok(grownMiB < 50, `RSS grew by ${grownMiB} MiB`);
+    const warning = log.lines.find((line) => line.level === "warn");
+    assert.equal(warning?.msg, "sidecar shutdown request answered 500");
+    assert.match(String(warning?.fields.body), /^x{300}… \(\d+ more characters\)$/);
+  });
+
+  test("a timeout says which phase ran out: headers, or the body", async () => {
+    const silent = await raw(() => {});
+    const stalling = await raw((socket) => socket.write("HTTP/1.1 500 Oops\r\ncontent-length: 100\r\n\r\nabc"));
+    const log = recordingLog();
+    await shutDownSidecars(options({ httpGet: [silent.url()], httpPost: [stalling.url()], requestTimeoutMs: 200 }), {}, log);
+    await Promise.all([silent.close(), stalling.close()]);
+    const warnings = log.lines.filter((line) => line.level === "warn");
+    assert.equal(warnings.find((line) => line.fields.method === "GET")?.msg, "sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the response headers");
+    assert.equal(warnings.find((line) => line.fields.method === "POST")?.msg, "sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the rest of the body");
+  });
+
+  test("with --shutdown-timeout 0 the requests still go out, and get their minimum time to be answered", async () => {
+    const server = await serve((_request, response) => void setTimeout(() => response.end("OK"), 100));
+    const log = recordingLog();
+    const report = await shutDownSidecars(options({ httpPost: [server.url("/quitquitquit")], timeoutMs: 0 }), {}, log, { minRequestMs: 500 });
+    await server.close();
+    assert.equal(server.received.length, 1);
+    assert.ok(log.lines.some((line) => line.msg === "sidecar shutdown request answered 200"), JSON.stringify(log.lines));
+    assert.equal(report.requests[0]?.status, 200);
+  });
+
+  test("after SIGTERM with the budget already spent, the requests still go out and are answered", async () => {
+    const server = await serve((_request, response) => void setTimeout(() => response.end("OK"), 100));
+    const sigterm = new AbortController();
+    sigterm.abort(Date.now() - 1500); // a 2 s grace period: the step should have ended 500 ms ago
+    const pod: Pod = { spec: { terminationGracePeriodSeconds: 2 } };
+    const log = recordingLog();
+    const report = await shutDownSidecars(options({ httpGet: [server.url()] }), { pod, sigterm: sigterm.signal }, log, { minRequestMs: 500 });
+    await server.close();
+    assert.equal(server.received.length, 1);
+    assert.equal(report.requests[0]?.status, 200);
+  });
+
+  test("the minimum time is a floor, not a wait: a request that never answers is cut at the minimum when the budget is spent", async () => {
+    const server = await serve(() => {});
+    const log = recordingLog();
+    const elapsed = await timed(() => shutDownSidecars(options({ httpPost: [server.url()], timeoutMs: 0 }), {}, log, { minRequestMs: 200 }));
+    await server.close();
+    assert.ok(elapsed >= 190 && elapsed < 700, `took ${elapsed} ms`);
+    assert.equal(server.received.length, 1);
+  });
+
+  test("a query string's values are replaced in the log, and user info is never logged", async () => {
+    const server = await serve(answer(200));
+    const log = recordingLog();
+    const url = server.url("/quit?access_token=s3cr3t-value&mode=now").replace("http://", "http://admin:hunter2@");
+    const report = await shutDownSidecars(options({ httpPost: [url] }), {}, log);
+    await server.close();
+    assert.equal(server.received[0]?.url, "/quit?access_token=s3cr3t-value&mode=now", "the sidecar gets the real URL");
+    const logged = JSON.stringify(log.lines) + JSON.stringify(report);
+    for (const secret of ["s3cr3t", "hunter2", "admin"]) assert.ok(!logged.includes(secret), logged);
+    assert.equal(log.lines.find((line) => line.msg.includes("answered 200"))?.fields.url, server.url("/quit?access_token=REDACTED&mode=REDACTED"));
+  });
+
+  test("an answer that echoes the request's Authorization header is quoted with the credentials masked", async () => {
+    const server = await serve((request, response) => response.writeHead(400).end(`bad request; you sent authorization: ${request.headers.authorization} and Bearer abc.def.ghi`));
+    const log = recordingLog();
+    await shutDownSidecars(options({ httpPost: [server.url().replace("http://", "http://admin:hunter2@")] }), {}, log);
+    await server.close();
+    const body = String(log.lines.find((line) => line.level === "warn")?.fields.body);
+    assert.equal(body, "bad request; you sent authorization: Basic [redacted] and Bearer [redacted]");
+    assert.ok(!JSON.stringify(log.lines).includes(Buffer.from("admin:hunter2").toString("base64")));
+  });
+});
+
+describe("the deadline", () => {
+  const deleting = (graceS: number): Pod => ({ metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: graceS }, spec: { terminationGracePeriodSeconds: 120 } });
+  const grace: [string, Pod | undefined, number][] = [
+    ["no Pod known: 30 s", undefined, 30_000],
+    ["no grace period in the spec: 30 s", { spec: {} }, 30_000],
+    ["the spec's terminationGracePeriodSeconds", { spec: { terminationGracePeriodSeconds: 120 } }, 120_000],
+    ["a grace period of 0", { spec: { terminationGracePeriodSeconds: 0 } }, 0],
+    ["a Pod being deleted: its deletionGracePeriodSeconds", deleting(10), 10_000],
+    ["deletionGracePeriodSeconds left over without a deletionTimestamp is ignored", { metadata: { deletionGracePeriodSeconds: 10 }, spec: { terminationGracePeriodSeconds: 120 } }, 120_000],
   ];
-  for (const [name, pod, timeoutMs, expected] of cases) {
-    test(name, () => assert.equal(shutdownBudgetMs(pod, timeoutMs), expected));
+  for (const [name, pod, expected] of grace) test(`grace period: ${name}`, () => assert.equal(gracePeriodMs(pod), expected));
+
+  const start = 1_000_000;
+  const fiveSeconds: Pod = { spec: { terminationGracePeriodSeconds: 5 } };
+  const deadlines: [string, number | undefined, Pod | undefined, number | undefined, number][] = [
+    ["no SIGTERM: the grace period from the step's start", undefined, fiveSeconds, undefined, start + 5000],
+    ["no SIGTERM: --shutdown-timeout from the step's start, even past the grace period", 20_000, fiveSeconds, undefined, start + 20_000],
+    ["SIGTERM while the program ran: a second before SIGTERM + the grace period", undefined, fiveSeconds, start - 2000, start + 2000],
+    ["SIGTERM while the program ran, --shutdown-timeout 20s, grace period 5 s: still 4 s after SIGTERM", 20_000, fiveSeconds, start - 100, start + 3900],
+    ["SIGTERM: a shorter --shutdown-timeout still shortens it", 1000, fiveSeconds, start - 100, start + 1000],
+    ["SIGTERM to a Pod being deleted: the deletion's grace period", 20_000, deleting(3), start, start + 2000],
+    ["SIGTERM long ago: a deadline in the past (the requests still go out)", undefined, fiveSeconds, start - 10_000, start - 6000],
+  ];
+  for (const [name, timeoutMs, pod, sigtermAt, expected] of deadlines) {
+    test(`deadline: ${name}`, () => assert.equal(shutdownDeadline(start, timeoutMs, pod, sigtermAt), expected));
   }
 });
 
 describe("selectProcesses", () => {
-  const own: OwnProcesses = { pid: 40, ppid: 0, childPid: 41 };
-  const ps = (...entries: [number, string, boolean?][]): ProcessInfo[] => entries.map(([pid, name, fromComm = false]) => ({ pid, name, fromComm }));
-  const shared = ps([1, "pause", true], [7, "envoy"], [8, "pilot-agent"], [9, "envoy"], [40, "node"], [41, "program"]);
+  const own: OwnProcesses = { pid: 40, ppid: 1, childPid: 41 };
+  const ps = (...entries: [number, Partial<ProcessInfo>][]): ProcessInfo[] => entries.map(([pid, names]) => ({ pid, ppid: 1, startTime: 1000 + pid, ...names }));
+  const exe = (name: string) => ({ exe: name, argv0: name, comm: name.slice(0, 15) });
+  const shared = ps([1, exe("pause")], [7, exe("envoy")], [8, exe("pilot-agent")], [9, exe("envoy")], [40, exe("node")], [41, exe("program")]);
   interface Case {
     name: string;
     processes: ProcessInfo[];
     kill?: string[];
     killAll?: boolean;
     own?: OwnProcesses;
-    expected: { targets: number[]; unmatched?: string[]; sidecarsVisible?: boolean };
+    expected: { targets: [number, string][]; unmatched?: string[]; interpreters?: string[]; sidecarsVisible?: boolean };
   }
   const cases: Case[] = [
-    { name: "--kill NAME picks every process of that name", processes: shared, kill: ["envoy"], expected: { targets: [7, 9] } },
+    { name: "--kill NAME picks every process of that name", processes: shared, kill: ["envoy"], expected: { targets: [[7, "executable"], [9, "executable"]] } },
     {
       name: "--kill NAME that matches nothing is reported",
       processes: shared,
       kill: ["envoy", "cloud-sql-proxy"],
-      expected: { targets: [7, 9], unmatched: ["cloud-sql-proxy"] },
+      expected: { targets: [[7, "executable"], [9, "executable"]], unmatched: ["cloud-sql-proxy"] },
     },
-    { name: "--kill-all picks all but proa, its child and pause", processes: shared, killAll: true, expected: { targets: [7, 8, 9] } },
+    { name: "--kill-all picks all but PID 1, proa and its child", processes: shared, killAll: true, expected: { targets: [[7, "--kill-all"], [8, "--kill-all"], [9, "--kill-all"]] } },
     {
-      name: "--kill never picks proa itself or its child, even by name",
+      name: "--kill never picks proa itself or its child, even by name, and warns for an interpreter",
       processes: shared,
       kill: ["node", "program"],
-      expected: { targets: [], unmatched: ["node", "program"] },
+      expected: { targets: [], unmatched: ["node", "program"], interpreters: ["node"] },
     },
     {
-      name: "--kill-all spares proa's parent (tini, a shell)",
-      processes: ps([1, "tini"], [5, "sh"], [40, "node"], [50, "envoy"]),
+      name: "--kill-all spares PID 1 (a shell, not pause) and every ancestor of proa",
+      processes: ps([1, exe("sh")], [5, { ...exe("tini"), ppid: 1 }], [6, { ...exe("bash"), ppid: 5 }], [40, { ...exe("node"), ppid: 6 }], [50, exe("envoy")]),
       killAll: true,
+      own: { pid: 40, ppid: 6 },
+      expected: { targets: [[50, "--kill-all"]] },
+    },
+    {
+      name: "--kill NAME spares an ancestor of that name too",
+      processes: ps([1, exe("pause")], [5, { ...exe("sh"), ppid: 1 }], [40, { ...exe("node"), ppid: 5 }], [50, exe("sh")]),
+      kill: ["sh"],
       own: { pid: 40, ppid: 5 },
-      expected: { targets: [1, 50] },
-    },
-    { name: "--kill-all signals a PID 1 that is not pause", processes: ps([1, "sleep"], [40, "node"]), killAll: true, expected: { targets: [1] } },
-    {
-      name: "a name from comm, which the kernel truncates, matches the first 15 characters",
-      processes: ps([1, "pause"], [7, "cloud-sql-proxy", true], [8, "a-very-long-sid", true]),
-      kill: ["a-very-long-sidecar"],
-      expected: { targets: [8] },
+      expected: { targets: [[50, "executable"]], interpreters: ["sh"] },
     },
     {
-      name: "a name from the executable must match in full",
-      processes: ps([1, "pause"], [7, "a-very-long-sid"]),
-      kill: ["a-very-long-sidecar"],
-      expected: { targets: [], unmatched: ["a-very-long-sidecar"] },
+      name: "an unreadable executable falls back to argv[0] from cmdline",
+      processes: ps([1, { comm: "pause" }], [7, { argv0: "cloud-sql-proxy", comm: "cloud-sql-proxy" }], [8, { argv0: "cloud-sql-proxy-v2", comm: "cloud-sql-proxy" }]),
+      kill: ["cloud-sql-proxy"],
+      expected: { targets: [[7, "argv[0]"]] },
     },
     {
-      name: "only pause and proa's own processes: the namespace is not shared",
-      processes: ps([1, "pause"], [40, "node"], [41, "program"]),
+      name: "argv[0] matches even when the executable is readable (a busybox applet)",
+      processes: ps([1, exe("pause")], [7, { exe: "busybox", argv0: "httpd", comm: "httpd" }]),
+      kill: ["httpd"],
+      expected: { targets: [[7, "argv[0]"]] },
+    },
+    {
+      name: "a comm cut to 15 characters never matches a longer or a different name",
+      processes: ps([1, exe("pause")], [7, { comm: "cloud-sql-proxy" }], [8, { comm: "a-very-long-sid" }]),
+      kill: ["cloud-sql-proxy", "a-very-long-sidecar", "a-very-long-sid"],
+      expected: { targets: [], unmatched: ["cloud-sql-proxy", "a-very-long-sidecar", "a-very-long-sid"] },
+    },
+    {
+      name: "comm matches a name shorter than 15 characters when nothing better is readable",
+      processes: ps([1, exe("pause")], [7, { comm: "envoy" }], [8, { exe: "other", comm: "envoy" }]),
+      kill: ["envoy"],
+      expected: { targets: [[7, "comm"]] },
+    },
+    {
+      name: "only PID 1 and proa's own processes: the namespace is not shared",
+      processes: ps([1, exe("pause")], [40, exe("node")], [41, exe("program")]),
       kill: ["envoy"],
       killAll: true,
       expected: { targets: [], unmatched: ["envoy"], sidecarsVisible: false },
     },
     {
       name: "proa is PID 1: its own namespace, not shared",
-      processes: ps([1, "node"], [12, "daemon"]),
+      processes: ps([1, exe("node")], [12, exe("daemon")]),
       killAll: true,
       own: { pid: 1, ppid: 0 },
-      expected: { targets: [12], sidecarsVisible: false },
+      expected: { targets: [[12, "--kill-all"]], sidecarsVisible: false },
     },
   ];
   for (const { name, processes, kill = [], killAll = false, own: self = own, expected } of cases) {
     test(name, () => {
       const selection = selectProcesses(processes, kill, killAll, self);
-      const targets = selection.targets.map(({ pid }) => pid);
-      assert.deepEqual({ ...selection, targets }, { unmatched: [], sidecarsVisible: true, ...expected });
+      const targets = selection.targets.map(({ process, rule }) => [process.pid, rule]);
+      assert.deepEqual({ ...selection, targets }, { unmatched: [], interpreters: [], sidecarsVisible: true, ...expected });
     });
   }
 });
 
 describe("readProcesses", () => {
-  test("names each process after its executable, falls back to comm when exe is unreadable, and skips vanished ones", () => {
+  test("reads the executable's and argv[0]'s file names, comm, the parent and the start time; skips vanished processes", () => {
     const proc = mkdtempSync(join(tmpdir(), "proa-proc-"));
     try {
-      const add = (pid: string, files: { exe?: string; comm?: string }) => {
+      const add = (pid: string, files: { exe?: string; cmdline?: string; comm?: string; stat?: string }) => {
         mkdirSync(join(proc, pid));
         if (files.exe) symlinkSync(files.exe, join(proc, pid, "exe"));
+        if (files.cmdline !== undefined) writeFileSync(join(proc, pid, "cmdline"), files.cmdline);
         if (files.comm) writeFileSync(join(proc, pid, "comm"), `${files.comm}\n`);
+        if (files.stat) writeFileSync(join(proc, pid, "stat"), files.stat);
       };
-      add("1", { comm: "pause" }); // another user's process: no readable exe
-      add("7", { exe: "/usr/local/bin/envoy", comm: "envoy" });
-      add("8", {}); // exited while being read
+      // Fields 3 onwards of /proc/PID/stat, from the state to the start time (field 22).
+      const stat = (pid: number, comm: string, ppid: number, start: number) => `${pid} (${comm}) S ${ppid} ${"0 ".repeat(17)}${start} 100 200\n`;
+      add("1", { comm: "pause", cmdline: "", stat: stat(1, "pause", 0, 5) }); // another user's process: no readable exe; a kernel thread's empty cmdline
+      add("7", { exe: "/usr/local/bin/envoy", cmdline: "/usr/local/bin/envoy\0-c\0/etc/envoy.yaml\0", comm: "envoy", stat: stat(7, "envoy", 1, 70) });
+      add("8", { cmdline: "/cloud-sql-proxy-v2\0--port\0", comm: "cloud-sql-proxy", stat: stat(8, "cloud-sql-proxy", 1, 80) });
+      add("9", { exe: "/usr/bin/odd (deleted)", comm: "a) b (c", stat: stat(9, "a) b (c", 7, 90) }); // comm may hold ") "
+      add("10", { exe: "/usr/bin/gone" }); // exited while being read: no stat
       add("self", { exe: "/usr/bin/node" });
       mkdirSync(join(proc, "sys"));
       const processes = readProcesses(proc).sort((a, b) => a.pid - b.pid);
       assert.deepEqual(processes, [
-        { pid: 1, name: "pause", fromComm: true },
-        { pid: 7, name: "envoy", fromComm: false },
+        { pid: 1, ppid: 0, startTime: 5, comm: "pause" },
+        { pid: 7, ppid: 1, startTime: 70, exe: "envoy", argv0: "envoy", comm: "envoy" },
+        { pid: 8, ppid: 1, startTime: 80, argv0: "cloud-sql-proxy-v2", comm: "cloud-sql-proxy" },
+        { pid: 9, ppid: 7, startTime: 90, exe: "odd", comm: "a) b (c" },
       ]);
     } finally {
       rmSync(proc, { recursive: true, force: true });
     }
   });
 
-  test("reads the real /proc: this test's own process is there, named after node's executable", () => {
+  test("reads the real /proc: this test's own process is there, named after node's executable, with its parent", () => {
     const self = readProcesses().find(({ pid }) => pid === process.pid);
-    assert.deepEqual(self, { pid: process.pid, name: basename(process.execPath), fromComm: false });
+    assert.equal(self?.exe, basename(process.execPath));
+    assert.equal(self?.ppid, process.ppid);
+    assert.ok((self?.startTime ?? 0) > 0);
+  });
+});
+
+describe("signalTargets", () => {
+  test("signals a process only while it still has the start time read with it: a reused PID is not hit", async (t) => {
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    t.after(() => child.kill("SIGKILL"));
+    await once(child, "spawn");
+    const read = readProcesses().find(({ pid }) => pid === child.pid)!;
+    const log = recordingLog();
+    const [stale] = signalTargets([{ process: { ...read, startTime: read.startTime - 1 }, name: "sleep", rule: "executable" }], log);
+    await sleep(50);
+    assert.equal(child.exitCode ?? child.signalCode, null, "the process whose start time differs was not signalled");
+    assert.deepEqual(stale, { pid: child.pid, name: "sleep", rule: "executable", sent: false, error: "exited" });
+    const [sent] = signalTargets([{ process: read, name: "sleep", rule: "executable" }], log);
+    await once(child, "exit");
+    assert.equal(child.signalCode, "SIGTERM");
+    assert.equal(sent?.sent, true);
+    assert.deepEqual(log.lines.find((line) => line.msg === "sent SIGTERM to sleep")?.fields, { pid: child.pid, rule: "executable" });
   });
 });

@@ -14,11 +14,18 @@ interface Request {
   child?: number;
   kill: string[];
   killAll: boolean;
+  /** Start the processes as this user, then drop to it before the shutdown step (as a non-root container runs). */
+  uid?: number;
 }
 
 const request = JSON.parse(process.argv[2] ?? "{}") as Request;
-const children: ChildProcess[] = request.start.map((executable) => spawn(executable, ["60"], { stdio: "ignore" }));
+const user = request.uid === undefined ? {} : { uid: request.uid, gid: request.uid };
+const children: ChildProcess[] = request.start.map((executable) => spawn(executable, ["60"], { stdio: "ignore", ...user }));
 await Promise.all(children.map((child) => once(child, "spawn")));
+if (request.uid !== undefined) {
+  process.setgid!(request.uid);
+  process.setuid!(request.uid);
+}
 
 const log = recordingLog();
 const childPid = request.child === undefined ? undefined : children[request.child]?.pid;
