@@ -269,7 +269,7 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.equal(status?.succeeded, undefined);
   });
 
-  test(`kubectl delete pod --grace-period=${GRACE_SECONDS} while the program runs: it gets SIGTERM, the sidecar is shut down, main exits with the program's code within the grace period`, async () => {
+  test(`kubectl delete pod --grace-period=${GRACE_SECONDS} while the program runs: it gets SIGTERM, the sidecar is shut down, main exits with the program's code within the grace period`, async (t) => {
     const ns = await namespace();
     // A sidecar that ignores SIGTERM (as a proxy draining its connections would) and exits only on POST /shutdown:
     // without proa's request the kubelet would kill it at the end of the grace period (137).
@@ -291,29 +291,37 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
     const deleted = await cluster.server.api("DELETE", `/api/v1/namespaces/${ns}/pods/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: GRACE_SECONDS });
-    const { pod } = await untilTerminated(ns, name, 60_000);
+    const { pod, versions } = await untilTerminated(ns, name, 60_000);
 
     const mainState = terminated(pod, "main");
     const sidecarState = terminated(pod, "sidecar");
+    // The grace period runs from the kubelet's SIGTERM, which its "Killing" event records (in whole seconds, as all
+    // its times); deletionTimestamp (the DELETE's time plus the grace period) can be a second earlier than that.
+    const killing = (await cluster.events(ns, name)).find((e) => e.reason === "Killing" && e.fieldPath === "spec.containers{main}");
+    assert.ok(killing?.time, `a Killing event for main: ${JSON.stringify(await cluster.events(ns, name))}`);
+    const graceEnds = seconds(killing.time) + GRACE_SECONDS;
+    const sidecarExitSeen = versions.some((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
+    t.diagnostic(
+      `SIGTERM at ${killing.time} (deletionTimestamp ${deleted.metadata.deletionTimestamp}); the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}; ` +
+        `a Pod status with the sidecar terminated while main ran: ${sidecarExitSeen ? "seen" : "never"}`,
+    );
     assert.equal(mainState.exitCode, 42, `the program's own exit code (never 137): ${JSON.stringify(mainState)}`);
     assert.equal(sidecarState.exitCode, 0, `the sidecar exited on proa's request, was not killed: ${JSON.stringify(sidecarState)}`);
-    // deletionTimestamp is the deletion time plus the grace period; the kubelet's times are whole seconds.
-    const deletionDeadline = seconds(deleted.metadata.deletionTimestamp);
-    assert.ok(seconds(mainState.finishedAt) <= deletionDeadline, `main finished ${mainState.finishedAt}, by ${deleted.metadata.deletionTimestamp}`);
-    assert.ok(seconds(sidecarState.finishedAt) <= deletionDeadline - GRACE_SECONDS / 2, `the sidecar finished ${sidecarState.finishedAt}, soon after proa's request, well before ${deleted.metadata.deletionTimestamp}`);
+    assert.ok(seconds(mainState.finishedAt) <= graceEnds, `main finished ${mainState.finishedAt}, within the grace period from ${killing.time}`);
+    assert.ok(seconds(sidecarState.finishedAt) <= graceEnds - GRACE_SECONDS / 2, `the sidecar finished ${sidecarState.finishedAt}, soon after proa's request`);
     assert.ok(seconds(sidecarState.finishedAt) <= seconds(mainState.finishedAt), "proa exits after the sidecar");
   });
 
   test("shareProcessNamespace with --kill NAME: a sidecar process without a shutdown endpoint gets SIGTERM from proa", async () => {
     const ns = await namespace();
     const sleeper = { name: "sleeper", image: cluster.appImage, imagePullPolicy: "Never", command: ["sleep", "3600"] };
-    const program = "echo PID 1 is; cat /proc/1/cmdline; echo";
+    const program = "tr '\\0' '\\n' </proc/1/cmdline | head -n 1 | sed 's/^/PID 1 is /'";
     const name = await createPod(ns, podManifest("shared", [main(["--kill", "sleep"], program), sleeper], { shareProcessNamespace: true, terminationGracePeriodSeconds: 30 }));
     const { pod } = await untilTerminated(ns, name);
     const log = await cluster.logs(ns, name, "main");
 
     assert.equal(terminated(pod, "main").exitCode, 0, log);
-    assert.match(log, /PID 1 is\n\/pause/, "the Pod's shared PID namespace, whose PID 1 is the sandbox's pause");
+    assert.match(log, /^PID 1 is \/pause$/m, "the Pod's shared PID namespace, whose PID 1 is the sandbox's pause");
     const sleeperState = terminated(pod, "sleeper");
     assert.equal(sleeperState.exitCode, 143, `sleep died of proa's SIGTERM (128+15), not the kubelet's SIGKILL: ${JSON.stringify(sleeperState)}`);
     assert.ok(seconds(sleeperState.finishedAt) - seconds(terminated(pod, "main").startedAt) < 20, "long before the 30 s grace period or sleep's hour");

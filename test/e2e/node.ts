@@ -97,9 +97,9 @@ export class NodeCluster {
   }
 
   /** The events about an object, oldest first. */
-  async events(namespace: string, name: string): Promise<{ reason: string; message: string; fieldPath?: string; count?: number }[]> {
+  async events(namespace: string, name: string): Promise<{ reason: string; message: string; fieldPath?: string; count?: number; time?: string }[]> {
     const list = await this.server.api("GET", `/api/v1/namespaces/${namespace}/events?fieldSelector=involvedObject.name=${name}`);
-    return (list.items ?? []).map((e: any) => ({ reason: e.reason, message: e.message, fieldPath: e.involvedObject?.fieldPath, count: e.count }));
+    return (list.items ?? []).map((e: any) => ({ reason: e.reason, message: e.message, fieldPath: e.involvedObject?.fieldPath, count: e.count, time: e.firstTimestamp ?? e.eventTime }));
   }
 }
 
