@@ -432,7 +432,7 @@ start_node() {
 
   launch "$dir" kube-controller-manager "$CACHE_DIR/kube-controller-manager" \
     --kubeconfig="$dir/kubeconfig" --leader-elect=false --port=0 --secure-port=0 \
-    --controllers=job,serviceaccount,serviceaccount-token,garbagecollector,podgc,nodelifecycle \
+    --controllers=job,serviceaccount,serviceaccount-token,root-ca-cert-publisher,garbagecollector,podgc,nodelifecycle \
     --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/ca.crt"
   launch "$dir" kube-scheduler "$CACHE_DIR/kube-scheduler" \
     --kubeconfig="$dir/kubeconfig" --leader-elect=false --port=0 --secure-port=0

@@ -61,14 +61,17 @@ export class NodeCluster {
     return nodeScript(["stop", dir]);
   }
 
-  /** A namespace whose ServiceAccounts (default, and those named) have their token Secrets: until the
-   * controller-manager has made them, the ServiceAccount admission plugin refuses Pods. */
-  async namespace(name: string, serviceAccounts: string[] = []): Promise<void> {
+  /** A namespace whose default ServiceAccount has its token Secret (until the controller-manager has made it, the
+   * ServiceAccount admission plugin refuses Pods) and which holds kube-root-ca.crt (for projected token volumes). */
+  async namespace(name: string): Promise<void> {
     await this.server.createNamespace(name);
-    for (const sa of serviceAccounts) {
-      await this.server.api("POST", `/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: sa } });
+    await this.waitForTokens(name, ["default"]);
+    for (let deadline = Date.now() + 60_000; ; ) {
+      const { status } = await this.server.call("GET", `/api/v1/namespaces/${name}/configmaps/kube-root-ca.crt`);
+      if (status === 200) break;
+      if (Date.now() > deadline) throw new Error(`no ConfigMap ${name}/kube-root-ca.crt after 60 s (kube-controller-manager's root-ca-cert-publisher)`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    await this.waitForTokens(name, ["default", ...serviceAccounts]);
   }
 
   async waitForTokens(namespace: string, serviceAccounts: string[], timeoutMs = 60_000): Promise<void> {
