@@ -120,10 +120,19 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
   const allTerminated = (pod: Pod | undefined) =>
     !!pod?.status?.containerStatuses?.length && pod.status.containerStatuses.every((s) => s.state?.terminated !== undefined);
 
-  /** Waits (with a watch, so the last status before a deletion is seen too) until every container has terminated. */
+  const mainDone = (pod: Pod | undefined) => maybeStatus(pod, "main")?.state?.terminated !== undefined;
+
+  /** Waits (with a watch, so the last status before a deletion is seen too) until proa's container has terminated,
+   * then at most 20 s more until every container has: a sidecar still running then was never stopped. */
   async function untilTerminated(ns: string, name: string, timeoutMs = 120_000): Promise<{ pod: Pod; versions: Pod[] }> {
-    const history = await cluster.watchPods(ns, `fieldSelector=metadata.name=${name}`, (pods) => allTerminated(pods.get(name)), timeoutMs);
-    return { pod: history.latest.get(name)!, versions: history.versions.filter((p) => p.metadata?.name === name) };
+    const selector = `fieldSelector=metadata.name=${name}`;
+    const first = await cluster.watchPods(ns, selector, (pods) => mainDone(pods.get(name)), timeoutMs);
+    // (a deleted Pod may be gone by now, with its last status already seen)
+    if (allTerminated(first.latest.get(name))) return { pod: first.latest.get(name)!, versions: first.versions };
+    const rest = await cluster.watchPods(ns, selector, (pods) => allTerminated(pods.get(name)), 20_000).catch((error) => {
+      throw new Error(`proa's container has terminated, but not every sidecar 20 s later: ${error.message}`);
+    });
+    return { pod: rest.latest.get(name)!, versions: [...first.versions, ...rest.versions] };
   }
 
   /** proa's JSON log records in a container's log (the program's own lines are left out). */
@@ -151,9 +160,9 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
       const { status, body } = await cluster.server.applyYaml(ns, { ...d, text: swapped(d) });
       assert.equal(status, 201, `creating job.yaml's ${d.kind}: ${JSON.stringify(body?.message ?? body)}`);
     }
-    const history = await cluster.watchPods(ns, `labelSelector=job-name=${job.name}`, (pods) => [...pods.values()].some(allTerminated), 180_000);
-    const pod = [...history.latest.values()].find(allTerminated)!;
-    const podName = pod.metadata!.name!;
+    const created = await cluster.watchPods(ns, `labelSelector=job-name=${job.name}`, (pods) => pods.size > 0, 60_000);
+    const podName = [...created.latest.keys()][0]!;
+    const { pod } = await untilTerminated(ns, podName, 180_000);
 
     const mainState = terminated(pod, "main");
     const sidecarState = terminated(pod, "sidecar");
@@ -251,8 +260,8 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
       spec: { backoffLimit: 0, template: { spec: podManifest("unused", [main(SHUTDOWN, "echo the program fails; exit 7"), sidecar(1)]).spec } },
     };
     await cluster.server.api("POST", `/apis/batch/v1/namespaces/${ns}/jobs`, job);
-    const history = await cluster.watchPods(ns, "labelSelector=job-name=fails", (pods) => [...pods.values()].some(allTerminated), 120_000);
-    const pod = [...history.latest.values()].find(allTerminated)!;
+    const created = await cluster.watchPods(ns, "labelSelector=job-name=fails", (pods) => pods.size > 0, 60_000);
+    const { pod } = await untilTerminated(ns, [...created.latest.keys()][0]!);
     const log = await cluster.logs(ns, pod.metadata!.name!, "main");
     assert.equal(terminated(pod, "main").exitCode, 7, log);
     assert.equal(terminated(pod, "main").reason, "Error");

@@ -416,6 +416,8 @@ start_node() {
   # From here on a failure (an error, or die) tears everything down again.
   trap 'log "start failed: tearing down"; stop_node "'"$dir"'"' EXIT
 
+  # (a bridge left by a run that could not even record its DIR goes first)
+  ip link del "$BRIDGE" 2>/dev/null || true
   ip link add "$BRIDGE" type bridge
   ip addr add "$GATEWAY/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
