@@ -212,10 +212,14 @@ restore_host() {
 # The kubelet's /kubepods trees, deepest first (a cgroup with children or
 # processes cannot be removed), unless they were there before the node.
 remove_kubepods_cgroups() {
-  local top
+  local top pid
   for top in /sys/fs/cgroup/*/kubepods; do
     [[ -d $top ]] || continue
     grep -qxF "$top" "$1" 2>/dev/null && continue
+    # Containers whose containerd is gone (a crashed run) still hold their cgroups: end them, by PID.
+    for pid in $(find "$top" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+      kill -KILL "$pid" 2>/dev/null && sleep 0.1
+    done
     find "$top" -depth -type d -exec rmdir {} + 2>/dev/null || true
     [[ -d $top ]] && log "could not remove $top (processes still in it?)"
   done
