@@ -290,9 +290,18 @@ start_containerd() {
 
 # Every container and sandbox the kubelet left: killed, deleted, shims gone.
 remove_containers() {
-  local dir="$1" sock="$1/containerd/containerd.sock" id pid i
-  alive "$dir/containerd.pid" containerd || return 0
-  local c=(ctr --address "$sock" -n k8s.io)
+  local dir="$1" sock="$1/containerd/containerd.sock"
+  alive "$dir/containerd.pid" containerd && remove_tasks "$sock"
+  # A shim whose task could not be deleted, or whose containerd is gone (a
+  # crashed run): by PID, only ours (its -address is our socket).
+  local pid
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" || true); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
+remove_tasks() {
+  local c=(ctr --address "$1" -n k8s.io) id i
   for id in $("${c[@]}" tasks ls -q 2>/dev/null); do
     "${c[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
   done
@@ -305,10 +314,6 @@ remove_containers() {
   done
   for id in $("${c[@]}" containers ls -q 2>/dev/null); do
     "${c[@]}" containers delete "$id" >/dev/null 2>&1 || true
-  done
-  # A shim whose task could not be deleted: by PID, only ours (its -address is our socket).
-  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" || true); do
-    kill -KILL "$pid" 2>/dev/null || true
   done
 }
 
