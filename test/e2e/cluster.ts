@@ -50,15 +50,21 @@ export interface ServerEnv {
 
 export class KubeServer {
   readonly ca: Buffer;
-  private constructor(readonly dir: string, readonly env: ServerEnv) {
+  private constructor(readonly dir: string, readonly env: ServerEnv, readonly envText: string) {
     this.ca = readFileSync(env.KUBE_CA);
   }
 
   /** Starts etcd and kube-apiserver with their files in dir (~5 s). */
   static async start(dir: string): Promise<KubeServer> {
     await script(["start", dir]);
+    return KubeServer.fromDir(dir);
+  }
+
+  /** The server that kube-apiserver.sh (or node.sh) started in dir, from dir/env. */
+  static fromDir(dir: string): KubeServer {
+    const envText = readFileSync(join(dir, "env"), "utf8");
     const env = Object.fromEntries(
-      readFileSync(join(dir, "env"), "utf8")
+      envText
         .split("\n")
         .filter((line) => line.includes("="))
         .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
@@ -66,7 +72,7 @@ export class KubeServer {
     for (const key of ["KUBE_HOST", "KUBE_PORT", "KUBE_URL", "KUBE_CA", "KUBE_ADMIN_TOKEN", "ETCD_URL"] as const) {
       if (!env[key]) throw new Error(`${dir}/env has no ${key}`);
     }
-    return new KubeServer(dir, env);
+    return new KubeServer(dir, env, envText);
   }
 
   /** Stops both processes and waits until they are gone (also when start failed half-way). */

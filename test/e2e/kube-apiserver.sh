@@ -2,7 +2,9 @@
 # A real etcd + kube-apiserver (Kubernetes 1.20.2) on loopback, for proa's
 # end-to-end tests.
 #
-#   kube-apiserver.sh build                      build and cache the binary (idempotent)
+#   kube-apiserver.sh build [all]                build and cache kube-apiserver (idempotent); with
+#                                                `all`, also kubelet, kube-controller-manager and
+#                                                kube-scheduler for the real-node suite (test/e2e/node.sh)
 #   kube-apiserver.sh start DIR                  certs, etcd, kube-apiserver; writes DIR/env
 #   kube-apiserver.sh stop DIR                   stop both, wait until they are gone
 #   kube-apiserver.sh restart-apiserver DIR [S]  stop kube-apiserver, wait S seconds (default 0),
@@ -13,6 +15,10 @@
 # (path of the CA certificate), KUBE_ADMIN_TOKEN (member of system:masters),
 # ETCD_URL. Logs and pids: DIR/etcd.*, DIR/kube-apiserver.*.
 # PROA_E2E_STOP_TIMEOUT: seconds from SIGTERM to SIGKILL when stopping (5).
+# PROA_E2E_NODE_ADDRESS: for node.sh, a real node's apiserver: it listens on
+# this address (the Pods' bridge) at port 443, the first address of its /24 is
+# the `kubernetes` Service, and the admission plugins are a real cluster's
+# (ServiceAccount included).
 #
 # Kubernetes publishes no kube-apiserver binary we can download here, so it is
 # built from Debian bookworm's `kubernetes` source package, which carries the
@@ -23,15 +29,18 @@ K8S_VERSION=1.20.2
 DEB_SOURCE_DIR=kubernetes-1.20.5+really1.20.2 # what `apt-get source kubernetes` unpacks
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/proa/kube-apiserver-$K8S_VERSION"
 APISERVER_BIN="$CACHE_DIR/kube-apiserver"
+NODE_BINARIES=(kubelet kube-controller-manager kube-scheduler)
 RUNTIME_PACKAGES=(etcd-server openssl curl jq)
 BUILD_PACKAGES=(golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev)
 READY_TIMEOUT=60 # seconds to wait for /readyz
+NODE_ADDRESS="${PROA_E2E_NODE_ADDRESS-}"
+API_ADDRESS="${NODE_ADDRESS:-127.0.0.1}"
 # Seconds between SIGTERM and SIGKILL. After SIGTERM kube-apiserver refuses
 # new connections at once but keeps open watches (silent) for up to 60 s,
 # then resets them; waiting that long would only slow the tests down.
 STOP_TIMEOUT="${PROA_E2E_STOP_TIMEOUT:-5}"
 
-log() { echo "kube-apiserver.sh: $*" >&2; }
+log() { echo "${SCRIPT_NAME:-kube-apiserver.sh}: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- build ----
@@ -58,10 +67,20 @@ enable_deb_src() {
   [[ -n "$(apt-cache showsrc kubernetes 2>/dev/null)" ]] || apt-get update -qq
 }
 
+# build [all]: the binaries missing from the cache, all in one `make` (they
+# share most of their packages, so one invocation compiles each package once).
 build() {
   install_packages "${RUNTIME_PACKAGES[@]}"
-  if [[ -x $APISERVER_BIN ]]; then
-    log "cached: $APISERVER_BIN"
+  local wanted=(kube-apiserver) missing=() name
+  [[ ${1-} == all ]] && wanted+=("${NODE_BINARIES[@]}")
+  for name in "${wanted[@]}"; do
+    [[ -x $CACHE_DIR/$name ]] || missing+=("$name")
+  done
+  # node.sh compiles kubernetes' own pause program for its sandbox image.
+  local want_pause=0
+  [[ ${1-} == all && ! -f $CACHE_DIR/pause.c ]] && want_pause=1
+  if ((${#missing[@]} == 0 && !want_pause)); then
+    log "cached: ${wanted[*]} in $CACHE_DIR"
     return 0
   fi
   install_packages "${BUILD_PACKAGES[@]}"
@@ -93,17 +112,30 @@ build() {
   # GOPROXY=off: everything is vendored, nothing may be downloaded.
   mkdir -p "$work/gopath/src/k8s.io"
   ln -s "$tree" "$work/gopath/src/k8s.io/kubernetes"
-  log "building kube-apiserver $K8S_VERSION (takes minutes)"
+  if ((want_pause)); then
+    cp "$tree/build/pause/linux/pause.c" "$CACHE_DIR/pause.c.tmp"
+    mv "$CACHE_DIR/pause.c.tmp" "$CACHE_DIR/pause.c"
+  fi
+  if ((${#missing[@]} == 0)); then
+    chmod -R u+w "$work" && rm -rf "$work" && trap - EXIT
+    log "kept: $CACHE_DIR/pause.c"
+    return 0
+  fi
+
+  log "building ${missing[*]} $K8S_VERSION (takes minutes: about 5 for kube-apiserver, 10 for all four, on 2 cores)"
+  local what="${missing[*]/#/cmd/}"
   (
     cd "$work/gopath/src/k8s.io/kubernetes"
     export GOPATH="$work/gopath" GOCACHE="$work/gocache" CGO_ENABLED=0 GOPROXY=off GOFLAGS=
-    make WHAT=cmd/kube-apiserver
+    make WHAT="$what"
   ) >"$work/build.log" 2>&1 || { tail -n 50 "$work/build.log" >&2; die "build failed"; }
 
-  cp -L "$tree/_output/bin/kube-apiserver" "$APISERVER_BIN.tmp"
-  mv "$APISERVER_BIN.tmp" "$APISERVER_BIN"
+  for name in "${missing[@]}"; do
+    cp -L "$tree/_output/bin/$name" "$CACHE_DIR/$name.tmp"
+    mv "$CACHE_DIR/$name.tmp" "$CACHE_DIR/$name"
+  done
   chmod -R u+w "$work" && rm -rf "$work" && trap - EXIT
-  log "built: $APISERVER_BIN ($("$APISERVER_BIN" --version))"
+  log "built: ${missing[*]} in $CACHE_DIR ($("$CACHE_DIR/${missing[0]}" --version))"
 }
 
 # ------------------------------------------------------------ processes ----
@@ -229,9 +261,15 @@ start_etcd() {
 
 # launch_apiserver DIR PORT ETCD_URL; returns like wait_for.
 launch_apiserver() {
-  local dir="$1" port="$2" etcd_url="$3" rc=0
+  local dir="$1" port="$2" etcd_url="$3" rc=0 node_args
+  if [[ -n $NODE_ADDRESS ]]; then
+    node_args=(--service-cluster-ip-range="${NODE_ADDRESS%.*}.0/24" --enable-admission-plugins=NodeRestriction)
+  else
+    # No controller-manager makes ServiceAccount token Secrets here, which that plugin would wait for.
+    node_args=(--service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount)
+  fi
   launch "$dir" kube-apiserver "$APISERVER_BIN" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" \
+    --bind-address="$API_ADDRESS" --advertise-address="$API_ADDRESS" --secure-port="$port" \
     --tls-cert-file="$dir/apiserver.crt" --tls-private-key-file="$dir/apiserver.key" \
     --etcd-servers="$etcd_url" \
     --token-auth-file="$dir/tokens.csv" \
@@ -239,10 +277,9 @@ launch_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$dir/sa.pub" \
     --service-account-signing-key-file="$dir/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --disable-admission-plugins=ServiceAccount \
+    "${node_args[@]}" \
     --endpoint-reconciler-type=none
-  wait_for "$dir" kube-apiserver "https://127.0.0.1:$port/readyz" \
+  wait_for "$dir" kube-apiserver "https://$API_ADDRESS:$port/readyz" \
     --cacert "$dir/ca.crt" -H "Authorization: Bearer $(cat "$dir/admin.token")" || rc=$?
   return "$rc"
 }
@@ -255,7 +292,7 @@ make_credentials() {
       -keyout ca.key -out ca.crt 2>/dev/null
     openssl req -new -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
       -keyout apiserver.key -out apiserver.csr 2>/dev/null
-    printf '%s\n' 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost' \
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost${NODE_ADDRESS:+,IP:$NODE_ADDRESS}" \
       'extendedKeyUsage=serverAuth' 'keyUsage=critical,digitalSignature,keyEncipherment' >apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
       -days 3650 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
@@ -292,7 +329,7 @@ start() {
   make_credentials "$dir"
   start_etcd "$dir"
   for _ in 1 2 3; do
-    port="$(pick_port "${ETCD_URL##*:}")"
+    if [[ -n $NODE_ADDRESS ]]; then port=443; else port="$(pick_port "${ETCD_URL##*:}")"; fi
     : >"$dir/kube-apiserver.log"
     rc=0
     launch_apiserver "$dir" "$port" "$ETCD_URL" || rc=$?
@@ -307,14 +344,14 @@ start() {
     die "$(failure kube-apiserver "$rc")"
   fi
   cat >"$dir/env" <<EOF
-KUBE_HOST=127.0.0.1
+KUBE_HOST=$API_ADDRESS
 KUBE_PORT=$port
-KUBE_URL=https://127.0.0.1:$port
+KUBE_URL=https://$API_ADDRESS:$port
 KUBE_CA=$dir/ca.crt
 KUBE_ADMIN_TOKEN=$(cat "$dir/admin.token")
 ETCD_URL=$ETCD_URL
 EOF
-  log "ready: https://127.0.0.1:$port (see $dir/env)"
+  log "ready: https://$API_ADDRESS:$port (see $dir/env)"
 }
 
 stop() {
@@ -340,13 +377,16 @@ restart_apiserver() {
   log "restarted: $KUBE_URL"
 }
 
-case "${1-}" in
-  build) build ;;
-  start) start "${2-}" ;;
-  stop) stop "${2-}" ;;
-  restart-apiserver) restart_apiserver "${2-}" "${3-0}" ;;
-  *)
-    sed -n '5,9p' "$0" >&2
-    exit 2
-    ;;
-esac
+# (node.sh sources this file for its functions.)
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  case "${1-}" in
+    build) build "${2-}" ;;
+    start) start "${2-}" ;;
+    stop) stop "${2-}" ;;
+    restart-apiserver) restart_apiserver "${2-}" "${3-0}" ;;
+    *)
+      sed -n '5,11p' "$0" >&2
+      exit 2
+      ;;
+  esac
+fi

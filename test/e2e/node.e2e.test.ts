@@ -1,0 +1,373 @@
+// proa on a real node: a real kubelet 1.20.2 and containerd run proa's Pods and Jobs (test/e2e/node.sh), so the
+// readiness probes, the SIGTERM on deletion and its grace period, the termination-log mount, the cgroup,
+// shareProcessNamespace and the ServiceAccount token are the real ones. Each scenario asserts on what the kubelet
+// reports (containerStatuses, state.terminated, events) as well as on proa's log.
+//
+// The Pods run the suite's app image (node.sh): busybox, node, this checkout's dist/proa.js at /proa/proa.js and
+// job.yaml's sidecar at /sidecar/sidecar.mjs. The kubelet turns `$$` into `$` and expands `$(NAME)` in command and
+// args, so the shell scripts below use neither.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { ContainerStatus, Pod } from "../../kube.ts";
+import { jobYamlDocuments, type YamlDocument } from "./cluster.ts";
+import { NodeCluster, nodeSkipReason } from "./node.ts";
+
+const GRACE_SECONDS = 10;
+
+describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manager, kube-scheduler", { skip: nodeSkipReason(), timeout: 20 * 60_000 }, () => {
+  let scratch: string;
+  let cluster: NodeCluster;
+  let namespaces = 0;
+
+  before(async () => {
+    scratch = mkdtempSync(join(tmpdir(), "proa-node-"));
+    try {
+      cluster = await NodeCluster.start(join(scratch, "node"));
+    } catch (error) {
+      await NodeCluster.stop(join(scratch, "node")).catch(() => {});
+      throw error; // in CI as anywhere: a suite that cannot get its node fails
+    }
+  });
+
+  after(async () => {
+    if (!scratch) return;
+    await NodeCluster.stop(join(scratch, "node"));
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Scaffolding: a namespace with job.yaml's ServiceAccount, Role and RoleBinding, and Pods made of the app image.
+
+  const jobDocs = (): YamlDocument[] => jobYamlDocuments();
+  const doc = (kind: string) => {
+    const found = jobDocs().find((d) => d.kind === kind);
+    if (!found) throw new Error(`job.yaml has no ${kind}`);
+    return found;
+  };
+
+  /** A new namespace holding job.yaml's ServiceAccount, Role and RoleBinding, with their tokens made. */
+  async function namespace(): Promise<string> {
+    const ns = `proa-node-${++namespaces}`;
+    await cluster.namespace(ns);
+    for (const kind of ["ServiceAccount", "Role", "RoleBinding"]) {
+      const { status, body } = await cluster.server.applyYaml(ns, doc(kind));
+      assert.equal(status, 201, `creating job.yaml's ${kind}: ${JSON.stringify(body)}`);
+    }
+    await cluster.waitForTokens(ns, [doc("ServiceAccount").name]);
+    return ns;
+  }
+
+  const downwardApi = [
+    { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+  ];
+
+  /** proa's container: `node /proa/proa.js ARGS -- sh -c SCRIPT`, with the downward API's POD_NAME/NAMESPACE. */
+  const main = (proaArgs: string[], script: string, extra: object = {}) => ({
+    name: "main",
+    image: cluster.appImage,
+    imagePullPolicy: "Never",
+    command: ["node", "/proa/proa.js"],
+    args: [...proaArgs, "--", "sh", "-c", script],
+    env: downwardApi,
+    ...extra,
+  });
+
+  /** job.yaml's sidecar (ready readyAfterSeconds after it starts, exits on POST /shutdown or SIGTERM). */
+  const sidecar = (readyAfterSeconds: number, name = "sidecar") => ({
+    name,
+    image: cluster.appImage,
+    imagePullPolicy: "Never",
+    command: ["node", "/sidecar/sidecar.mjs"],
+    env: [
+      { name: "PORT", value: "8080" },
+      { name: "READY_AFTER_SECONDS", value: String(readyAfterSeconds) },
+    ],
+    readinessProbe: { httpGet: { path: "/ready", port: 8080 }, periodSeconds: 1 },
+  });
+  const SHUTDOWN = ["--shutdown-http-post", "http://localhost:8080/shutdown"];
+  /** The program checks for itself that the sidecar is ready: /ready answers 503 until it is. */
+  const USES_READY_SIDECAR = "if wget -q -O /dev/null http://localhost:8080/ready; then echo the sidecar was ready; else echo the sidecar was NOT ready; exit 3; fi";
+
+  function podManifest(name: string, containers: object[], spec: object = {}) {
+    return {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name },
+      spec: { restartPolicy: "Never", serviceAccountName: doc("ServiceAccount").name, terminationGracePeriodSeconds: GRACE_SECONDS, containers, ...spec },
+    };
+  }
+
+  async function createPod(ns: string, manifest: { metadata: { name: string } }): Promise<string> {
+    await cluster.server.api("POST", `/api/v1/namespaces/${ns}/pods`, manifest);
+    return manifest.metadata.name;
+  }
+
+  const maybeStatus = (pod: Pod | undefined, container: string) => pod?.status?.containerStatuses?.find((s) => s.name === container);
+  const statusOf = (pod: Pod | undefined, container: string): ContainerStatus => {
+    const status = maybeStatus(pod, container);
+    if (!status) throw new Error(`Pod ${pod?.metadata?.name} has no status for container ${container}: ${JSON.stringify(pod?.status)}`);
+    return status;
+  };
+  const terminated = (pod: Pod | undefined, container: string) => {
+    const state = statusOf(pod, container).state?.terminated as { exitCode: number; reason?: string; message?: string; startedAt?: string; finishedAt?: string } | undefined;
+    if (!state) throw new Error(`container ${container} of Pod ${pod?.metadata?.name} has not terminated: ${JSON.stringify(pod?.status)}`);
+    return state;
+  };
+  const allTerminated = (pod: Pod | undefined) =>
+    !!pod?.status?.containerStatuses?.length && pod.status.containerStatuses.every((s) => s.state?.terminated !== undefined);
+
+  const mainDone = (pod: Pod | undefined) => maybeStatus(pod, "main")?.state?.terminated !== undefined;
+
+  /** Waits (with a watch, so the last status before a deletion is seen too) until proa's container has terminated,
+   * then at most 20 s more until every container has: a sidecar still running then was never stopped. */
+  async function untilTerminated(ns: string, name: string, timeoutMs = 120_000): Promise<{ pod: Pod; versions: Pod[] }> {
+    const selector = `fieldSelector=metadata.name=${name}`;
+    const first = await cluster.watchPods(ns, selector, (pods) => mainDone(pods.get(name)), timeoutMs);
+    // (a deleted Pod may be gone by now, with its last status already seen)
+    if (allTerminated(first.latest.get(name))) return { pod: first.latest.get(name)!, versions: first.versions };
+    const rest = await cluster.watchPods(ns, selector, (pods) => allTerminated(pods.get(name)), 20_000).catch((error) => {
+      throw new Error(`proa's container has terminated, but not every sidecar 20 s later: ${error.message}`);
+    });
+    return { pod: rest.latest.get(name)!, versions: [...first.versions, ...rest.versions] };
+  }
+
+  /** proa's JSON log records in a container's log (the program's own lines are left out). */
+  function proaLog(text: string): { level: string; msg: string; [key: string]: unknown }[] {
+    return text
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line));
+  }
+
+  const seconds = (time: string | undefined) => {
+    assert.ok(time, "a timestamp the kubelet reports");
+    return Date.parse(time) / 1000;
+  };
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Scenarios
+
+  test("job.yaml, applied with only its images swapped, runs to completion: the Job succeeds, the sidecar exits on proa's request", async () => {
+    const ns = await namespace();
+    const swapped = (d: YamlDocument) => d.text.replace(/^(\s*)image: .*$/gm, `$1image: ${cluster.appImage}\n$1imagePullPolicy: Never`);
+    const job = doc("Job");
+    for (const d of jobDocs()) {
+      if (["ServiceAccount", "Role", "RoleBinding"].includes(d.kind)) continue; // namespace() applied them
+      const { status, body } = await cluster.server.applyYaml(ns, { ...d, text: swapped(d) });
+      assert.equal(status, 201, `creating job.yaml's ${d.kind}: ${JSON.stringify(body?.message ?? body)}`);
+    }
+    const created = await cluster.watchPods(ns, `labelSelector=job-name=${job.name}`, (pods) => pods.size > 0, 60_000);
+    const podName = [...created.latest.keys()][0]!;
+    const { pod } = await untilTerminated(ns, podName, 180_000);
+
+    const mainState = terminated(pod, "main");
+    const sidecarState = terminated(pod, "sidecar");
+    const mainLog = await cluster.logs(ns, podName, "main");
+    assert.equal(mainState.exitCode, 0, `main: ${JSON.stringify(mainState)}\n${mainLog}`);
+    assert.match(mainLog, /the sidecar says: 42 rows copied by the sidecar/);
+    // The sidecar exited on proa's POST, not by a signal at the end of its 30 s grace period; proa waited for it.
+    assert.equal(sidecarState.exitCode, 0, JSON.stringify(sidecarState));
+    assert.equal(sidecarState.reason, "Completed");
+    assert.match(await cluster.logs(ns, podName, "sidecar"), /received POST \/shutdown: exiting/);
+    assert.ok(seconds(sidecarState.finishedAt) <= seconds(mainState.finishedAt), "proa exits only after the sidecar has");
+    assert.ok(seconds(mainState.finishedAt) - seconds(sidecarState.finishedAt) <= 10, "and soon after it");
+    // The Job controller saw the Pod succeed.
+    let jobObject: any;
+    for (let i = 0; i < 100; i++) {
+      jobObject = await cluster.server.api("GET", `/apis/batch/v1/namespaces/${ns}/jobs/${job.name}`);
+      if (jobObject.status?.succeeded === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    assert.equal(jobObject.status?.succeeded, 1, JSON.stringify(jobObject.status));
+    assert.ok(jobObject.status?.conditions?.some((c: any) => c.type === "Complete" && c.status === "True"), JSON.stringify(jobObject.status));
+
+    // Once job.yaml mounts the token only in proa's container (automountServiceAccountToken: false), the kubelet
+    // mounts it only there.
+    if (/automountServiceAccountToken:\s*false/.test(job.text)) {
+      const mounts = (name: string) => ((pod.spec?.containers ?? []).find((c: any) => c.name === name) as any)?.volumeMounts ?? [];
+      const tokenVolumes = new Set(((pod.spec as any)?.volumes ?? []).filter((v: any) => v.projected?.sources?.some((s: any) => s.serviceAccountToken) || v.secret?.secretName?.includes("-token-")).map((v: any) => v.name));
+      assert.ok(mounts("main").some((m: any) => tokenVolumes.has(m.name)), "proa's container has the token");
+      assert.deepEqual(mounts("sidecar").filter((m: any) => tokenVolumes.has(m.name)), [], "the sidecar has no token");
+    }
+  });
+
+  test("readiness: the program starts only after the sidecar's real readinessProbe passes", async () => {
+    const ns = await namespace();
+    const name = await createPod(ns, podManifest("ready", [main(SHUTDOWN, USES_READY_SIDECAR), sidecar(5)]));
+    const { pod, versions } = await untilTerminated(ns, name);
+    const log = await cluster.logs(ns, name, "main");
+
+    assert.equal(terminated(pod, "main").exitCode, 0, log);
+    assert.match(log, /the sidecar was ready/);
+    // The kubelet really reported the sidecar running but not ready while proa waited, and its probe failing.
+    assert.ok(
+      versions.some((p) => maybeStatus(p, "main")?.state?.running && maybeStatus(p, "sidecar")?.state?.running && maybeStatus(p, "sidecar")?.ready === false),
+      "a Pod status with proa running and the sidecar running, not ready",
+    );
+    const unhealthy = (await cluster.events(ns, name)).filter((e) => e.reason === "Unhealthy" && /Readiness probe failed/.test(e.message));
+    assert.ok(unhealthy.length > 0, "the kubelet's readiness probe failed at first");
+    const waited = proaLog(log).find((r) => typeof r.waitedMs === "number");
+    assert.ok(waited && Number(waited.waitedMs) >= 2000, `proa waited for the probe: ${JSON.stringify(waited)}`);
+    assert.equal(terminated(pod, "sidecar").exitCode, 0);
+  });
+
+  test("own container, not the first, found without --container: by the real termination-log mount, and by the real cgroup when that mount is gone", async () => {
+    const ns = await namespace();
+    // sidecar first: had proa taken the first container for its own, it would not wait for the sidecar, and the
+    // program would find it not ready.
+    const byMount = podManifest("by-mount", [sidecar(3), main(SHUTDOWN, USES_READY_SIDECAR)]);
+    // CAP_SYS_ADMIN only to unmount /dev/termination-log in the container's own mount namespace.
+    const byCgroup = podManifest("by-cgroup", [
+      sidecar(3),
+      {
+        ...main(SHUTDOWN, USES_READY_SIDECAR),
+        command: ["sh", "-c", 'umount /dev/termination-log && exec node /proa/proa.js "$@"', "sh"],
+        securityContext: { capabilities: { add: ["SYS_ADMIN"] } },
+      },
+    ]);
+    await Promise.all([createPod(ns, byMount), createPod(ns, byCgroup)]);
+    const [mount, cgroup] = await Promise.all([untilTerminated(ns, "by-mount"), untilTerminated(ns, "by-cgroup")]);
+
+    for (const [result, rule] of [
+      [mount, /\/proc\/self\/mountinfo/],
+      [cgroup, /\/proc\/self\/cgroup/],
+    ] as const) {
+      const name = result.pod.metadata!.name!;
+      const log = await cluster.logs(ns, name, "main");
+      assert.equal(terminated(result.pod, "main").exitCode, 0, `${name}: ${log}`);
+      assert.match(log, /the sidecar was ready/, name);
+      // proa decides again on each Pod update. The cgroup rule needs main's containerID in the Pod's status, which
+      // the kubelet may not have reported yet when proa first reads the Pod: until then proa takes the first
+      // container, and waits for "main" too, which is ready as soon as that same status reports it running.
+      const decisions = proaLog(log).filter((r) => typeof r.rule === "string");
+      assert.match(decisions.at(-1)?.msg ?? "", /\bmain$/, `${name}: ${log}`);
+      assert.match(String(decisions.at(-1)?.rule), rule, name);
+      if (name === "by-mount") assert.equal(decisions.length, 1, `the mount is there from the start: ${log}`);
+      assert.equal(terminated(result.pod, "sidecar").exitCode, 0, name);
+    }
+  });
+
+  test("a failing program: the Job fails, main's exit code is the program's", async () => {
+    const ns = await namespace();
+    const job = {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "fails" },
+      spec: { backoffLimit: 0, template: { spec: podManifest("unused", [main(SHUTDOWN, "echo the program fails; exit 7"), sidecar(1)]).spec } },
+    };
+    await cluster.server.api("POST", `/apis/batch/v1/namespaces/${ns}/jobs`, job);
+    const created = await cluster.watchPods(ns, "labelSelector=job-name=fails", (pods) => pods.size > 0, 60_000);
+    const { pod } = await untilTerminated(ns, [...created.latest.keys()][0]!);
+    const log = await cluster.logs(ns, pod.metadata!.name!, "main");
+    assert.equal(terminated(pod, "main").exitCode, 7, log);
+    assert.equal(terminated(pod, "main").reason, "Error");
+    assert.equal(terminated(pod, "sidecar").exitCode, 0, "the sidecar was shut down all the same");
+    assert.equal(pod.status?.phase, "Failed");
+    let status: any;
+    for (let i = 0; i < 100; i++) {
+      status = (await cluster.server.api("GET", `/apis/batch/v1/namespaces/${ns}/jobs/fails`)).status;
+      if (status?.conditions?.some((c: any) => c.type === "Failed")) break;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    assert.ok(status?.conditions?.some((c: any) => c.type === "Failed" && c.status === "True"), JSON.stringify(status));
+    assert.equal(status?.failed, 1);
+    assert.equal(status?.succeeded, undefined);
+  });
+
+  test(`kubectl delete pod --grace-period=${GRACE_SECONDS} while the program runs: it gets SIGTERM, the sidecar is shut down, main exits with the program's code within the grace period`, async (t) => {
+    const ns = await namespace();
+    // A sidecar that ignores SIGTERM (as a proxy draining its connections would) and exits only on POST /shutdown:
+    // without proa's request the kubelet would kill it at the end of the grace period (137).
+    const stubborn = {
+      ...sidecar(0),
+      command: ["node", "-e", [
+        'process.on("SIGTERM", () => console.log("sidecar: SIGTERM ignored"));',
+        'require("node:http").createServer((req, res) => {',
+        '  if (req.url === "/shutdown") { console.log("sidecar: received POST /shutdown"); res.end("bye", () => process.exit(0)); }',
+        "  else res.end();",
+        "}).listen(8080);",
+      ].join("\n")],
+    };
+    const program = "trap 'echo the program got SIGTERM; exit 42' TERM; echo the program started; while true; do sleep 0.2; done";
+    const name = await createPod(ns, podManifest("deleted", [main(SHUTDOWN, program), stubborn]));
+    const deadline = Date.now() + 120_000;
+    while (!/the program started/.test(await cluster.logs(ns, name, "main").catch(() => ""))) {
+      assert.ok(Date.now() < deadline, "the program did not start within 120 s");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const deleted = await cluster.server.api("DELETE", `/api/v1/namespaces/${ns}/pods/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: GRACE_SECONDS });
+    const { pod, versions } = await untilTerminated(ns, name, 60_000);
+
+    const mainState = terminated(pod, "main");
+    const sidecarState = terminated(pod, "sidecar");
+    // The grace period runs from the kubelet's SIGTERM, which its "Killing" event records (in whole seconds, as all
+    // its times); deletionTimestamp (the DELETE's time plus the grace period) can be a second earlier than that.
+    const killing = (await cluster.events(ns, name)).find((e) => e.reason === "Killing" && e.fieldPath === "spec.containers{main}");
+    assert.ok(killing?.time, `a Killing event for main: ${JSON.stringify(await cluster.events(ns, name))}`);
+    const graceEnds = seconds(killing.time) + GRACE_SECONDS;
+    // Found here: while it kills a Pod's containers the kubelet (1.20) reports no status until all have stopped, so
+    // proa never sees the sidecar's exit through the Pod and waits until a second before the kill; the line shows it.
+    const sidecarExitSeen = versions.some((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
+    t.diagnostic(
+      `SIGTERM at ${killing.time} (deletionTimestamp ${deleted.metadata.deletionTimestamp}); the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}; ` +
+        `a Pod status with the sidecar terminated while main ran: ${sidecarExitSeen ? "seen" : "never"}`,
+    );
+    assert.equal(mainState.exitCode, 42, `the program's own exit code (never 137): ${JSON.stringify(mainState)}`);
+    assert.equal(sidecarState.exitCode, 0, `the sidecar exited on proa's request, was not killed: ${JSON.stringify(sidecarState)}`);
+    assert.ok(seconds(mainState.finishedAt) <= graceEnds, `main finished ${mainState.finishedAt}, within the grace period from ${killing.time}`);
+    assert.ok(seconds(sidecarState.finishedAt) <= graceEnds - GRACE_SECONDS / 2, `the sidecar finished ${sidecarState.finishedAt}, soon after proa's request`);
+    assert.ok(seconds(sidecarState.finishedAt) <= seconds(mainState.finishedAt), "proa exits after the sidecar");
+  });
+
+  test("shareProcessNamespace with --kill NAME: a sidecar process without a shutdown endpoint gets SIGTERM from proa", async () => {
+    const ns = await namespace();
+    const sleeper = { name: "sleeper", image: cluster.appImage, imagePullPolicy: "Never", command: ["sleep", "3600"] };
+    const program = "tr '\\0' '\\n' </proc/1/cmdline | head -n 1 | sed 's/^/PID 1 is /'";
+    const name = await createPod(ns, podManifest("shared", [main(["--kill", "sleep"], program), sleeper], { shareProcessNamespace: true, terminationGracePeriodSeconds: 30 }));
+    const { pod } = await untilTerminated(ns, name);
+    const log = await cluster.logs(ns, name, "main");
+
+    assert.equal(terminated(pod, "main").exitCode, 0, log);
+    assert.match(log, /^PID 1 is \/pause$/m, "the Pod's shared PID namespace, whose PID 1 is the sandbox's pause");
+    const sleeperState = terminated(pod, "sleeper");
+    assert.equal(sleeperState.exitCode, 143, `sleep died of proa's SIGTERM (128+15), not the kubelet's SIGKILL: ${JSON.stringify(sleeperState)}`);
+    assert.ok(seconds(sleeperState.finishedAt) - seconds(terminated(pod, "main").startedAt) < 20, "long before the 30 s grace period or sleep's hour");
+  });
+
+  test("a sidecar that dies before it is ready, under restartPolicy Never: the program never runs, main exits 1 naming it", async () => {
+    const ns = await namespace();
+    const doomed = {
+      name: "doomed",
+      image: cluster.appImage,
+      imagePullPolicy: "Never",
+      command: ["sh", "-c", "echo the sidecar crashes; sleep 2; exit 3"],
+      readinessProbe: { exec: { command: ["false"] }, periodSeconds: 1 },
+    };
+    const name = await createPod(ns, podManifest("doomed", [main([], "echo the program ran"), doomed]));
+    const { pod } = await untilTerminated(ns, name);
+    const log = await cluster.logs(ns, name, "main");
+
+    assert.equal(terminated(pod, "doomed").exitCode, 3);
+    assert.equal(terminated(pod, "main").exitCode, 1, log);
+    assert.doesNotMatch(log, /the program ran/);
+    assert.ok(proaLog(log).some((r) => r.level === "error" && /doomed/.test(r.msg)), `proa's error names the sidecar:\n${log}`);
+  });
+
+  test("the termination message the kubelet reports in state.terminated.message (once proa writes one)", async (t) => {
+    const bundle = readFileSync(new URL("../../dist/proa.js", import.meta.url), "utf8");
+    if (!bundle.includes("termination-log")) {
+      t.skip("proa does not write a termination message yet");
+      return;
+    }
+    const ns = await namespace();
+    const name = await createPod(ns, podManifest("message", [main(SHUTDOWN, "exit 5"), sidecar(1)]));
+    const { pod } = await untilTerminated(ns, name);
+    const state = terminated(pod, "main");
+    assert.equal(state.exitCode, 5);
+    assert.match(state.message ?? "", /\b5\b/, `the kubelet reports proa's termination message, which tells the program's status: ${JSON.stringify(state)}`);
+  });
+});

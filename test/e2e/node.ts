@@ -1,0 +1,194 @@
+// The real-node suite's side of test/e2e/node.sh: a single-node cluster with a real kubelet and containerd, and
+// what the tests read back from it: Pods as the kubelet reports them (through a watch, so no update is missed, not
+// even the last one before a deleted Pod vanishes), events, and container logs.
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { request } from "node:https";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Pod } from "../../kube.ts";
+import { apiserverBinary, KubeServer } from "./cluster.ts";
+
+export const NODE_SCRIPT = fileURLToPath(new URL("./node.sh", import.meta.url));
+
+/** The binaries `kube-apiserver.sh build all` caches next to kube-apiserver. */
+export function nodeBinaries(env: NodeJS.ProcessEnv = process.env): string[] {
+  const dir = dirname(apiserverBinary(env));
+  return ["kubelet", "kube-controller-manager", "kube-scheduler"].map((name) => join(dir, name));
+}
+
+/**
+ * Why the real-node suite cannot run here, or undefined when it can. In CI (CI=true) nothing is a reason: a missing
+ * capability must fail there, and before() then fails with node.sh's own message.
+ */
+export function nodeSkipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.CI && env.CI !== "false") return undefined;
+  const missing = nodeBinaries(env).filter((path) => !existsSync(path));
+  if (missing.length > 0) return `no ${missing.join(", ")}: run \`bash test/e2e/kube-apiserver.sh build all\` (or \`npm run test:e2e\`, which does)`;
+  try {
+    execFileSync("bash", [NODE_SCRIPT, "check"], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? "").trim();
+    return `this machine cannot run a real node (the suite needs root, cgroup v1 controllers, overlayfs and bridges): ${stderr.replaceAll("\n", "; ")}`;
+  }
+  return undefined;
+}
+
+function nodeScript(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile("bash", [NODE_SCRIPT, ...args], { maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
+      if (error) reject(new Error(`node.sh ${args.join(" ")} failed (${error.message.split("\n")[0]}):\n${stderr}`));
+      else resolve(stderr);
+    });
+  });
+}
+
+export class NodeCluster {
+  private constructor(readonly dir: string, readonly server: KubeServer, readonly appImage: string) {}
+
+  /** Starts etcd, kube-apiserver, containerd (with the images imported), kube-controller-manager, kube-scheduler and
+   * the kubelet, and waits until the Node is Ready: about 20 s once everything is built. */
+  static async start(dir: string): Promise<NodeCluster> {
+    await nodeScript(["start", dir]);
+    const server = KubeServer.fromDir(dir);
+    const appImage = /^APP_IMAGE=(.+)$/m.exec(server.envText)?.[1];
+    if (!appImage) throw new Error(`${dir}/env has no APP_IMAGE`);
+    return new NodeCluster(dir, server, appImage);
+  }
+
+  /** Stops everything by PID, removes every container and restores the host (also after a failed start). */
+  static stop(dir: string): Promise<string> {
+    return nodeScript(["stop", dir]);
+  }
+
+  /** A namespace whose default ServiceAccount has its token Secret (until the controller-manager has made it, the
+   * ServiceAccount admission plugin refuses Pods) and which holds kube-root-ca.crt (for projected token volumes). */
+  async namespace(name: string): Promise<void> {
+    await this.server.createNamespace(name);
+    await this.waitForTokens(name, ["default"]);
+    for (let deadline = Date.now() + 60_000; ; ) {
+      const { status } = await this.server.call("GET", `/api/v1/namespaces/${name}/configmaps/kube-root-ca.crt`);
+      if (status === 200) break;
+      if (Date.now() > deadline) throw new Error(`no ConfigMap ${name}/kube-root-ca.crt after 60 s (kube-controller-manager's root-ca-cert-publisher)`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  async waitForTokens(namespace: string, serviceAccounts: string[], timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const sa of serviceAccounts) {
+      for (;;) {
+        const { status, body } = await this.server.call("GET", `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}`);
+        if (status === 200 && (body?.secrets?.length ?? 0) > 0) break;
+        if (Date.now() > deadline) throw new Error(`ServiceAccount ${namespace}/${sa} has no token Secret after ${timeoutMs / 1000} s`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
+  /** Watches the Pods matching selector (a labelSelector or fieldSelector query) until done(pods) holds for the
+   * latest version of each; every version seen, in order, is in the returned history. */
+  watchPods(namespace: string, selector: string, done: (pods: Map<string, Pod>) => boolean, timeoutMs: number): Promise<PodHistory> {
+    return watchPods(this.server, namespace, selector, done, timeoutMs);
+  }
+
+  /** A container's log, through the apiserver and the kubelet (as `kubectl logs`). */
+  async logs(namespace: string, pod: string, container: string): Promise<string> {
+    const { status, body } = await this.server.call("GET", `/api/v1/namespaces/${namespace}/pods/${pod}/log?container=${container}`);
+    if (status !== 200) throw new Error(`logs of ${namespace}/${pod}/${container}: HTTP ${status}: ${typeof body === "string" ? body : JSON.stringify(body)}`);
+    return typeof body === "string" ? body : JSON.stringify(body);
+  }
+
+  /** The events about an object, oldest first. */
+  async events(namespace: string, name: string): Promise<{ reason: string; message: string; fieldPath?: string; count?: number; time?: string }[]> {
+    const list = await this.server.api("GET", `/api/v1/namespaces/${namespace}/events?fieldSelector=involvedObject.name=${name}`);
+    return (list.items ?? []).map((e: any) => ({ reason: e.reason, message: e.message, fieldPath: e.involvedObject?.fieldPath, count: e.count, time: e.firstTimestamp ?? e.eventTime }));
+  }
+}
+
+export interface PodHistory {
+  /** Every version of every matching Pod, in the order the server sent them. */
+  versions: Pod[];
+  /** The latest version of each Pod, by name (a deleted Pod keeps its last version). */
+  latest: Map<string, Pod>;
+}
+
+/** List, then watch from the list's resourceVersion; a watch the server ends is resumed from the last version. */
+async function watchPods(server: KubeServer, namespace: string, selector: string, done: (pods: Map<string, Pod>) => boolean, timeoutMs: number): Promise<PodHistory> {
+  const history: PodHistory = { versions: [], latest: new Map() };
+  const deadline = Date.now() + timeoutMs;
+  const path = `/api/v1/namespaces/${namespace}/pods?${selector}`;
+  const seen = (pod: Pod) => {
+    history.versions.push(pod);
+    history.latest.set(pod.metadata?.name ?? "", pod);
+  };
+  const list = await server.api("GET", path);
+  for (const pod of list.items ?? []) seen(pod);
+  let resourceVersion: string = list.metadata.resourceVersion;
+  while (!done(history.latest)) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new WatchTimeout(timeoutMs, history);
+    resourceVersion = await watchOnce(server, `${path}&watch=1&allowWatchBookmarks=true&resourceVersion=${resourceVersion}&timeoutSeconds=${Math.max(1, Math.ceil(left / 1000))}`, left, (type, object) => {
+      if (type === "ERROR") throw new Error(`watch of ${path}: ${JSON.stringify(object)}`);
+      if (type !== "BOOKMARK") seen(object as Pod);
+      return done(history.latest);
+    }, resourceVersion);
+  }
+  return history;
+}
+
+export class WatchTimeout extends Error {
+  constructor(timeoutMs: number, readonly history: PodHistory) {
+    const last = [...history.latest.values()].map((pod) => `${pod.metadata?.name}: ${JSON.stringify(pod.status)}`).join("\n");
+    super(`the Pods did not get there within ${timeoutMs / 1000} s; their last status:\n${last || "(no Pod)"}`);
+  }
+}
+
+/** One watch request: calls onEvent per event until it returns true or the stream ends; resolves with the last
+ * resourceVersion seen. */
+function watchOnce(server: KubeServer, path: string, timeoutMs: number, onEvent: (type: string, object: any) => boolean, resourceVersion: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    let finished = false;
+    const finish = (error?: unknown) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      req.destroy();
+      if (error) reject(error);
+      else resolve(resourceVersion);
+    };
+    const timer = setTimeout(() => finish(), timeoutMs);
+    const req = request(
+      { host: server.env.KUBE_HOST, port: Number(server.env.KUBE_PORT), path, ca: server.ca, agent: false, headers: { Authorization: `Bearer ${server.env.KUBE_ADMIN_TOKEN}`, Accept: "application/json", "User-Agent": "proa-e2e-admin" } },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          finish(new Error(`watch ${path}: HTTP ${res.statusCode}`));
+          return;
+        }
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffered += chunk;
+          let newline: number;
+          while (!finished && (newline = buffered.indexOf("\n")) >= 0) {
+            const line = buffered.slice(0, newline);
+            buffered = buffered.slice(newline + 1);
+            if (line.trim() === "") continue;
+            try {
+              const event = JSON.parse(line);
+              resourceVersion = event.object?.metadata?.resourceVersion ?? resourceVersion;
+              if (onEvent(event.type, event.object)) finish();
+            } catch (error) {
+              finish(error);
+            }
+          }
+        });
+        res.on("end", () => finish());
+        res.on("error", finish);
+      },
+    );
+    req.on("error", finish);
+    req.end();
+  });
+}
