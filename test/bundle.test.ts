@@ -48,6 +48,7 @@ describe("bad input", () => {
     ["an unknown option", ["--shutdown-http-gett=http://a/"], /unknown option --shutdown-http-gett/],
     ["a missing option value", ["-g"], /option -g needs a value/],
     ["a URL that is not http(s)", ["--shutdown-http-post", "unix:/run/envoy.sock"], /needs an http:\/\/ or https:\/\/ URL/],
+    ["a value given to the switch -K", ["-K=1"], /option -K, --kill-all takes no value/],
   ];
   for (const [what, args, message] of cases) {
     test(`${what}: one error line naming it and pointing at --help, exit 2, no API call and no program started`, async () => {
