@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
@@ -217,7 +217,7 @@ describe("Dockerfile", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("the build", () => {
-  test("needs nothing but the files the Dockerfile copies, and gives byte-identical output when run twice in different folders", () => {
+  test("needs nothing but the files the Dockerfile copies, and gives byte-identical, executable output when run twice in different folders", () => {
     assert.ok(outfile);
     const files = contextSources(buildStage().stage);
     /** A folder holding exactly those files (copied from `from`), with this checkout's node_modules for esbuild. */
@@ -234,12 +234,21 @@ describe("the build", () => {
       // Without the npm_* variables of an enclosing `npm test`, which would point npm at this checkout.
       const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
       execFileSync("npm", ["run", "build"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...env, npm_config_update_notifier: "false" } });
-      return readFileSync(join(dir, outfile));
+      return { bytes: readFileSync(join(dir, outfile)), mode: statSync(join(dir, outfile)).mode & 0o777 };
     };
     const first = prepare("first", ROOT);
     const second = prepare("second-build", first); // the same bytes, even if someone edits the sources meanwhile
-    const [a, b] = [build(first), build(second)];
+    const { bytes: a, mode: modeA } = build(first);
+    const umask = process.umask(0o077); // the second build under a strict umask: chmod, not the umask, sets the mode
+    let secondBuild;
+    try {
+      secondBuild = build(second);
+    } finally {
+      process.umask(umask);
+    }
+    const { bytes: b, mode: modeB } = secondBuild;
     assert.ok(a.length > 1000, "the bundle is suspiciously small");
+    assert.deepEqual([modeA, modeB], [0o755, 0o755], "the bundle must be executable (rwxr-xr-x) whatever the umask");
     if (!a.equals(b)) {
       const at = a.findIndex((byte, i) => byte !== b[i]);
       assert.fail(`the two builds differ from byte ${at}: ${JSON.stringify(a.subarray(at, at + 80).toString())} vs ${JSON.stringify(b.subarray(at, at + 80).toString())}`);
