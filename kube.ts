@@ -499,7 +499,7 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
   signal.throwIfAborted();
   const t = { ...defaultTiming, ...timing };
   const pod = `${cluster.namespace}/${cluster.podName}`;
-  const hints = { container: options.container, mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
+  const hints = options.container !== undefined ? { container: options.container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
   const bounded = options.readyTimeoutMs !== undefined;
   const started = Date.now();
   let notReady: string[] | undefined; // undefined until the Pod has been seen

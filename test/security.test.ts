@@ -1,0 +1,96 @@
+// SECURITY.md's claims about what proa reads, writes and connects to, checked on the bundle as a real process: a
+// preload (helpers/record-io.cjs) records every file proa touches through node:fs and every connection it opens.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserver.ts";
+import { BUNDLE, startProa } from "./helpers/proa-process.ts";
+
+const RECORDER = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), "proa-security-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface Io {
+  reads: Set<string>;
+  writes: Set<string>;
+  connections: Set<string>;
+}
+
+let runs = 0;
+/** Runs the bundle under the recorder with a program that exits 0, and returns what it touched (the bundle itself,
+ * which Node's loader reads, left out). */
+async function recordRun(args: string[], env: Record<string, string>): Promise<Io & { code: number | null; stderr: string }> {
+  const recordFile = join(scratch, `io-${++runs}.jsonl`);
+  writeFileSync(recordFile, "");
+  // The sidecar never exits in the fake Pod: a short shutdown budget ends the wait for it.
+  const proa = startProa(["--shutdown-timeout", "200ms", ...args, "--", process.execPath, "-e", "0"], { ...env, PROA_TEST_IO_RECORD: recordFile }, [process.execPath, "--require", RECORDER, BUNDLE]);
+  const { code } = await proa.exit;
+  const io: Io = { reads: new Set(), writes: new Set(), connections: new Set() };
+  for (const line of readFileSync(recordFile, "utf8").split("\n").filter(Boolean)) {
+    const { kind, target } = JSON.parse(line) as { kind: string; target: string };
+    if (target === BUNDLE) continue;
+    ({ read: io.reads, write: io.writes, connect: io.connections })[kind]?.add(target);
+  }
+  return { ...io, code, stderr: proa.stderr() };
+}
+
+let api: FakeApiServer;
+let shutdownUrl: string;
+let shutdownPort: number;
+const shutdownServer = createServer((_request, response) => response.end("bye"));
+before(async () => {
+  api = await startFakeApiServer({ pod: podWith({ sidecars: ["sidecar-1"], ready: true }) });
+  await new Promise<void>((resolve) => shutdownServer.listen(0, "127.0.0.1", resolve));
+  shutdownPort = (shutdownServer.address() as { port: number }).port;
+  shutdownUrl = `http://127.0.0.1:${shutdownPort}/quitquitquit`;
+});
+after(async () => {
+  shutdownServer.close();
+  await api.close();
+});
+
+describe("what proa reads, writes and connects to", () => {
+  test("the service account's token and ca.crt, and /proc/self/mountinfo and cgroup to find its container; it writes nothing and connects only to the API server and the shutdown URL", async () => {
+    const run = await recordRun(["--shutdown-http-post", shutdownUrl], api.env());
+    assert.equal(run.code, 0, run.stderr);
+    const sa = api.serviceAccountDir;
+    assert.deepEqual([...run.reads].sort(), [`${sa}/ca.crt`, `${sa}/token`, "/proc/self/cgroup", "/proc/self/mountinfo"].sort());
+    assert.deepEqual([...run.writes], []);
+    assert.deepEqual([...run.connections].sort(), [`${api.host}:${api.port}`, `127.0.0.1:${shutdownPort}`].sort());
+  });
+
+  test("the service account's namespace file only when POD_NAMESPACE is unset", async () => {
+    const { POD_NAMESPACE: _, ...env } = api.env();
+    const run = await recordRun(["--container", "main"], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(run.reads.has(`${api.serviceAccountDir}/namespace`), [...run.reads].join(", "));
+  });
+
+  for (const [how, args, env] of [
+    ["--container", ["--container", "main"], {}],
+    ["PROA_CONTAINER", [], { PROA_CONTAINER: "main" }],
+  ] as const) {
+    test(`with ${how}, not /proc/self/mountinfo or /proc/self/cgroup: nothing but the service account's files`, async () => {
+      const run = await recordRun([...args], { ...api.env(), ...env });
+      assert.equal(run.code, 0, run.stderr);
+      const sa = api.serviceAccountDir;
+      assert.deepEqual([...run.reads].sort(), [`${sa}/ca.crt`, `${sa}/token`]);
+      assert.deepEqual([...run.writes], []);
+    });
+  }
+
+  test("with --kill, also the list of /proc, /proc/PID/exe links and /proc/PID/comm files, and nothing else", async () => {
+    const run = await recordRun(["--container", "main", "--kill", "no-such-process-name"], api.env());
+    assert.equal(run.code, 0, run.stderr);
+    const sa = api.serviceAccountDir;
+    const others = [...run.reads].filter((path) => path !== `${sa}/ca.crt` && path !== `${sa}/token`);
+    assert.ok(others.includes("/proc"), others.join(", "));
+    assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
+    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm)$/.test(path)), []);
+    assert.deepEqual([...run.writes], []);
+  });
+});
