@@ -172,6 +172,7 @@ describe("Dockerfile", () => {
     const instructions = stage.instructions;
     const install = instructions.find((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
     assert.ok(install, "the build stage must install with `npm ci`, which follows package-lock.json exactly");
+    assert.match(install.args, /(^|\s)--ignore-scripts(\s|$)/, "`npm ci --ignore-scripts`: no dependency's install script runs in the build");
     assert.ok(instructions.indexOf(install) < instructions.indexOf(run), "`npm ci` must come before `npm run build`");
     const copiedBefore = (instruction: Instruction) =>
       instructions
@@ -290,8 +291,23 @@ function httpRequest(port: number, method: string, path: string): Promise<{ stat
   });
 }
 
+describe("package.json", () => {
+  test("covers every dependency with an install script in allowScripts, and allows none, so npm ci neither warns nor runs one", () => {
+    const lock = JSON.parse(read("package-lock.json")) as { packages: Record<string, { name?: string; version?: string; hasInstallScript?: boolean }> };
+    const { allowScripts = {} } = JSON.parse(read("package.json")) as { allowScripts?: Record<string, boolean> };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([, entry]) => entry.hasInstallScript)
+      .map(([path, entry]) => ({ name: entry.name ?? path.split("node_modules/").at(-1)!, version: entry.version }));
+    assert.ok(withScripts.length > 0, "expected esbuild's postinstall in the lockfile");
+    for (const { name, version } of withScripts) {
+      const entry = allowScripts[`${name}@${version}`] ?? allowScripts[name];
+      assert.equal(entry, false, `${name}@${version}: deny its install script in package.json's allowScripts (npm install-scripts deny ${name})`);
+    }
+  });
+});
+
 describe("job.yaml", () => {
-  test("grants proa's ServiceAccount exactly get, list and watch on pods, and nothing else", () => {
+  test("grants proa's ServiceAccount exactly list and watch on pods, and nothing else", () => {
     const roles = documents.filter((doc) => /^kind:\s*Role\s*$/m.test(doc));
     assert.equal(roles.length, 1, "expected one Role");
     const rules = withoutComments(roles[0]!).split(/^rules:\s*$/m)[1];
@@ -304,11 +320,11 @@ describe("job.yaml", () => {
         .filter((line) => line.trim() !== "")
         .map((line) => {
           const match = /^\s*(\w+):\s*(\[.*\])\s*$/.exec(line);
-          assert.ok(match, `write the rule's lists in flow style, like verbs: ["get", "list", "watch"], for this check: ${line}`);
+          assert.ok(match, `write the rule's lists in flow style, like verbs: ["list", "watch"], for this check: ${line}`);
           return [match[1]!, (JSON.parse(match[2]!) as string[]).sort()];
         }),
     );
-    assert.deepEqual(fields, { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] });
+    assert.deepEqual(fields, { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] });
   });
 
   test("names no namespace, so that `kubectl apply -n` chooses it", () => {
