@@ -11,6 +11,9 @@ import { podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserve
 import { BUNDLE, startProa } from "./helpers/proa-process.ts";
 
 const RECORDER = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
+// --kill with a name no process has, so that nothing on this machine is signalled. Never --kill-all here: outside a
+// PID namespace of its own (test/shutdown-kill.test.ts) it would signal every process the test's user can see.
+const NO_SUCH_PROCESS = "proa-security-test-no-such-process";
 const scratch = mkdtempSync(join(tmpdir(), "proa-security-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -18,6 +21,7 @@ interface Io {
   reads: Set<string>;
   writes: Set<string>;
   connections: Set<string>;
+  env: Set<string>;
 }
 
 let runs = 0;
@@ -29,11 +33,11 @@ async function recordRun(args: string[], env: Record<string, string>): Promise<I
   // The sidecar never exits in the fake Pod: a short shutdown budget ends the wait for it.
   const proa = startProa(["--shutdown-timeout", "200ms", ...args, "--", process.execPath, "-e", "0"], { ...env, PROA_TEST_IO_RECORD: recordFile }, [process.execPath, "--require", RECORDER, BUNDLE]);
   const { code } = await proa.exit;
-  const io: Io = { reads: new Set(), writes: new Set(), connections: new Set() };
+  const io: Io = { reads: new Set(), writes: new Set(), connections: new Set(), env: new Set() };
   for (const line of readFileSync(recordFile, "utf8").split("\n").filter(Boolean)) {
     const { kind, target } = JSON.parse(line) as { kind: string; target: string };
     if (target === BUNDLE) continue;
-    ({ read: io.reads, write: io.writes, connect: io.connections })[kind]?.add(target);
+    ({ read: io.reads, write: io.writes, connect: io.connections, env: io.env })[kind]?.add(target);
   }
   return { ...io, code, stderr: proa.stderr() };
 }
@@ -53,7 +57,22 @@ after(async () => {
   await api.close();
 });
 
+// SECURITY.md's list: proa's own variables, and the three that Node itself reads which proa checks to warn about.
+const DOCUMENTED_ENV = [
+  "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG",
+  "PROA_SERVICE_ACCOUNT_DIR", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
+];
+
 describe("what proa reads, writes and connects to", () => {
+  test("only the environment variables SECURITY.md lists", async () => {
+    const { POD_NAMESPACE: _, ...env } = api.env();
+    for (const run of [await recordRun(["--shutdown-http-get", shutdownUrl], api.env()), await recordRun(["--kill", NO_SUCH_PROCESS], env)]) {
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual([...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)), []);
+      for (const name of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "PROA_LOG"]) assert.ok(run.env.has(name), `${name} is read`);
+    }
+  });
+
   test("the service account's token and ca.crt, and /proc/self/mountinfo and cgroup to find its container; it writes nothing and connects only to the API server and the shutdown URL", async () => {
     const run = await recordRun(["--shutdown-http-post", shutdownUrl], api.env());
     assert.equal(run.code, 0, run.stderr);
@@ -83,14 +102,14 @@ describe("what proa reads, writes and connects to", () => {
     });
   }
 
-  test("with --kill, also the list of /proc, /proc/PID/exe links and /proc/PID/comm files, and nothing else", async () => {
-    const run = await recordRun(["--container", "main", "--kill", "no-such-process-name"], api.env());
+  test("with --kill, also the list of /proc and, per process, its /proc/PID/exe link, comm and cmdline, and nothing else", async () => {
+    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], api.env());
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
     const others = [...run.reads].filter((path) => path !== `${sa}/ca.crt` && path !== `${sa}/token`);
     assert.ok(others.includes("/proc"), others.join(", "));
     assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
-    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm)$/.test(path)), []);
+    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline)$/.test(path)), []);
     assert.deepEqual([...run.writes], []);
   });
 });

@@ -1,6 +1,7 @@
 // Preloaded into proa (node --require) by test/security.test.ts: records every file proa opens, reads, lists or
-// writes through node:fs, and every outgoing connection, as JSON lines appended to $PROA_TEST_IO_RECORD. The
-// bundle calls fs's functions through the module object at call time, so replacing them here sees every call.
+// writes through node:fs, every outgoing connection, and every environment variable it looks up, as JSON lines
+// appended to $PROA_TEST_IO_RECORD. The bundle calls fs's functions through the module object at call time, so
+// replacing them here sees every call.
 "use strict";
 const fs = require("node:fs");
 const net = require("node:net");
@@ -37,3 +38,18 @@ net.Socket.prototype.connect = function (...args) {
   if (options && typeof options === "object") record("connect", options.path ?? `${options.host}:${options.port}`);
   return connect.apply(this, args);
 };
+
+// Every environment variable that proa's own code looks up: the caller of the lookup is in the bundle. (Node's
+// internals read some too, such as spawn() copying the whole environment for the program.)
+const fromBundle = () => /[/\\]proa\.js:\d+/.test((new Error().stack ?? "").split("\n")[3] ?? "");
+const environment = process.env;
+process.env = new Proxy(environment, {
+  get(target, key) {
+    if (typeof key === "string" && fromBundle()) record("env", key);
+    return target[key];
+  },
+  has(target, key) {
+    if (typeof key === "string" && fromBundle()) record("env", key);
+    return key in target;
+  },
+});
