@@ -1,7 +1,7 @@
 // SECURITY.md's claims about what proa reads, writes and connects to, checked on the bundle as a real process: a
 // preload (helpers/record-io.cjs) records every file proa touches through node:fs and every connection it opens.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,7 +45,15 @@ async function recordRun(args: string[], env: Record<string, string>): Promise<I
 let api: FakeApiServer;
 let shutdownUrl: string;
 let shutdownPort: number;
-const shutdownServer = createServer((_request, response) => response.end("bye"));
+const shutdownRequests: { method: string; url: string; headers: Record<string, unknown>; body: string }[] = [];
+const shutdownServer = createServer((request, response) => {
+  let body = "";
+  request.on("data", (chunk: Buffer) => (body += chunk));
+  request.on("end", () => {
+    shutdownRequests.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers, body });
+    response.end("bye");
+  });
+});
 before(async () => {
   api = await startFakeApiServer({ pod: podWith({ sidecars: ["sidecar-1"], ready: true }) });
   await new Promise<void>((resolve) => shutdownServer.listen(0, "127.0.0.1", resolve));
@@ -111,5 +119,31 @@ describe("what proa reads, writes and connects to", () => {
     assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
     assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline)$/.test(path)), []);
     assert.deepEqual([...run.writes], []);
+  });
+});
+
+describe("what proa sends and runs", () => {
+  test("a shutdown request carries no token, no Authorization header and no body: only the method, the URL's path and proa's User-Agent", async () => {
+    shutdownRequests.length = 0;
+    const run = await recordRun(["--shutdown-http-post", shutdownUrl, "--shutdown-http-get", `${shutdownUrl}?step=2`], { ...api.env(), PROA_CONTAINER: "main" });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(shutdownRequests.map((r) => `${r.method} ${r.url}`).sort(), ["GET /quitquitquit?step=2", "POST /quitquitquit"]);
+    const token = readFileSync(join(api.serviceAccountDir, "token"), "utf8");
+    for (const r of shutdownRequests) {
+      assert.equal(r.body, "");
+      assert.equal(r.headers.authorization, undefined);
+      assert.match(String(r.headers["user-agent"]), /^proa\//);
+      assert.ok(!JSON.stringify(r).includes(token), "the service account token is never sent to a sidecar");
+    }
+  });
+
+  test("the program is started without a shell: its arguments arrive exactly as given, metacharacters and all", async () => {
+    const marker = join(scratch, "a-shell-ran");
+    const args = [`$(touch ${marker})`, `; touch ${marker}`, "*", "`id`", "a b", ""];
+    const printArgs = "process.stdout.write(JSON.stringify(process.argv.slice(1)))";
+    const proa = startProa(["--shutdown-timeout", "200ms", "--", process.execPath, "-e", printArgs, ...args], { ...api.env(), PROA_CONTAINER: "main" });
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.deepEqual(JSON.parse(proa.stdout.join("\n")), args);
+    assert.equal(existsSync(marker), false);
   });
 });

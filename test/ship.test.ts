@@ -306,6 +306,14 @@ describe("package.json", () => {
   });
 });
 
+describe("npm sbom", () => {
+  test("lists no component once the dev dependencies are left out: nothing ships but proa's own bundle", () => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
+    const sbom = JSON.parse(execFileSync("npm", ["sbom", "--sbom-format", "cyclonedx", "--omit", "dev"], { cwd: ROOT, encoding: "utf8", env: { ...env, npm_config_update_notifier: "false" } }));
+    assert.deepEqual(sbom.components ?? [], []);
+  });
+});
+
 describe("job.yaml", () => {
   test("grants proa's ServiceAccount exactly list and watch on pods, and nothing else", () => {
     const roles = documents.filter((doc) => /^kind:\s*Role\s*$/m.test(doc));
