@@ -28,9 +28,10 @@ let runs = 0;
 /** Runs the bundle under the recorder with a program that exits 0, and returns what it touched (the bundle itself,
  * which Node's loader reads, left out). */
 async function recordRun(args: string[], env: Record<string, string>): Promise<Io & { code: number | null; stderr: string }> {
+  api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true }));
   const recordFile = join(scratch, `io-${++runs}.jsonl`);
   writeFileSync(recordFile, "");
-  // The sidecar never exits in the fake Pod: a short shutdown budget ends the wait for it.
+  // Unless a shutdown request makes it exit, the sidecar never exits in the fake Pod: a short budget ends the wait.
   const proa = startProa(["--shutdown-timeout", "200ms", ...args, "--", process.execPath, "-e", "0"], { ...env, PROA_TEST_IO_RECORD: recordFile }, [process.execPath, "--require", RECORDER, BUNDLE]);
   const { code } = await proa.exit;
   const io: Io = { reads: new Set(), writes: new Set(), connections: new Set(), env: new Set() };
@@ -52,6 +53,7 @@ const shutdownServer = createServer((request, response) => {
   request.on("end", () => {
     shutdownRequests.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers, body });
     response.end("bye");
+    api.setPod(podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 0 } } })); // as the sidecar would exit
   });
 });
 before(async () => {
@@ -125,7 +127,9 @@ describe("what proa reads, writes and connects to", () => {
 describe("what proa sends and runs", () => {
   test("a shutdown request carries no token, no Authorization header and no body: only the method, the URL's path and proa's User-Agent", async () => {
     shutdownRequests.length = 0;
-    const run = await recordRun(["--shutdown-http-post", shutdownUrl, "--shutdown-http-get", `${shutdownUrl}?step=2`], { ...api.env(), PROA_CONTAINER: "main" });
+    // A budget long enough for a loaded machine: the sidecar "exits" on its request, which ends the wait at once.
+    const args = ["--shutdown-timeout", "20s", "--shutdown-http-post", shutdownUrl, "--shutdown-http-get", `${shutdownUrl}?step=2`];
+    const run = await recordRun(args, { ...api.env(), PROA_CONTAINER: "main" });
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(shutdownRequests.map((r) => `${r.method} ${r.url}`).sort(), ["GET /quitquitquit?step=2", "POST /quitquitquit"]);
     const token = readFileSync(join(api.serviceAccountDir, "token"), "utf8");
@@ -138,6 +142,7 @@ describe("what proa sends and runs", () => {
   });
 
   test("the program is started without a shell: its arguments arrive exactly as given, metacharacters and all", async () => {
+    api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true }));
     const marker = join(scratch, "a-shell-ran");
     const args = [`$(touch ${marker})`, `; touch ${marker}`, "*", "`id`", "a b", ""];
     const printArgs = "process.stdout.write(JSON.stringify(process.argv.slice(1)))";
