@@ -196,7 +196,7 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
   if (code === 401) hint = `; the token at ${cluster.tokenFile} was re-read and still refused: check that the Pod's ServiceAccount exists`;
   if (code === 403) {
     const user = /User "([^"]+)"/.exec(message)?.[1] ?? "the Pod's service account";
-    const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"]}`;
+    const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}`;
     hint = `; grant ${user} a Role in namespace ${cluster.namespace} with the rule ${rule} and a RoleBinding to it`;
   }
   const retryAfterMs = code === 429 || code >= 500 ? retryAfter(res.headers["retry-after"]) : undefined;
@@ -615,7 +615,7 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
   signal.throwIfAborted();
   const t = { ...defaultTiming, ...timing };
   const pod = `${cluster.namespace}/${cluster.podName}`;
-  const hints = { container: options.container, mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
+  const hints = options.container !== undefined ? { container: options.container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
   const bounded = options.readyTimeoutMs !== undefined;
   const started = Date.now();
   let notReady: string[] | undefined; // undefined until the Pod has been seen

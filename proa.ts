@@ -213,6 +213,7 @@ Options:
   -h, --help                          show this help
   -V, --version                       show the version
 
+An option's value may also follow an equals sign: --kill=NAME, -k=NAME.
 DURATION is a number with a unit, like 500ms, 90s, 5m, 1h or 1m30s; a bare number is seconds; at most 596h31m23s.
 
 Environment:
@@ -234,8 +235,9 @@ Exit status: the program's; 128+N when it was killed by signal N, or when signal
  * when they look like options: `proa -g URL sleep 60 -x` runs `sleep 60 -x`.
  */
 export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): CommandLine {
-  const split = commandStart(argv);
-  const ownArgs = argv.slice(0, split);
+  const named = withLongNames(argv);
+  const split = commandStart(named);
+  const ownArgs = named.slice(0, split);
   const command = argv.slice(argv[split] === "--" ? split + 1 : split);
   let values;
   try {
@@ -271,6 +273,21 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
   };
 }
 
+const LONG_NAMES = new Map<string, string>(Object.entries(OPTIONS).flatMap(([long, option]) => ("short" in option ? [[option.short, long]] : [])));
+
+/**
+ * clap, which parses the original proa's options, reads `-g=URL` as `-g URL`; parseArgs would read the value "=URL",
+ * and `-K=1` as the three switches -K, -= and -1. Spelling such an argument `--shutdown-http-get=URL` gives both
+ * clap's meaning, and a switch given a value is then reported by its name. One argument in, one out, so indices hold.
+ */
+function withLongNames(argv: string[]): string[] {
+  return argv.map((arg) => {
+    const [, short = "", value] = /^-([^-])=(.*)$/s.exec(arg) ?? [];
+    const long = LONG_NAMES.get(short);
+    return long === undefined ? arg : `--${long}=${value}`;
+  });
+}
+
 /** Index of the "--" or the first positional argument; a lenient parse knows which options take a value. */
 function commandStart(argv: string[]): number {
   const { tokens } = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
@@ -282,8 +299,10 @@ function describeParseError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: string }).code;
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${message.match(/'([^']+)'/)?.[1] ?? message}`;
-  const option = message.match(/^Option '(.*?)(?: <value>)?' argument (missing|is ambiguous)/)?.[1];
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) return `option ${option} needs a value (write ${option}=VALUE for one that starts with -)`;
+  const [, names = "", problem] = /^Option '(.*?)(?: <value>)?' (argument missing|argument is ambiguous|does not take an argument)/.exec(message) ?? [];
+  const long = names.split(", ").at(-1);
+  if (problem === "does not take an argument") return `option ${names} takes no value: write ${long} alone`;
+  if (problem) return `option ${names} needs a value (write ${long}=VALUE for one that starts with -)`;
   return message.split("\n")[0]!;
 }
 

@@ -1,7 +1,7 @@
 // The shipped artefact, dist/proa.js, as a black box: one self-contained file, its help, version and usage errors.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,11 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 describe("the bundle", () => {
   test("starts with a node shebang", () => {
     assert.ok(bundle.startsWith("#!/usr/bin/env node\n"));
+  });
+
+  test("is executable, so that a Pod's command can name it: it runs by its shebang and reports the version", () => {
+    assert.equal(statSync(BUNDLE).mode & 0o777, 0o755);
+    assert.equal(execFileSync(BUNDLE, ["--version"], { encoding: "utf8" }), `proa ${packageJson.version}\n`);
   });
 
   test("imports nothing but node: builtins", () => {
@@ -52,6 +57,7 @@ describe("bad input", () => {
     ["an unknown option", ["--shutdown-http-gett=http://a/"], /unknown option --shutdown-http-gett/],
     ["a missing option value", ["-g"], /option -g needs a value/],
     ["a URL that is not http(s)", ["--shutdown-http-post", "unix:/run/envoy.sock"], /needs an http:\/\/ or https:\/\/ URL/],
+    ["a value given to the switch -K", ["-K=1"], /option -K, --kill-all takes no value/],
   ];
   for (const [what, args, message] of cases) {
     test(`${what}: one error line naming it and pointing at --help, exit 2, no API call and no program started`, async () => {

@@ -67,6 +67,27 @@ describe("command line", () => {
     assert.equal(run(["true"]).ready.container, undefined);
   });
 
+  test("every short option that takes a value also takes it as -X=VALUE, as clap does in the original proa", () => {
+    const spaced = run(["-g", "http://a/quit?x=1", "-p", "http://b/quit", "-k", "sidecar", "-c", "main", "-w", "proxy", "-i", "logger", "true"]);
+    const joined = run(["-g=http://a/quit?x=1", "-p=http://b/quit", "-k=sidecar", "-c=main", "-w=proxy", "-i=logger", "true"]);
+    assert.deepEqual(joined, spaced);
+    assert.deepEqual(joined.shutdown.kill, ["sidecar"]);
+    assert.deepEqual(joined.shutdown.httpGet.map(String), ["http://a/quit?x=1"]);
+    assert.equal(joined.ready.container, "main");
+    assert.deepEqual([joined.ready.waitFor, joined.ready.ignore], [["proxy"], ["logger"]]);
+  });
+
+  test("-X=VALUE takes a value that starts with - or holds another =", () => {
+    assert.deepEqual(run(["-k=-weird=name", "true"]).shutdown.kill, ["-weird=name"]);
+  });
+
+  test("-X=VALUE after the program's name belongs to the program, untouched", () => {
+    const options = run(["-k=a", "--", "prog", "-k=b", "-K=1"]);
+    assert.deepEqual(options.command, ["prog", "-k=b", "-K=1"]);
+    assert.deepEqual(options.shutdown.kill, ["a"]);
+    assert.deepEqual(run(["-K", "prog", "-g=x"]).command, ["prog", "-g=x"]);
+  });
+
   test("--help and --version win over a missing program", () => {
     assert.deepEqual(parseCommandLine(["--help"], {}), { kind: "help" });
     assert.deepEqual(parseCommandLine(["-V"], {}), { kind: "version" });
@@ -86,7 +107,12 @@ describe("command line", () => {
     ["a duration too long for a timer", ["--ready-timeout", "600h", "true"], /^--ready-timeout can be at most 596h31m23s, not '600h'$/],
     ["a duration too long for a timer, in ms", ["--shutdown-timeout", "2147483648ms", "true"], /^--shutdown-timeout can be at most 596h31m23s/],
     ["an endless duration", ["--shutdown-request-timeout", `${"9".repeat(400)}h`, "true"], /^--shutdown-request-timeout can be at most 596h31m23s/],
-    ["a value given to a flag", ["--kill-all=yes", "true"], /kill-all/],
+    ["a value given to a flag", ["--kill-all=yes", "true"], /option -K, --kill-all takes no value: write --kill-all alone/],
+    ["a value given to a short flag", ["-K=1", "true"], /option -K, --kill-all takes no value/],
+    ["a value given to -h", ["-h=1"], /option -h, --help takes no value/],
+    ["an unknown short option with a value", ["-x=1", "true"], /unknown option -x\b/],
+    ["an empty -X= value that must be a URL", ["-g=", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL/],
+    ["a -X=VALUE URL that is not http(s)", ["-p=ftp://a/", "true"], /--shutdown-http-post needs an http/],
   ];
   for (const [what, argv, message] of badInputs) {
     test(`rejects ${what} with a message that names it`, () => {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
@@ -172,6 +172,7 @@ describe("Dockerfile", () => {
     const instructions = stage.instructions;
     const install = instructions.find((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
     assert.ok(install, "the build stage must install with `npm ci`, which follows package-lock.json exactly");
+    assert.match(install.args, /(^|\s)--ignore-scripts(\s|$)/, "`npm ci --ignore-scripts`: no dependency's install script runs in the build");
     assert.ok(instructions.indexOf(install) < instructions.indexOf(run), "`npm ci` must come before `npm run build`");
     const copiedBefore = (instruction: Instruction) =>
       instructions
@@ -217,7 +218,7 @@ describe("Dockerfile", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("the build", () => {
-  test("needs nothing but the files the Dockerfile copies, and gives byte-identical output when run twice in different folders", () => {
+  test("needs nothing but the files the Dockerfile copies, and gives byte-identical, executable output when run twice in different folders", () => {
     assert.ok(outfile);
     const files = contextSources(buildStage().stage);
     /** A folder holding exactly those files (copied from `from`), with this checkout's node_modules for esbuild. */
@@ -234,12 +235,21 @@ describe("the build", () => {
       // Without the npm_* variables of an enclosing `npm test`, which would point npm at this checkout.
       const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
       execFileSync("npm", ["run", "build"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...env, npm_config_update_notifier: "false" } });
-      return readFileSync(join(dir, outfile));
+      return { bytes: readFileSync(join(dir, outfile)), mode: statSync(join(dir, outfile)).mode & 0o777 };
     };
     const first = prepare("first", ROOT);
     const second = prepare("second-build", first); // the same bytes, even if someone edits the sources meanwhile
-    const [a, b] = [build(first), build(second)];
+    const { bytes: a, mode: modeA } = build(first);
+    const umask = process.umask(0o077); // the second build under a strict umask: chmod, not the umask, sets the mode
+    let secondBuild;
+    try {
+      secondBuild = build(second);
+    } finally {
+      process.umask(umask);
+    }
+    const { bytes: b, mode: modeB } = secondBuild;
     assert.ok(a.length > 1000, "the bundle is suspiciously small");
+    assert.deepEqual([modeA, modeB], [0o755, 0o755], "the bundle must be executable (rwxr-xr-x) whatever the umask");
     if (!a.equals(b)) {
       const at = a.findIndex((byte, i) => byte !== b[i]);
       assert.fail(`the two builds differ from byte ${at}: ${JSON.stringify(a.subarray(at, at + 80).toString())} vs ${JSON.stringify(b.subarray(at, at + 80).toString())}`);
@@ -281,8 +291,31 @@ function httpRequest(port: number, method: string, path: string): Promise<{ stat
   });
 }
 
+describe("package.json", () => {
+  test("covers every dependency with an install script in allowScripts, and allows none, so npm ci neither warns nor runs one", () => {
+    const lock = JSON.parse(read("package-lock.json")) as { packages: Record<string, { name?: string; version?: string; hasInstallScript?: boolean }> };
+    const { allowScripts = {} } = JSON.parse(read("package.json")) as { allowScripts?: Record<string, boolean> };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([, entry]) => entry.hasInstallScript)
+      .map(([path, entry]) => ({ name: entry.name ?? path.split("node_modules/").at(-1)!, version: entry.version }));
+    assert.ok(withScripts.length > 0, "expected esbuild's postinstall in the lockfile");
+    for (const { name, version } of withScripts) {
+      const entry = allowScripts[`${name}@${version}`] ?? allowScripts[name];
+      assert.equal(entry, false, `${name}@${version}: deny its install script in package.json's allowScripts (npm install-scripts deny ${name})`);
+    }
+  });
+});
+
+describe("npm sbom", () => {
+  test("lists no component once the dev dependencies are left out: nothing ships but proa's own bundle", () => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
+    const sbom = JSON.parse(execFileSync("npm", ["sbom", "--sbom-format", "cyclonedx", "--omit", "dev"], { cwd: ROOT, encoding: "utf8", env: { ...env, npm_config_update_notifier: "false" } }));
+    assert.deepEqual(sbom.components ?? [], []);
+  });
+});
+
 describe("job.yaml", () => {
-  test("grants proa's ServiceAccount exactly get, list and watch on pods, and nothing else", () => {
+  test("grants proa's ServiceAccount exactly list and watch on pods, and nothing else", () => {
     const roles = documents.filter((doc) => /^kind:\s*Role\s*$/m.test(doc));
     assert.equal(roles.length, 1, "expected one Role");
     const rules = withoutComments(roles[0]!).split(/^rules:\s*$/m)[1];
@@ -295,11 +328,11 @@ describe("job.yaml", () => {
         .filter((line) => line.trim() !== "")
         .map((line) => {
           const match = /^\s*(\w+):\s*(\[.*\])\s*$/.exec(line);
-          assert.ok(match, `write the rule's lists in flow style, like verbs: ["get", "list", "watch"], for this check: ${line}`);
+          assert.ok(match, `write the rule's lists in flow style, like verbs: ["list", "watch"], for this check: ${line}`);
           return [match[1]!, (JSON.parse(match[2]!) as string[]).sort()];
         }),
     );
-    assert.deepEqual(fields, { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] });
+    assert.deepEqual(fields, { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] });
   });
 
   test("names no namespace, so that `kubectl apply -n` chooses it", () => {

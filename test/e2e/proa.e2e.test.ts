@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test, type TestContext } from "node:test";
@@ -120,12 +121,17 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
 
   async function setUp(
     t: TestContext,
-    options: { roleBinding?: boolean; createPod?: boolean; podName?: string; exitDelayMs?: number; sidecarsReady?: boolean } = {},
+    options: { roleBinding?: boolean; roleRules?: object[]; createPod?: boolean; podName?: string; exitDelayMs?: number; sidecarsReady?: boolean } = {},
   ): Promise<Setup> {
     const ns = `proa-e2e-${++namespaces}`;
     const pod = options.podName ?? "job-pod";
     await server.createNamespace(ns);
     for (const kind of ["ServiceAccount", "Role", ...(options.roleBinding === false ? [] : ["RoleBinding"])]) {
+      if (kind === "Role" && options.roleRules) {
+        // job.yaml's Role by name, with other rules
+        await server.api("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: doc("Role").name }, rules: options.roleRules });
+        continue;
+      }
       const { status, body } = await server.applyYaml(ns, doc(kind));
       assert.equal(status, 201, `creating job.yaml's ${kind}: ${JSON.stringify(body)}`);
     }
@@ -190,6 +196,102 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
       assert.equal(stored, 404, `${d.kind} ${d.name} was stored by a dry run`);
     }
   });
+
+  test("job.yaml's Job, as the server reads it: every container locked down, resources set, the token mounted into proa's container alone", async () => {
+    const ns = `proa-e2e-${++namespaces}`;
+    await server.createNamespace(ns);
+    const { status, body: job } = await server.applyYaml(ns, doc("Job"), { dryRun: true });
+    assert.equal(status, 201, JSON.stringify(job?.message ?? job));
+    const spec = job.spec.template.spec;
+    assert.equal(spec.automountServiceAccountToken, false, "no token in every container by default");
+    const containers: any[] = [...(spec.initContainers ?? []), ...spec.containers];
+    for (const c of containers) {
+      const sc = c.securityContext ?? {};
+      assert.equal(sc.runAsNonRoot, true, `${c.name}: runAsNonRoot`);
+      assert.ok(Number.isInteger(sc.runAsUser) && sc.runAsUser > 0, `${c.name}: an explicit non-root runAsUser, so that runAsNonRoot works whatever the image's USER`);
+      assert.ok(Number.isInteger(sc.runAsGroup) && sc.runAsGroup > 0, `${c.name}: runAsGroup`);
+      assert.equal(sc.allowPrivilegeEscalation, false, `${c.name}: allowPrivilegeEscalation`);
+      assert.equal(sc.readOnlyRootFilesystem, true, `${c.name}: readOnlyRootFilesystem`);
+      assert.deepEqual(sc.capabilities, { drop: ["ALL"] }, `${c.name}: capabilities`);
+      assert.deepEqual(sc.seccompProfile, { type: "RuntimeDefault" }, `${c.name}: seccompProfile`);
+      assert.equal(sc.privileged ?? false, false, `${c.name}: privileged`);
+      for (const kind of ["requests", "limits"]) for (const resource of ["cpu", "memory"]) assert.ok(c.resources?.[kind]?.[resource], `${c.name}: resources.${kind}.${resource}`);
+    }
+    // The same user everywhere: the kubelet then writes the token 0600, owned by that user (pkg/volume/util FsUserFrom).
+    assert.equal(new Set(containers.map((c) => c.securityContext.runAsUser)).size, 1);
+
+    // The projected volume holds what the automounted one would: a token, the cluster's CA, the namespace.
+    const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+    const proaContainers = containers.filter((c) => [...(c.command ?? []), ...(c.args ?? [])].includes("/proa/proa.js"));
+    assert.deepEqual(proaContainers.map((c) => c.name), ["main"]);
+    const mount = proaContainers[0].volumeMounts.find((m: any) => m.mountPath === SA_DIR);
+    assert.ok(mount, `proa's container mounts a volume at ${SA_DIR}`);
+    assert.equal(mount.readOnly, true);
+    const volume = spec.volumes.find((v: any) => v.name === mount.name);
+    assert.deepEqual(volume.projected.sources, [
+      { serviceAccountToken: { path: "token", expirationSeconds: 3600 } },
+      { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+      { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
+    ]);
+    for (const c of containers.filter((c) => c.name !== "main")) {
+      assert.deepEqual((c.volumeMounts ?? []).filter((m: any) => m.name === mount.name || m.mountPath.startsWith("/var/run/secrets")), [], `${c.name} gets no token`);
+    }
+  });
+
+  test("a Role naming the Pod (resourceNames) with list and watch allows exactly proa's requests, and denies the rest", async () => {
+    const ns = `proa-e2e-${++namespaces}`;
+    await server.createNamespace(ns);
+    // The rule job.yaml's comments show for a bare Pod with a fixed name, read from those comments.
+    const shown = /^#\s+rules:\n#\s+- apiGroups: \[""\]\n#\s+resources: \["pods"\]\n#\s+resourceNames: \["my-pod"\]\n#\s+verbs: \["list", "watch"\]$/m;
+    assert.match(doc("Role").text, shown);
+    for (const kind of ["ServiceAccount", "RoleBinding"]) assert.equal((await server.applyYaml(ns, doc(kind))).status, 201);
+    await server.api("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: doc("Role").name },
+      rules: [{ apiGroups: [""], resources: ["pods"], resourceNames: ["my-pod"], verbs: ["list", "watch"] }],
+    });
+    for (const name of ["my-pod", "other-pod"]) await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(name, { serviceAccount: doc("ServiceAccount").name }));
+    const token = await server.token(ns, doc("ServiceAccount").name);
+    const pods = `/api/v1/namespaces/${ns}/pods`;
+    const selector = (name: string) => `fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`;
+    const statuses: Record<string, number> = {};
+    for (const path of [
+      `${pods}?${selector("my-pod")}`, // proa's list
+      `${pods}?${selector("my-pod")}&watch=1&resourceVersion=0&allowWatchBookmarks=true&timeoutSeconds=1`, // proa's watch
+      pods,
+      `${pods}?watch=1&timeoutSeconds=1`,
+      `${pods}?${selector("other-pod")}`,
+      `${pods}?${selector("other-pod")}&watch=1&timeoutSeconds=1`,
+      `${pods}/my-pod`, // a get, which the Role does not grant and proa never sends
+    ]) statuses[path] = await statusAs(token, path);
+    assert.deepEqual(Object.values(statuses), [200, 200, 403, 403, 403, 403, 403], JSON.stringify(statuses, null, 1));
+  });
+
+  test("proa runs to the end under a Role that names its Pod and grants only list and watch", async (t) => {
+    const s = await setUp(t, { sidecarsReady: true, roleRules: [{ apiGroups: [""], resources: ["pods"], resourceNames: ["job-pod"], verbs: ["list", "watch"] }] });
+    const proa = s.run([], [NODE, "-e", "console.log('program ran')"]);
+    const { code } = await exitWithin(proa, 20_000);
+    assert.equal(code, 0, proa.stderr());
+    assert.deepEqual(proa.stdout, ["program ran"]);
+    assert.deepEqual(proa.logs.filter((r) => r.level === "error"), []);
+    findLog(proa, (r) => /all sidecars have exited$/.test(r.msg)); // the watch during shutdown is allowed too
+  });
+
+  /** The status the server answers a GET with, as the holder of token; the body is not read. */
+  function statusAs(token: string, path: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        { host: server.env.KUBE_HOST, port: Number(server.env.KUBE_PORT), path, ca: server.ca, agent: false, headers: { Authorization: `Bearer ${token}`, Accept: "application/json" } },
+        (res) => {
+          resolve(res.statusCode ?? 0);
+          res.destroy();
+        },
+      );
+      req.setTimeout(15_000, () => req.destroy(new Error(`GET ${path}: no answer within 15 s`)));
+      req.on("error", reject).end();
+    });
+  }
 
   test("the program starts only after the last sidecar is ready, within 1 s of its status write", async (t) => {
     const s = await setUp(t);
@@ -272,10 +374,12 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     const user = `system:serviceaccount:${s.ns}:proa`;
     // The server's own message...
     assert.ok(firstError.msg.includes(`pods "${s.pod}" is forbidden: User "${user}" cannot list resource "pods" in API group "" in the namespace "${s.ns}"`), firstError.msg);
-    // ...and the rule, exactly as job.yaml's Role writes it.
-    const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"]}`;
-    assert.ok(firstError.msg.includes(`grant ${user} a Role in namespace ${s.ns} with the rule ${rule} and a RoleBinding to it`), firstError.msg);
-    assert.match(doc("Role").text, /- apiGroups: \[""\]\n\s+resources: \["pods"\]\n\s+verbs: \["get", "list", "watch"\]/);
+    // ...and a rule on pods that grants at least what job.yaml's Role does (list and watch), which is enough: the
+    // program starts below once job.yaml's RoleBinding exists.
+    const hint = new RegExp(`grant ${user} a Role in namespace ${s.ns} with the rule \\{apiGroups: \\[""\\], resources: \\["pods"\\], verbs: \\[([^\\]]*)\\]\\} and a RoleBinding to it`).exec(firstError.msg);
+    assert.ok(hint, firstError.msg);
+    assert.match(doc("Role").text, /- apiGroups: \[""\]\n\s+resources: \["pods"\]\n\s+verbs: \["list", "watch"\]/);
+    for (const verb of ["list", "watch"]) assert.ok(hint[1]!.includes(`"${verb}"`), `the hint's rule grants ${verb}: ${hint[1]}`);
     // Backoff: 0.5-1 s after the first failure, 1-2 s after the second.
     assert.ok(Number(firstError.retryInMs) >= 500 && Number(firstError.retryInMs) <= 1000, `first retry in ${firstError.retryInMs} ms`);
     assert.ok(Number(secondError.retryInMs) >= 1000 && Number(secondError.retryInMs) <= 2000, `second retry in ${secondError.retryInMs} ms`);
