@@ -5,6 +5,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { checkServerIdentity } from "./http.ts";
 import type { Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
   read("token"); // fail now rather than at the first request
   const namespace = env.POD_NAMESPACE || read("namespace", `, or set POD_NAMESPACE with the downward API: ${DOWNWARD_API}`).toString().trim();
   const podName = env.POD_NAME || hostname().split(".")[0] || "";
-  const agent = new Agent({ keepAlive: true, ca });
+  const agent = new Agent({ keepAlive: true, ca, checkServerIdentity });
   return { ...apiServer(host, port), namespace, podName, tokenFile: `${dir}/token`, agent, userAgent };
 }
 
