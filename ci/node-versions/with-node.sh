@@ -54,6 +54,7 @@ log "Node $actual: ${*:-the black-box tests}"
 
 cd "$root"
 if (($# > 0)); then exec "$@"; fi
+[[ -f dist/proa.js ]] || die "no dist/proa.js: run \`npm run build\` first (\`npm run test:node -- $major\` does)"
 mapfile -t tests < <(grep -lE "$BLACK_BOX" test/*.test.ts)
 ((${#tests[@]} > 0)) || die "no test/*.test.ts matches $BLACK_BOX"
 log "black-box tests: ${tests[*]}"
