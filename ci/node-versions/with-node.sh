@@ -50,6 +50,7 @@ expected="v$(node -p 'require(process.argv[1]).version' "$package/package.json")
 actual="$("$package/bin/node" --version)"
 [[ "$actual" == "$expected" ]] || die "$package/bin/node says $actual, its package.json $expected"
 export PATH="$package/bin:$PATH"
+[[ "$(command -v node)" == "$package/bin/node" ]] || die "node on PATH is $(command -v node), not $package/bin/node"
 log "Node $actual: ${*:-the black-box tests}"
 
 cd "$root"
