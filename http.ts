@@ -1,8 +1,11 @@
 // http.ts: the one HTTP client for requests to the sidecars (shutdown requests, ready URLs), over node:http and
 // node:https. Bounded in every way a sidecar could stall or flood proa: one time limit over connect, headers and
 // body that names the phase that ran out; a capped body; no redirects followed; TLS always verified.
+import { X509Certificate } from "node:crypto";
 import { request as plainRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { request as tlsRequest } from "node:https";
+import { isIPv6 } from "node:net";
+import { checkServerIdentity as nodeCheckServerIdentity, type PeerCertificate } from "node:tls";
 
 export interface HttpRequest {
   method: "GET" | "POST";
@@ -34,6 +37,20 @@ const PHASE_TEXT: Record<HttpPhase, string> = { connect: "to connect", headers: 
 // setTimeout fires at once for a delay of 2^31 ms or more (with a warning on stderr): never let it.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Node's tls.checkServerIdentity, except that an IPv6 address is looked up among the certificate's IP addresses by
+ * OpenSSL (X509Certificate.checkIP). Since the CVE-2026-48618 releases (22.23.1, 24.17.0) Node's own check turns an
+ * IPv6 address into "" (url.domainToASCII) and refuses every IPv6 server, such as KUBERNETES_SERVICE_HOST=fd00:10:96::1
+ * (nodejs/node#64144; 24.21.0 has the fix, 22.23.3 not yet). The certificate chain is verified as before either way.
+ */
+export function checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
+  if (!isIPv6(host)) return nodeCheckServerIdentity(host, cert);
+  if (new X509Certificate(cert.raw).checkIP(host) !== undefined) return undefined;
+  return Object.assign(new Error(`Hostname/IP does not match certificate's altnames: IP: ${host} is not in the cert's altnames: ${cert.subjectaltname ?? "none"}`), {
+    code: "ERR_TLS_CERT_ALTNAME_INVALID",
+  });
+}
+
 export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
   const { method, url, timeoutMs, userAgent, maxBodyBytes = 4096, signal } = options;
   const send = url.protocol === "https:" ? tlsRequest : plainRequest;
@@ -49,6 +66,7 @@ export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
       path: `${url.pathname}${url.search}`,
       agent: false,
       rejectUnauthorized: true,
+      checkServerIdentity,
       signal,
       headers: { "user-agent": userAgent, accept: "*/*", ...(method === "POST" ? { "content-length": "0" } : {}) },
     });

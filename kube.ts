@@ -5,6 +5,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { checkServerIdentity } from "./http.ts";
 import { quote, type Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
   checkName(namespace, DNS_LABEL, env.POD_NAMESPACE ? "POD_NAMESPACE" : `the namespace in ${dir}/namespace`, "a namespace (a DNS-1123 label)");
   checkName(podName, DNS_SUBDOMAIN, env.POD_NAME ? "POD_NAME" : "the hostname, taken as the Pod's name,", "a Pod name (a DNS-1123 subdomain)");
   // rejectUnauthorized is explicit, so that NODE_TLS_REJECT_UNAUTHORIZED in the environment cannot turn it off.
-  const agent = new Agent({ keepAlive: true, ca, rejectUnauthorized: true });
+  const agent = new Agent({ keepAlive: true, ca, rejectUnauthorized: true, checkServerIdentity });
   return { ...apiServer(host, port), namespace, podName, tokenFile: `${dir}/token`, agent, userAgent };
 }
 

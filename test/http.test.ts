@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
-import { httpRequest, HttpError } from "../http.ts";
+import { connect, type PeerCertificate } from "node:tls";
+import { checkServerIdentity, httpRequest, HttpError } from "../http.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 
 const sockets = new Set<Socket>();
@@ -130,4 +131,34 @@ describe("httpRequest", () => {
     assert.equal(seen.url, "/quit?now=1");
     assert.equal(seen.authorization, `Basic ${Buffer.from("admin:p@ss").toString("base64")}`);
   });
+});
+
+describe("checkServerIdentity", () => {
+  /** The certificate as a TLS client receives it from the test server (names: 127.0.0.1, ::1, localhost). */
+  async function peerCertificate(): Promise<PeerCertificate> {
+    const dir = new URL("./fixtures/tls/", import.meta.url);
+    const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) });
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const socket = connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, ca: readFileSync(new URL("ca.crt", dir)) });
+    sockets.add(socket);
+    await once(socket, "secureConnect");
+    const certificate = socket.getPeerCertificate();
+    socket.destroy();
+    return certificate;
+  }
+
+  for (const host of ["::1", "0:0:0:0:0:0:0:1", "127.0.0.1", "localhost"]) {
+    test(`accepts ${host}, one of the certificate's names`, async () => {
+      assert.equal(checkServerIdentity(host, await peerCertificate()), undefined);
+    });
+  }
+  for (const host of ["::2", "fd00:10:96::1", "::ffff:127.0.0.1", "127.0.0.2", "example.com"]) {
+    test(`refuses ${host}, which the certificate does not name`, async () => {
+      const error = checkServerIdentity(host, await peerCertificate()) as Error & { code?: string };
+      assert.equal(error?.code, "ERR_TLS_CERT_ALTNAME_INVALID");
+      assert.match(error.message, new RegExp(host.replace(/[.:]/g, "\\$&")));
+    });
+  }
 });

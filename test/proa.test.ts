@@ -103,6 +103,17 @@ describe("exit status", () => {
   });
 });
 
+describe("the API server", () => {
+  test("an API server at an IPv6 address, as in an IPv6 cluster, is reached and its certificate verified", async (t) => {
+    const ipv6 = await startFakeApiServer({ pod: podWith({ sidecars: [] }), host: "::1" });
+    t.after(() => ipv6.close());
+    proa = startProa(["--ready-timeout", "5s", "--", NODE, "-e", "process.exit(7)"], { ...ipv6.env(), PROA_CONTAINER: "main" });
+    assert.equal((await proa.exit).code, 7, proa.stderr());
+    assert.ok(proa.logs.some((record) => record.msg === "program started"), proa.stderr());
+    assert.equal(proa.logs.filter((record) => record.level === "warn").length, 0, proa.stderr());
+    assert.ok(ipv6.requests.length > 0);
+  });
+});
 // The README's contract, written out here rather than taken from the code under test.
 const DOCUMENTED_SIGNALS: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
 
