@@ -112,14 +112,14 @@ describe("what proa reads, writes and connects to", () => {
     });
   }
 
-  test("with --kill, also the list of /proc and, per process, its /proc/PID/exe link, comm and cmdline, and nothing else", async () => {
+  test("with --kill, also the list of /proc and, per process, its /proc/PID/exe link, comm, cmdline and stat, and nothing else", async () => {
     const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], api.env());
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
     const others = [...run.reads].filter((path) => path !== `${sa}/ca.crt` && path !== `${sa}/token`);
     assert.ok(others.includes("/proc"), others.join(", "));
     assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
-    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline)$/.test(path)), []);
+    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat)$/.test(path)), []);
     assert.deepEqual([...run.writes], []);
   });
 });
