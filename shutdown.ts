@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
-import type { Log } from "./log.ts";
+import { redactUrl, type Log } from "./log.ts";
+import { emptyShutdownRecord, type ShutdownRecord } from "./summary.ts";
 
 export interface ShutdownOptions {
   httpGet: URL[]; // parsed, and checked to be http(s), by the command line
@@ -38,13 +39,16 @@ export interface ShutdownTiming {
 
 const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000] };
 
-/** Never throws; logs each problem on its own line. The whole step is bounded by shutdownBudgetMs. */
-export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<void> {
+/** Never throws; logs each problem on its own line, and returns what it did for the run's summary. The whole step
+ * is bounded by shutdownBudgetMs. */
+export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<ShutdownRecord> {
+  const began = Date.now();
+  const record = emptyShutdownRecord();
   try {
     const { refusedRetryDelaysMs, watch } = { ...DEFAULT_TIMING, ...timing };
     const start = context.terminatingSince === undefined ? Date.now() : context.terminatingSince - BEFORE_KUBELET_KILL_MS;
     const deadline = start + shutdownBudgetMs(context.pod, options.timeoutMs);
-    const budgetMs = Math.max(0, deadline - Date.now());
+    const budgetMs = (record.budgetMs = Math.max(0, deadline - Date.now()));
     const requests = [...options.httpGet.map((url) => ({ method: "GET", url })), ...options.httpPost.map((url) => ({ method: "POST", url }))];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";
@@ -53,11 +57,13 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       log.info("shutting the sidecars down", { budgetMs });
     }
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, refusedRetryDelaysMs, log)));
-    if (options.kill.length > 0 || options.killAll) signalProcesses(options, context.childPid, log);
-    await Promise.all([sent, waitForExit(context, deadline, budgetMs, watch, log)]);
+    if (options.kill.length > 0 || options.killAll) signalProcesses(options, context.childPid, log, record);
+    [record.requests] = await Promise.all([sent, waitForExit(context, deadline, budgetMs, watch, log, record)]);
   } catch (error) {
     log.error("shutting the sidecars down failed unexpectedly", { error: String(error) });
   }
+  record.durationMs = Date.now() - began;
+  return record;
 }
 
 /** The Pod's own deadline for its containers to stop: the deletion's grace period when it is being deleted. */
@@ -70,7 +76,9 @@ export function shutdownBudgetMs(pod: Pod | undefined, timeoutMs: number | undef
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP shutdown requests
 
-async function sendShutdownRequest(method: string, target: URL, options: ShutdownOptions, deadline: number, retryDelaysMs: number[], log: Log): Promise<void> {
+async function sendShutdownRequest(method: string, target: URL, options: ShutdownOptions, deadline: number, retryDelaysMs: number[], log: Log): Promise<ShutdownRecord["requests"][number]> {
+  const began = Date.now();
+  const answered = (answer: { status: number } | { error: string }) => ({ method, url: redactUrl(target), ...answer, durationMs: Date.now() - began });
   const url = new URL(target); // a copy: the credentials are taken out below
   const headers: Record<string, string> = { "user-agent": options.userAgent };
   // fetch refuses URLs with credentials; send them as Basic authentication (as curl does), and never log them.
@@ -93,12 +101,12 @@ async function sendShutdownRequest(method: string, target: URL, options: Shutdow
       if (response.ok) {
         await response.body?.cancel();
         log.info(`sidecar shutdown request answered ${response.status}`, { ...fields, status: response.status });
-        return;
+        return answered({ status: response.status });
       }
       const body = (await response.text()).slice(0, 200);
       const hint = response.status === 405 && method === "GET" ? "; if this is Envoy's /quitquitquit, which only takes POST, use --shutdown-http-post" : "";
       log.warn(`sidecar shutdown request answered ${response.status}${hint}`, { ...fields, status: response.status, body });
-      return;
+      return answered({ status: response.status });
     } catch (error) {
       const delayMs = retryDelaysMs[attempt];
       if (isRefused(error) && delayMs !== undefined && delayMs < deadline - Date.now()) {
@@ -108,7 +116,7 @@ async function sendShutdownRequest(method: string, target: URL, options: Shutdow
       }
       const limit = `${timeoutMs} ms${timeoutMs < options.requestTimeoutMs ? " (the rest of the shutdown budget)" : ""}`;
       log.warn(`sidecar shutdown request failed: ${describeFailure(error, limit)}`, { ...fields, attempts: attempt + 1 });
-      return;
+      return answered({ error: describeFailure(error, limit) });
     }
   }
 }
@@ -181,7 +189,7 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log): void {
+function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log, record: ShutdownRecord): void {
   let processes: ProcessInfo[];
   try {
     processes = readProcesses();
@@ -191,11 +199,13 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
   }
   const own = { pid: process.pid, ppid: process.ppid, childPid };
   const { targets, unmatched, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
+  record.processesHidden = !sidecarsVisible;
   if (!sidecarsVisible) {
     log.warn("proa cannot see the sidecars' processes, so --kill and --kill-all reach nothing; the Pod probably lacks shareProcessNamespace: true", {
       visible: processes.map(({ pid, name }) => `${pid} ${name}`),
     });
   } else {
+    record.unmatched = unmatched;
     const visible = [...new Set(processes.map(({ name }) => name))];
     for (const name of unmatched) log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
   }
@@ -203,11 +213,13 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
     try {
       process.kill(pid, "SIGTERM");
       log.info(`sent SIGTERM to ${name}`, { pid });
+      record.signals.push({ process: name, pid });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ESRCH") continue; // it exited on its own meanwhile
       const hint = code === "EPERM" ? ": it belongs to another user; run proa as that user or as root" : "";
       log.warn(`cannot send SIGTERM to ${name}${hint}`, { pid, error: String(error) });
+      record.signals.push({ process: name, pid, error: code ?? String(error) });
     }
   }
 }
@@ -215,12 +227,13 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
 // ---------------------------------------------------------------------------------------------------------------
 // Waiting for the sidecars to exit
 
-async function waitForExit(context: ShutdownContext, deadline: number, budgetMs: number, watchTiming: Partial<Timing> | undefined, log: Log): Promise<void> {
+async function waitForExit(context: ShutdownContext, deadline: number, budgetMs: number, watchTiming: Partial<Timing> | undefined, log: Log, record: ShutdownRecord): Promise<void> {
   const { cluster, ownContainer } = context;
   if (!cluster || !ownContainer) {
     log.info("not waiting for the sidecars to exit: proa did not get to know its Pod and its own container");
     return;
   }
+  record.watched = true;
   let running = context.pod ? runningContainers(context.pod, ownContainer) : undefined;
   if (running?.length === 0) return;
   // The watch retries an unreachable API on its own; aborting it at the deadline is what bounds the wait.
@@ -238,6 +251,7 @@ async function waitForExit(context: ShutdownContext, deadline: number, budgetMs:
         const code = exitCode(pod, name);
         const rest = now.length > 0 ? `still running: ${now.join(", ")}` : "all sidecars have exited";
         log.info(`${name} exited${code === undefined ? "" : ` with ${code}`}; ${rest}`, { container: name, exitCode: code, stillRunning: now });
+        record.exited.push({ container: name, exitCode: code });
       }
       running = now;
       if (running.length === 0) return;
@@ -246,12 +260,14 @@ async function waitForExit(context: ShutdownContext, deadline: number, budgetMs:
     if (!stop.signal.aborted) {
       const message = error instanceof Error ? error.message : String(error);
       log.warn("stopped waiting for the sidecars to exit: watching the Pod failed", { error: message, stillRunning: running });
+      Object.assign(record, { stillRunning: running ?? [], watchError: message });
       return;
     }
   } finally {
     clearTimeout(timer);
     stop.abort();
   }
+  record.stillRunning = running ?? [];
   const still = (running ?? ["unknown"]).join(", ");
   log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${still}; proa exits anyway`, { stillRunning: running, budgetMs });
 }

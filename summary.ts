@@ -17,7 +17,7 @@ export type WaitEnding =
   | { kind: "ready" }
   | { kind: "failed"; reason: string }
   | { kind: "timeout"; reason: string } // --ready-timeout passed
-  | { kind: "signal"; signal: string }; // a signal arrived before the program started
+  | { kind: "signal"; signal: NodeJS.Signals }; // a signal arrived before the program started
 
 export interface WaitRecord {
   mode: "pod" | "urls"; // the Pod's containers through the API, or the sidecars' own URLs (--ready-url)

@@ -34,7 +34,7 @@ async function start(shape: PodShape): Promise<{ api: FakeApiServer; cluster: Cl
   return { api: server, cluster: loadCluster(server.env(), "proa/test") };
 }
 
-async function timed(run: () => Promise<void>): Promise<number> {
+async function timed(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await run();
   return performance.now() - start;

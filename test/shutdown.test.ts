@@ -62,7 +62,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function timed(run: () => Promise<void>): Promise<number> {
+async function timed(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await run();
   return performance.now() - start;
