@@ -89,6 +89,30 @@ describe("the termination message", () => {
     assert.ok(started.logs.some((record) => record.msg === `wrote the run's summary to ${path}`), started.stderr());
   });
 
+  test("the path is proa's own container's, wherever that container is in the spec, not another container's", async () => {
+    path = terminationLog();
+    const decoy = terminationLog();
+    const fixture = pod(path);
+    const [main, sidecarSpec] = fixture.spec!.containers!;
+    fixture.spec!.containers = [{ ...sidecarSpec!, terminationMessagePath: decoy }, main!];
+    api.setPod(fixture);
+    const started = run([], [NODE, "-e", "process.exit(0)"]);
+    assert.equal((await started.exit).code, 0, started.stderr());
+    assert.match(readFileSync(path, "utf8"), /^program exited 0 /);
+    assert.equal(readFileSync(decoy, "utf8"), "");
+  });
+
+  test("--ready-timeout: the message says the sidecars were not ready in time, and which", async () => {
+    path = terminationLog();
+    api.setPod(pod(path, { ready: false }));
+    const started = run(["--ready-timeout", "300ms"], [NODE, "-e", "process.exit(0)"]);
+    assert.equal((await started.exit).code, 1, started.stderr());
+    const lines = readFileSync(path, "utf8").split("\n");
+    assert.match(lines[0]!, /^program never ran: sidecars not ready after \d+ms \(--ready-timeout\) \(exit 1\); sidecars stopped: sidecar-1 \(GET 200, exited 0\)$/);
+    assert.match(lines[1]!, /^waited \d+ms for sidecar-1: gave up \(--ready-timeout\)$/);
+    assert.equal(lines[2], "  --ready-timeout (0.3 s) passed: containers still not ready: sidecar-1");
+  });
+
   test("a message the program wrote itself is left as it is, and proa exits with the program's status", async () => {
     path = terminationLog();
     api.setPod(pod(path));
