@@ -152,6 +152,20 @@ describe("the termination message, for each way a run ends", () => {
     assert.ok(message.includes("\n  still running: istio-proxy\n"), message);
   });
 
+  test("one sidecar and two shutdown requests: the requests are not pinned on it", () => {
+    const message = terminationMessage(
+      run({
+        shutdown: shutdown({
+          requests: [
+            { method: "POST", url: "http://localhost:15020/quitquitquit", status: 200, durationMs: 9 },
+            { method: "GET", url: "http://localhost:9091/shutdown", status: 404, durationMs: 4 },
+          ],
+        }),
+      }),
+    );
+    assert.equal(message.split("\n")[0], "program exited 0 after 12m04s; sidecars stopped: istio-proxy (exited 0)");
+  });
+
   test("--kill targets: each signal sent, each name that matched nothing, and processes that could not be seen", () => {
     const message = terminationMessage(
       run({
@@ -198,6 +212,15 @@ describe("the message's limits", () => {
     const message = terminationMessage(crowded);
     for (const secret of secrets) assert.ok(!message.includes(secret), `the message contains ${secret}`);
     assert.match(message, /https:\/\/sidecar-0\.example\.com:8443\/shutdown\//);
+  });
+
+  test("a wait's reason that quotes a credential or holds a newline is masked and flattened, so it cannot forge a line", () => {
+    const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
+    const record = run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 });
+    const message = terminationMessage(record);
+    assert.ok(!message.includes("eyJhbGciOi"), message);
+    assert.ok(!JSON.stringify(summaryFields(record)).includes("eyJhbGciOi"));
+    assert.deepEqual(message.split("\n").filter((line) => line.startsWith("proa exited")), ["proa exited 1"]);
   });
 
   test("nor in the summary line's fields", () => {
@@ -318,10 +341,12 @@ describe("writing the termination message", () => {
     assert.throws(() => readFileSync(path), { code: "ENOENT" });
   });
 
-  test("a directory is not written", () => {
+  test("a directory, or a device that takes writes (/dev/null), is not written", () => {
     const dir = file();
     mkdirSync(dir);
     assert.deepEqual(write(dir).map((line) => line.level), ["warn"]);
+    const device = write("/dev/null");
+    assert.deepEqual(device.map((line) => line.msg), ["not writing the termination message: /dev/null is not a regular file"]);
   });
 
   test("a FIFO without a reader is not written and does not hang proa", () => {
