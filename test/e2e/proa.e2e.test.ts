@@ -131,7 +131,9 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     }
     const kubelet = new Kubelet(server, ns, pod, ["main", ...SIDECARS]);
     if (options.createPod !== false) {
-      await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(pod, { serviceAccount: doc("ServiceAccount").name, main: options.main }));
+      // Unless a test says otherwise, a termination log that does not exist: no test may write this machine's own.
+      const main = options.main ?? { terminationMessagePath: join(scratch, ns, "no-such-directory", "termination-log") };
+      await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(pod, { serviceAccount: doc("ServiceAccount").name, main }));
       const ready = options.sidecarsReady ?? false;
       await kubelet.set({ main: { running: true, ready: true }, "sidecar-1": { running: true, ready }, "sidecar-2": { running: true, ready } });
     }
@@ -329,9 +331,9 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
 
   test("the termination message's path and policy come from the Pod as the server returns it, with the server's default /dev/termination-log", async (t) => {
     if (existsSync("/dev/termination-log")) return t.skip("this machine has a /dev/termination-log, which proa would write");
-    const s = await setUp(t, { sidecarsReady: true });
+    const s = await setUp(t, { sidecarsReady: true, main: {} });
     const stored = await server.api("GET", `/api/v1/namespaces/${s.ns}/pods/${s.pod}`);
-    assert.equal(JSON.stringify(podManifest(s.pod)).includes("terminationMessage"), false, "the manifest leaves both fields to the server");
+    assert.equal(JSON.stringify(podManifest(s.pod, { main: {} })).includes("terminationMessage"), false, "the manifest leaves both fields to the server");
     assert.deepEqual([stored.spec.containers[0].terminationMessagePath, stored.spec.containers[0].terminationMessagePolicy], ["/dev/termination-log", "File"]);
     // A file proa would use if it ignored the Pod spec.
     const decoy = join(scratch, s.ns, "decoy-termination-log");
