@@ -71,31 +71,24 @@ export function recordRun(program: string, mode: WaitRecord["mode"], now: () => 
 // ---------------------------------------------------------------------------------------------------------------
 // The summary log line
 
-export function summaryFields(record: RunRecord): Fields {
-  const { wait, program, shutdown } = record;
+/** The record as the summary line's fields (JSON leaves out what is undefined), every URL and error made safe to log. */
+export function summaryFields({ wait, program, shutdown, status }: RunRecord): Fields {
   const { ending } = wait;
   return {
-    status: record.status,
+    status,
     wait: {
       for: wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names,
       by: wait.mode,
       ms: wait.durationMs,
       ending: ending.kind,
-      ...("reason" in ending ? { reason: quote(ending.reason) } : {}),
-      ...("signal" in ending ? { signal: ending.signal } : {}),
+      reason: "reason" in ending ? quote(ending.reason) : undefined,
+      signal: "signal" in ending ? ending.signal : undefined,
     },
-    program: { name: quote(program.name), ...(program.outcome ?? { kind: "never ran" }), ...(program.durationMs === undefined ? {} : { ms: program.durationMs }) },
+    program: { name: quote(program.name), ...(program.outcome ?? { kind: "never ran" }), ms: program.durationMs },
     shutdown: {
-      budgetMs: shutdown.budgetMs,
-      ms: shutdown.durationMs,
-      requests: shutdown.requests.map(({ method, url, status, error, durationMs }) => ({ method, url: redactUrl(url), ...(status === undefined ? {} : { status }), ...(error === undefined ? {} : { error: quote(error) }), ms: durationMs })),
-      signals: shutdown.signals,
-      ...(shutdown.unmatched.length > 0 ? { unmatched: shutdown.unmatched } : {}),
-      ...(shutdown.processesHidden ? { processesHidden: true } : {}),
-      watched: shutdown.watched,
-      exited: shutdown.exited,
-      stillRunning: shutdown.stillRunning,
-      ...(shutdown.watchError === undefined ? {} : { watchError: quote(shutdown.watchError) }),
+      ...shutdown,
+      requests: shutdown.requests.map((request) => ({ ...request, url: redactUrl(request.url), error: request.error && quote(request.error) })),
+      watchError: shutdown.watchError && quote(shutdown.watchError),
     },
   };
 }

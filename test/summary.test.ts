@@ -251,16 +251,21 @@ describe("durations", () => {
 });
 
 describe("the summary line", () => {
+  /** As the log line carries them: JSON leaves out undefined fields. */
+  const logged = (record: RunRecord) => JSON.parse(JSON.stringify(summaryFields(record)));
+
   test("holds the wait, the program, each request and sidecar, and proa's status, as JSON fields", () => {
-    assert.deepEqual(summaryFields(run({ status: 0 })), {
+    assert.deepEqual(logged(run({ status: 0 })), {
       status: 0,
       wait: { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "ready" },
       program: { name: "my-job", kind: "exited", code: 0, ms: 724_000 },
       shutdown: {
         budgetMs: 29_000,
-        ms: 1200,
-        requests: [{ method: "POST", url: "http://localhost:15020/quitquitquit", status: 200, ms: 12 }],
+        durationMs: 1200,
+        requests: [{ method: "POST", url: "http://localhost:15020/quitquitquit", status: 200, durationMs: 12 }],
         signals: [],
+        unmatched: [],
+        processesHidden: false,
         watched: true,
         exited: [{ container: "istio-proxy", exitCode: 0 }],
         stillRunning: [],
@@ -269,7 +274,7 @@ describe("the summary line", () => {
   });
 
   test("says why the program never ran", () => {
-    const fields = summaryFields(run({ wait: { ...ready, ending: { kind: "signal", signal: "SIGINT" } }, program: { name: "my-job" }, status: 130 }));
+    const fields = logged(run({ wait: { ...ready, ending: { kind: "signal", signal: "SIGINT" } }, program: { name: "my-job" }, status: 130 }));
     assert.deepEqual(fields.program, { name: "my-job", kind: "never ran" });
     assert.deepEqual(fields.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "signal", signal: "SIGINT" });
   });
