@@ -269,7 +269,9 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
   } catch (error) {
     log.warn(`writing the termination message failed: ${(error as Error).message}`, fields);
   } finally {
-    closeSync(fd);
+    try {
+      closeSync(fd);
+    } catch {} // a failed close cannot undo the write, and must not cost proa the program's exit status
   }
 }
 
