@@ -252,6 +252,21 @@ describe("the message's limits", () => {
     }
   });
 
+  test("for every cap: the cut message fits it, keeps whole lines from the start, and as many as fit beside the note", () => {
+    const lines = Array.from({ length: 40 }, (_, i) => `line ${i} ${"x".repeat(i * 3)}`);
+    const note = (n: number) => `… ${n} more lines in proa's summary log line`;
+    for (let max = 60; max <= 2500; max += 7) {
+      const kept = fit(lines, max).split("\n");
+      assert.ok(Buffer.byteLength(kept.join("\n")) <= max, `cap ${max}`);
+      if (kept.length === lines.length) continue; // all of it fits
+      const left = lines.length - (kept.length - 1);
+      assert.equal(kept.pop(), note(left), `cap ${max}`);
+      assert.deepEqual(kept, lines.slice(0, kept.length), `cap ${max}`);
+      const oneMore = [...lines.slice(0, kept.length + 1), note(left - 1)].join("\n");
+      assert.ok(Buffer.byteLength(oneMore) > max, `cap ${max}: room for one more line was left unused`);
+    }
+  });
+
   test("a message that fits is never cut", () => {
     assert.equal(fit(["a", "b"], 3), "a\nb");
   });
