@@ -17,7 +17,7 @@ export interface Pod {
     deletionGracePeriodSeconds?: number;
   };
   spec?: {
-    containers?: { name: string }[];
+    containers?: { name: string; terminationMessagePath?: string; terminationMessagePolicy?: string }[];
     initContainers?: { name: string; restartPolicy?: string }[];
     restartPolicy?: string;
     terminationGracePeriodSeconds?: number;
@@ -287,7 +287,7 @@ const CONTAINER_STATE: Shape = { running: {}, waiting: { reason: "string", messa
 const CONTAINER_STATUS: Shape = { name: "label", ready: "boolean", containerID: "string", state: CONTAINER_STATE, lastState: CONTAINER_STATE };
 const POD_SHAPE: Shape = {
   metadata: { name: "string", namespace: "string", uid: "string", resourceVersion: "string", deletionTimestamp: "string", deletionGracePeriodSeconds: "number" },
-  spec: { containers: [{ name: "label" }], initContainers: [{ name: "label", restartPolicy: "string" }], restartPolicy: "string", terminationGracePeriodSeconds: "number" },
+  spec: { containers: [{ name: "label", terminationMessagePath: "string", terminationMessagePolicy: "string" }], initContainers: [{ name: "label", restartPolicy: "string" }], restartPolicy: "string", terminationGracePeriodSeconds: "number" },
   status: { phase: "string", containerStatuses: [CONTAINER_STATUS], initContainerStatuses: [CONTAINER_STATUS] },
 };
 const STATUS_SHAPE: Shape = { code: "number", reason: "string", message: "string" };
@@ -562,14 +562,13 @@ export interface Readiness {
  * restartPolicy Always, whose readiness the kubelet does not wait for). Plain init containers have finished. */
 export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): Readiness {
   const regular = (pod.spec?.containers ?? []).map((c) => c.name);
-  const native = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name);
-  const others = [...regular, ...native].filter((name) => name !== ownContainer);
+  const others = otherContainers(pod, ownContainer);
   for (const [option, names] of [["--wait-for", waitFor], ["--ignore", ignore]] as const) {
     const unknown = names.find((name) => !others.includes(name));
     if (unknown === undefined) continue;
     throw new Error(`${option} ${unknown}: no such container besides proa's own (${ownContainer}); the Pod's other containers are: ${others.join(", ") || "none"}`);
   }
-  const watched = (waitFor.length > 0 ? waitFor : others).filter((name) => !ignore.includes(name));
+  const watched = waitedFor(pod, ownContainer, waitFor, ignore);
   const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
   const status = (name: string) => statuses.find((s) => s.name === name);
   const notReady = watched.filter((name) => status(name)?.ready !== true);
@@ -583,6 +582,18 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
     }
   }
   return { notReady };
+}
+
+/** The containers the wait watches: the other regular containers and the native sidecars, narrowed by --wait-for
+ * and --ignore (checked by readiness). */
+export function waitedFor(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): string[] {
+  return (waitFor.length > 0 ? waitFor : otherContainers(pod, ownContainer)).filter((name) => !ignore.includes(name));
+}
+
+function otherContainers(pod: Pod, ownContainer: string): string[] {
+  const regular = (pod.spec?.containers ?? []).map((c) => c.name);
+  const native = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name);
+  return [...regular, ...native].filter((name) => name !== ownContainer);
 }
 
 /** Regular containers other than proa's own that have not terminated. Native sidecars are left out: the kubelet
@@ -603,6 +614,9 @@ export interface ReadyOptions {
   ignore: string[]; // --ignore
   readyTimeoutMs?: number; // --ready-timeout; undefined: no bound, as in the original proa
 }
+/** The wait ended because --ready-timeout passed (named plain "Error", as the wait's other errors). */
+export class ReadyTimeoutError extends Error {}
+
 export interface ReadyPod {
   pod: Pod;
   ownContainer: string;
@@ -634,7 +648,7 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
           : missing
             ? `there is no Pod ${pod}: set POD_NAME and POD_NAMESPACE with the downward API`
             : `Pod ${pod} was never read from the API server (see the errors above)`;
-        stop.abort(new Error(`--ready-timeout (${seconds(options.readyTimeoutMs)}) passed: ${what}`));
+        stop.abort(new ReadyTimeoutError(`--ready-timeout (${seconds(options.readyTimeoutMs)}) passed: ${what}`));
       }, options.readyTimeoutMs)
     : undefined;
   let missingTimer: NodeJS.Timeout | undefined;

@@ -3,8 +3,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
-import { loadCluster, nodeEnvironmentWarnings, waitUntilReady, type ReadyOptions } from "./kube.ts";
+import { loadCluster, nodeEnvironmentWarnings, ReadyTimeoutError, waitedFor, waitUntilReady, type ReadyOptions } from "./kube.ts";
 import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+import { recordRun, tellTheStory, terminationLog, type ProgramOutcome, type TerminationLog, type WaitEnding } from "./summary.ts";
 import { createLog, logLevel, redactUrl, type Log } from "./log.ts";
 
 // The build defines PROA_VERSION from package.json, so the bundle needs no file beside it.
@@ -24,6 +25,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
   const lifecycle = trapSignals(log);
   const shutdownContext: ShutdownContext = { sigterm: lifecycle.sigterm };
+  const story = recordRun(options.command[0]!, "pod");
   let status: number;
   try {
     shutdownContext.cluster = loadCluster(env, USER_AGENT);
@@ -31,16 +33,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       Object.assign(shutdownContext, { pod, ownContainer });
     });
     lifecycle.beforeStart.throwIfAborted(); // a signal that came just as the wait succeeded still wins
-    status = await runProgram(options.command, log, (child) => {
+    story.waitEnded({ kind: "ready" });
+    const outcome = await runProgram(options.command, log, (child) => {
       shutdownContext.childPid = child.pid;
       lifecycle.forwardTo(child);
     });
+    story.programEnded(outcome);
+    status = exitStatus(outcome);
   } catch (error) {
-    status = statusForFailure(error, log);
+    const ending = waitEnding(error, log);
+    story.waitEnded(ending);
+    status = statusForFailure(ending);
   }
   lifecycle.shuttingDown();
-  await shutDownSidecars(options.shutdown, shutdownContext, log);
+  const shutdown = await shutDownSidecars(options.shutdown, shutdownContext, log);
   lifecycle.release();
+  const record = story.finish(containersWaitedFor(shutdownContext, options.ready), shutdown, status);
+  tellTheStory(record, options.terminationMessage ? ownTerminationLog(shutdownContext, env) : undefined, log);
   log.info("exiting", { status });
   return status;
 }
@@ -50,11 +59,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
 export const USAGE_ERROR = 2;
 export const WAIT_FAILED = 1;
-
-export type ProgramOutcome =
-  | { kind: "exited"; code: number }
-  | { kind: "killed"; signal: NodeJS.Signals }
-  | { kind: "not-started"; errno: string };
 
 export function exitStatus(outcome: ProgramOutcome): number {
   switch (outcome.kind) {
@@ -68,17 +72,37 @@ export function exitStatus(outcome: ProgramOutcome): number {
   }
 }
 
-function statusForFailure(error: unknown, log: Log): number {
-  if (isSignal(error)) return exitStatus({ kind: "killed", signal: error });
-  log.error(error instanceof Error ? error.message : String(error));
-  return WAIT_FAILED;
+/** Why the program never ran: a signal (the wait's abort reason), --ready-timeout, or an error, which is logged. */
+function waitEnding(error: unknown, log: Log): WaitEnding {
+  if (isSignal(error)) return { kind: "signal", signal: error };
+  const reason = error instanceof Error ? error.message : String(error);
+  log.error(reason);
+  return { kind: error instanceof ReadyTimeoutError ? "timeout" : "failed", reason };
+}
+
+/** 128+N when signal N ended the wait, as if it had killed the program; 1 when the wait failed. */
+function statusForFailure(ending: WaitEnding): number {
+  return ending.kind === "signal" ? exitStatus({ kind: "killed", signal: ending.signal }) : WAIT_FAILED;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The run's summary: what the Pod said about the wait and about proa's own container
+
+/** The containers the wait watched, once proa knew its Pod; before that, those --wait-for named. */
+function containersWaitedFor({ pod, ownContainer }: ShutdownContext, ready: ReadyOptions): string[] {
+  return pod && ownContainer ? waitedFor(pod, ownContainer, ready.waitFor, ready.ignore) : ready.waitFor;
+}
+
+/** The termination message file of proa's own container, as the Pod spec names it with its policy. */
+function ownTerminationLog({ pod, ownContainer }: ShutdownContext, env: NodeJS.ProcessEnv): TerminationLog {
+  return terminationLog(pod?.spec?.containers?.find(({ name }) => name === ownContainer), env);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Running the program
 
 /** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. */
-export function runProgram(command: string[], log: Log, onSpawn: (child: ChildProcess) => void): Promise<number> {
+export function runProgram(command: string[], log: Log, onSpawn: (child: ChildProcess) => void): Promise<ProgramOutcome> {
   const [program, ...args] = command as [string, ...string[]];
   return new Promise((resolve) => {
     const child = spawn(program, args, { stdio: "inherit" });
@@ -90,16 +114,16 @@ export function runProgram(command: string[], log: Log, onSpawn: (child: ChildPr
     child.on("spawn", () => log.info("program started", { program, pid: child.pid }));
     child.on("close", (code, signal) => {
       if (spawnError) {
-        const status = exitStatus({ kind: "not-started", errno: spawnError.code ?? "" });
-        const problem = status === 127 ? "was not found (check the path and the image's PATH)" : "cannot be executed (check that it is a file with execute permission)";
+        const outcome: ProgramOutcome = { kind: "not-started", errno: spawnError.code ?? "" };
+        const problem = exitStatus(outcome) === 127 ? "was not found (check the path and the image's PATH)" : "cannot be executed (check that it is a file with execute permission)";
         log.error(`program ${program} ${problem}`, { program, error: spawnError.code });
-        resolve(status);
+        resolve(outcome);
       } else if (signal) {
         log.info("program was killed by a signal", { signal });
-        resolve(exitStatus({ kind: "killed", signal }));
+        resolve({ kind: "killed", signal });
       } else {
         log.info("program exited", { code });
-        resolve(exitStatus({ kind: "exited", code: code ?? 0 }));
+        resolve({ kind: "exited", code: code ?? 0 });
       }
     });
   });
@@ -169,6 +193,7 @@ export interface Options {
   command: string[];
   ready: ReadyOptions;
   shutdown: ShutdownOptions;
+  terminationMessage: boolean; // false: --no-termination-message
 }
 
 export type CommandLine = { kind: "run"; options: Options } | { kind: "help" } | { kind: "version" };
@@ -186,6 +211,7 @@ const OPTIONS = {
   "ready-timeout": { type: "string" },
   "shutdown-timeout": { type: "string" },
   "shutdown-request-timeout": { type: "string" },
+  "no-termination-message": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -210,6 +236,7 @@ Options:
                                       after SIGTERM never past a second before the grace period ends)
       --shutdown-request-timeout DURATION
                                       timeout of each shutdown request (default: 5s)
+      --no-termination-message        do not write the run's summary to the termination message file
   -h, --help                          show this help
   -V, --version                       show the version
 
@@ -225,6 +252,9 @@ Environment:
   KUBERNETES_SERVICE_HOST   the API server, set by Kubernetes
   KUBERNETES_SERVICE_PORT   the API server's port, set by Kubernetes
   PROA_SERVICE_ACCOUNT_DIR  where the token, ca.crt and namespace are (default: /var/run/secrets/kubernetes.io/serviceaccount)
+  PROA_TERMINATION_MESSAGE_PATH
+                            the termination message file when proa cannot read it from its Pod's spec
+                            (default: /dev/termination-log)
 
 Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started;
 127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage.
@@ -269,6 +299,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
         requestTimeoutMs: optionalDuration("--shutdown-request-timeout", values["shutdown-request-timeout"]) ?? 5000,
         userAgent: USER_AGENT,
       },
+      terminationMessage: !values["no-termination-message"],
     },
   };
 }

@@ -35,6 +35,7 @@ export interface ShutdownReport {
   budgetMs: number; // from the start to the deadline, as it stood at the end (SIGTERM or a deletion can move it)
   requests: RequestRecord[];
   signals: SignalRecord[];
+  unmatched: string[]; // --kill names that matched no visible process
   exits: ExitRecord[];
   /** How the wait for exit ended; stillRunning lists who had not exited then (empty when all had). */
   wait: { outcome: WaitOutcome; stillRunning: string[] };
@@ -58,7 +59,7 @@ export interface SignalRecord {
   error?: string;
 }
 export interface ExitRecord {
-  container: string;
+  name: string; // the sidecar's container
   exitCode?: number;
   afterMs: number; // since the step started
 }
@@ -89,7 +90,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
   const startedAt = Date.now();
   let pod = context.pod;
   const deadline = new Deadline(() => shutdownDeadline(startedAt, options.timeoutMs, pod, sigtermAt(context.sigterm)));
-  const report: ShutdownReport = { startedAt, budgetMs: 0, requests: [], signals: [], exits: [], wait: { outcome: "not watched", stillRunning: [] }, durationMs: 0 };
+  const report: ShutdownReport = { startedAt, budgetMs: 0, requests: [], signals: [], unmatched: [], exits: [], wait: { outcome: "not watched", stillRunning: [] }, durationMs: 0 };
   const moved = (why: string) => {
     if (deadline.recompute()) log.info(`${why}: the shutdown step now ends in ${deadline.leftMs()} ms, before the kubelet's kill`, { budgetMs: deadline.leftMs() });
   };
@@ -104,7 +105,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs() });
     }
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
-    if (options.kill.length > 0 || options.killAll) report.signals = signalProcesses(options, context.childPid, log);
+    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, log));
     const seen = (next: Pod) => {
       const wasDeleting = isDeleting(pod);
       pod = next;
@@ -361,13 +362,13 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log, procDir = "/proc"): SignalRecord[] {
+function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched"> {
   let processes: ProcessInfo[];
   try {
     processes = readProcesses(procDir);
   } catch (error) {
     log.warn("cannot list processes for --kill/--kill-all", { error: String(error) });
-    return [];
+    return { signals: [], unmatched: options.kill };
   }
   const own = { pid: process.pid, ppid: process.ppid, childPid };
   const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
@@ -382,7 +383,7 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
     const visible = [...new Set(processes.map(processName))];
     for (const name of unmatched) log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
   }
-  return signalTargets(targets, log, procDir);
+  return { signals: signalTargets(targets, log, procDir), unmatched };
 }
 
 /** SIGTERM to each target that is still the process that was read: same pid, same start time. */
@@ -449,11 +450,11 @@ async function waitForExit(context: ShutdownContext, until: AbortSignal, seen: (
       const now = runningContainers(pod, ownContainer).filter((name) => running?.includes(name) ?? true);
       const gone = running?.filter((name) => !now.includes(name)) ?? [];
       if (gone.length > 0) {
-        const exited = gone.map((container) => ({ container, exitCode: exitCode(pod, container), afterMs: Date.now() - startedAt }));
+        const exited = gone.map((name) => ({ name, exitCode: exitCode(pod, name), afterMs: Date.now() - startedAt }));
         exits.push(...exited);
-        const what = exited.map(({ container, exitCode }) => `${container} exited${exitCode === undefined ? "" : ` with ${exitCode}`}`).join(", ");
+        const what = exited.map(({ name, exitCode }) => `${name} exited${exitCode === undefined ? "" : ` with ${exitCode}`}`).join(", ");
         const rest = now.length > 0 ? `still running: ${now.join(", ")}` : "all sidecars have exited";
-        log.info(`${what}; ${rest}`, { exited: Object.fromEntries(exited.map(({ container, exitCode }) => [container, exitCode ?? null])), stillRunning: now });
+        log.info(`${what}; ${rest}`, { exited: Object.fromEntries(exited.map(({ name, exitCode }) => [name, exitCode ?? null])), stillRunning: now });
       }
       running = now;
       if (running.length === 0) return { outcome: "all exited", stillRunning: [], exits };

@@ -43,10 +43,10 @@ describe("the bundle", () => {
 
   test("--help lists every option and the environment variables proa reads", () => {
     const help = execFileSync(process.execPath, [BUNDLE, "--help"], { encoding: "utf8" });
-    for (const option of ["--shutdown-http-get", "--shutdown-http-post", "--kill", "--kill-all", "--container", "--wait-for", "--ignore", "--ready-timeout", "--shutdown-timeout", "--shutdown-request-timeout", "--help", "--version"]) {
+    for (const option of ["--shutdown-http-get", "--shutdown-http-post", "--kill", "--kill-all", "--container", "--wait-for", "--ignore", "--ready-timeout", "--shutdown-timeout", "--shutdown-request-timeout", "--no-termination-message", "--help", "--version"]) {
       assert.match(help, new RegExp(`${option}\\b`), option);
     }
-    for (const variable of ["POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PROA_SERVICE_ACCOUNT_DIR"]) {
+    for (const variable of ["POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH"]) {
       assert.match(help, new RegExp(variable), variable);
     }
   });

@@ -236,6 +236,9 @@ function json(res: ServerResponse, code: number, body: object): void {
   res.end(JSON.stringify(body));
 }
 
+/** A path that never exists: see podWith. */
+export const NO_TERMINATION_LOG = join(tmpdir(), "proa-test-no-such-directory", "termination-log");
+
 export interface PodShape {
   main?: string; // proa's container, first in spec.containers (default "main"; ready, as a container without probe)
   sidecars?: string[]; // further regular containers
@@ -250,7 +253,9 @@ export interface PodShape {
 
 /** A Pod with the given containers, assembled from the captured ones (test/fixtures/pod-*.json): the captured Pod's
  * metadata and spec, its main container, its sidecar-1 as the template of every sidecar, the captured terminated
- * state of a failed sidecar and the captured completed init container. */
+ * state of a failed sidecar and the captured completed init container. Derived: every container's
+ * terminationMessagePath points at NO_TERMINATION_LOG instead of the server's default /dev/termination-log, so that
+ * no test writes the machine's own (CI may itself run in a Pod); the termination message's tests name a file. */
 export function podWith(shape: PodShape = {}): Pod {
   type Container = { name: string; restartPolicy?: string };
   const pod = capturedPod("all-ready");
@@ -279,7 +284,7 @@ export function podWith(shape: PodShape = {}): Pod {
   pod.metadata = { ...pod.metadata, name: shape.name ?? pod.metadata?.name, uid };
   pod.spec = {
     ...pod.spec,
-    containers: regular.map((name) => ({ ...(name === main ? mainSpec : sidecarSpec), name })),
+    containers: regular.map((name) => ({ ...(name === main ? mainSpec : sidecarSpec), name, terminationMessagePath: NO_TERMINATION_LOG })),
     initContainers: [...inits.map((name) => ({ ...initSpec, name })), ...natives.map((name) => ({ ...sidecarSpec, name, restartPolicy: "Always" }))],
     restartPolicy: shape.restartPolicy ?? "Never",
   };

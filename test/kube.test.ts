@@ -167,6 +167,9 @@ describe("line splitting", () => {
     assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [null] } })), /not a Pod: spec\.containers\[0\] is null$/);
     assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "A".repeat(1000) }] } })), /not a Pod: spec\.containers\[0\]\.name is not a container name: A{80}… \(920 more characters\)$/);
     assert.throws(() => parseWatchEvent(line("DELETED", { metadata: [] })), /not a Pod: metadata is a list, not an object$/);
+    // Where proa writes its termination message: a path, never an object or a number handed to open().
+    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "main", terminationMessagePath: 3 }] } })), /not a Pod: spec\.containers\[0\]\.terminationMessagePath is a number, not a string$/);
+    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "main", terminationMessagePolicy: {} }] } })), /not a Pod: spec\.containers\[0\]\.terminationMessagePolicy is a object, not a string$/);
     assert.throws(() => parseWatchEvent(line("ADDED", [])), notAPod);
     assert.throws(() => parseWatchEvent(line("ERROR", { code: "410" })), /ERROR event that is not a Status: code is a string, not a number$/);
     // As the API server sends them: null for empty fields, and bookmarks with hardly anything in them.

@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserver.ts";
+import type { Pod } from "../kube.ts";
+import { NO_TERMINATION_LOG, podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserver.ts";
 import { BUNDLE, startProa } from "./helpers/proa-process.ts";
 
 const RECORDER = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
@@ -27,8 +28,8 @@ interface Io {
 let runs = 0;
 /** Runs the bundle under the recorder with a program that exits 0, and returns what it touched (the bundle itself,
  * which Node's loader reads, left out). */
-async function recordRun(args: string[], env: Record<string, string>): Promise<Io & { code: number | null; stderr: string }> {
-  api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true }));
+async function recordRun(args: string[], env: Record<string, string>, pod: Pod = podWith({ sidecars: ["sidecar-1"], ready: true })): Promise<Io & { code: number | null; stderr: string }> {
+  api.setPod(pod);
   const recordFile = join(scratch, `io-${++runs}.jsonl`);
   writeFileSync(recordFile, "");
   // Unless a shutdown request makes it exit, the sidecar never exits in the fake Pod: a short budget ends the wait.
@@ -70,7 +71,7 @@ after(async () => {
 // SECURITY.md's list: proa's own variables, and the three that Node itself reads which proa checks to warn about.
 const DOCUMENTED_ENV = [
   "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG",
-  "PROA_SERVICE_ACCOUNT_DIR", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
+  "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
 ];
 
 describe("what proa reads, writes and connects to", () => {
@@ -83,12 +84,13 @@ describe("what proa reads, writes and connects to", () => {
     }
   });
 
-  test("the service account's token and ca.crt, and /proc/self/mountinfo and cgroup to find its container; it writes nothing and connects only to the API server and the shutdown URL", async () => {
+  test("the service account's token and ca.crt, and /proc/self/mountinfo and cgroup to find its container; it writes nothing but tries the termination log, and connects only to the API server and the shutdown URL", async () => {
     const run = await recordRun(["--shutdown-http-post", shutdownUrl], api.env());
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
     assert.deepEqual([...run.reads].sort(), [`${sa}/ca.crt`, `${sa}/token`, "/proc/self/cgroup", "/proc/self/mountinfo"].sort());
-    assert.deepEqual([...run.writes], []);
+    assert.deepEqual([...run.writes], [NO_TERMINATION_LOG], "only the termination log the Pod spec names is opened for writing");
+    assert.equal(existsSync(NO_TERMINATION_LOG), false, "and, as it does not exist, it is not created");
     assert.deepEqual([...run.connections].sort(), [`${api.host}:${api.port}`, `127.0.0.1:${shutdownPort}`].sort());
   });
 
@@ -108,7 +110,7 @@ describe("what proa reads, writes and connects to", () => {
       assert.equal(run.code, 0, run.stderr);
       const sa = api.serviceAccountDir;
       assert.deepEqual([...run.reads].sort(), [`${sa}/ca.crt`, `${sa}/token`]);
-      assert.deepEqual([...run.writes], []);
+      assert.deepEqual([...run.writes], [NO_TERMINATION_LOG]);
     });
   }
 
@@ -120,7 +122,24 @@ describe("what proa reads, writes and connects to", () => {
     assert.ok(others.includes("/proc"), others.join(", "));
     assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
     assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat)$/.test(path)), []);
-    assert.deepEqual([...run.writes], []);
+    assert.deepEqual([...run.writes], [NO_TERMINATION_LOG]);
+  });
+
+  test("the one file it writes: the empty termination log of its own container, with the run's summary; with --no-termination-message, none", async () => {
+    const terminationLog = join(scratch, "termination-log");
+    writeFileSync(terminationLog, "");
+    const pod = podWith({ sidecars: ["sidecar-1"], ready: true });
+    pod.spec!.containers![0]!.terminationMessagePath = terminationLog; // "main", proa's own
+    const run = await recordRun(["--container", "main"], api.env(), pod);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual([...run.writes], [terminationLog]);
+    assert.match(readFileSync(terminationLog, "utf8"), /^program exited 0 after /);
+
+    writeFileSync(terminationLog, "");
+    const off = await recordRun(["--container", "main", "--no-termination-message"], api.env(), pod);
+    assert.equal(off.code, 0, off.stderr);
+    assert.deepEqual([...off.writes], []);
+    assert.equal(readFileSync(terminationLog, "utf8"), "");
   });
 });
 

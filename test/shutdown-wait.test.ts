@@ -187,7 +187,7 @@ describe("the exits, said once and truthfully", () => {
     const exits = log.lines.filter((line) => line.msg.includes(" exited"));
     assert.deepEqual(exits.map((line) => line.msg), ["sidecar-1 exited with 0, sidecar-2 exited with 143; all sidecars have exited"]);
     assert.deepEqual(exits[0]?.fields, { exited: { "sidecar-1": 0, "sidecar-2": 143 }, stillRunning: [] });
-    assert.deepEqual(report.exits.map(({ container, exitCode }) => [container, exitCode]), [["sidecar-1", 0], ["sidecar-2", 143]]);
+    assert.deepEqual(report.exits.map(({ name, exitCode }) => [name, exitCode]), [["sidecar-1", 0], ["sidecar-2", 143]]);
     assert.deepEqual(report.wait, { outcome: "all exited", stillRunning: [] });
   });
 });

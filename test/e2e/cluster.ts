@@ -251,7 +251,7 @@ export function jsonKeys(value: unknown, into = new Set<string>()): Set<string> 
 
 export type ContainerPhase = { waiting: string } | { running: true; ready: boolean } | { terminated: number };
 
-export function podManifest(name: string, options: { serviceAccount?: string; gracePeriodSeconds?: number } = {}): object {
+export function podManifest(name: string, options: { serviceAccount?: string; gracePeriodSeconds?: number; main?: object } = {}): object {
   const container = (name: string) => ({ name, image: "busybox:1.36", command: ["sh", "-c", "sleep 3600"] });
   return {
     apiVersion: "v1",
@@ -262,7 +262,7 @@ export function podManifest(name: string, options: { serviceAccount?: string; gr
       terminationGracePeriodSeconds: options.gracePeriodSeconds ?? 10,
       serviceAccountName: options.serviceAccount ?? "proa",
       nodeName: "node-1", // as if scheduled: there is no scheduler either
-      containers: [container("main"), container("sidecar-1"), container("sidecar-2")],
+      containers: [{ ...container("main"), ...options.main }, container("sidecar-1"), container("sidecar-2")],
     },
   };
 }

@@ -7,7 +7,7 @@
 // job.yaml's sidecar at /sidecar/sidecar.mjs. The kubelet turns `$$` into `$` and expands `$(NAME)` in command and
 // args, so the shell scripts below use neither.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -357,17 +357,33 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.ok(proaLog(log).some((r) => r.level === "error" && /doomed/.test(r.msg)), `proa's error names the sidecar:\n${log}`);
   });
 
-  test("the termination message the kubelet reports in state.terminated.message (once proa writes one)", async (t) => {
-    const bundle = readFileSync(new URL("../../dist/proa.js", import.meta.url), "utf8");
-    if (!bundle.includes("termination-log")) {
-      t.skip("proa does not write a termination message yet");
-      return;
-    }
+  test("the termination message the kubelet reports in state.terminated.message: the program's status first; under FallbackToLogsOnError, the log's tail", async () => {
     const ns = await namespace();
-    const name = await createPod(ns, podManifest("message", [main(SHUTDOWN, "exit 5"), sidecar(1)]));
-    const { pod } = await untilTerminated(ns, name);
+    // Neither field set: the server fills in /dev/termination-log and File, and proa reads them from its Pod.
+    const written = podManifest("message", [main(SHUTDOWN, "exit 5"), sidecar(1)]);
+    const fallback = podManifest("fallback", [main(SHUTDOWN, "exit 5", { terminationMessagePolicy: "FallbackToLogsOnError" }), sidecar(1)]);
+    await Promise.all([createPod(ns, written), createPod(ns, fallback)]);
+    const [{ pod }, { pod: fallbackPod }] = await Promise.all([untilTerminated(ns, "message"), untilTerminated(ns, "fallback")]);
+    const log = await cluster.logs(ns, "message", "main");
+
+    const spec = pod.spec?.containers?.find((c) => c.name === "main");
+    assert.deepEqual([spec?.terminationMessagePath, spec?.terminationMessagePolicy], ["/dev/termination-log", "File"]);
     const state = terminated(pod, "main");
-    assert.equal(state.exitCode, 5);
-    assert.match(state.message ?? "", /\b5\b/, `the kubelet reports proa's termination message, which tells the program's status: ${JSON.stringify(state)}`);
+    assert.equal(state.exitCode, 5, log);
+    const message = state.message ?? "";
+    const lines = message.split("\n");
+    assert.match(lines[0] ?? "", /^program exited 5 after \S+; sidecars stopped: sidecar \(POST 200, exited 0\)$/, `the first line: ${JSON.stringify(state)}`);
+    assert.match(message, /\n {2}POST http:\/\/localhost:8080\/shutdown: 200 in \S+\n/);
+    assert.equal(lines.at(-1), "proa exited 5", message);
+    assert.ok(Buffer.byteLength(message) <= 4096);
+    const wrote = proaLog(log).find((r) => r.msg === "wrote the run's summary to /dev/termination-log");
+    assert.equal(wrote?.from, "the Pod spec", log);
+    assert.ok(proaLog(log).some((r) => r.msg === "summary" && r.status === 5), log);
+
+    // A failed program under FallbackToLogsOnError: proa leaves the file empty, and the kubelet reports the log's end.
+    const fallbackState = terminated(fallbackPod, "main");
+    assert.equal(fallbackState.exitCode, 5);
+    assert.doesNotMatch(fallbackState.message ?? "", /^program exited/, JSON.stringify(fallbackState));
+    assert.match(fallbackState.message ?? "", /"msg":"exiting","status":5/, JSON.stringify(fallbackState));
   });
 });

@@ -6,7 +6,7 @@
 // Outside a real container proa cannot tell which container is its own (no kubelet mounts in /proc/self/mountinfo,
 // no container id in /proc/self/cgroup), so PROA_CONTAINER=main is set, as --container would be.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -121,7 +121,7 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
 
   async function setUp(
     t: TestContext,
-    options: { roleBinding?: boolean; roleRules?: object[]; createPod?: boolean; podName?: string; exitDelayMs?: number; sidecarsReady?: boolean } = {},
+    options: { roleBinding?: boolean; roleRules?: object[]; createPod?: boolean; podName?: string; exitDelayMs?: number; sidecarsReady?: boolean; main?: object } = {},
   ): Promise<Setup> {
     const ns = `proa-e2e-${++namespaces}`;
     const pod = options.podName ?? "job-pod";
@@ -137,7 +137,9 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     }
     const kubelet = new Kubelet(server, ns, pod, ["main", ...SIDECARS]);
     if (options.createPod !== false) {
-      await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(pod, { serviceAccount: doc("ServiceAccount").name }));
+      // Unless a test says otherwise, a termination log that does not exist: no test may write this machine's own.
+      const main = options.main ?? { terminationMessagePath: join(scratch, ns, "no-such-directory", "termination-log") };
+      await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(pod, { serviceAccount: doc("ServiceAccount").name, main }));
       const ready = options.sidecarsReady ?? false;
       await kubelet.set({ main: { running: true, ready: true }, "sidecar-1": { running: true, ready }, "sidecar-2": { running: true, ready } });
     }
@@ -429,6 +431,40 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     for (const name of SIDECARS) assert.equal(s.sidecars[name].requests.length, 1, `${name}'s shutdown request`);
     findLog(proa, (r) => /all sidecars have exited$/.test(r.msg));
     t.diagnostic(`SIGTERM sent -> proa exited 7 after ${Date.now() - sent} ms`);
+  });
+
+  test("the termination message's path and policy come from the Pod as the server returns it, with the server's default /dev/termination-log", async (t) => {
+    if (existsSync("/dev/termination-log")) return t.skip("this machine has a /dev/termination-log, which proa would write");
+    const s = await setUp(t, { sidecarsReady: true, main: {} });
+    const stored = await server.api("GET", `/api/v1/namespaces/${s.ns}/pods/${s.pod}`);
+    assert.equal(JSON.stringify(podManifest(s.pod, { main: {} })).includes("terminationMessage"), false, "the manifest leaves both fields to the server");
+    assert.deepEqual([stored.spec.containers[0].terminationMessagePath, stored.spec.containers[0].terminationMessagePolicy], ["/dev/termination-log", "File"]);
+    // A file proa would use if it ignored the Pod spec.
+    const decoy = join(scratch, s.ns, "decoy-termination-log");
+    writeFileSync(decoy, "");
+    const proa = s.run([], [NODE, "-e", "process.exit(0)"], { PROA_LOG: "debug", PROA_TERMINATION_MESSAGE_PATH: decoy });
+    assert.equal((await exitWithin(proa, 20_000)).code, 0);
+    const skipped = findLog(proa, (r) => /termination message/.test(r.msg));
+    assert.deepEqual([skipped.level, skipped.path, skipped.from], ["debug", "/dev/termination-log", "the Pod spec"], skipped.msg);
+    assert.equal(readFileSync(decoy, "utf8"), "");
+    findLog(proa, (r) => r.msg === "summary" && r.status === 0);
+  });
+
+  test("proa writes the run's summary to the terminationMessagePath the Pod names, once the sidecars have exited", async (t) => {
+    const dir = mkdtempSync(join(scratch, "termination-"));
+    const path = join(dir, "termination-log");
+    writeFileSync(path, ""); // as the kubelet creates it
+    const s = await setUp(t, { sidecarsReady: true, exitDelayMs: 300, main: { terminationMessagePath: path } });
+    const stored = await server.api("GET", `/api/v1/namespaces/${s.ns}/pods/${s.pod}`);
+    assert.equal(stored.spec.containers[0].terminationMessagePath, path);
+    const proa = s.run([], [NODE, "-e", "process.exit(3)"]);
+    assert.equal((await exitWithin(proa, 20_000)).code, 3);
+    const message = readFileSync(path, "utf8");
+    t.diagnostic(`termination message:\n${message}`);
+    assert.match(message, /^program exited 3 after \d+(ms|\.\d+s|s); sidecars stopped: sidecar-[12] \(exited 0\), sidecar-[12] \(exited 0\)\n/);
+    assert.match(message, /\n {2}POST http:\/\/127\.0\.0\.1:\d+\/shutdown: 200 in \d+ms\n/);
+    assert.match(message, /\n {2}GET http:\/\/127\.0\.0\.1:\d+\/shutdown: 200 in \d+ms\n/);
+    assert.match(message, /\nproa exited 3$/);
   });
 
   // Last: it disturbs the server for the others.
