@@ -143,7 +143,10 @@ export function checkEnvironment({ env, nodeVersion }: Pick<Facts, "env" | "node
     findings.push(warn(`NODE_OPTIONS is set (${quote(env.NODE_OPTIONS, 100)}): Node.js applies it to proa as well as to your program, and it can load code into proa (--require, --import)`, "set it only where your program starts, or remove it"));
   }
   if (env.NODE_DEBUG) {
-    findings.push(warn(`NODE_DEBUG is set (${quote(env.NODE_DEBUG, 100)}): Node.js writes its internal debugging to proa's stderr, for http, https, net and tls the details of proa's requests`, "remove NODE_DEBUG from the container's env"));
+    const fix = "remove NODE_DEBUG from the container's env";
+    const modules = debugModules(env.NODE_DEBUG, ["http", "https", "http2", "net", "tls"]);
+    if (modules.length > 0) findings.push(fail(`NODE_DEBUG is set (${quote(env.NODE_DEBUG, 100)}): Node.js writes its debugging of ${modules.join(", ")} to proa's stderr, which shows proa's requests to the API server with their Authorization header`, fix));
+    else findings.push(warn(`NODE_DEBUG is set (${quote(env.NODE_DEBUG, 100)}): Node.js writes its internal debugging to proa's stderr`, fix));
   }
   if (env.POD_NAME && !isSubdomain(env.POD_NAME)) {
     findings.push(fail(`POD_NAME is not a Pod name (lowercase letters, digits, - and .): ${quote(env.POD_NAME, 80)}`, `set it with the downward API: ${DOWNWARD_API}`));
@@ -152,6 +155,16 @@ export function checkEnvironment({ env, nodeVersion }: Pick<Facts, "env" | "node
     findings.push(fail(`POD_NAMESPACE is not a namespace name (lowercase letters, digits and -, at most 63): ${quote(env.POD_NAMESPACE, 80)}`, `set it with the downward API: ${DOWNWARD_API}`));
   }
   return findings;
+}
+
+/** Which of these modules NODE_DEBUG turns on: it is a comma-separated list of names, in which * matches anything. */
+export function debugModules(nodeDebug: string, modules: string[]): string[] {
+  const patterns = nodeDebug
+    .split(",")
+    .map((entry) => entry.trim().toLowerCase())
+    .filter((entry) => entry !== "");
+  const matches = (pattern: string, name: string) => new RegExp(`^${pattern.split("*").map((part) => part.replace(/[^a-z0-9]/g, "\\$&")).join(".*")}$`).test(name);
+  return modules.filter((name) => patterns.some((pattern) => matches(pattern, name)));
 }
 
 const AUTOMOUNT = "keep automountServiceAccountToken at true (its default) in the Pod spec and its ServiceAccount";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
   checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkOwnContainer, checkProgram, checkRestartPolicy,
-  checkServiceAccount, checkShutdownMeans, checkStatus, formatReport, judge, programCandidates, rbacFix,
+  checkServiceAccount, checkShutdownMeans, checkStatus, debugModules, formatReport, judge, programCandidates, rbacFix,
   type Candidate, type ClusterFacts, type Facts, type Finding, type Verdict,
 } from "../check.ts";
 import { KubeError, type Pod, type WatchOutcome } from "../kube.ts";
@@ -79,12 +79,24 @@ describe("the environment", () => {
     assert.equal(one(checkEnvironment({ env: { ...base, NODE_TLS_REJECT_UNAUTHORIZED: "1" }, nodeVersion: "20.1.0" }), /NODE_TLS_REJECT_UNAUTHORIZED/).verdict, "warn");
   });
 
-  test("warn: NODE_OPTIONS and NODE_DEBUG, quoted on one line", () => {
-    const findings = checkEnvironment({ env: { ...base, NODE_OPTIONS: "--require /x.js", NODE_DEBUG: "http,\nhttps" }, nodeVersion: "20.1.0" });
+  test("warn: NODE_OPTIONS and NODE_DEBUG, quoted on one line; FAIL: NODE_DEBUG for a module that prints proa's requests", () => {
+    const findings = checkEnvironment({ env: { ...base, NODE_OPTIONS: "--require /x.js", NODE_DEBUG: "fs,\nworker" }, nodeVersion: "20.1.0" });
     assert.equal(one(findings, /NODE_OPTIONS/).verdict, "warn");
     assert.match(one(findings, /NODE_OPTIONS/).text, /--require \/x\.js/);
     assert.equal(one(findings, /NODE_DEBUG/).verdict, "warn");
     assert.doesNotMatch(formatReport(findings).trimEnd(), /\n(?!ok |warn|FAIL)/, "every line starts with a verdict");
+    for (const value of ["http", "fs,HTTPS", "ht*", "*", " tls "]) {
+      assert.equal(one(checkEnvironment({ env: { ...base, NODE_DEBUG: value }, nodeVersion: "20.1.0" }), /NODE_DEBUG/).verdict, "FAIL", value);
+    }
+  });
+
+  test("debugModules: NODE_DEBUG's names, case-insensitive, * matching anything, nothing else a pattern", () => {
+    const modules = ["http", "https", "http2", "net", "tls"];
+    assert.deepEqual(debugModules("http", modules), ["http"]);
+    assert.deepEqual(debugModules("HTTP*,n?t", modules), ["http", "https", "http2"]);
+    assert.deepEqual(debugModules("*", modules), modules);
+    assert.deepEqual(debugModules("h.tp,net", modules), ["net"]);
+    assert.deepEqual(debugModules("", modules), []);
   });
 
   test("FAIL: POD_NAME that is not a DNS-1123 subdomain, POD_NAMESPACE that is not a DNS-1123 label, with the downward API", () => {
