@@ -9,6 +9,7 @@ import {
 } from "../check.ts";
 import { KubeError, type Pod, type WatchOutcome } from "../kube.ts";
 import type { ProcessInfo } from "../shutdown.ts";
+import { HELP, parseCommandLine, UsageError } from "../proa.ts";
 import { FORBIDDEN, podWith } from "./fake-apiserver.ts";
 import { withNativeSidecar, withRestartPolicy } from "./fixtures/pods.ts";
 
@@ -497,5 +498,27 @@ describe("judge", () => {
     assert.equal(one(alone, /some other reason/).verdict, "FAIL");
     const explained = judge(options(), facts({ env: {}, cluster: { ok: false, message: "KUBERNETES_SERVICE_HOST ..." }, api: undefined, tls: undefined }));
     assert.equal(only(explained, "FAIL").length, 1);
+  });
+});
+
+describe("the --check option", () => {
+  test("makes the program optional; without it a program is still required", () => {
+    const alone = parseCommandLine(["--check"], {});
+    assert.ok(alone.kind === "run" && alone.options.check && alone.options.command.length === 0);
+    const withProgram = parseCommandLine(["--check", "-p", "http://localhost:15020/quitquitquit", "--", "my-job", "--check"], {});
+    assert.ok(withProgram.kind === "run" && withProgram.options.check);
+    assert.deepEqual(withProgram.options.command, ["my-job", "--check"]);
+    assert.throws(() => parseCommandLine([], {}), UsageError);
+  });
+
+  test("after -- it is the program's argument, not proa's", () => {
+    const run = parseCommandLine(["--", "--check"], {});
+    assert.ok(run.kind === "run" && !run.options.check);
+    assert.deepEqual(run.options.command, ["--check"]);
+  });
+
+  test("is in --help, with its exit statuses", () => {
+    assert.match(HELP, /^ {6}--check {2,}check the setup/m);
+    assert.match(HELP, /With --check: 0 when no check failed \(warnings allowed\), 1 when one did, 2 for bad usage/);
   });
 });
