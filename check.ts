@@ -4,7 +4,6 @@
 import { X509Certificate } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { connect as tcpConnect, isIP } from "node:net";
-import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import {
@@ -57,7 +56,6 @@ export type FileFact<T> = ({ ok: true } & T) | { ok: false; code: string };
 export interface Facts {
   env: NodeJS.ProcessEnv;
   nodeVersion: string; // process.versions.node
-  hostname: string;
   serviceAccount: {
     dir: string;
     token: FileFact<{ bytes: number }>; // never the token itself
@@ -431,7 +429,6 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
   const facts: Facts = {
     env,
     nodeVersion: process.versions.node,
-    hostname: hostname(),
     serviceAccount: {
       dir,
       token: fileFact(`${dir}/token`, (bytes) => ({ bytes: bytes.toString().trim().length })),

@@ -2,18 +2,19 @@
 // standing in for a shutdown endpoint, and real files for the program. What it must never do is checked as closely as
 // what it reports: no program run, no shutdown request (a connection, no byte), no signal, nothing but a list and a watch.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { FORBIDDEN, OTHER_CA, podWith, startFakeApiServer, UNAUTHORIZED, type FakeApiServer } from "./fake-apiserver.ts";
-import { startProa } from "./helpers/proa-process.ts";
+import { BUNDLE, startProa } from "./helpers/proa-process.ts";
 import { startTcpCounter, type TcpCounter } from "./helpers/tcp-counter.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "proa-check-"));
 const pod = () => podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: { "sidecar-1": true } });
 const VERDICT_OR_YAML = /^(ok |warn|FAIL|       )/;
+const unshareMount = spawnSync("unshare", ["--mount", "true"]).status === 0 ? false : "needs `unshare --mount` (root or user namespaces)";
 
 let api: FakeApiServer;
 let endpoint: TcpCounter;
@@ -28,8 +29,8 @@ after(async () => {
 });
 
 /** Runs `proa --check ARGS` in the fake Pod as container main; resolves with its exit status, report and log. */
-async function check(args: string[], env: Record<string, string> = {}, server: FakeApiServer = api, nodeWritesStderr = false) {
-  const proa = startProa(["--check", ...args], { ...server.env(), PROA_CONTAINER: "main", ...env });
+async function check(args: string[], env: Record<string, string> = {}, server: FakeApiServer = api, nodeWritesStderr = false, command?: string[]) {
+  const proa = startProa(["--check", ...args], { ...server.env(), PROA_CONTAINER: "main", ...env }, command);
   const timer = setTimeout(() => proa.child.kill("SIGKILL"), 20_000); // a hang fails, never blocks the suite
   const { code } = await proa.exit.finally(() => clearTimeout(timer));
   const report = proa.stdout;
@@ -65,7 +66,8 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     const requests = api.requests.slice(requestsBefore);
     assert.deepEqual(requests.map((q) => q.method), ["GET", "GET"], "a list and a watch, nothing else");
     assert.match(requests[0]!.url, /^\/api\/v1\/namespaces\/proa-e2e\/pods\?fieldSelector=metadata\.name%3Dproa-demo$/);
-    assert.match(requests[1]!.url, /&watch=1&resourceVersion=\d+&allowWatchBookmarks=true&timeoutSeconds=1$/);
+    const listed = api.pod()!.metadata!.resourceVersion!; // no bookmarks here: the list's resourceVersion is the Pod's
+    assert.match(requests[1]!.url, new RegExp(`&watch=1&resourceVersion=${listed}&allowWatchBookmarks=true&timeoutSeconds=1$`), "the watch starts from the list's resourceVersion");
     assert.ok(requests.every((q) => q.authorized && q.userAgent?.startsWith("proa/")));
   });
 
@@ -73,6 +75,36 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     const r = await check(["-p", endpoint.url("/quit")]);
     assert.equal(r.code, 0, r.text);
     assert.ok(!r.report.some((l) => / program /.test(l)));
+  });
+
+  test("a refused shutdown port: a warning while sidecar-2 is not ready, a FAIL once every sidecar is", async () => {
+    const closed = await startTcpCounter();
+    const url = closed.url("/quit");
+    await closed.close();
+    const early = await check(["-p", url]);
+    assert.equal(early.code, 0, early.text);
+    assert.match(early.line(/shutdown POST/), new RegExp(`^warn shutdown POST ${url}: nothing accepts TCP connections at ${closed.hostPort} yet \\(connection refused\\), while sidecar-2 is not ready`));
+    api.setPod(podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true }));
+    try {
+      const late = await check(["-p", url]);
+      assert.equal(late.code, 1, late.text);
+      assert.match(late.line(/shutdown POST/), /^FAIL .*\(connection refused\); fix: check the URL's port against the sidecar's$/);
+    } finally {
+      api.setPod(pod());
+    }
+  });
+
+  test("proa's own container from the kubelet's termination-log mount in /proc/self/mountinfo (in a mount namespace)", { skip: unshareMount }, async () => {
+    // Laid out as the kubelet's bind mount of a container's termination log: .../pods/<Pod uid>/containers/<name>/<id>.
+    const source = join(scratch, "kubelet", "pods", api.pod()!.metadata!.uid!, "containers", "sidecar-1", "4c7f0e21");
+    mkdirSync(dirname(source), { recursive: true });
+    writeFileSync(source, "");
+    const target = join(scratch, "termination-log");
+    writeFileSync(target, "");
+    const inNamespace = ["unshare", "--mount", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", source, target, process.execPath, BUNDLE];
+    const r = await check(["-p", endpoint.url("/q")], { PROA_CONTAINER: "" }, api, false, inNamespace);
+    assert.match(r.line(/own container/), /^ok +proa's own container is sidecar-1 \(the termination log mount in \/proc\/self\/mountinfo\)$/);
+    assert.deepEqual(r.report.filter((l) => / container (main|sidecar-\d):/.test(l)).map((l) => /container (\S+):/.exec(l)![1]), ["main", "sidecar-2"]);
   });
 
   test("bad usage is still exit 2, with the usage error on stderr and no report", async () => {

@@ -193,6 +193,10 @@ describe("the API server: TLS, token, permissions, the Pod", () => {
     const injected = rbacFix(`User "system:serviceaccount:ns:x}], evil: [{"`, "ns");
     assert.ok(injected.yaml.includes("subjects: [{kind: ServiceAccount, name: SERVICE_ACCOUNT, namespace: ns}]"), injected.yaml.join("\n"));
     assert.match(rbacFix(`User "alice" cannot list`, "ns").subject, /SERVICE_ACCOUNT/);
+    for (const bad of ["..", "-sa", "a".repeat(254)]) {
+      assert.ok(rbacFix(`User "system:serviceaccount:ns:${bad}"`, "ns").yaml.includes("subjects: [{kind: ServiceAccount, name: SERVICE_ACCOUNT, namespace: ns}]"), bad);
+    }
+    assert.ok(rbacFix(`User "system:serviceaccount:-x:sa"`, "home").yaml.includes("subjects: [{kind: ServiceAccount, name: sa, namespace: home}]"));
   });
 
   test("a 403 whose message is huge, has newlines or quotes a token: capped, flattened and masked in the report", () => {
@@ -240,6 +244,12 @@ describe("proa's own container", () => {
     const pod = podWith({ sidecars: ["proxy"] });
     assert.deepEqual(checkOwnContainer(pod, { container: "main" }), { name: "main", finding: { verdict: "ok", text: "proa's own container is main (--container)" } });
     assert.match(checkOwnContainer(podWith({}), {}).finding.text, /the Pod's only regular container/);
+  });
+
+  test("warn: fell back to containers[0] in a Pod with two regular containers", () => {
+    const { finding } = checkOwnContainer(podWith({ sidecars: ["proxy"] }), {});
+    assert.equal(finding.verdict, "warn");
+    assert.match(finding.text, /the first of main, proxy/);
   });
 
   test("warn: fell back to containers[0] in a Pod with several regular containers", () => {
@@ -462,7 +472,6 @@ describe("judge", () => {
   const facts = (change: Partial<Facts> = {}): Facts => ({
     env: { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" },
     nodeVersion: "20.20.2",
-    hostname: "proa-demo",
     serviceAccount: { dir: "/sa", token: { ok: true, bytes: 9 }, ca: { ok: true, subject: "CN=k", validTo: "2126", expired: false }, namespace: { ok: true, value: "proa-e2e" } },
     cluster: { ok: true, ...CLUSTER },
     tls: { ok: true },
