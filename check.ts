@@ -97,8 +97,8 @@ export interface Candidate {
 export function judge(options: CheckOptions, facts: Facts): Finding[] {
   const findings = [...checkEnvironment(facts), ...checkServiceAccount(facts)];
   if (facts.cluster.ok) findings.push(...checkApi(facts.cluster, facts.tls, facts.api));
-  else if (checkStatus(findings) === 0) findings.push(fail(quote(facts.cluster.message, 300), "see the message"));
-  const pod = facts.api?.list.kind === "listed" ? facts.api.list.pod : undefined;
+  else if (checkStatus(findings) === 0) findings.push(fail(quote(facts.cluster.message, 300), "fix what it names, then run --check again"));
+  const pod = facts.api?.list.kind === "listed" ? (facts.api.list.pod ?? undefined) : undefined;
   if (pod) {
     const own = checkOwnContainer(pod, facts.hints);
     findings.push(own.finding);
@@ -106,9 +106,9 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   } else {
     findings.push(warn("not checked, as the Pod could not be read: proa's container, the containers waited for, restartPolicy, shareProcessNamespace", "fix the FAIL above and run --check again"));
   }
-  findings.push(...checkShutdownMeans(options.shutdown, facts.urls, pod ?? undefined, notReadyNow(pod ?? undefined, options.ready, facts.hints)));
-  if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod ?? undefined, facts.processes, facts.own));
-  findings.push(checkBudget(pod ?? undefined, options.shutdown.timeoutMs));
+  findings.push(...checkShutdownMeans(options.shutdown, facts.urls, pod, notReadyNow(pod, options.ready, facts.hints)));
+  if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
+  findings.push(checkBudget(pod, options.shutdown.timeoutMs));
   if (facts.program) findings.push(checkProgram(facts.program));
   return findings;
 }
