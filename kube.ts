@@ -76,8 +76,8 @@ export interface Cluster {
 }
 
 // PROA_SERVICE_ACCOUNT_DIR points proa at another directory holding token, ca.crt and namespace (for tests).
-const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
-const DOWNWARD_API =
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+export const DOWNWARD_API =
   "env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, " +
   "{name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}]";
 
@@ -431,8 +431,7 @@ export function backoffMs(failures: number, timing: Timing): number {
 export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): AsyncGenerator<Pod | null, never> {
   const t = { ...defaultTiming, ...timing };
   const want = { namespace: cluster.namespace, name: cluster.podName };
-  const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
-  const path = `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
+  const path = podsPath(cluster);
   let state: WatchState = { kind: "listing", failures: 0 };
   while (state.kind !== "stopped") {
     signal.throwIfAborted();
@@ -446,6 +445,25 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
     }
   }
   throw state.error;
+}
+
+function podsPath(cluster: Cluster): string {
+  const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
+  return `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
+}
+
+/** A run's first list and a watch from its resourceVersion, each done once with the same requests as watchPod, the
+ * watch ended by the server after a second (for --check). After a failed list the watch starts from "0", so that
+ * both permissions are tried. Resolves with each one's first outcome: listed/failed, then event/ended/failed. */
+export async function probePod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): Promise<{ list: WatchOutcome; watch: WatchOutcome }> {
+  const t = { ...defaultTiming, ...timing, watchTimeoutSeconds: 1, random: () => 0 };
+  const once = async (state: WatchState): Promise<WatchOutcome> => {
+    for await (const outcome of perform(cluster, log, podsPath(cluster), state, t, signal)) return outcome; // return closes the request
+    throw new Error("the request gave no outcome");
+  };
+  const list = await once({ kind: "listing", failures: 0 });
+  const resourceVersion = list.kind === "listed" ? list.resourceVersion : "0";
+  return { list, watch: await once({ kind: "watching", resourceVersion, failures: 0 }) };
 }
 
 /** Failures at warn, or error for 401/403 (which need the user's fix); the rest at debug. */
