@@ -76,7 +76,7 @@ export interface Cluster {
 }
 
 // PROA_SERVICE_ACCOUNT_DIR points proa at another directory holding token, ca.crt and namespace (for tests).
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 export const DOWNWARD_API =
   "env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, " +
   "{name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}]";
@@ -107,8 +107,8 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
 }
 
 // Kubernetes' own rules for these names: nothing else can name a Pod, so nothing else goes into a request's path.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function checkName(value: string, rule: RegExp, source: string, kind: string): void {
   if (rule.test(value)) return;
@@ -452,18 +452,27 @@ function podsPath(cluster: Cluster): string {
   return `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
 }
 
-/** A run's first list and a watch from its resourceVersion, each done once with the same requests as watchPod, the
- * watch ended by the server after a second (for --check). After a failed list the watch starts from "0", so that
- * both permissions are tried. Resolves with each one's first outcome: listed/failed, then event/ended/failed. */
-export async function probePod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): Promise<{ list: WatchOutcome; watch: WatchOutcome }> {
+export interface Probe {
+  list: WatchOutcome;
+  pod?: Pod | null; // what a run would take for its Pod from the list (null: there is none)
+  ignored?: string; // why an object in the list was not taken for it
+  watch: WatchOutcome;
+}
+
+/** For --check: a run's first list, read by the run's own rule, and one watch from its resourceVersion that the server
+ * ends after a second, each with watchPod's requests. After a failed list the watch starts from "0", so that both
+ * permissions are tried. Each request is made once; the first outcome of each is kept. */
+export async function probePod(cluster: Cluster, log: Log, timing: Partial<Timing> = {}): Promise<Probe> {
   const t = { ...defaultTiming, ...timing, watchTimeoutSeconds: 1, random: () => 0 };
   const once = async (state: WatchState): Promise<WatchOutcome> => {
-    for await (const outcome of perform(cluster, log, podsPath(cluster), state, t, signal)) return outcome; // return closes the request
+    for await (const outcome of perform(cluster, log, podsPath(cluster), state, t, new AbortController().signal)) return outcome; // return closes the request
     throw new Error("the request gave no outcome");
   };
-  const list = await once({ kind: "listing", failures: 0 });
+  const listing: WatchState = { kind: "listing", failures: 0 };
+  const list = await once(listing);
+  const { deliver, ignored } = nextWatchState(listing, list, t, { namespace: cluster.namespace, name: cluster.podName });
   const resourceVersion = list.kind === "listed" ? list.resourceVersion : "0";
-  return { list, watch: await once({ kind: "watching", resourceVersion, failures: 0 }) };
+  return { list, ...deliver, ...(ignored ? { ignored } : {}), watch: await once({ kind: "watching", resourceVersion, failures: 0 }) };
 }
 
 /** Failures at warn, or error for 401/403 (which need the user's fix); the rest at debug. */
@@ -532,6 +541,11 @@ export interface OwnContainerHints {
   container?: string; // --container / PROA_CONTAINER
   mountinfo?: string; // contents of /proc/self/mountinfo
   cgroup?: string; // contents of /proc/self/cgroup
+}
+
+/** --container when given; otherwise the /proc files that show the kubelet's mounts and the container's id. */
+export function ownContainerHints(container: string | undefined): OwnContainerHints {
+  return container !== undefined ? { container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
 }
 
 export function ownContainerName(pod: Pod, hints: OwnContainerHints): { name: string; rule: string } {
@@ -634,7 +648,7 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
   signal.throwIfAborted();
   const t = { ...defaultTiming, ...timing };
   const pod = `${cluster.namespace}/${cluster.podName}`;
-  const hints = options.container !== undefined ? { container: options.container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
+  const hints = ownContainerHints(options.container);
   const bounded = options.readyTimeoutMs !== undefined;
   const started = Date.now();
   let notReady: string[] | undefined; // undefined until the Pod has been seen
