@@ -118,7 +118,7 @@ export function checkApi(env: NodeJS.ProcessEnv, cluster: { server: string; name
     // No HTTP answer: TLS failed (OpenSSL's codes), or the server could not be reached, or its answer was malformed.
     const cause = list.error.cause as NodeJS.ErrnoException | undefined;
     if (/CERT|SIGNATURE|ISSUER|SELF_SIGNED|TLS|SSL/.test(cause?.code ?? "")) {
-      return [fail(list.error.message, "mount the cluster's own CA as ca.crt (the service account volume does), and reach the API server directly, not through a proxy that re-signs TLS")];
+      return [fail(`TLS: ${list.error.message}`, "mount the cluster's own CA as ca.crt (the service account volume does), and reach the API server directly, not through a proxy that re-signs TLS")];
     }
     return [fail(list.error.message, cause?.code || !cause ? "check KUBERNETES_SERVICE_HOST/PORT and any NetworkPolicy that blocks egress to the API server" : undefined)];
   }

@@ -3,10 +3,11 @@
 // what it reports: no program run, no shutdown request (a connection, no byte), no signal, nothing but a list and a watch.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { FORBIDDEN, OTHER_CA, podWith, startFakeApiServer, UNAUTHORIZED, type FakeApiServer } from "./fake-apiserver.ts";
 import { BUNDLE, startProa } from "./helpers/proa-process.ts";
 import { startTcpCounter, type TcpCounter } from "./helpers/tcp-counter.ts";
@@ -88,7 +89,7 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     try {
       const late = await check(["-p", url]);
       assert.equal(late.code, 1, late.text);
-      assert.match(late.line(/shutdown POST/), /^FAIL .*\(connection refused\); fix: check the URL's port against the sidecar's$/);
+      assert.match(late.line(/shutdown POST/), new RegExp(`^FAIL shutdown POST ${url}: cannot connect to ${closed.hostPort}: connection refused; fix: check the URL's host and port`));
     } finally {
       api.setPod(pod());
     }
@@ -119,8 +120,9 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     api.fail({ on: "list", status: 403, body: FORBIDDEN }, { on: "watch", status: 403, body: watchForbidden });
     const r = await check(["-p", endpoint.url("/quit")]);
     assert.equal(r.code, 1, r.text);
-    assert.match(r.line(/the list of Pod/), /^FAIL the list of Pod proa-e2e\/proa-demo was answered 403 Forbidden: .*User "system:serviceaccount:proa-e2e:proa-nobody" cannot list/);
-    assert.match(r.line(/the watch of Pod/), /^FAIL .*cannot watch resource "pods".*; fix: grant system:serviceaccount:proa-e2e:proa-nobody get, list and watch on pods/);
+    assert.match(r.line(/^\w+ +listing Pod/), /^FAIL listing Pod proa-e2e\/proa-demo at .* failed: HTTP 403: .*User "system:serviceaccount:proa-e2e:proa-nobody" cannot list/);
+    assert.match(r.line(/^\w+ +watching Pod/), /^FAIL watching Pod .*cannot watch resource "pods".*; fix: apply this Role and RoleBinding \(kubectl apply -n proa-e2e -f -\)$/);
+    assert.ok(r.report.includes(`       rules: [{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}]`), r.text);
     assert.ok(r.report.includes("       subjects: [{kind: ServiceAccount, name: proa-nobody, namespace: proa-e2e}]"), r.text);
     assert.match(r.line(/^warn +not checked/), /the Pod could not be read/);
   });
@@ -140,44 +142,68 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     api.fail({ on: "list", status: 403, body: { ...FORBIDDEN, message: "x".repeat(100_000) } });
     const r = await check([]);
     assert.equal(r.code, 1);
-    assert.match(r.line(/the list of Pod/), /^FAIL .*longer than 65536 bytes/);
+    assert.match(r.line(/listing Pod/), /^FAIL .*longer than 65536 bytes$/);
   });
 
   test("401: FAIL, the token refused", async () => {
     api.fail({ on: "list", status: 401, body: UNAUTHORIZED }, { on: "list", status: 401, body: UNAUTHORIZED }, { on: "watch", status: 401, body: UNAUTHORIZED }, { on: "watch", status: 401, body: UNAUTHORIZED });
     const r = await check([]);
     assert.equal(r.code, 1);
-    assert.match(r.line(/refused the token/), /^FAIL the API server refused the token \(401 Unauthorized\)/);
+    assert.match(r.line(/HTTP 401/), /^FAIL listing Pod .* failed: HTTP 401: Unauthorized; the token at .* was re-read and still refused/);
   });
 
-  test("the token never reaches the report, with NODE_DEBUG set for every module that could print it", async () => {
-    const r = await check([], { NODE_DEBUG: "http,https,net,tls,http2" }, api, true);
-    assert.ok(!r.text.includes(api.token), "the report holds no token");
-    assert.match(r.line(/NODE_DEBUG/), /^FAIL NODE_DEBUG is set \(http,https,net,tls,http2\)/);
+  test("NODE_DEBUG for every module that could print the token: a warning that proa keeps it out, and it is in neither the report nor stderr", async () => {
+    const r = await check(["-p", endpoint.url("/q")], { NODE_DEBUG: "http,https,net,tls,http2" }, api, true);
+    assert.equal(r.code, 0, r.text);
+    assert.match(r.line(/NODE_DEBUG/), /^warn NODE_DEBUG is set: .*\(proa keeps the token out of it\)/);
+    assert.match(r.stderr, /HTTPS|HTTP|TLS|NET/, "Node.js did write its debugging to stderr");
+    assert.ok(!r.text.includes(api.token) && !r.stderr.includes(api.token), "the token is neither in the report nor on stderr");
   });
 
-  test("a CA that did not sign the API server's certificate: TLS FAIL, exit 1", async () => {
+  test("a CA that did not sign the API server's certificate: TLS FAIL, exit 1, no request reached the server", async () => {
     const other = await startFakeApiServer({ pod: pod(), ca: OTHER_CA });
     try {
       const r = await check([], {}, other);
       assert.equal(r.code, 1);
-      assert.match(r.line(/^FAIL TLS/), /does not verify against the mounted ca\.crt/);
+      assert.match(r.line(/^FAIL TLS/), /^FAIL TLS: listing Pod .* failed: .*certificate.*; fix: mount the cluster's own CA as ca\.crt/);
       assert.deepEqual(other.requests, [], "no request reached the server: TLS failed first");
     } finally {
       await other.close();
     }
   });
 
-  test("NODE_TLS_REJECT_UNAUTHORIZED=0 is a FAIL, and the check's own TLS handshake still verifies", async () => {
+  test("NODE_TLS_REJECT_UNAUTHORIZED=0 is a warning that proa ignores it, and true: with a CA that did not sign the server's certificate, TLS still fails", async () => {
     const other = await startFakeApiServer({ pod: pod(), ca: OTHER_CA });
     try {
       const r = await check([], { NODE_TLS_REJECT_UNAUTHORIZED: "0" }, other, true);
       assert.equal(r.code, 1);
-      assert.match(r.line(/NODE_TLS_REJECT_UNAUTHORIZED/), /^FAIL/);
-      assert.match(r.line(/^\w+ +TLS/), /^FAIL TLS: .* does not verify/);
+      assert.match(r.line(/NODE_TLS_REJECT_UNAUTHORIZED/), /^warn NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it/);
+      assert.match(r.line(/^\w+ +TLS/), /^FAIL TLS: /);
+      assert.deepEqual(other.requests, [], "no request reached the server");
     } finally {
       await other.close();
     }
+  });
+
+  test("a list that holds another Pod: by the run's own rule it is not taken for this one, a warning says so, and there is no Pod", async () => {
+    const other = podWith({ sidecars: ["sidecar-1"], name: "someone-else" });
+    api.fail({ on: "list", chunks: [JSON.stringify({ kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "7" }, items: [other] })], end: "clean" });
+    const r = await check(["-p", endpoint.url("/q")]);
+    assert.equal(r.code, 1, r.text);
+    assert.match(r.line(/someone-else/), /^warn the API server sent Pod proa-e2e\/someone-else when asked for proa-e2e\/proa-demo: ignoring it/);
+    assert.match(r.line(/there is no Pod/), /^FAIL there is no Pod proa-e2e\/proa-demo \(its name from POD_NAME\)/);
+    assert.ok(!r.report.some((l) => /own container|sidecar-1/.test(l)), r.text);
+  });
+
+  test("it writes nothing, and connects only to the API server and the shutdown URL's host and port (recorded by a preload)", async () => {
+    const record = join(scratch, "io.jsonl");
+    writeFileSync(record, "");
+    const recorder = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
+    const r = await check(["-p", endpoint.url("/q"), "--", "node"], { PROA_TEST_IO_RECORD: record }, api, false, [process.execPath, "--require", recorder, BUNDLE]);
+    assert.equal(r.code, 0, r.text);
+    const io = readFileSync(record, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { kind: string; target: string });
+    assert.deepEqual(io.filter((e) => e.kind === "write"), []);
+    assert.deepEqual([...new Set(io.filter((e) => e.kind === "connect").map((e) => e.target))].sort(), [`${api.host}:${api.port}`, endpoint.hostPort].sort());
   });
 
   test("a POD_NAME that names no Pod: FAIL with the rule and the downward API, exit 1", async () => {
@@ -224,7 +250,7 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
       const r = await check(["--kill", "sleep"]);
       assert.equal(r.code, 1);
       assert.match(r.line(/shareProcessNamespace/), /^FAIL --kill sleep: the Pod spec does not set shareProcessNamespace: true/);
-      assert.match(r.line(/--kill sleep would/), new RegExp(`sleep \\(${sleeper.pid}\\)`));
+      assert.match(r.line(/--kill sleep would/), new RegExp(`sleep \\(${sleeper.pid}, by executable\\)`));
       assert.equal(sleeper.exitCode, null);
       assert.equal(sleeper.signalCode, null, "the check sends no signal");
     } finally {

@@ -145,6 +145,7 @@ describe("the API server: TLS, token, permissions, the Pod", () => {
   test("FAIL, with the fix for each: TLS that does not verify, a server that cannot be reached, an answer that is not one", () => {
     const cert = checkApi(ENV, CLUSTER, { list: failed("listing", undefined, "unable to verify the first certificate", coded("UNABLE_TO_VERIFY_LEAF_SIGNATURE")), watch: ENDED });
     assert.deepEqual(verdicts(cert), ["FAIL"]);
+    assert.match(cert[0]!.text, /^TLS: listing Pod .* unable to verify the first certificate$/);
     assert.match(cert[0]!.fix!, /mount the cluster's own CA/);
     for (const code of ["SELF_SIGNED_CERT_IN_CHAIN", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_HAS_EXPIRED"]) {
       assert.match(checkApi(ENV, CLUSTER, { list: failed("listing", undefined, code, coded(code)), watch: ENDED })[0]!.fix!, /own CA/, code);
