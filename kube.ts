@@ -77,7 +77,7 @@ export interface Cluster {
 
 // PROA_SERVICE_ACCOUNT_DIR points proa at another directory holding token, ca.crt and namespace (for tests).
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
-const DOWNWARD_API =
+export const DOWNWARD_API =
   "env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, " +
   "{name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}]";
 
@@ -107,8 +107,8 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
 }
 
 // Kubernetes' own rules for these names: nothing else can name a Pod, so nothing else goes into a request's path.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function checkName(value: string, rule: RegExp, source: string, kind: string): void {
   if (rule.test(value)) return;
@@ -431,8 +431,7 @@ export function backoffMs(failures: number, timing: Timing): number {
 export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): AsyncGenerator<Pod | null, never> {
   const t = { ...defaultTiming, ...timing };
   const want = { namespace: cluster.namespace, name: cluster.podName };
-  const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
-  const path = `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
+  const path = podsPath(cluster);
   let state: WatchState = { kind: "listing", failures: 0 };
   while (state.kind !== "stopped") {
     signal.throwIfAborted();
@@ -446,6 +445,34 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
     }
   }
   throw state.error;
+}
+
+function podsPath(cluster: Cluster): string {
+  const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
+  return `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
+}
+
+export interface Probe {
+  list: WatchOutcome;
+  pod?: Pod | null; // what a run would take for its Pod from the list (null: there is none)
+  ignored?: string; // why an object in the list was not taken for it
+  watch: WatchOutcome;
+}
+
+/** For --check: a run's first list, read by the run's own rule, and one watch from its resourceVersion that the server
+ * ends after a second, each with watchPod's requests. After a failed list the watch starts from "0", so that both
+ * permissions are tried. Each request is made once; the first outcome of each is kept. */
+export async function probePod(cluster: Cluster, log: Log, timing: Partial<Timing> = {}): Promise<Probe> {
+  const t = { ...defaultTiming, ...timing, watchTimeoutSeconds: 1, random: () => 0 };
+  const once = async (state: WatchState): Promise<WatchOutcome> => {
+    for await (const outcome of perform(cluster, log, podsPath(cluster), state, t, new AbortController().signal)) return outcome; // return closes the request
+    throw new Error("the request gave no outcome");
+  };
+  const listing: WatchState = { kind: "listing", failures: 0 };
+  const list = await once(listing);
+  const { deliver, ignored } = nextWatchState(listing, list, t, { namespace: cluster.namespace, name: cluster.podName });
+  const resourceVersion = list.kind === "listed" ? list.resourceVersion : "0";
+  return { list, ...deliver, ...(ignored ? { ignored } : {}), watch: await once({ kind: "watching", resourceVersion, failures: 0 }) };
 }
 
 /** Failures at warn, or error for 401/403 (which need the user's fix); the rest at debug. */
@@ -514,6 +541,11 @@ export interface OwnContainerHints {
   container?: string; // --container / PROA_CONTAINER
   mountinfo?: string; // contents of /proc/self/mountinfo
   cgroup?: string; // contents of /proc/self/cgroup
+}
+
+/** --container when given; otherwise the /proc files that show the kubelet's mounts and the container's id. */
+export function ownContainerHints(container: string | undefined): OwnContainerHints {
+  return container !== undefined ? { container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
 }
 
 export function ownContainerName(pod: Pod, hints: OwnContainerHints): { name: string; rule: string } {
@@ -630,7 +662,7 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
   signal.throwIfAborted();
   const t = { ...defaultTiming, ...timing };
   const pod = `${cluster.namespace}/${cluster.podName}`;
-  const hints = options.container !== undefined ? { container: options.container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
+  const hints = ownContainerHints(options.container);
   const bounded = options.readyTimeoutMs !== undefined;
   const started = Date.now();
   let notReady: string[] | undefined; // undefined until the Pod has been seen

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { loadCluster, nodeEnvironmentWarnings, ReadyTimeoutError, waitedFor, waitUntilReady, type ReadyOptions } from "./kube.ts";
 import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
 import { recordRun, tellTheStory, terminationLog, type ProgramOutcome, type TerminationLog, type WaitEnding } from "./summary.ts";
+import { runCheck } from "./check.ts";
 import { createLog, logLevel, redactUrl, type Log } from "./log.ts";
 
 // The build defines PROA_VERSION from package.json, so the bundle needs no file beside it.
@@ -21,6 +22,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const command = parseOrExplain(argv, env, log);
   if (typeof command === "number") return command;
   const { options } = command;
+  if (options.check) return runCheck(options, env, log);
 
   for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
   const lifecycle = trapSignals(log);
@@ -190,6 +192,7 @@ function trapSignals(log: Log) {
 // Command line
 
 export interface Options {
+  check: boolean; // --check: report on the setup, run nothing
   command: string[];
   ready: ReadyOptions;
   shutdown: ShutdownOptions;
@@ -212,11 +215,13 @@ const OPTIONS = {
   "shutdown-timeout": { type: "string" },
   "shutdown-request-timeout": { type: "string" },
   "no-termination-message": { type: "boolean" },
+  check: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
 
 export const HELP = `Usage: proa [options] [--] program [args...]
+       proa --check [options] [-- program [args...]]
 
 Waits until every other container of this Pod is ready, runs the program with signals passed through,
 shuts the sidecars down, waits for them to exit, and exits with the program's status.
@@ -237,6 +242,9 @@ Options:
       --shutdown-request-timeout DURATION
                                       timeout of each shutdown request (default: 5s)
       --no-termination-message        do not write the run's summary to the termination message file
+      --check                         check the setup with the other options and report on stdout, one line per
+                                      check (ok, warn or FAIL, with the fix); runs nothing, sends no shutdown
+                                      request, signals nothing; the program after -- is optional and only looked up
   -h, --help                          show this help
   -V, --version                       show the version
 
@@ -258,6 +266,7 @@ Environment:
 
 Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started;
 127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage.
+With --check: 0 when no check failed (warnings allowed), 1 when one did, 2 for bad usage.
 `;
 
 /**
@@ -277,12 +286,13 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
   }
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
-  if (command.length === 0 || command[0] === "") throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
+  if (!values.check && (command.length === 0 || command[0] === "")) throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
 
   const urls = (option: string, list: string[] | undefined) => (list ?? []).map((url) => httpUrl(option, url));
   return {
     kind: "run",
     options: {
+      check: values.check ?? false,
       command,
       ready: {
         container: values.container ?? (env.PROA_CONTAINER || undefined),

@@ -195,12 +195,12 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache, private" });
     if (ours && from < oldest) return void res.end(watchEvent("ERROR", { ...EXPIRED, message: `too old resource version: ${from} (${oldest})` }));
     res.flushHeaders();
-    if (!ours) return; // a watch of another Pod: nothing will ever happen
-    for (const event of history) if (event.resourceVersion > from) res.write(event.line);
-    watches.add(res);
     const timeoutSeconds = Number(url.searchParams.get("timeoutSeconds") ?? "0");
     const timer = timeoutSeconds > 0 ? setTimeout(() => (watches.delete(res), res.end()), timeoutSeconds * 1000) : undefined;
     res.on("close", () => (watches.delete(res), clearTimeout(timer)));
+    if (!ours) return; // a watch of another Pod: nothing will happen until its timeoutSeconds
+    for (const event of history) if (event.resourceVersion > from) res.write(event.line);
+    watches.add(res);
   }
 
   async function play(fault: Fault, res: ServerResponse): Promise<void> {

@@ -1,0 +1,393 @@
+// check.ts: `proa --check`, a read-only report on a Pod's setup. gather() does every read-only part of a run once, with
+// the run's own code, and keeps what it found as plain facts; the checks are pure functions that judge those facts ok,
+// warn or FAIL, with the fix. Nothing here starts the program, sends a shutdown request (only a TCP connect and
+// close), signals or writes.
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { connect } from "node:net";
+import { resolve } from "node:path";
+import {
+  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
+  type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
+} from "./kube.ts";
+import { gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
+import { quote, redactUrl, type Log } from "./log.ts";
+
+/** The parts of a run's options the check reads (proa.ts's Options has them all). */
+export interface CheckOptions {
+  command: string[];
+  ready: ReadyOptions;
+  shutdown: ShutdownOptions;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The report
+
+export type Verdict = "ok" | "warn" | "FAIL";
+export interface Finding {
+  verdict: Verdict;
+  text: string; // what was found
+  fix?: string; // what to change
+  more?: string[]; // lines printed indented under it (YAML to apply)
+}
+
+const ok = (text: string): Finding => ({ verdict: "ok", text });
+const warn = (text: string, fix?: string): Finding => ({ verdict: "warn", text, ...(fix ? { fix } : {}) });
+const fail = (text: string, fix?: string, more?: string[]): Finding => ({ verdict: "FAIL", text, ...(fix ? { fix } : {}), ...(more ? { more } : {}) });
+
+/** One line per finding, starting with its verdict; a FAIL's YAML follows it, indented. */
+export function formatReport(findings: Finding[]): string {
+  return findings.map((f) => `${f.verdict.padEnd(4)} ${f.text}${f.fix ? `; fix: ${f.fix}` : ""}\n${(f.more ?? []).map((line) => `       ${line}\n`).join("")}`).join("");
+}
+
+/** 1 when any check failed, else 0 (warnings allowed). */
+export const checkStatus = (findings: Finding[]) => (findings.some((f) => f.verdict === "FAIL") ? 1 : 0);
+
+// ---------------------------------------------------------------------------------------------------------------
+// The facts: everything gather() found, as plain data
+
+export type Attempt = { ok: true } | { ok: false; code: string; message: string };
+
+export interface Facts {
+  env: NodeJS.ProcessEnv;
+  nodeVersion: string; // process.versions.node
+  cluster: { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string }; // loadCluster's
+  probe?: Probe; // a run's list, and a watch the server ends after a second
+  hints: OwnContainerHints;
+  urls: { method: "GET" | "POST"; url: URL; connect: Attempt }[]; // a TCP connect and close, no byte sent
+  processes?: ProcessInfo[] | { error: string }; // read only for --kill and --kill-all
+  own: OwnProcesses;
+  program?: ProgramFacts;
+}
+
+export interface ProgramFacts {
+  name: string;
+  path: string; // the PATH searched
+  candidates: Candidate[]; // in the order spawn tries them
+}
+export interface Candidate {
+  path: string;
+  kind: "missing" | "file" | "directory" | "other";
+  executable: boolean; // some execute bit is set
+  interpreter?: { path: string; found: boolean }; // a script's #! line
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The checks, in the order a run meets what they check. Each is pure; judge() calls them all.
+
+export function judge(options: CheckOptions, facts: Facts): Finding[] {
+  const findings = checkEnvironment(facts);
+  if (facts.cluster.ok && facts.probe) findings.push(...checkApi(facts.env, facts.cluster, facts.probe));
+  const pod = facts.probe?.pod ?? undefined;
+  let notReady: string[] | undefined;
+  if (pod) {
+    const own = checkOwnContainer(pod, facts.hints);
+    findings.push(own.finding);
+    if (own.name !== undefined) {
+      const containers = checkContainers(pod, own.name, options.ready);
+      findings.push(...containers.findings, checkRestartPolicy(pod, options.ready.readyTimeoutMs));
+      notReady = containers.notReady;
+    }
+  } else {
+    findings.push(warn("not checked, as the Pod could not be read: proa's container, the containers waited for, restartPolicy, shareProcessNamespace", "fix the FAIL above and run --check again"));
+  }
+  findings.push(...checkShutdownUrls(options.shutdown, facts.urls, pod, notReady));
+  if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
+  findings.push(checkBudget(pod, options.shutdown.timeoutMs));
+  if (facts.program) findings.push(checkProgram(facts.program));
+  return findings;
+}
+
+/** loadCluster's verdict (its error names the fix), Node.js, and the variables through which Node changes proa. */
+export function checkEnvironment({ env, nodeVersion, cluster }: Pick<Facts, "env" | "nodeVersion" | "cluster">): Finding[] {
+  const from = (variable: string, otherwise: string) => (env[variable] ? variable : otherwise);
+  const findings = [
+    cluster.ok
+      ? ok(`the API server is at ${cluster.server}; the service account's files are in ${cluster.dir}; the Pod is ${cluster.namespace}/${cluster.podName} (its name from ${from("POD_NAME", "the hostname")}, its namespace from ${from("POD_NAMESPACE", "the service account's namespace file")})`)
+      : fail(quote(cluster.message, 400)),
+    Number(nodeVersion.split(".")[0]) >= 20 ? ok(`Node.js ${nodeVersion}`) : fail(`Node.js ${nodeVersion} is older than 20, which proa needs`, "use Node.js 20 or later in the image"),
+  ];
+  for (const warning of nodeEnvironmentWarnings(env)) findings.push(warn(warning, "remove it from the container's env unless you need it there"));
+  return findings;
+}
+
+/** TLS and the token, the permissions (a line for each of the list and the watch that failed), and the Pod the run
+ * would take. kube.ts's messages name the request, quote the server and, for 401 and 403, say what to grant. */
+export function checkApi(env: NodeJS.ProcessEnv, cluster: { server: string; namespace: string; podName: string }, probe: Probe): Finding[] {
+  const { list, watch } = probe;
+  if (list.kind === "failed" && list.error.status === undefined) {
+    // No HTTP answer: TLS failed (OpenSSL's codes), or the server could not be reached, or its answer was malformed.
+    const cause = list.error.cause as NodeJS.ErrnoException | undefined;
+    if (/CERT|SIGNATURE|ISSUER|SELF_SIGNED|TLS|SSL/.test(cause?.code ?? "")) {
+      return [fail(`TLS: ${list.error.message}`, "mount the cluster's own CA as ca.crt (the service account volume does), and reach the API server directly, not through a proxy that re-signs TLS")];
+    }
+    return [fail(list.error.message, cause?.code || !cause ? "check KUBERNETES_SERVICE_HOST/PORT and any NetworkPolicy that blocks egress to the API server" : undefined)];
+  }
+  const findings = [ok(`TLS: ${cluster.server}'s certificate verifies against the mounted ca.crt`)];
+  const failed = [list, watch].flatMap((outcome) => (outcome.kind === "failed" ? [outcome.error] : []));
+  const refused = failed.find((error) => error.status === 401);
+  findings.push(refused ? fail(refused.message) : ok("the API server accepts the service account's token"));
+  const lastForbidden = failed.filter((error) => error.status === 403).at(-1);
+  for (const error of failed.filter((error) => error.status !== 401)) {
+    const yaml = error === lastForbidden ? rbacYaml(error.message, cluster.namespace) : undefined;
+    findings.push(fail(error.message, yaml && `apply this Role and RoleBinding (kubectl apply -n ${cluster.namespace} -f -)`, yaml));
+  }
+  if (watch.kind === "event" && watch.event.type === "ERROR") {
+    findings.push(warn(`the watch reported an error: ${quote(String(watch.event.object.message ?? watch.event.object.code))}`, "a run lists again and carries on; run --check again if it persists"));
+  }
+  if (failed.length === 0) findings.push(ok(`the service account may list and watch Pods in namespace ${cluster.namespace} (a run's own list and watch)`));
+  if (probe.ignored) findings.push(warn(probe.ignored, "check that KUBERNETES_SERVICE_HOST is the API server itself"));
+  const pod = `${cluster.namespace}/${cluster.podName}`;
+  if (probe.pod === null) findings.push(fail(`there is no Pod ${pod} (its name from ${env.POD_NAME ? "POD_NAME" : "the hostname"})`, `set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`));
+  else if (probe.pod) findings.push(ok(`found Pod ${pod}`));
+  return findings;
+}
+
+/** The Role and RoleBinding, with job.yaml's rule, for the ServiceAccount a 403 names; a name that is not a valid
+ * Kubernetes name never reaches the YAML. */
+export function rbacYaml(message: string, namespace: string): string[] {
+  const [, saNamespace = "", name = ""] = /User "system:serviceaccount:([^:"]+):([^:"]+)"/.exec(message) ?? [];
+  return [
+    "apiVersion: rbac.authorization.k8s.io/v1",
+    "kind: Role",
+    "metadata: {name: proa}",
+    `rules: [{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}]`,
+    "---",
+    "apiVersion: rbac.authorization.k8s.io/v1",
+    "kind: RoleBinding",
+    "metadata: {name: proa}",
+    `subjects: [{kind: ServiceAccount, name: ${DNS_SUBDOMAIN.test(name) ? name : "SERVICE_ACCOUNT"}, namespace: ${DNS_LABEL.test(saNamespace) ? saNamespace : namespace}}]`,
+    "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: proa}",
+  ];
+}
+
+export function checkOwnContainer(pod: Pod, hints: OwnContainerHints): { finding: Finding; name?: string } {
+  const regular = (pod.spec?.containers ?? []).map((c) => c.name);
+  try {
+    const { name, rule } = ownContainerName(pod, hints);
+    if (regular.length > 1 && rule.includes("first container")) {
+      return { name, finding: warn(`proa's own container is taken to be ${name}, the first of ${regular.join(", ")}: it could not be detected`, "set --container NAME (or PROA_CONTAINER) to the container proa runs in") };
+    }
+    return { name, finding: ok(`proa's own container is ${name} (${rule})`) };
+  } catch (error) {
+    return { finding: fail((error as Error).message, `set --container to one of: ${regular.join(", ")}`) };
+  }
+}
+
+type SpecContainer = { name: string; restartPolicy?: string; readinessProbe?: unknown };
+
+/** Each container a run waits for: its readiness now (information only), its readinessProbe, native or not. */
+export function checkContainers(pod: Pod, own: string, ready: Pick<ReadyOptions, "waitFor" | "ignore">): { findings: Finding[]; notReady?: string[] } {
+  let now;
+  try {
+    now = readiness(pod, own, ready.waitFor, ready.ignore);
+  } catch (error) {
+    return { findings: [fail((error as Error).message, "name containers of this Pod in --wait-for and --ignore")] };
+  }
+  // readiness() of the Pod without its status: every container it would wait for is "not ready".
+  const waited = readiness({ ...pod, status: {} }, own, ready.waitFor, ready.ignore).notReady;
+  if (waited.length === 0) return { findings: [ok("no other containers to wait for: a run starts the program at once")], notReady: [] };
+  const spec = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])] as SpecContainer[];
+  const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
+  const findings = waited.map((name) => {
+    const container = spec.find((c) => c.name === name);
+    const status = statuses.find((s) => s.name === name);
+    const what = `${container?.restartPolicy === "Always" ? "native sidecar" : "container"} ${name}: ${status?.ready ? "ready" : `not ready yet (${describeState(status?.state)})`}`;
+    if (container?.readinessProbe !== undefined) return ok(`${what}; it has a readinessProbe`);
+    return warn(`${what}; it has no readinessProbe, so it counts as ready as soon as it starts, before it may serve`, `give ${name} a readinessProbe that succeeds once it serves`);
+  });
+  if (now.failed) findings.push(warn(`a run in this Pod now would fail at once: ${now.failed}`, "see kubectl logs and kubectl describe pod for why it terminated"));
+  return { findings, notReady: now.notReady };
+}
+
+function describeState(state: ContainerState | undefined): string {
+  if (state?.running) return "running";
+  if (state?.terminated) return `terminated with exit code ${state.terminated.exitCode ?? "unknown"}${state.terminated.reason ? `, ${quote(state.terminated.reason, 80)}` : ""}`;
+  if (state?.waiting) return `waiting${state.waiting.reason ? `: ${quote(state.waiting.reason, 80)}` : ""}`;
+  return "no status yet";
+}
+
+export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined): Finding {
+  const policy = pod.spec?.restartPolicy ?? "Always";
+  if (policy === "Never") return ok("restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)");
+  const text = `restartPolicy ${policy}: a sidecar that dies is restarted, and proa keeps waiting for it`;
+  if (readyTimeoutMs !== undefined) return ok(`${text}, at most --ready-timeout (${readyTimeoutMs / 1000} s)`);
+  return warn(`${text}, with no limit`, "use restartPolicy: Never for a Job's Pod, or set --ready-timeout so that the wait ends");
+}
+
+// Envoy's admin /quitquitquit takes only POST: on Envoy's usual admin port, Istio's (15000) and pilot-agent's (15020).
+const ENVOY_ADMIN_PORTS = new Set(["9901", "15000", "15020"]);
+
+/** notReady: the containers not ready yet, which may not listen yet either (a refused port is then a warning). */
+export function checkShutdownUrls(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, urls: Facts["urls"], pod: Pod | undefined, notReady?: string[]): Finding[] {
+  const findings: Finding[] = [];
+  for (const { method, url, connect } of urls) {
+    const target = `shutdown ${method} ${redactUrl(url)}`;
+    const port = url.port || (url.protocol === "https:" ? "443" : "80");
+    const at = `${url.hostname}:${port}`;
+    if (connect.ok) findings.push(ok(`${target}: something accepts TCP connections at ${at} (connected and closed, no request sent)`));
+    else if (connect.code === "ECONNREFUSED" && notReady?.length) findings.push(warn(`${target}: nothing accepts TCP connections at ${at} yet (connection refused), while ${notReady.join(", ")} ${notReady.length === 1 ? "is" : "are"} not ready`, "run --check again once the sidecars are ready"));
+    else findings.push(fail(`${target}: cannot connect to ${at}: ${quote(connect.message, 200)}`, "check the URL's host and port against the sidecar's; a sidecar in the Pod is at localhost"));
+    if (method === "GET" && url.pathname === "/quitquitquit" && ENVOY_ADMIN_PORTS.has(port)) {
+      findings.push(warn(`${target}: Envoy's and Istio's /quitquitquit take only POST, and answer a GET 405 without stopping`, `use --shutdown-http-post ${redactUrl(url)}`));
+    }
+  }
+  if (urls.length === 0 && shutdown.kill.length === 0 && !shutdown.killAll) {
+    if (pod?.spec?.containers?.length === 1) findings.push(ok("no shutdown means given, and none needed: the Pod has no other regular container (the kubelet stops native sidecars)"));
+    else findings.push(warn("no shutdown means given: after the program exits, the sidecars keep running, proa waits for them until the shutdown budget ends, and a Job's Pod does not complete", "add --shutdown-http-post URL for each sidecar with a shutdown endpoint, or --kill NAME with shareProcessNamespace: true"));
+  }
+  return findings;
+}
+
+/** shareProcessNamespace, and what a run would signal now, chosen by shutdown.ts's own selectProcesses. */
+export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod | undefined, processes: Facts["processes"], own: OwnProcesses): Finding[] {
+  const findings: Finding[] = [];
+  const options = [...shutdown.kill.map((name) => `--kill ${name}`), ...(shutdown.killAll ? ["--kill-all"] : [])].join(", ");
+  const shared = (pod?.spec as { shareProcessNamespace?: boolean } | undefined)?.shareProcessNamespace === true;
+  if (pod && !shared) findings.push(fail(`${options}: the Pod spec does not set shareProcessNamespace: true, so proa sees only its own container's processes`, "add shareProcessNamespace: true to the Pod spec (a Job's spec.template.spec)"));
+  else if (pod) findings.push(ok(`${options}: the Pod shares its process namespace (shareProcessNamespace: true)`));
+  if (processes === undefined) return findings;
+  if ("error" in processes) return [...findings, warn(`cannot list the processes: ${quote(processes.error, 200)}`, "run --check where /proc is readable, as proa runs")];
+  const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, shutdown.kill, shutdown.killAll, own);
+  const signalled = (by: string) => targets.filter((t) => (t.rule === "--kill-all" ? "--kill-all" : t.name) === by).map((t) => `${processName(t.process)} (${t.process.pid}, by ${t.rule === "--kill-all" ? "name" : t.rule})`);
+  const visible = () => quote([...new Set(selectProcesses(processes, [], true, own).targets.map((t) => t.name))].sort().join(", ") || "none", 300);
+  for (const name of shutdown.kill) {
+    if (unmatched.includes(name)) findings.push(warn(`--kill ${name} matches no visible process; visible: ${visible()}`, "name the sidecar's executable as the list shows it"));
+    else if (!shutdown.killAll) findings.push(ok(`--kill ${name} would signal ${quote(signalled(name).join(", "), 300)}`));
+  }
+  if (shutdown.killAll) findings.push(ok(`--kill-all would signal ${quote(signalled("--kill-all").join(", ") || "nothing", 300)} (never PID 1, proa or its ancestors)`));
+  for (const name of interpreters) findings.push(warn(`--kill ${name} matches every program that ${name} runs, not one sidecar`, "name the sidecar's own executable if you can"));
+  if (!sidecarsVisible && (shared || !pod)) findings.push(warn("proa sees no process but PID 1 and its own", "add shareProcessNamespace: true to the Pod spec"));
+  return findings;
+}
+
+/** The budget a run's shutdown step starts with: shutdown.ts's rule. */
+export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined): Finding {
+  const source = timeoutMs !== undefined ? "--shutdown-timeout" : pod?.spec?.terminationGracePeriodSeconds !== undefined ? "the Pod's terminationGracePeriodSeconds" : "the default";
+  return ok(`shutdown budget ${(timeoutMs ?? gracePeriodMs(pod)) / 1000} s, from ${source}; after SIGTERM, never past a second before the grace period ends`);
+}
+
+/** As spawn (libuv's execvp) resolves it: the first executable file wins; EACCES from any candidate means 126. */
+export function checkProgram(program: ProgramFacts): Finding {
+  const name = quote(program.name, 200);
+  const found = program.candidates.find((c) => c.kind === "file" && c.executable);
+  if (found?.interpreter && !found.interpreter.found) {
+    return fail(`program ${name} is ${found.path}, whose #! line names ${quote(found.interpreter.path, 200)}, which is not in the image: a run would exit 127`, "install that interpreter in the image, or change the script's #! line");
+  }
+  if (found) return ok(`program ${name} is ${found.path}, executable`);
+  const denied = program.candidates.find((c) => c.kind !== "missing");
+  if (denied) {
+    const why = denied.kind === "file" ? "has no execute permission" : `is a ${denied.kind === "directory" ? "directory" : "special file"}`;
+    return fail(`program ${name}: ${denied.path} ${why}: a run would exit 126`, `chmod +x ${denied.path} in the image, or give the program's full path`);
+  }
+  const where = program.name.includes("/") ? "does not exist" : `is not on PATH (${quote(program.path, 200)})`;
+  return fail(`program ${name} ${where}: a run would exit 127`, "install it in the image, or give its full path after --");
+}
+
+/** The paths spawn tries for a program name: the name itself when it has a slash, else each PATH entry in turn. */
+export function programCandidates(name: string, path: string, cwd: string): string[] {
+  if (name.includes("/")) return [resolve(cwd, name)];
+  return path.split(":").map((dir) => resolve(cwd, dir, name));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Gathering: the only I/O, all of it read-only
+
+export interface GatherTiming {
+  connectMs: number; // a shutdown URL's TCP connect
+  api: Partial<Timing>; // passed to probePod
+}
+const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, api: { idleMarginMs: 10_000 } };
+
+export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log: Log, timing: Partial<GatherTiming> = {}): Promise<Facts> {
+  const t = { ...DEFAULT_GATHER, ...timing };
+  let cluster: Cluster | undefined;
+  let clusterFacts: Facts["cluster"];
+  try {
+    cluster = loadCluster(env, options.shutdown.userAgent);
+    clusterFacts = { ok: true, server: cluster.server, namespace: cluster.namespace, podName: cluster.podName, dir: cluster.tokenFile.replace(/\/token$/, "") };
+  } catch (error) {
+    clusterFacts = { ok: false, message: (error as Error).message };
+  }
+  const requests = [...options.shutdown.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.shutdown.httpPost.map((url) => ({ method: "POST" as const, url }))];
+  const connectMs = Math.min(options.shutdown.requestTimeoutMs, t.connectMs);
+  try {
+    const [probe, connects] = await Promise.all([cluster && probePod(cluster, log, t.api), Promise.all(requests.map(({ url }) => connectAndClose(url, connectMs)))]);
+    const facts: Facts = {
+      env,
+      nodeVersion: process.versions.node,
+      cluster: clusterFacts,
+      ...(probe ? { probe } : {}),
+      hints: ownContainerHints(options.ready.container),
+      urls: requests.map((request, i) => ({ ...request, connect: connects[i]! })),
+      own: { pid: process.pid, ppid: process.ppid },
+    };
+    if (options.shutdown.kill.length > 0 || options.shutdown.killAll) {
+      try {
+        facts.processes = readProcesses();
+      } catch (error) {
+        facts.processes = { error: String(error) };
+      }
+    }
+    // libuv's search path when the environment has no PATH (_PATH_DEFPATH).
+    if (options.command[0]) facts.program = programFacts(options.command[0], env.PATH ?? "/usr/bin:/bin");
+    return facts;
+  } finally {
+    cluster?.agent.destroy();
+  }
+}
+
+/** Connects to the URL's host and port and closes at once, writing nothing: a request could shut a sidecar down. */
+function connectAndClose(url: URL, timeoutMs: number): Promise<Attempt> {
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  return new Promise((settle) => {
+    const socket = connect({ host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port });
+    const done = (attempt: Attempt) => {
+      clearTimeout(timer);
+      socket.destroy();
+      settle(attempt);
+    };
+    const timer = setTimeout(() => done({ ok: false, code: "ETIMEDOUT", message: `no connection within ${timeoutMs} ms` }), timeoutMs);
+    socket.once("connect", () => done({ ok: true }));
+    socket.once("error", (error: NodeJS.ErrnoException) => done({ ok: false, code: error.code ?? "", message: error.code === "ECONNREFUSED" ? "connection refused" : error.message }));
+  });
+}
+
+function programFacts(name: string, path: string): ProgramFacts {
+  const candidates = programCandidates(name, path, process.cwd()).map((file): Candidate => {
+    const stat = statSync(file, { throwIfNoEntry: false });
+    if (!stat) return { path: file, kind: "missing", executable: false };
+    const candidate: Candidate = { path: file, kind: stat.isFile() ? "file" : stat.isDirectory() ? "directory" : "other", executable: (stat.mode & 0o111) !== 0 };
+    const interpreter = candidate.kind === "file" && candidate.executable ? shebang(file) : undefined;
+    if (interpreter) candidate.interpreter = { path: interpreter, found: statSync(resolve(interpreter), { throwIfNoEntry: false })?.isFile() === true };
+    return candidate;
+  });
+  return { name, path, candidates };
+}
+
+/** The interpreter a script's #! line names, if the file starts with one. */
+function shebang(file: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const head = Buffer.alloc(256);
+    const text = head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString("latin1");
+    return /^#!\s*(\S+)/.exec(text)?.[1];
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The mode
+
+/** Gathers, judges, prints the report on stdout; returns 1 when a check failed, else 0. */
+export async function runCheck(options: CheckOptions, env: NodeJS.ProcessEnv, log: Log, write = (text: string) => void process.stdout.write(text)): Promise<number> {
+  log.info("checking the setup: nothing is run, sent or signalled");
+  const findings = judge(options, await gather(options, env, log));
+  write(formatReport(findings));
+  const count = (verdict: Verdict) => findings.filter((f) => f.verdict === verdict).length;
+  log.info("check finished", { ok: count("ok"), warn: count("warn"), fail: count("FAIL") });
+  return checkStatus(findings);
+}

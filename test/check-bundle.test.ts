@@ -1,0 +1,260 @@
+// proa --check as a black box: the bundle as a real process against the fake API server over HTTPS, a TCP server
+// standing in for a shutdown endpoint, and real files for the program. What it must never do is checked as closely as
+// what it reports: no program run, no shutdown request (a connection, no byte), no signal, nothing but a list and a watch.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { FORBIDDEN, OTHER_CA, podWith, startFakeApiServer, UNAUTHORIZED, type FakeApiServer } from "./fake-apiserver.ts";
+import { BUNDLE, startProa } from "./helpers/proa-process.ts";
+import { startTcpCounter, type TcpCounter } from "./helpers/tcp-counter.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "proa-check-"));
+const pod = () => podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: { "sidecar-1": true } });
+const VERDICT_OR_YAML = /^(ok |warn|FAIL|       )/;
+const unshareMount = spawnSync("unshare", ["--mount", "true"]).status === 0 ? false : "needs `unshare --mount` (root or user namespaces)";
+
+let api: FakeApiServer;
+let endpoint: TcpCounter;
+before(async () => {
+  api = await startFakeApiServer({ pod: pod() });
+  endpoint = await startTcpCounter();
+});
+after(async () => {
+  await endpoint.close();
+  await api.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Runs `proa --check ARGS` in the fake Pod as container main; resolves with its exit status, report and log. */
+async function check(args: string[], env: Record<string, string> = {}, server: FakeApiServer = api, nodeWritesStderr = false, command?: string[]) {
+  const proa = startProa(["--check", ...args], { ...server.env(), PROA_CONTAINER: "main", ...env }, command);
+  const timer = setTimeout(() => proa.child.kill("SIGKILL"), 20_000); // a hang fails, never blocks the suite
+  const { code } = await proa.exit.finally(() => clearTimeout(timer));
+  const report = proa.stdout;
+  assert.deepEqual(report.filter((line) => !VERDICT_OR_YAML.test(line)), [], "every stdout line is a verdict line or indented YAML");
+  if (!nodeWritesStderr) assert.deepEqual(proa.logs.filter((r) => r.level === "NOT JSON"), [], "stderr is JSON lines");
+  const line = (pattern: RegExp) => {
+    const found = report.filter((l) => pattern.test(l));
+    assert.equal(found.length, 1, `expected one report line matching ${pattern}:\n${report.join("\n")}`);
+    return found[0]!;
+  };
+  return { code, report, text: report.join("\n"), line, stderr: proa.stderr() };
+}
+
+describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
+  test("a working setup: exit 0; it names proa's container, both sidecars, the shutdown URL's host:port; nothing is run or sent", async () => {
+    const marker = join(scratch, "ran");
+    const requestsBefore = api.requests.length;
+    const connectionsBefore = endpoint.connections;
+    const url = endpoint.url("/quitquitquit");
+    const r = await check(["--shutdown-http-post", url, "--", process.execPath, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "ran")`]);
+    assert.equal(r.code, 0, r.text);
+    assert.match(r.line(/own container/), /^ok +proa's own container is main \(--container\)$/);
+    assert.match(r.line(/sidecar-1/), /^ok +container sidecar-1: ready; it has a readinessProbe$/);
+    assert.match(r.line(/sidecar-2/), /^ok +container sidecar-2: not ready yet \(running\); it has a readinessProbe$/);
+    assert.match(r.line(/^\w+ +shutdown POST/), new RegExp(`^ok +shutdown POST ${url}: something accepts TCP connections at ${endpoint.hostPort} \\(connected and closed, no request sent\\)$`));
+    assert.match(r.line(/^ok +program /), new RegExp(`is ${process.execPath}, executable`));
+    assert.match(r.line(/may list and watch/), /^ok /);
+
+    assert.equal(existsSync(marker), false, "the program never runs");
+    await endpoint.settled(connectionsBefore + 1);
+    assert.equal(endpoint.connections - connectionsBefore, 1, "one connection to the shutdown endpoint");
+    assert.equal(endpoint.bytes, 0, "and not one byte sent on it");
+    const requests = api.requests.slice(requestsBefore);
+    assert.deepEqual(requests.map((q) => q.method), ["GET", "GET"], "a list and a watch, nothing else");
+    assert.match(requests[0]!.url, /^\/api\/v1\/namespaces\/proa-e2e\/pods\?fieldSelector=metadata\.name%3Dproa-demo$/);
+    const listed = api.pod()!.metadata!.resourceVersion!; // no bookmarks here: the list's resourceVersion is the Pod's
+    assert.match(requests[1]!.url, new RegExp(`&watch=1&resourceVersion=${listed}&allowWatchBookmarks=true&timeoutSeconds=1$`), "the watch starts from the list's resourceVersion");
+    assert.ok(requests.every((q) => q.authorized && q.userAgent?.startsWith("proa/")));
+  });
+
+  test("without a program after --, the check runs and skips only the program's line", async () => {
+    const r = await check(["-p", endpoint.url("/quit")]);
+    assert.equal(r.code, 0, r.text);
+    assert.ok(!r.report.some((l) => / program /.test(l)));
+  });
+
+  test("a refused shutdown port: a warning while sidecar-2 is not ready, a FAIL once every sidecar is", async () => {
+    const closed = await startTcpCounter();
+    const url = closed.url("/quit");
+    await closed.close();
+    const early = await check(["-p", url]);
+    assert.equal(early.code, 0, early.text);
+    assert.match(early.line(/shutdown POST/), new RegExp(`^warn shutdown POST ${url}: nothing accepts TCP connections at ${closed.hostPort} yet \\(connection refused\\), while sidecar-2 is not ready`));
+    api.setPod(podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true }));
+    try {
+      const late = await check(["-p", url]);
+      assert.equal(late.code, 1, late.text);
+      assert.match(late.line(/shutdown POST/), new RegExp(`^FAIL shutdown POST ${url}: cannot connect to ${closed.hostPort}: connection refused; fix: check the URL's host and port`));
+    } finally {
+      api.setPod(pod());
+    }
+  });
+
+  test("proa's own container from the kubelet's termination-log mount in /proc/self/mountinfo (in a mount namespace)", { skip: unshareMount }, async () => {
+    // Laid out as the kubelet's bind mount of a container's termination log: .../pods/<Pod uid>/containers/<name>/<id>.
+    const source = join(scratch, "kubelet", "pods", api.pod()!.metadata!.uid!, "containers", "sidecar-1", "4c7f0e21");
+    mkdirSync(dirname(source), { recursive: true });
+    writeFileSync(source, "");
+    const target = join(scratch, "termination-log");
+    writeFileSync(target, "");
+    const inNamespace = ["unshare", "--mount", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", source, target, process.execPath, BUNDLE];
+    const r = await check(["-p", endpoint.url("/q")], { PROA_CONTAINER: "" }, api, false, inNamespace);
+    assert.match(r.line(/own container/), /^ok +proa's own container is sidecar-1 \(the termination log mount in \/proc\/self\/mountinfo\)$/);
+    assert.deepEqual(r.report.filter((l) => / container (main|sidecar-\d):/.test(l)).map((l) => /container (\S+):/.exec(l)![1]), ["main", "sidecar-2"]);
+  });
+
+  test("bad usage is still exit 2, with the usage error on stderr and no report", async () => {
+    const r = await check(["--shutdown-timeout", "soon"]);
+    assert.equal(r.code, 2);
+    assert.deepEqual(r.report, []);
+    assert.match(r.stderr, /--shutdown-timeout needs a duration/);
+  });
+
+  test("403 to the list and the watch: a FAIL for each naming the user, the Role and RoleBinding to apply, exit 1", async () => {
+    const watchForbidden = { ...FORBIDDEN, message: (FORBIDDEN as { message: string }).message.replace("cannot list", "cannot watch") };
+    api.fail({ on: "list", status: 403, body: FORBIDDEN }, { on: "watch", status: 403, body: watchForbidden });
+    const r = await check(["-p", endpoint.url("/quit")]);
+    assert.equal(r.code, 1, r.text);
+    assert.match(r.line(/^\w+ +listing Pod/), /^FAIL listing Pod proa-e2e\/proa-demo at .* failed: HTTP 403: .*User "system:serviceaccount:proa-e2e:proa-nobody" cannot list/);
+    assert.match(r.line(/^\w+ +watching Pod/), /^FAIL watching Pod .*cannot watch resource "pods".*; fix: apply this Role and RoleBinding \(kubectl apply -n proa-e2e -f -\)$/);
+    assert.ok(r.report.includes(`       rules: [{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}]`), r.text);
+    assert.ok(r.report.includes("       subjects: [{kind: ServiceAccount, name: proa-nobody, namespace: proa-e2e}]"), r.text);
+    assert.match(r.line(/^warn +not checked/), /the Pod could not be read/);
+  });
+
+  test("a hostile 403: a 60 KB message with newlines, fake report lines and a bearer token is capped, flattened and masked", async () => {
+    const message = `no\nFAIL forged line\r\nok forged\u001b[2J Authorization: Bearer eyJforged.token.value ${"A".repeat(60_000)}`;
+    api.fail({ on: "list", status: 403, body: { ...FORBIDDEN, message } }, { on: "watch", status: 403, body: "plain\ntext\n".repeat(1000) });
+    const r = await check([]);
+    assert.equal(r.code, 1);
+    assert.ok(r.text.length < 8000, `the report is ${r.text.length} characters`);
+    assert.ok(!r.text.includes("eyJforged"), "the token in the answer is masked");
+    assert.ok(!r.text.includes("\u001b"), "no control characters reach the terminal");
+    assert.ok(!r.report.some((l) => /^(FAIL|ok) +(forged|forged line)/.test(l)));
+  });
+
+  test("an answer longer than kube.ts reads (64 KiB) is a FAIL that says so, not a crash", async () => {
+    api.fail({ on: "list", status: 403, body: { ...FORBIDDEN, message: "x".repeat(100_000) } });
+    const r = await check([]);
+    assert.equal(r.code, 1);
+    assert.match(r.line(/listing Pod/), /^FAIL .*longer than 65536 bytes$/);
+  });
+
+  test("401: FAIL, the token refused", async () => {
+    api.fail({ on: "list", status: 401, body: UNAUTHORIZED }, { on: "list", status: 401, body: UNAUTHORIZED }, { on: "watch", status: 401, body: UNAUTHORIZED }, { on: "watch", status: 401, body: UNAUTHORIZED });
+    const r = await check([]);
+    assert.equal(r.code, 1);
+    assert.match(r.line(/HTTP 401/), /^FAIL listing Pod .* failed: HTTP 401: Unauthorized; the token at .* was re-read and still refused/);
+  });
+
+  test("NODE_DEBUG for every module that could print the token: a warning that proa keeps it out, and it is in neither the report nor stderr", async () => {
+    const r = await check(["-p", endpoint.url("/q")], { NODE_DEBUG: "http,https,net,tls,http2" }, api, true);
+    assert.equal(r.code, 0, r.text);
+    assert.match(r.line(/NODE_DEBUG/), /^warn NODE_DEBUG is set: .*\(proa keeps the token out of it\)/);
+    assert.match(r.stderr, /HTTPS|HTTP|TLS|NET/, "Node.js did write its debugging to stderr");
+    assert.ok(!r.text.includes(api.token) && !r.stderr.includes(api.token), "the token is neither in the report nor on stderr");
+  });
+
+  test("a CA that did not sign the API server's certificate: TLS FAIL, exit 1, no request reached the server", async () => {
+    const other = await startFakeApiServer({ pod: pod(), ca: OTHER_CA });
+    try {
+      const r = await check([], {}, other);
+      assert.equal(r.code, 1);
+      assert.match(r.line(/^FAIL TLS/), /^FAIL TLS: listing Pod .* failed: .*certificate.*; fix: mount the cluster's own CA as ca\.crt/);
+      assert.deepEqual(other.requests, [], "no request reached the server: TLS failed first");
+    } finally {
+      await other.close();
+    }
+  });
+
+  test("NODE_TLS_REJECT_UNAUTHORIZED=0 is a warning that proa ignores it, and true: with a CA that did not sign the server's certificate, TLS still fails", async () => {
+    const other = await startFakeApiServer({ pod: pod(), ca: OTHER_CA });
+    try {
+      const r = await check([], { NODE_TLS_REJECT_UNAUTHORIZED: "0" }, other, true);
+      assert.equal(r.code, 1);
+      assert.match(r.line(/NODE_TLS_REJECT_UNAUTHORIZED/), /^warn NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it/);
+      assert.match(r.line(/^\w+ +TLS/), /^FAIL TLS: /);
+      assert.deepEqual(other.requests, [], "no request reached the server");
+    } finally {
+      await other.close();
+    }
+  });
+
+  test("a list that holds another Pod: by the run's own rule it is not taken for this one, a warning says so, and there is no Pod", async () => {
+    const other = podWith({ sidecars: ["sidecar-1"], name: "someone-else" });
+    api.fail({ on: "list", chunks: [JSON.stringify({ kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "7" }, items: [other] })], end: "clean" });
+    const r = await check(["-p", endpoint.url("/q")]);
+    assert.equal(r.code, 1, r.text);
+    assert.match(r.line(/someone-else/), /^warn the API server sent Pod proa-e2e\/someone-else when asked for proa-e2e\/proa-demo: ignoring it/);
+    assert.match(r.line(/there is no Pod/), /^FAIL there is no Pod proa-e2e\/proa-demo \(its name from POD_NAME\)/);
+    assert.ok(!r.report.some((l) => /own container|sidecar-1/.test(l)), r.text);
+  });
+
+  test("it writes nothing, and connects only to the API server and the shutdown URL's host and port (recorded by a preload)", async () => {
+    const record = join(scratch, "io.jsonl");
+    writeFileSync(record, "");
+    const recorder = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
+    const r = await check(["-p", endpoint.url("/q"), "--", "node"], { PROA_TEST_IO_RECORD: record }, api, false, [process.execPath, "--require", recorder, BUNDLE]);
+    assert.equal(r.code, 0, r.text);
+    const io = readFileSync(record, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { kind: string; target: string });
+    assert.deepEqual(io.filter((e) => e.kind === "write"), []);
+    assert.deepEqual([...new Set(io.filter((e) => e.kind === "connect").map((e) => e.target))].sort(), [`${api.host}:${api.port}`, endpoint.hostPort].sort());
+  });
+
+  test("a POD_NAME that names no Pod: FAIL with the rule and the downward API, exit 1", async () => {
+    const r = await check([], { POD_NAME: "no-such-pod" });
+    assert.equal(r.code, 1);
+    assert.match(r.line(/there is no Pod/), /^FAIL there is no Pod proa-e2e\/no-such-pod \(its name from POD_NAME\); fix: .*fieldPath: metadata\.name/);
+  });
+
+  test("outside a Pod: FAIL naming the missing variables, exit 1, no stack trace", async () => {
+    const r = await check([], { KUBERNETES_SERVICE_HOST: "" });
+    assert.equal(r.code, 1);
+    assert.match(r.line(/KUBERNETES_SERVICE_HOST/), /^FAIL KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  test("the program: 127 when missing, 126 when not executable or a directory, 127 when its #! interpreter is missing", async () => {
+    const plain = join(scratch, "plain.sh");
+    writeFileSync(plain, "#!/bin/sh\ntrue\n");
+    chmodSync(plain, 0o644);
+    const orphan = join(scratch, "orphan.sh");
+    writeFileSync(orphan, "#!/no/such/interpreter\ntrue\n");
+    chmodSync(orphan, 0o755);
+    const good = join(scratch, "good.sh");
+    writeFileSync(good, "#!/bin/sh\ntouch ran\n");
+    chmodSync(good, 0o755);
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [["no-such-program-x"], {}, /^FAIL program no-such-program-x is not on PATH .*a run would exit 127/],
+      [[plain], {}, /^FAIL .*has no execute permission: a run would exit 126/],
+      [[scratch], {}, /^FAIL .*is a directory: a run would exit 126/],
+      [[orphan], {}, /^FAIL .*#! line names \/no\/such\/interpreter, which is not in the image: a run would exit 127/],
+      [["good.sh"], { PATH: `/nonexistent:${scratch}` }, new RegExp(`^ok +program good\\.sh is ${scratch}/good\\.sh, executable`)],
+    ];
+    for (const [program, env, expected] of cases) {
+      const r = await check(["-p", endpoint.url("/q"), "--", ...program], env);
+      assert.match(r.line(/ program /), expected);
+      assert.equal(r.code, expected.source.startsWith("^FAIL") ? 1 : 0, r.text);
+    }
+    assert.equal(existsSync(join(process.cwd(), "ran")), false);
+  });
+
+  test("--kill: FAIL without shareProcessNamespace, and the process it names is not signalled", async () => {
+    const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const r = await check(["--kill", "sleep"]);
+      assert.equal(r.code, 1);
+      assert.match(r.line(/shareProcessNamespace/), /^FAIL --kill sleep: the Pod spec does not set shareProcessNamespace: true/);
+      assert.match(r.line(/--kill sleep would/), new RegExp(`sleep \\(${sleeper.pid}, by executable\\)`));
+      assert.equal(sleeper.exitCode, null);
+      assert.equal(sleeper.signalCode, null, "the check sends no signal");
+    } finally {
+      sleeper.kill("SIGKILL");
+    }
+  });
+});
