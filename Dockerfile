@@ -10,7 +10,7 @@ FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts ./
+COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts readyurl.ts ./
 # Writes /build/dist/proa.js: one CommonJS file with a node shebang, no dependencies at run time.
 RUN npm run build
 

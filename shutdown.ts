@@ -17,10 +17,15 @@ export interface ShutdownOptions {
   userAgent: string;
 }
 
+/** How the shutdown step sees the sidecars exit: by watching the Pod (podExitWatch), or by their ready URLs'
+ * ports refusing connections (readyurl.ts). Resolves with the sidecars still running at the deadline. */
+export interface ExitWatch {
+  waitForExit(deadline: number, log: Log): Promise<string[]>;
+}
+
 export interface ShutdownContext {
-  cluster?: Cluster; // undefined when in-cluster config could not be loaded: then no wait for exit
+  sidecars?: ExitWatch; // undefined: no wait for exit
   pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp)
-  ownContainer?: string;
   childPid?: number; // excluded from --kill-all
   terminatingSince?: number; // when proa received SIGTERM: the kubelet's grace period started then
 }
@@ -32,8 +37,6 @@ const BEFORE_KUBELET_KILL_MS = 1000;
 export interface ShutdownTiming {
   /** Delays before retrying a refused connection (the sidecar may be restarting), as long as the budget allows. */
   refusedRetryDelaysMs: number[];
-  /** Passed on to the Pod watch. */
-  watch?: Partial<Timing>;
 }
 
 const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000] };
@@ -41,7 +44,7 @@ const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1
 /** Never throws; logs each problem on its own line. The whole step is bounded by shutdownBudgetMs. */
 export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<void> {
   try {
-    const { refusedRetryDelaysMs, watch } = { ...DEFAULT_TIMING, ...timing };
+    const { refusedRetryDelaysMs } = { ...DEFAULT_TIMING, ...timing };
     const start = context.terminatingSince === undefined ? Date.now() : context.terminatingSince - BEFORE_KUBELET_KILL_MS;
     const deadline = start + shutdownBudgetMs(context.pod, options.timeoutMs);
     const budgetMs = Math.max(0, deadline - Date.now());
@@ -54,7 +57,10 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     }
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, refusedRetryDelaysMs, log)));
     if (options.kill.length > 0 || options.killAll) signalProcesses(options, context.childPid, log);
-    await Promise.all([sent, waitForExit(context, deadline, budgetMs, watch, log)]);
+    const [, stillRunning = []] = await Promise.all([sent, context.sidecars?.waitForExit(deadline, log)]);
+    if (stillRunning.length > 0) {
+      log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${stillRunning.join(", ")}; proa exits anyway`, { stillRunning, budgetMs });
+    }
   } catch (error) {
     log.error("shutting the sidecars down failed unexpectedly", { error: String(error) });
   }
@@ -213,16 +219,28 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Waiting for the sidecars to exit
+// Waiting for the sidecars to exit, by watching the Pod
 
-async function waitForExit(context: ShutdownContext, deadline: number, budgetMs: number, watchTiming: Partial<Timing> | undefined, log: Log): Promise<void> {
+/** What proa knows of its Pod: the API to watch it (once loaded), and the last snapshot with proa's own container. */
+export interface PodSeen {
+  cluster?: Cluster;
+  pod?: Pod;
+  ownContainer?: string;
+}
+
+/** Each regular sidecar counts as exited once the Pod shows it terminated. */
+export function podExitWatch(seen: PodSeen, watchTiming?: Partial<Timing>): ExitWatch {
+  return { waitForExit: (deadline, log) => waitForExit(seen, deadline, watchTiming, log) };
+}
+
+async function waitForExit(context: PodSeen, deadline: number, watchTiming: Partial<Timing> | undefined, log: Log): Promise<string[]> {
   const { cluster, ownContainer } = context;
   if (!cluster || !ownContainer) {
     log.info("not waiting for the sidecars to exit: proa did not get to know its Pod and its own container");
-    return;
+    return [];
   }
   let running = context.pod ? runningContainers(context.pod, ownContainer) : undefined;
-  if (running?.length === 0) return;
+  if (running?.length === 0) return [];
   // The watch retries an unreachable API on its own; aborting it at the deadline is what bounds the wait.
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(new Error("the shutdown budget is spent")), deadline - Date.now());
@@ -230,7 +248,7 @@ async function waitForExit(context: ShutdownContext, deadline: number, budgetMs:
     for await (const pod of watchPod(cluster, log, stop.signal, watchTiming)) {
       if (pod === null) {
         log.info("the Pod is gone, so there are no sidecars left to wait for");
-        return;
+        return [];
       }
       // A container counts as exited once seen terminated, even if the kubelet restarts it afterwards.
       const now = runningContainers(pod, ownContainer).filter((name) => running?.includes(name) ?? true);
@@ -240,20 +258,19 @@ async function waitForExit(context: ShutdownContext, deadline: number, budgetMs:
         log.info(`${name} exited${code === undefined ? "" : ` with ${code}`}; ${rest}`, { container: name, exitCode: code, stillRunning: now });
       }
       running = now;
-      if (running.length === 0) return;
+      if (running.length === 0) return [];
     }
   } catch (error) {
     if (!stop.signal.aborted) {
       const message = error instanceof Error ? error.message : String(error);
       log.warn("stopped waiting for the sidecars to exit: watching the Pod failed", { error: message, stillRunning: running });
-      return;
+      return [];
     }
   } finally {
     clearTimeout(timer);
     stop.abort();
   }
-  const still = (running ?? ["unknown"]).join(", ");
-  log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${still}; proa exits anyway`, { stillRunning: running, budgetMs });
+  return running ?? ["unknown"];
 }
 
 function exitCode(pod: Pod, container: string): number | undefined {

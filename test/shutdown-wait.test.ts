@@ -5,8 +5,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadCluster, type Cluster } from "../kube.ts";
-import { shutDownSidecars, type ShutdownOptions, type ShutdownTiming } from "../shutdown.ts";
+import { loadCluster, type Cluster, type Pod, type Timing } from "../kube.ts";
+import { podExitWatch, shutDownSidecars, type ShutdownOptions } from "../shutdown.ts";
 import { podWith, startFakeApiServer, type FakeApiServer, type PodShape } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -20,7 +20,13 @@ const options = (timeoutMs: number, overrides: Partial<ShutdownOptions> = {}): S
   userAgent: "proa/test",
   ...overrides,
 });
-const timing: Partial<ShutdownTiming> = { watch: { backoffBaseMs: 20, backoffMaxMs: 50 } };
+const timing: Partial<Timing> = { backoffBaseMs: 20, backoffMaxMs: 50 };
+/** The shutdown step's context in the Pod mode: what main hands it after a wait that saw the Pod. */
+const seenPod = (cluster: Cluster, pod: Pod | undefined, watchTiming = timing, more: { terminatingSince?: number } = {}) => ({
+  sidecars: podExitWatch({ cluster, pod, ownContainer: "main" }, watchTiming),
+  pod,
+  ...more,
+});
 const sidecars: PodShape = { sidecars: ["sidecar-1", "sidecar-2"], nativeSidecars: ["istio-proxy"], ready: true };
 
 let server: FakeApiServer | undefined;
@@ -46,7 +52,7 @@ describe("waiting for the sidecars to exit", () => {
   test("waits until every regular sidecar has exited, logging each exit and who still runs, but not for native sidecars", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing));
+    const done = timed(() => shutDownSidecars(options(5000), seenPod(cluster, api.pod() ?? undefined), log));
     await sleep(100);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 } } }));
     await sleep(100);
@@ -65,7 +71,7 @@ describe("waiting for the sidecars to exit", () => {
   test("when the budget runs out it logs which sidecars are still running and returns", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(400), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing));
+    const done = timed(() => shutDownSidecars(options(400), seenPod(cluster, api.pod() ?? undefined), log));
     await sleep(100);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-2": { exitCode: 0 } } }));
     const elapsed = await done;
@@ -76,8 +82,8 @@ describe("waiting for the sidecars to exit", () => {
   test("after SIGTERM the budget counts from the signal and ends a second before the kubelet's kill", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", terminatingSince: Date.now() - 600 };
-    const elapsed = await timed(() => shutDownSidecars(options(2000), context, log, timing));
+    const context = seenPod(cluster, api.pod() ?? undefined, timing, { terminatingSince: Date.now() - 600 });
+    const elapsed = await timed(() => shutDownSidecars(options(2000), context, log));
     assert.ok(elapsed >= 350 && elapsed < 700, `took ${elapsed} ms: 2000 ms budget - 600 ms since SIGTERM - 1000 ms margin`);
     assert.match(messages(log, "warn")[0] ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
   });
@@ -85,7 +91,7 @@ describe("waiting for the sidecars to exit", () => {
   test("a sidecar the kubelet restarts after it exited counts as exited", async () => {
     const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
     const log = recordingLog();
-    const done = shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing);
+    const done = shutDownSidecars(options(5000), seenPod(cluster, api.pod() ?? undefined), log);
     await sleep(50);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 1 } } }));
     await sleep(50);
@@ -100,7 +106,7 @@ describe("waiting for the sidecars to exit", () => {
   test("sidecars that had already exited, or none at all, need no watch", async () => {
     const { api, cluster } = await start({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } } });
     for (const pod of [api.pod() ?? undefined, podWith({})]) {
-      const elapsed = await timed(() => shutDownSidecars(options(5000), { cluster, pod, ownContainer: "main" }, recordingLog(), timing));
+      const elapsed = await timed(() => shutDownSidecars(options(5000), seenPod(cluster, pod), recordingLog()));
       assert.ok(elapsed < 100, `took ${elapsed} ms`);
     }
     assert.deepEqual(api.requests, []);
@@ -109,7 +115,7 @@ describe("waiting for the sidecars to exit", () => {
   test("a Pod that disappears from the API ends the wait", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing));
+    const done = timed(() => shutDownSidecars(options(5000), seenPod(cluster, api.pod() ?? undefined), log));
     await sleep(100);
     api.setPod(null);
     assert.ok((await done) < 1000);
@@ -125,8 +131,8 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     const log = recordingLog();
-    const context = { cluster: { ...cluster, port }, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(300), context, log, timing));
+    const context = seenPod({ ...cluster, port }, api.pod() ?? undefined);
+    const elapsed = await timed(() => shutDownSidecars(options(300), context, log));
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
     assert.equal(messages(log, "warn").at(-1), "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway");
   });
@@ -138,8 +144,8 @@ describe("an API server that cannot be reached does not stall proa past the budg
     await new Promise((resolve) => hanging.once("listening", resolve));
     const url = new URL(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`);
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, timing));
+    const context = seenPod(cluster, api.pod() ?? undefined);
+    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log));
     hanging.closeAllConnections();
     hanging.close();
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
@@ -153,8 +159,8 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const { api, cluster } = await start(sidecars);
     api.fail(...Array.from({ length: 20 }, () => ({ status: 403 })));
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(5000), context, log, { watch: { ...timing.watch, giveUpMs: 100 } }));
+    const context = seenPod(cluster, api.pod() ?? undefined, { ...timing, giveUpMs: 100 });
+    const elapsed = await timed(() => shutDownSidecars(options(5000), context, log));
     assert.ok(elapsed < 1000, `took ${elapsed} ms`);
     const stopped = log.lines.find((line) => line.msg.startsWith("stopped waiting"));
     assert.deepEqual(stopped?.fields.stillRunning, ["sidecar-1", "sidecar-2"]);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, test } from "node:test";
 import type { Pod } from "../kube.ts";
-import { readProcesses, selectProcesses, shutDownSidecars, shutdownBudgetMs, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownBudgetMs, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 type Urls = { httpGet?: string[]; httpPost?: string[] };
@@ -178,7 +178,7 @@ describe("shutDownSidecars without means or knowledge", () => {
 
   test("without a cluster, a Pod or an own container it returns at once: there is nothing to wait for", async () => {
     const pod: Pod = { spec: { containers: [{ name: "main" }, { name: "sidecar-1" }] } };
-    for (const context of [{}, { pod }, { pod, ownContainer: "main" }]) {
+    for (const context of [{}, { pod }, { pod, sidecars: podExitWatch({ pod, ownContainer: "main" }) }]) {
       const elapsed = await timed(() => shutDownSidecars(options({}), context, recordingLog()));
       assert.ok(elapsed < 100, `took ${elapsed} ms`);
     }
