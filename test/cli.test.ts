@@ -67,6 +67,12 @@ describe("command line", () => {
     assert.equal(run(["true"]).ready.container, undefined);
   });
 
+  test("--ready-url is repeatable, and PROA_CONTAINER in the environment does not conflict with it", () => {
+    assert.deepEqual(run(["true"]).readyUrls, []);
+    const options = run(["--ready-url", "http://localhost:15021/healthz/ready", "--ready-url=https://localhost:9901/ready", "true"], { PROA_CONTAINER: "app" });
+    assert.deepEqual(options.readyUrls.map(String), ["http://localhost:15021/healthz/ready", "https://localhost:9901/ready"]);
+  });
+
   test("--help and --version win over a missing program", () => {
     assert.deepEqual(parseCommandLine(["--help"], {}), { kind: "help" });
     assert.deepEqual(parseCommandLine(["-V"], {}), { kind: "version" });
@@ -83,6 +89,10 @@ describe("command line", () => {
     ["a value that is not a URL", ["-p", "localhost:9091", "true"], /--shutdown-http-post needs an http/],
     ["a bad duration", ["--ready-timeout", "soon", "true"], /--ready-timeout needs a duration like 90s/],
     ["a value given to a flag", ["--kill-all=yes", "true"], /kill-all/],
+    ["a ready URL that is not http(s)", ["--ready-url", "tcp://localhost:4191", "true"], /--ready-url needs an http:\/\/ or https:\/\/ URL/],
+    ["--container with --ready-url", ["--ready-url", "http://a/ready", "-c", "main", "true"], /--container cannot be combined with --ready-url/],
+    ["--wait-for with --ready-url", ["-w", "proxy", "--ready-url", "http://a/ready", "true"], /--wait-for cannot be combined with --ready-url: .* knows no containers by name/],
+    ["--ignore with --ready-url", ["--ready-url", "http://a/ready", "--ignore=logger", "true"], /--ignore cannot be combined with --ready-url/],
   ];
   for (const [what, argv, message] of badInputs) {
     test(`rejects ${what} with a message that names it`, () => {
