@@ -16,6 +16,8 @@ import { startProa, type ProaProcess } from "./helpers/proa-process.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 const NODE = process.execPath;
+/** The signal for a wait that a test expects to end by itself: if a bug stops it from ending, it fails, not hangs. */
+const safetyNet = () => AbortSignal.timeout(8000);
 const fast: ReadyUrlTiming = { pollMs: 10, requestTimeoutMs: 500, reminderMs: 60_000 };
 const scratch = mkdtempSync(join(tmpdir(), "proa-readyurl-"));
 const servers: Server[] = [];
@@ -87,14 +89,14 @@ async function startSidecar(closeDelayMs?: number) {
 const program = (code: number) => [NODE, "-e", `require("http").get(process.env.SIDECAR + "/program-started", (r) => { r.resume(); r.on("end", () => process.exit(${code})); })`];
 const warnings = (run: ProaProcess) => run.logs.filter((r) => r.level === "warn" || r.level === "error").map((r) => r.msg);
 
-describe("waitUntilUrlsReady", () => {
+describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
   test("resolves once every URL has answered 2xx, naming them as it waited for them, and no sooner", async () => {
     let second = false;
     const a = await serve((_, res) => res.writeHead(204).end());
     const b = await serve((_, res) => res.writeHead(second ? 200 : 503).end());
     const log = recordingLog();
     let resolved = false;
-    const waiting = waitUntilUrlsReady([new URL(`${a}/ready`), new URL(`${b}/ready`)], undefined, "proa/test", log, new AbortController().signal, fast);
+    const waiting = waitUntilUrlsReady([new URL(`${a}/ready`), new URL(`${b}/ready`)], undefined, "proa/test", log, safetyNet(), fast);
     void waiting.then(() => (resolved = true));
     await sleep(150);
     assert.equal(resolved, false, "one URL still answers 503");
@@ -120,7 +122,7 @@ describe("waitUntilUrlsReady", () => {
       setTimeout(() => res.writeHead(503).end(), 300); // longer than the request timeout below: never seen
     });
     const log = recordingLog();
-    const error = await waitUntilUrlsReady([new URL(slow)], 550, "proa/test", log, new AbortController().signal, { ...fast, requestTimeoutMs: 100 }).catch((e: Error) => e);
+    const error = await waitUntilUrlsReady([new URL(slow)], 550, "proa/test", log, safetyNet(), { ...fast, requestTimeoutMs: 100 }).catch((e: Error) => e);
     assert.ok(error instanceof Error);
     assert.match(error.message, /--ready-timeout \(0\.55 s\) passed: URLs still not ready: .* \(no answer within 100 ms: timed out waiting for the response headers\)/);
     assert.equal(most, 1);
@@ -131,7 +133,7 @@ describe("waitUntilUrlsReady", () => {
   test("a refused connection is normal: logged at info, once, however often it is polled", async () => {
     const url = new URL(`http://127.0.0.1:${await closedPort()}/ready`);
     const log = recordingLog();
-    await assert.rejects(waitUntilUrlsReady([url], 300, "proa/test", log, new AbortController().signal, fast), /connection refused/);
+    await assert.rejects(waitUntilUrlsReady([url], 300, "proa/test", log, safetyNet(), fast), /connection refused/);
     const progress = log.lines.filter((line) => line.msg.startsWith("waiting for URLs to be ready"));
     assert.deepEqual(progress.map((line) => [line.level, line.fields.lastAnswers]), [["info", ["connection refused"]]]);
     assert.deepEqual(log.lines.filter((line) => line.level !== "info" && line.level !== "debug"), []);
@@ -139,10 +141,11 @@ describe("waitUntilUrlsReady", () => {
 
   test("logs again when an answer changes, and reminds every reminderMs while nothing does", async () => {
     let status = 503;
-    const url = await serve((_, res) => res.writeHead(status).end());
+    let requests = 0;
+    const url = await serve((_, res) => (requests++, res.writeHead(status).end()));
     const log = recordingLog();
     const stop = new AbortController();
-    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", log, stop.signal, { ...fast, reminderMs: 100 }).catch(() => {});
+    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", log, AbortSignal.any([stop.signal, safetyNet()]), { ...fast, reminderMs: 100 }).catch(() => {});
     await sleep(350);
     status = 500;
     await sleep(100);
@@ -150,6 +153,7 @@ describe("waitUntilUrlsReady", () => {
     await waiting;
     const progress = log.lines.filter((line) => line.msg.startsWith("waiting for URLs to be ready")).map((line) => line.fields.lastAnswers);
     assert.deepEqual(progress, [["HTTP 503"], ["HTTP 500"]]);
+    assert.ok(requests >= 10 && requests <= 450 / fast.pollMs + 5, `${requests} requests in 450 ms, polling every ${fast.pollMs} ms`);
     const reminders = log.lines.filter((line) => line.msg === "still waiting for URLs to be ready");
     assert.ok(reminders.length >= 2, `${reminders.length} reminders`);
     assert.deepEqual(reminders[0]?.fields.notReady, [`${url}/`]);
@@ -159,14 +163,28 @@ describe("waitUntilUrlsReady", () => {
     let requests = 0;
     const url = await serve((_, res) => (requests++, res.writeHead(503).end()));
     const stop = new AbortController();
-    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), stop.signal, fast);
+    const signal = AbortSignal.any([stop.signal, safetyNet()]);
+    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), signal, fast);
     await sleep(60);
     stop.abort("SIGINT");
     await assert.rejects(waiting, (reason) => reason === "SIGINT");
     const after = requests;
     await sleep(100);
     assert.equal(requests, after, "no request after the wait ended");
-    await assert.rejects(waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), stop.signal, fast), (reason) => reason === "SIGINT");
+    await assert.rejects(waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), signal, fast), (reason) => reason === "SIGINT");
+  });
+
+  test("an abort also cuts the request in flight: the wait ends at once, not when that request times out", async () => {
+    let asked = false;
+    const url = await serve(() => void (asked = true)); // never answers
+    const stop = new AbortController();
+    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), AbortSignal.any([stop.signal, safetyNet()]), { ...fast, requestTimeoutMs: 5000 });
+    await sleep(100);
+    assert.ok(asked);
+    const began = Date.now();
+    stop.abort("SIGTERM");
+    await assert.rejects(waiting, (reason) => reason === "SIGTERM");
+    assert.ok(Date.now() - began < 500, `took ${Date.now() - began} ms`);
   });
 
   test("a redirect is not followed, and the log says where it pointed", async () => {
@@ -174,7 +192,7 @@ describe("waitUntilUrlsReady", () => {
     const target = await serve((_, res) => ((followed = true), res.end()));
     const url = await serve((_, res) => res.writeHead(302, { location: `${target}/ready?token=abc` }).end());
     const log = recordingLog();
-    await assert.rejects(waitUntilUrlsReady([new URL(url)], 200, "proa/test", log, new AbortController().signal, fast), /HTTP 302, a redirect to .*token=REDACTED, which proa does not follow/);
+    await assert.rejects(waitUntilUrlsReady([new URL(url)], 200, "proa/test", log, safetyNet(), fast), /HTTP 302, a redirect to .*token=REDACTED, which proa does not follow/);
     assert.equal(followed, false);
     assert.equal(log.lines.find((line) => line.msg.startsWith("waiting for URLs"))?.level, "warn");
   });
@@ -184,7 +202,7 @@ describe("waitUntilUrlsReady", () => {
     let asked = false;
     const port = await listen(createTlsServer({ key: tls("server.key"), cert: tls("server.crt") }, (_, res) => ((asked = true), res.end())) as unknown as Server);
     const log = recordingLog();
-    await assert.rejects(waitUntilUrlsReady([new URL(`https://127.0.0.1:${port}/ready`)], 300, "proa/test", log, new AbortController().signal, fast), /certificate/);
+    await assert.rejects(waitUntilUrlsReady([new URL(`https://127.0.0.1:${port}/ready`)], 300, "proa/test", log, safetyNet(), fast), /certificate/);
     assert.equal(asked, false, "no request went through");
   });
 
@@ -193,14 +211,14 @@ describe("waitUntilUrlsReady", () => {
     const url = await serve((req, res) => (seen.push(req.headers.authorization ?? ""), res.writeHead(seen.length > 2 ? 200 : 503).end()));
     const lines: string[] = [];
     const log = recordingLog();
-    await waitUntilUrlsReady([new URL(url.replace("http://", "http://admin:s3cret@") + "/ready?token=t0ken")], 2000, "proa/test", log, new AbortController().signal, fast);
+    await waitUntilUrlsReady([new URL(url.replace("http://", "http://admin:s3cret@") + "/ready?token=t0ken")], 2000, "proa/test", log, safetyNet(), fast);
     lines.push(JSON.stringify(log.lines));
     assert.equal(seen[0], `Basic ${Buffer.from("admin:s3cret").toString("base64")}`);
     for (const secret of ["s3cret", "t0ken", "admin"]) assert.ok(!lines.join("").includes(secret), `${secret} was logged`);
   });
 });
 
-describe("waitUntilPortsClose", () => {
+describe("waitUntilPortsClose", { timeout: 20_000 }, () => {
   test("returns soon after the last port stops listening, logging each, and counts a port once for several URLs", async () => {
     const first = createServer();
     const second = createServer();
@@ -237,7 +255,7 @@ describe("waitUntilPortsClose", () => {
   });
 });
 
-describe("proa --ready-url, as a real process with no Kubernetes API", () => {
+describe("proa --ready-url, as a real process with no Kubernetes API", { timeout: 30_000 }, () => {
   const noServiceAccount = { PROA_SERVICE_ACCOUNT_DIR: join(scratch, "no-such-dir") };
 
   test("starts the program only after 200, and exits with its status soon after the sidecar stops listening", async () => {
