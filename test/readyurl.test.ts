@@ -16,8 +16,10 @@ import { startProa, type ProaProcess } from "./helpers/proa-process.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 const NODE = process.execPath;
-/** The signal for a wait that a test expects to end by itself: if a bug stops it from ending, it fails, not hangs. */
+/** Bounds for a wait that a test expects to end otherwise: if a bug stops it from ending, it fails, not hangs. The
+ * signal and --ready-timeout are separate ways out, so that breaking either one still leaves the other. */
 const safetyNet = () => AbortSignal.timeout(8000);
+const BOUND_MS = 8000;
 const fast: ReadyUrlTiming = { pollMs: 10, requestTimeoutMs: 500, reminderMs: 60_000 };
 const scratch = mkdtempSync(join(tmpdir(), "proa-readyurl-"));
 const servers: Server[] = [];
@@ -96,7 +98,7 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const b = await serve((_, res) => res.writeHead(second ? 200 : 503).end());
     const log = recordingLog();
     let resolved = false;
-    const waiting = waitUntilUrlsReady([new URL(`${a}/ready`), new URL(`${b}/ready`)], undefined, "proa/test", log, safetyNet(), fast);
+    const waiting = waitUntilUrlsReady([new URL(`${a}/ready`), new URL(`${b}/ready`)], BOUND_MS, "proa/test", log, safetyNet(), fast);
     void waiting.then(() => (resolved = true));
     await sleep(150);
     assert.equal(resolved, false, "one URL still answers 503");
@@ -145,7 +147,7 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const url = await serve((_, res) => (requests++, res.writeHead(status).end()));
     const log = recordingLog();
     const stop = new AbortController();
-    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", log, AbortSignal.any([stop.signal, safetyNet()]), { ...fast, reminderMs: 100 }).catch(() => {});
+    const waiting = waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", log, AbortSignal.any([stop.signal, safetyNet()]), { ...fast, reminderMs: 100 }).catch(() => {});
     await sleep(350);
     status = 500;
     await sleep(100);
@@ -164,21 +166,21 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const url = await serve((_, res) => (requests++, res.writeHead(503).end()));
     const stop = new AbortController();
     const signal = AbortSignal.any([stop.signal, safetyNet()]);
-    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), signal, fast);
+    const waiting = waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", recordingLog(), signal, fast);
     await sleep(60);
     stop.abort("SIGINT");
     await assert.rejects(waiting, (reason) => reason === "SIGINT");
     const after = requests;
     await sleep(100);
     assert.equal(requests, after, "no request after the wait ended");
-    await assert.rejects(waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), signal, fast), (reason) => reason === "SIGINT");
+    await assert.rejects(waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", recordingLog(), signal, fast), (reason) => reason === "SIGINT");
   });
 
   test("an abort also cuts the request in flight: the wait ends at once, not when that request times out", async () => {
     let asked = false;
     const url = await serve(() => void (asked = true)); // never answers
     const stop = new AbortController();
-    const waiting = waitUntilUrlsReady([new URL(url)], undefined, "proa/test", recordingLog(), AbortSignal.any([stop.signal, safetyNet()]), { ...fast, requestTimeoutMs: 5000 });
+    const waiting = waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", recordingLog(), AbortSignal.any([stop.signal, safetyNet()]), { ...fast, requestTimeoutMs: 5000 });
     await sleep(100);
     assert.ok(asked);
     const began = Date.now();
@@ -319,7 +321,7 @@ describe("proa --ready-url, as a real process with no Kubernetes API", { timeout
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     test(`${signal} before the program started: it never runs, the sidecar is still asked to stop, proa exits 128+N`, async () => {
       const sidecar = await startSidecar(0);
-      const args = ["--ready-url", `${sidecar.base}/ready`, "-p", `${sidecar.base}/shutdown`, "--", ...program(0)];
+      const args = ["--ready-url", `${sidecar.base}/ready`, "-p", `${sidecar.base}/shutdown`, "--ready-timeout", "8s", "--", ...program(0)];
       const run = (proa = startProa(args, { ...noServiceAccount, SIDECAR: sidecar.base }));
       await run.waitForLog((r) => r.msg.startsWith("waiting for URLs to be ready"));
       run.child.kill(signal);
