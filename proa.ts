@@ -3,8 +3,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
-import { loadCluster, nodeEnvironmentWarnings, waitUntilReady, type ReadyOptions } from "./kube.ts";
-import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+import { loadCluster, nodeEnvironmentWarnings, waitUntilReady, type Pod, type ReadyOptions } from "./kube.ts";
+import { podExitWatch, shutDownSidecars, type ExitWatch, type PodSeen, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+import { readyUrls } from "./readyurl.ts";
 import { createLog, logLevel, redactUrl, type Log } from "./log.ts";
 
 // The build defines PROA_VERSION from package.json, so the bundle needs no file beside it.
@@ -23,13 +24,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
   for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
   const lifecycle = trapSignals(log);
-  const shutdownContext: ShutdownContext = { sigterm: lifecycle.sigterm };
+  const sidecars = watchSidecars(options, env, log, (pod) => (shutdownContext.pod = pod));
+  const shutdownContext: ShutdownContext = { sidecars, sigterm: lifecycle.sigterm };
   let status: number;
   try {
-    shutdownContext.cluster = loadCluster(env, USER_AGENT);
-    await waitUntilReady(shutdownContext.cluster, options.ready, log, lifecycle.beforeStart, (pod, ownContainer) => {
-      Object.assign(shutdownContext, { pod, ownContainer });
-    });
+    await sidecars.waitUntilReady(lifecycle.beforeStart);
     lifecycle.beforeStart.throwIfAborted(); // a signal that came just as the wait succeeded still wins
     status = await runProgram(options.command, log, (child) => {
       shutdownContext.childPid = child.pid;
@@ -43,6 +42,31 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   lifecycle.release();
   log.info("exiting", { status });
   return status;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The sidecars, as main and the shutdown step see them: through the Pod, or through their own ready URLs
+
+export interface Sidecars extends ExitWatch {
+  /** Resolves once every sidecar is ready; rejects with signal.reason when aborted, else with a user-facing Error. */
+  waitUntilReady(signal: AbortSignal): Promise<unknown>;
+}
+
+/** With --ready-url, the sidecars' own endpoints and no Kubernetes API at all; otherwise proa's Pod, read through
+ * the API (in-cluster config is loaded when the wait starts, so that its errors end the wait like any other). */
+function watchSidecars(options: Options, env: NodeJS.ProcessEnv, log: Log, onPod: (pod: Pod) => void): Sidecars {
+  if (options.readyUrls.length > 0) return readyUrls(options.readyUrls, options.ready.readyTimeoutMs, USER_AGENT, log);
+  const seen: PodSeen = {};
+  return {
+    async waitUntilReady(signal) {
+      seen.cluster = loadCluster(env, USER_AGENT);
+      return waitUntilReady(seen.cluster, options.ready, log, signal, (pod, ownContainer) => {
+        Object.assign(seen, { pod, ownContainer });
+        onPod(pod);
+      });
+    },
+    ...podExitWatch(seen),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -167,6 +191,7 @@ function trapSignals(log: Log) {
 
 export interface Options {
   command: string[];
+  readyUrls: URL[]; // --ready-url: when given, wait on these instead of the Kubernetes API
   ready: ReadyOptions;
   shutdown: ShutdownOptions;
 }
@@ -183,6 +208,7 @@ const OPTIONS = {
   container: { type: "string", short: "c" },
   "wait-for": { type: "string", short: "w", multiple: true },
   ignore: { type: "string", short: "i", multiple: true },
+  "ready-url": { type: "string", multiple: true },
   "ready-timeout": { type: "string" },
   "shutdown-timeout": { type: "string" },
   "shutdown-request-timeout": { type: "string" },
@@ -192,8 +218,9 @@ const OPTIONS = {
 
 export const HELP = `Usage: proa [options] [--] program [args...]
 
-Waits until every other container of this Pod is ready, runs the program with signals passed through,
-shuts the sidecars down, waits for them to exit, and exits with the program's status.
+Waits until every other container of this Pod is ready (or, with --ready-url, until each URL answers 2xx),
+runs the program with signals passed through, shuts the sidecars down, waits for them to exit, and exits with
+the program's status.
 
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
@@ -205,6 +232,8 @@ Options:
   -c, --container NAME                proa's own container (default: detected, see README; env PROA_CONTAINER)
   -w, --wait-for NAME                 wait only for this container (repeatable; default: all other containers)
   -i, --ignore NAME                   do not wait for this container (repeatable)
+      --ready-url URL                 wait until URL answers 2xx instead of reading the Pod (repeatable); proa then
+                                      uses no Kubernetes API, and waits at shutdown until URL's port refuses connections
       --ready-timeout DURATION        give up waiting for readiness after DURATION (default: no limit)
       --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s;
                                       after SIGTERM never past a second before the grace period ends)
@@ -250,10 +279,16 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
   if (command.length === 0 || command[0] === "") throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
 
   const urls = (option: string, list: string[] | undefined) => (list ?? []).map((url) => httpUrl(option, url));
+  const readyUrls = urls("--ready-url", values["ready-url"]);
+  const podOnly = (["container", "wait-for", "ignore"] as const).find((name) => readyUrls.length > 0 && values[name] !== undefined);
+  if (podOnly) {
+    throw new UsageError(`--${podOnly} cannot be combined with --ready-url: with --ready-url proa does not read its Pod, so it knows no containers by name; give one --ready-url per sidecar instead`);
+  }
   return {
     kind: "run",
     options: {
       command,
+      readyUrls,
       ready: {
         container: values.container ?? (env.PROA_CONTAINER || undefined),
         waitFor: values["wait-for"] ?? [],
