@@ -3,7 +3,7 @@
 // here reads a service account file or a KUBERNETES_* variable: this mode needs no token and no RBAC.
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { httpRequest, type HttpError } from "./http.ts";
+import { httpRequest, keptConnection, type HttpError, type KeptConnection } from "./http.ts";
 import { quote, redactUrl, type Level, type Log } from "./log.ts";
 
 /** Every duration of this mode, injectable so that tests run in milliseconds. */
@@ -12,8 +12,8 @@ export interface ReadyUrlTiming {
   requestTimeoutMs: number; // each readiness request, and each connect while waiting for exit
   reminderMs: number; // "still waiting" reminder while nothing changes
 }
-// A poll every 50 ms starts the program within about 50 ms of the last URL turning ready. Loopback requests that
-// are refused, or answered 503, cost well under a millisecond of CPU each. 1 s is the kubelet's default probe timeout.
+// A poll every 50 ms starts the program within about 50 ms of the last URL turning ready, for about 1 ms of CPU per
+// request (20 ms per second of waiting, see the README). 1 s is the kubelet's default probe timeout.
 export const defaultReadyUrlTiming: ReadyUrlTiming = { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000 };
 
 /** The sidecars as their own URLs show them: main's wait and the shutdown step's wait for exit (which has no Pod
@@ -89,20 +89,27 @@ export async function waitUntilUrlsReady(urls: URL[], readyTimeoutMs: number | u
   }
 }
 
-/** Asks one URL until it answers 2xx or the wait is stopped; a request starts at most every pollMs. */
+/** Asks one URL until it answers 2xx or the wait is stopped; a request starts at most every pollMs. The requests
+ * follow one another over one kept connection: a fresh one per poll cost 30% more CPU over http, 3 times as much over
+ * https (a TLS handshake every 50 ms). */
 async function poll(probe: Probe, userAgent: string, stop: AbortSignal, t: ReadyUrlTiming, report: () => void): Promise<void> {
-  while (!stop.aborted) {
-    const began = Date.now();
-    probe.last = await ask(probe.url, userAgent, stop, t.requestTimeoutMs);
-    if (stop.aborted || probe.last.ready) return;
-    report();
-    await sleep(Math.max(0, began + t.pollMs - Date.now()), undefined, { signal: stop }).catch(() => {});
+  const connection = keptConnection(probe.url);
+  try {
+    while (!stop.aborted) {
+      const began = Date.now();
+      probe.last = await ask(probe.url, userAgent, stop, t.requestTimeoutMs, connection);
+      if (stop.aborted || probe.last.ready) return;
+      report();
+      await sleep(Math.max(0, began + t.pollMs - Date.now()), undefined, { signal: stop }).catch(() => {});
+    }
+  } finally {
+    connection.destroy();
   }
 }
 
-async function ask(url: URL, userAgent: string, signal: AbortSignal, timeoutMs: number): Promise<Answer> {
+async function ask(url: URL, userAgent: string, signal: AbortSignal, timeoutMs: number, connection: KeptConnection): Promise<Answer> {
   try {
-    const { status, location, body } = await httpRequest({ method: "GET", url, timeoutMs, userAgent, maxBodyBytes: 512, signal });
+    const { status, location, body } = await httpRequest({ method: "GET", url, timeoutMs, userAgent, maxBodyBytes: 512, signal, connection });
     if (status >= 200 && status < 300) return { ready: true, text: `HTTP ${status}`, level: "info" };
     const quoted = body.trim() ? { body: quote(body.trim(), 100) } : {};
     if (status >= 300 && status < 400) {

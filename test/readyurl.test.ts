@@ -114,6 +114,20 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     assert.deepEqual(progress[0]?.fields.lastAnswers, ["HTTP 503"]);
   });
 
+  test("polls one URL over one kept connection, and closes it when the wait ends", async () => {
+    let requests = 0;
+    let connections = 0;
+    let open = 0;
+    const server = createServer((_, res) => res.writeHead(++requests > 5 ? 200 : 503).end());
+    server.on("connection", (socket) => (connections++, open++, socket.on("close", () => open--)));
+    const url = new URL(`http://127.0.0.1:${await listen(server)}/ready`);
+    await waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), safetyNet(), fast);
+    assert.equal(requests, 6);
+    assert.equal(connections, 1, "one connection for every poll");
+    for (let i = 0; i < 50 && open > 0; i++) await sleep(10);
+    assert.equal(open, 0, "closed once the wait ended: nothing keeps proa alive");
+  });
+
   test("never has more than one request in flight to a slow URL, and each request has its own timeout", async () => {
     let inFlight = 0;
     let most = 0;
