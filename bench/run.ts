@@ -650,8 +650,8 @@ function report(r: Results, who = "proa"): Row[] {
       rows.push({ scenario, proa: ms(p, 0), floor: ms(f, 0), reference: "–", vsFloor: ratio(p, f), vsReference: "–", target: "≤ 1.25× lifecycle floor", met: p / f <= 1.25 });
     }
   }
-  if (r.readyurl && who === "proa") {
-    const u = r.readyurl as Record<string, { median: number; p99: number }>;
+  if (r.readyurl) {
+    const u = (r.readyurl as Record<string, Record<string, { median: number; p99: number }>>)[who]!;
     const [ready, answer, cpu] = [u.fromReadyMs!, u.fromAnswerMs!, u.cpuMsPerS!];
     rows.push({ scenario: "--ready-url reaction, URL turns ready → program running, median (p99)", proa: `${ms(ready.median)} (${ms(ready.p99)})`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "p99 ≤ 100 ms", met: ready.p99 <= 100 });
     rows.push({ scenario: "--ready-url reaction, first 200 answer → program running, median (p99)", proa: `${ms(answer.median, 2)} (${ms(answer.p99, 2)})`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
@@ -686,7 +686,7 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
 }
 
-async function readyUrlRun(): Promise<{ fromReadyMs: number; fromAnswerMs: number; cpuMsPerS: number }> {
+async function readyUrlRun(contender: Contender): Promise<{ fromReadyMs: number; fromAnswerMs: number; cpuMsPerS: number }> {
   let ready = false;
   let answeredAt: number | undefined;
   const server = createServer((_, res) => {
@@ -696,13 +696,15 @@ async function readyUrlRun(): Promise<{ fromReadyMs: number; fromAnswerMs: numbe
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`;
   const fifo = new Fifo();
-  const proc = launch(proa, [PROA_BUNDLE, "--ready-url", url, "--", ...fifo.writer()], { PATH: process.env.PATH ?? "/usr/bin:/bin" });
+  const bundle = contender === proa ? PROA_BUNDLE : CANDIDATE_BUNDLE!;
+  const proc = launch(contender, [bundle, "--ready-url", url, "--", ...fifo.writer()], { PATH: process.env.PATH ?? "/usr/bin:/bin" });
   try {
     const running = fifo.opened();
     await sleep(300); // past proa's own start
     const cpuBefore = cpuMs(proc.child.pid!);
     const idleFrom = performance.now();
-    await sleep(READY_URL_IDLE_MS);
+    // A random phase against proa's 50 ms polls: otherwise each run flips at the same point between two polls.
+    await sleep(READY_URL_IDLE_MS + Math.random() * 50);
     const cpuMsPerS = ((cpuMs(proc.child.pid!) - cpuBefore) * 1000) / (performance.now() - idleFrom);
     ready = true;
     const flippedAt = performance.now();
@@ -719,13 +721,13 @@ async function readyUrlRun(): Promise<{ fromReadyMs: number; fromAnswerMs: numbe
 }
 
 async function readyUrlReaction() {
-  const samples = await rounds(ROUNDS.readyurl, [proa], readyUrlRun, 1);
-  const xs = samples.get("proa")!;
-  return {
-    fromReadyMs: summary(xs.map((x) => x.fromReadyMs)),
-    fromAnswerMs: summary(xs.map((x) => x.fromAnswerMs)),
-    cpuMsPerS: summary(xs.map((x) => x.cpuMsPerS)),
-  };
+  const samples = await rounds(ROUNDS.readyurl, andCandidate([proa]), readyUrlRun, 1);
+  return Object.fromEntries(
+    [...samples].map(([name, xs]) => [
+      name,
+      { fromReadyMs: summary(xs.map((x) => x.fromReadyMs)), fromAnswerMs: summary(xs.map((x) => x.fromAnswerMs)), cpuMsPerS: summary(xs.map((x) => x.cpuMsPerS)) },
+    ]),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
