@@ -265,6 +265,12 @@ describe("waitUntilPortsClose", { timeout: 20_000 }, () => {
     assert.ok(Date.now() - began < 600, `took ${Date.now() - began} ms`);
   });
 
+  test("a connection that fails otherwise than refused does not count as an exit", async () => {
+    // A link-local address with no interface named: the kernel fails the connect (EINVAL) before any packet leaves.
+    const result = await waitUntilPortsClose([new URL("http://[fe80::1]:80/ready")], AbortSignal.timeout(200), Date.now(), recordingLog(), fast);
+    assert.deepEqual(result, { outcome: "budget spent", stillRunning: ["[fe80::1]:80"], exits: [] });
+  });
+
   test("a port that refuses from the start returns at once; https URLs default to port 443", async () => {
     const port = await closedPort();
     const began = Date.now();
