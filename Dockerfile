@@ -12,7 +12,7 @@ COPY package.json package-lock.json ./
 # No install scripts: esbuild's postinstall only swaps its JavaScript launcher for the native binary, and the bundle
 # is byte-identical without it (package.json's allowScripts denies it for every npm ci, too).
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts summary.ts check.ts ./
+COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts readyurl.ts summary.ts check.ts ./
 # Writes /build/dist/proa.js: one CommonJS file with a node shebang, no dependencies at run time.
 RUN npm run build
 

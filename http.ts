@@ -2,8 +2,8 @@
 // node:https. Bounded in every way a sidecar could stall or flood proa: one time limit over connect, headers and
 // body that names the phase that ran out; a capped body; no redirects followed; TLS always verified.
 import { X509Certificate } from "node:crypto";
-import { request as plainRequest, type ClientRequest, type IncomingMessage } from "node:http";
-import { request as tlsRequest } from "node:https";
+import { Agent as PlainAgent, request as plainRequest, type ClientRequest, type IncomingMessage } from "node:http";
+import { Agent as TlsAgent, request as tlsRequest } from "node:https";
 import { isIPv6 } from "node:net";
 import { checkServerIdentity as nodeCheckServerIdentity, type PeerCertificate } from "node:tls";
 
@@ -14,6 +14,17 @@ export interface HttpRequest {
   userAgent: string;
   maxBodyBytes?: number; // read at most this much of the body, then close the connection (default 4 KiB)
   signal?: AbortSignal;
+  connection?: KeptConnection; // reuse one connection from request to request (keptConnection); default: a fresh one
+}
+
+/** One connection kept open between requests to the same host, for a poll: at most one socket, never more. */
+export type KeptConnection = PlainAgent;
+
+/** For requests to url's host that follow one another (never concurrently): the next reuses the connection the last
+ * one left open, which saves a connect (and a TLS handshake) per request. destroy() it when done. */
+export function keptConnection(url: URL): KeptConnection {
+  const options = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1, maxTotalSockets: 1 };
+  return url.protocol === "https:" ? new TlsAgent(options) : new PlainAgent(options);
 }
 
 export interface HttpAnswer {
@@ -52,19 +63,19 @@ export function checkServerIdentity(host: string, cert: PeerCertificate): Error 
 }
 
 export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
-  const { method, url, timeoutMs, userAgent, maxBodyBytes = 4096, signal } = options;
+  const { method, url, timeoutMs, userAgent, maxBodyBytes = 4096, signal, connection } = options;
   const send = url.protocol === "https:" ? tlsRequest : plainRequest;
   return new Promise((resolve, reject) => {
     let phase: HttpPhase = "connect";
-    // agent: false, a connection of its own that closes after the answer, so nothing keeps proa alive at exit.
-    // rejectUnauthorized is set explicitly, so that NODE_TLS_REJECT_UNAUTHORIZED in the environment cannot turn it off.
+    // agent: false, a connection of its own that closes after the answer, so nothing keeps proa alive at exit (a kept
+    // connection is its owner's to destroy). rejectUnauthorized is set explicitly, so that NODE_TLS_REJECT_UNAUTHORIZED in the environment cannot turn it off.
     const req: ClientRequest = send({
       method,
       protocol: url.protocol,
       host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
       port: url.port || undefined,
       path: `${url.pathname}${url.search}`,
-      agent: false,
+      agent: connection ?? false,
       rejectUnauthorized: true,
       checkServerIdentity,
       signal,
@@ -81,7 +92,8 @@ export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
     };
     req.on("socket", (socket) => {
       const connected = () => phase === "connect" && (phase = "headers");
-      socket.once(url.protocol === "https:" ? "secureConnect" : "connect", connected);
+      if (req.reusedSocket) connected();
+      else socket.once(url.protocol === "https:" ? "secureConnect" : "connect", connected);
     });
     req.on("error", fail);
     req.on("response", (res: IncomingMessage) => {

@@ -3,9 +3,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
-import { loadCluster, nodeEnvironmentWarnings, ReadyTimeoutError, waitedFor, waitUntilReady, type ReadyOptions } from "./kube.ts";
-import { shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
-import { recordRun, tellTheStory, terminationLog, type ProgramOutcome, type TerminationLog, type WaitEnding } from "./summary.ts";
+import { loadCluster, nodeEnvironmentWarnings, ReadyTimeoutError, waitedFor, waitUntilReady, type Pod, type ReadyOptions } from "./kube.ts";
+import { podExitWatch, shutDownSidecars, type ExitWatch, type PodSeen, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+import { readyUrls } from "./readyurl.ts";
+import { recordRun, tellTheStory, terminationLog, type ProgramOutcome, type TerminationLog, type WaitEnding, type WaitRecord } from "./summary.ts";
 import { runCheck } from "./check.ts";
 import { createLog, logLevel, redactUrl, type Log } from "./log.ts";
 
@@ -26,14 +27,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
   for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
   const lifecycle = trapSignals(log);
-  const shutdownContext: ShutdownContext = { sigterm: lifecycle.sigterm };
-  const story = recordRun(options.command[0]!, "pod");
+  const sidecars = watchSidecars(options, env, log, (pod) => (shutdownContext.pod = pod));
+  const shutdownContext: ShutdownContext = { sidecars, sigterm: lifecycle.sigterm };
+  const story = recordRun(options.command[0]!, sidecars.mode);
   let status: number;
   try {
-    shutdownContext.cluster = loadCluster(env, USER_AGENT);
-    await waitUntilReady(shutdownContext.cluster, options.ready, log, lifecycle.beforeStart, (pod, ownContainer) => {
-      Object.assign(shutdownContext, { pod, ownContainer });
-    });
+    await sidecars.waitUntilReady(lifecycle.beforeStart);
     lifecycle.beforeStart.throwIfAborted(); // a signal that came just as the wait succeeded still wins
     story.waitEnded({ kind: "ready" });
     const outcome = await runProgram(options.command, log, (child) => {
@@ -50,10 +49,53 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   lifecycle.shuttingDown();
   const shutdown = await shutDownSidecars(options.shutdown, shutdownContext, log);
   lifecycle.release();
-  const record = story.finish(containersWaitedFor(shutdownContext, options.ready), shutdown, status);
-  tellTheStory(record, options.terminationMessage ? ownTerminationLog(shutdownContext, env) : undefined, log);
+  const record = story.finish(sidecars.waitedFor(), shutdown, status);
+  tellTheStory(record, options.terminationMessage ? sidecars.terminationLog() : undefined, log);
   log.info("exiting", { status });
   return status;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The sidecars, as main and the shutdown step see them: through the Pod, or through their own ready URLs
+
+export interface Sidecars extends ExitWatch {
+  mode: WaitRecord["mode"];
+  /** Resolves once every sidecar is ready; rejects with signal.reason when aborted, else with a user-facing Error. */
+  waitUntilReady(signal: AbortSignal): Promise<unknown>;
+  /** For the summary: the containers (or URLs) the wait watched, as far as proa knows them. */
+  waitedFor(): string[];
+  /** proa's own termination message file, with its policy. */
+  terminationLog(): TerminationLog;
+}
+
+/** With --ready-url, the sidecars' own endpoints and no Kubernetes API at all; otherwise proa's Pod, read through
+ * the API (in-cluster config is loaded when the wait starts, so that its errors end the wait like any other). */
+function watchSidecars(options: Options, env: NodeJS.ProcessEnv, log: Log, onPod: (pod: Pod) => void): Sidecars {
+  if (options.readyUrls.length > 0) {
+    return {
+      mode: "urls",
+      ...readyUrls(options.readyUrls, options.ready.readyTimeoutMs, USER_AGENT, log),
+      waitedFor: () => options.readyUrls.map(String),
+      terminationLog: () => terminationLog(undefined, env), // no Pod spec: the kubelet's default path
+    };
+  }
+  const seen: PodSeen = {};
+  const { waitFor, ignore } = options.ready;
+  const ownSpec = () => seen.pod?.spec?.containers?.find(({ name }) => name === seen.ownContainer);
+  return {
+    mode: "pod",
+    async waitUntilReady(signal) {
+      seen.cluster = loadCluster(env, USER_AGENT);
+      return waitUntilReady(seen.cluster, options.ready, log, signal, (pod, ownContainer) => {
+        Object.assign(seen, { pod, ownContainer });
+        onPod(pod);
+      });
+    },
+    ...podExitWatch(seen),
+    // Once proa knew its Pod, the containers the wait watched; before that, those --wait-for named.
+    waitedFor: () => (seen.pod && seen.ownContainer ? waitedFor(seen.pod, seen.ownContainer, waitFor, ignore) : waitFor),
+    terminationLog: () => terminationLog(ownSpec(), env),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -85,19 +127,6 @@ function waitEnding(error: unknown, log: Log): WaitEnding {
 /** 128+N when signal N ended the wait, as if it had killed the program; 1 when the wait failed. */
 function statusForFailure(ending: WaitEnding): number {
   return ending.kind === "signal" ? exitStatus({ kind: "killed", signal: ending.signal }) : WAIT_FAILED;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The run's summary: what the Pod said about the wait and about proa's own container
-
-/** The containers the wait watched, once proa knew its Pod; before that, those --wait-for named. */
-function containersWaitedFor({ pod, ownContainer }: ShutdownContext, ready: ReadyOptions): string[] {
-  return pod && ownContainer ? waitedFor(pod, ownContainer, ready.waitFor, ready.ignore) : ready.waitFor;
-}
-
-/** The termination message file of proa's own container, as the Pod spec names it with its policy. */
-function ownTerminationLog({ pod, ownContainer }: ShutdownContext, env: NodeJS.ProcessEnv): TerminationLog {
-  return terminationLog(pod?.spec?.containers?.find(({ name }) => name === ownContainer), env);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -194,6 +223,7 @@ function trapSignals(log: Log) {
 export interface Options {
   check: boolean; // --check: report on the setup, run nothing
   command: string[];
+  readyUrls: URL[]; // --ready-url: when given, wait on these instead of the Kubernetes API
   ready: ReadyOptions;
   shutdown: ShutdownOptions;
   terminationMessage: boolean; // false: --no-termination-message
@@ -211,6 +241,7 @@ const OPTIONS = {
   container: { type: "string", short: "c" },
   "wait-for": { type: "string", short: "w", multiple: true },
   ignore: { type: "string", short: "i", multiple: true },
+  "ready-url": { type: "string", multiple: true },
   "ready-timeout": { type: "string" },
   "shutdown-timeout": { type: "string" },
   "shutdown-request-timeout": { type: "string" },
@@ -223,8 +254,9 @@ const OPTIONS = {
 export const HELP = `Usage: proa [options] [--] program [args...]
        proa --check [options] [-- program [args...]]
 
-Waits until every other container of this Pod is ready, runs the program with signals passed through,
-shuts the sidecars down, waits for them to exit, and exits with the program's status.
+Waits until every other container of this Pod is ready (or, with --ready-url, until each URL answers 2xx),
+runs the program with signals passed through, shuts the sidecars down, waits for them to exit, and exits with
+the program's status.
 
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
@@ -236,6 +268,8 @@ Options:
   -c, --container NAME                proa's own container (default: detected, see README; env PROA_CONTAINER)
   -w, --wait-for NAME                 wait only for this container (repeatable; default: all other containers)
   -i, --ignore NAME                   do not wait for this container (repeatable)
+      --ready-url URL                 wait until URL answers 2xx instead of reading the Pod (repeatable); proa then
+                                      uses no Kubernetes API, and waits at shutdown until URL's port refuses connections
       --ready-timeout DURATION        give up waiting for readiness after DURATION (default: no limit)
       --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s;
                                       after SIGTERM never past a second before the grace period ends)
@@ -289,11 +323,17 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
   if (!values.check && (command.length === 0 || command[0] === "")) throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
 
   const urls = (option: string, list: string[] | undefined) => (list ?? []).map((url) => httpUrl(option, url));
+  const readyUrls = urls("--ready-url", values["ready-url"]);
+  const podOnly = (["container", "wait-for", "ignore"] as const).find((name) => readyUrls.length > 0 && values[name] !== undefined);
+  if (podOnly) {
+    throw new UsageError(`--${podOnly} cannot be combined with --ready-url: with --ready-url proa does not read its Pod, so it knows no containers by name; give one --ready-url per sidecar instead`);
+  }
   return {
     kind: "run",
     options: {
       check: values.check ?? false,
       command,
+      readyUrls,
       ready: {
         container: values.container ?? (env.PROA_CONTAINER || undefined),
         waitFor: values["wait-for"] ?? [],

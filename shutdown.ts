@@ -20,9 +20,8 @@ export interface ShutdownOptions {
 }
 
 export interface ShutdownContext {
-  cluster?: Cluster; // undefined when in-cluster config could not be loaded: then no wait for exit
-  pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp)
-  ownContainer?: string;
+  sidecars?: ExitWatch; // how the step sees the sidecars exit; undefined: it does not wait for them
+  pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp); none with --ready-url
   childPid?: number; // never signalled
   /** Aborted when proa receives SIGTERM, with the time it arrived (ms since the epoch) as its reason: the kubelet's
    * grace period runs from then. It may abort before the step or while it runs. */
@@ -65,6 +64,18 @@ export interface ExitRecord {
 }
 export type WaitOutcome = "all exited" | "pod gone" | "budget spent" | "watch failed" | "not watched";
 
+/** How the shutdown step sees the sidecars exit: by watching the Pod (podExitWatch), or by their ready URLs' ports
+ * refusing connections (readyurl.ts). Either way the wait ends when `until` aborts (the deadline), and a Pod snapshot,
+ * when the source reads one, goes to `seen` (a deletion moves the deadline). */
+export interface ExitWatch {
+  waitForExit(until: AbortSignal, seen: (pod: Pod) => void, startedAt: number, log: Log): Promise<WaitResult>;
+}
+export interface WaitResult {
+  outcome: WaitOutcome;
+  stillRunning: string[];
+  exits: ExitRecord[];
+}
+
 // After SIGTERM the kubelet kills the container when the grace period ends: proa exits this much earlier, so that the
 // Pod still reports the program's status rather than 137.
 const BEFORE_KUBELET_KILL_MS = 1000;
@@ -77,8 +88,6 @@ export interface ShutdownTiming {
   refusedRetryDelaysMs: number[];
   /** Each request gets at least this long (or --shutdown-request-timeout if smaller), however little budget is left. */
   minRequestMs: number;
-  /** Passed on to the Pod watch. */
-  watch?: Partial<Timing>;
 }
 
 const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
@@ -111,7 +120,8 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       pod = next;
       if (!wasDeleting && isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
     };
-    const [answers, wait] = await Promise.all([sent, waitForExit(context, deadline.spent.signal, seen, t.watch, startedAt, log)]);
+    const watched: Promise<WaitResult> = context.sidecars?.waitForExit(deadline.spent.signal, seen, startedAt, log) ?? Promise.resolve({ outcome: "not watched", stillRunning: [], exits: [] });
+    const [answers, wait] = await Promise.all([sent, watched]);
     report.requests = answers;
     report.exits = wait.exits;
     report.wait = { outcome: wait.outcome, stillRunning: wait.stillRunning };
@@ -412,19 +422,25 @@ export function signalTargets(targets: Target[], log: Log, procDir = "/proc"): S
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Waiting for the sidecars to exit
+// Waiting for the sidecars to exit, by watching the Pod
 
-interface WaitResult {
-  outcome: WaitOutcome;
-  stillRunning: string[];
-  exits: ExitRecord[];
+/** What proa knows of its Pod: the API to watch it (once loaded), and the last snapshot with proa's own container. */
+export interface PodSeen {
+  cluster?: Cluster;
+  pod?: Pod;
+  ownContainer?: string;
+}
+
+/** Each regular sidecar counts as exited once the Pod shows it terminated. */
+export function podExitWatch(known: PodSeen, watchTiming?: Partial<Timing>): ExitWatch {
+  return { waitForExit: (until, seen, startedAt, log) => waitForExit(known, until, seen, watchTiming, startedAt, log) };
 }
 
 /**
  * Watches the Pod until every regular sidecar has exited, the Pod is gone, or `until` aborts (the deadline). Each
  * Pod seen is passed to `seen` (a deletion may move the deadline).
  */
-async function waitForExit(context: ShutdownContext, until: AbortSignal, seen: (pod: Pod) => void, watchTiming: Partial<Timing> | undefined,
+async function waitForExit(context: PodSeen, until: AbortSignal, seen: (pod: Pod) => void, watchTiming: Partial<Timing> | undefined,
   startedAt: number, log: Log): Promise<WaitResult> {
   const { cluster, ownContainer } = context;
   const exits: ExitRecord[] = [];

@@ -109,7 +109,7 @@ export function terminationMessage(record: RunRecord): string {
   }
   for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${name} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
   for (const name of shutdown.unmatched) lines.push(`  --kill ${name}: no such process visible`);
-  for (const { name, exitCode } of shutdown.exits) lines.push(`  ${name} exited${exitCode === undefined ? "" : ` ${exitCode}`}`);
+  for (const { name, exitCode } of shutdown.exits) lines.push(`  ${name} ${exitText(exitCode, wait.mode)}`);
   const { outcome, stillRunning } = shutdown.wait;
   if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
   if (outcome === "pod gone") lines.push("  the Pod is gone");
@@ -127,7 +127,7 @@ function headline({ wait, program, shutdown, status }: RunRecord): string {
   else if (wait.ending.kind === "timeout") first = `program never ran: sidecars not ready after ${duration(wait.durationMs)} (--ready-timeout)`;
   else first = `program never ran: the wait for the sidecars failed after ${duration(wait.durationMs)}`;
   if (program.outcome?.kind !== "exited") first += ` (exit ${status})`;
-  const sidecars = sidecarsText(shutdown);
+  const sidecars = sidecarsText(shutdown, wait.mode);
   return sidecars ? `${first}; ${sidecars}` : first;
 }
 
@@ -143,7 +143,7 @@ function programText(outcome: ProgramOutcome, durationMs = 0): string {
 }
 
 /** How the sidecars ended. One means of shutdown and one sidecar are told together: `istio-proxy (POST 200, exited 0)`. */
-function sidecarsText({ exits, wait, requests, signals }: ShutdownReport): string | undefined {
+function sidecarsText({ exits, wait, requests, signals }: ShutdownReport, mode: WaitRecord["mode"]): string | undefined {
   const { stillRunning } = wait;
   const means = [...requests.map(({ method, status }) => `${method} ${status ?? "failed"}`), ...signals.filter(({ sent }) => sent).map(() => "SIGTERM")];
   const paired = means.length === 1 && exits.length + stillRunning.length === 1 ? `${means[0]}, ` : "";
@@ -156,7 +156,13 @@ function sidecarsText({ exits, wait, requests, signals }: ShutdownReport): strin
     return `sidecars still running when proa gave up: ${names(stillRunning)}${detail}`;
   }
   if (exits.length === 0) return undefined;
-  return `sidecars stopped: ${names(exits.map(({ name, exitCode }) => `${name} (${paired}exited ${exitCode ?? "?"})`))}`;
+  return `sidecars stopped: ${names(exits.map(({ name, exitCode }) => `${name} (${paired}${exitText(exitCode, mode)})`))}`;
+}
+
+/** With --ready-url a sidecar is known to have exited only by its port refusing connections, with no exit code. */
+function exitText(exitCode: number | undefined, mode: WaitRecord["mode"]): string {
+  if (mode === "urls") return "stopped listening";
+  return exitCode === undefined ? "exited" : `exited ${exitCode}`;
 }
 
 /** 850ms, 4.2s, 12m04s, 1h02m03s */

@@ -4,7 +4,7 @@
 //
 // Run from the repository's root: `npm run bench` (builds dist/proa.js, installs bench's own dependencies, then runs
 // `node --import tsx bench/run.ts`). Prints a table and writes the figures to bench/results.json. See bench/README.md.
-// BENCH_ONLY=start,reaction runs only those scenarios (size, start, reaction, memory, fanout, throughput, throttled).
+// BENCH_ONLY=start,reaction runs only those scenarios (size, start, reaction, memory, fanout, throughput, throttled, readyurl).
 // BENCH_QUICK=1 runs a few rounds of each scenario only (a smoke test of the benchmark itself, not figures to quote).
 // BENCH_CANDIDATE=path/to/proa.js adds another build of proa (a proposed fix) to every scenario, in the same run.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -33,8 +33,9 @@ const QUICK = process.env.BENCH_QUICK === "1";
 
 // Rounds per scenario: each round runs every contender once, in an order that rotates from round to round.
 const ROUNDS = QUICK
-  ? { warmup: 1, start: 3, reaction: 5, memory: 2, fanout: 2, throughput: 2, throttled: 2 }
-  : { warmup: 3, start: 40, reaction: 100, memory: 6, fanout: 7, throughput: 5, throttled: 9 };
+  ? { warmup: 1, start: 3, reaction: 5, memory: 2, fanout: 2, throughput: 2, throttled: 2, readyurl: 3 }
+  : { warmup: 3, start: 40, reaction: 100, memory: 6, fanout: 7, throughput: 5, throttled: 9, readyurl: 40 };
+const READY_URL_IDLE_MS = 2000; // proa polls a ready URL answering 503 this long before it turns ready
 const SETTLE_MS = 50; // after a watch is open, before the ready event: the contender is idle, waiting
 const SIDECAR_DELAY_MS = 300; // each shutdown URL answers after this long
 const THROUGHPUT_EVENTS = 500; // big Pod events per throughput run (about 30 MB)
@@ -649,6 +650,13 @@ function report(r: Results, who = "proa"): Row[] {
       rows.push({ scenario, proa: ms(p, 0), floor: ms(f, 0), reference: "–", vsFloor: ratio(p, f), vsReference: "–", target: "≤ 1.25× lifecycle floor", met: p / f <= 1.25 });
     }
   }
+  if (r.readyurl) {
+    const u = (r.readyurl as Record<string, Record<string, { median: number; p99: number }>>)[who]!;
+    const [ready, answer, cpu] = [u.fromReadyMs!, u.fromAnswerMs!, u.cpuMsPerS!];
+    rows.push({ scenario: "--ready-url reaction, URL turns ready → program running, median (p99)", proa: `${ms(ready.median)} (${ms(ready.p99)})`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "p99 ≤ 100 ms", met: ready.p99 <= 100 });
+    rows.push({ scenario: "--ready-url reaction, first 200 answer → program running, median (p99)", proa: `${ms(answer.median, 2)} (${ms(answer.p99, 2)})`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
+    rows.push({ scenario: "--ready-url, proa's CPU while polling a URL that answers 503, median", proa: `${cpu.median.toFixed(1)} ms/s`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
+  }
   return rows;
 }
 
@@ -663,6 +671,63 @@ function table(rows: Row[], candidateRows?: Row[]): string {
     cells.forEach((line, i) => line.push(candidateRows[i]?.proa ?? "", verdict(candidateRows[i]?.met ?? null)));
   }
   return [header, header.map(() => "---"), ...cells].map((line) => `| ${line.join(" | ")} |`).join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 7. --ready-url: from the moment the sidecar's ready URL turns ready (a flag flipped in this process: the next GET is
+// answered 200) to the moment the program is running (its FIFO write), and from that first 200 answer to the program.
+// No API server anywhere. Also proa's CPU time while it polls a URL answering 503, which a Pod under a CPU limit pays.
+
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+/** utime + stime of a process, in ms (resolution 1000 / CLK_TCK). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+}
+
+async function readyUrlRun(contender: Contender): Promise<{ fromReadyMs: number; fromAnswerMs: number; cpuMsPerS: number }> {
+  let ready = false;
+  let answeredAt: number | undefined;
+  const server = createServer((_, res) => {
+    if (ready) answeredAt ??= performance.now();
+    res.writeHead(ready ? 200 : 503).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`;
+  const fifo = new Fifo();
+  const bundle = contender === proa ? PROA_BUNDLE : CANDIDATE_BUNDLE!;
+  const proc = launch(contender, [bundle, "--ready-url", url, "--", ...fifo.writer()], { PATH: process.env.PATH ?? "/usr/bin:/bin" });
+  try {
+    const running = fifo.opened();
+    await sleep(300); // past proa's own start
+    const cpuBefore = cpuMs(proc.child.pid!);
+    const idleFrom = performance.now();
+    // A random phase against proa's 50 ms polls: otherwise each run flips at the same point between two polls.
+    await sleep(READY_URL_IDLE_MS + Math.random() * 50);
+    const cpuMsPerS = ((cpuMs(proc.child.pid!) - cpuBefore) * 1000) / (performance.now() - idleFrom);
+    ready = true;
+    const flippedAt = performance.now();
+    const at = await within(Promise.race([running, diesEarly(proc, "running the program")]), RUN_TIMEOUT_MS, "proa to run the program");
+    server.close(); // proa's wait for exit sees the port refuse at once
+    server.closeAllConnections();
+    await expectExit(proc);
+    return { fromReadyMs: at - flippedAt, fromAnswerMs: at - answeredAt!, cpuMsPerS };
+  } finally {
+    fifo.cancel();
+    proc.child.kill("SIGKILL");
+    server.close();
+  }
+}
+
+async function readyUrlReaction() {
+  const samples = await rounds(ROUNDS.readyurl, andCandidate([proa]), readyUrlRun, 1);
+  return Object.fromEntries(
+    [...samples].map(([name, xs]) => [
+      name,
+      { fromReadyMs: summary(xs.map((x) => x.fromReadyMs)), fromAnswerMs: summary(xs.map((x) => x.fromAnswerMs)), cpuMsPerS: summary(xs.map((x) => x.cpuMsPerS)) },
+    ]),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -701,6 +766,7 @@ async function main() {
     ["fanout", fanout],
     ["throughput", throughput],
     ["throttled", throttled],
+    ["readyurl", readyUrlReaction],
   ];
   const only = process.env.BENCH_ONLY?.split(",");
   for (const [name, scenario] of scenarios) {

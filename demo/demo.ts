@@ -2,6 +2,9 @@
 // server, over HTTPS with its test CA) holds a Pod with two containers: "main", where proa runs, and "db-proxy", a
 // real sidecar process that becomes ready after a couple of seconds. This script plays the kubelet: it probes the
 // sidecar and writes what it sees into the Pod's status. Then dist/proa.js runs exactly as it would in the Pod.
+// `npm run demo -- --ready-url` runs the same job as in a Pod with no API access: no kubelet stand-in, and proa, though
+// told where the API stand-in is, must not send it a single request; it polls the sidecar's own /ready and, at
+// shutdown, waits for the sidecar's port to close.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -10,6 +13,7 @@ import { podWith, startFakeApiServer } from "../test/fake-apiserver.ts";
 const BUNDLE = fileURLToPath(new URL("../dist/proa.js", import.meta.url));
 const SIDECAR = fileURLToPath(new URL("./sidecar.mjs", import.meta.url));
 const READY_AFTER_MS = Number(process.env.DEMO_READY_AFTER_MS ?? 2000);
+const READY_URL_MODE = process.argv.includes("--ready-url");
 const PROGRAM = `
   const response = await fetch(process.env.SIDECAR_URL + "/work");
   console.log("program: the sidecar says: " + (await response.text()).trim());`;
@@ -26,15 +30,17 @@ async function main(): Promise<number> {
   try {
     const [port] = (await once(sidecar.stdout!, "data")) as [Buffer];
     const sidecarUrl = `http://127.0.0.1:${String(port).trim()}`;
-    say(`API stand-in on https://${api.host}:${api.port}; sidecar db-proxy on ${sidecarUrl}, ready in ${READY_AFTER_MS} ms`);
+    const unused = READY_URL_MODE ? " (which proa must not use)" : "";
+    say(`API stand-in on https://${api.host}:${api.port}${unused}; sidecar db-proxy on ${sidecarUrl}, ready in ${READY_AFTER_MS} ms`);
 
     // The kubelet's part: a readiness probe every 100 ms, and the sidecar's exit written into the Pod.
     const sidecarExit = once(sidecar, "exit").then(([code]) => {
       api.setPod(pod({ terminated: { "db-proxy": { exitCode: code ?? 1 } } }));
-      say(`db-proxy exited with ${code}; the kubelet stand-in marks it terminated`);
+      say(`db-proxy exited with ${code}${READY_URL_MODE ? "" : "; the kubelet stand-in marks it terminated"}`);
       return code as number | null;
     });
     const probe = setInterval(async () => {
+      if (READY_URL_MODE) return clearInterval(probe); // no kubelet stand-in: proa asks the sidecar itself
       const ok = await fetch(`${sidecarUrl}/ready`).then((response) => response.ok, () => false);
       if (ok) {
         clearInterval(probe);
@@ -43,8 +49,9 @@ async function main(): Promise<number> {
       }
     }, 100);
 
-    const args = ["--shutdown-http-post", `${sidecarUrl}/shutdown`, "--", process.execPath, "--input-type=module", "-e", PROGRAM];
-    say(`running: proa ${args.slice(0, 3).join(" ")} node -e <program that calls the sidecar>`);
+    const wait = READY_URL_MODE ? ["--ready-url", `${sidecarUrl}/ready`] : [];
+    const args = [...wait, "--shutdown-http-post", `${sidecarUrl}/shutdown`, "--", process.execPath, "--input-type=module", "-e", PROGRAM];
+    say(`running: proa ${args.slice(0, wait.length + 3).join(" ")} node -e <program that calls the sidecar>`);
     proa = spawn(process.execPath, [BUNDLE, ...args], {
       env: { PATH: process.env.PATH ?? "", ...api.env(), PROA_CONTAINER: "main", SIDECAR_URL: sidecarUrl },
       stdio: ["ignore", "inherit", "pipe"],
@@ -82,7 +89,9 @@ Summary
   db-proxy                          ${sidecarStatus === "running" ? "still running" : `exited with ${sidecarStatus}`}
   proa's exit status                ${status} (the program's)
   total                             ${phase(started, Date.now())}`);
-    const behaved = status === 0 && sidecarStatus === 0 && shutdownRequests === 1 && programStarted !== undefined;
+    const untouched = !READY_URL_MODE || api.requests.length === 0;
+    if (READY_URL_MODE) console.log(`  requests to the API stand-in      ${api.requests.length}`);
+    const behaved = status === 0 && sidecarStatus === 0 && shutdownRequests === 1 && programStarted !== undefined && untouched;
     console.log(behaved ? "Everything behaved." : "Something did not behave: see the log lines above.");
     return behaved ? 0 : 1;
   } finally {

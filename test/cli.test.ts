@@ -88,6 +88,12 @@ describe("command line", () => {
     assert.deepEqual(run(["-K", "prog", "-g=x"]).command, ["prog", "-g=x"]);
   });
 
+  test("--ready-url is repeatable, and PROA_CONTAINER in the environment does not conflict with it", () => {
+    assert.deepEqual(run(["true"]).readyUrls, []);
+    const options = run(["--ready-url", "http://localhost:15021/healthz/ready", "--ready-url=https://localhost:9901/ready", "true"], { PROA_CONTAINER: "app" });
+    assert.deepEqual(options.readyUrls.map(String), ["http://localhost:15021/healthz/ready", "https://localhost:9901/ready"]);
+  });
+
   test("--help and --version win over a missing program", () => {
     assert.deepEqual(parseCommandLine(["--help"], {}), { kind: "help" });
     assert.deepEqual(parseCommandLine(["-V"], {}), { kind: "version" });
@@ -113,6 +119,10 @@ describe("command line", () => {
     ["an unknown short option with a value", ["-x=1", "true"], /unknown option -x\b/],
     ["an empty -X= value that must be a URL", ["-g=", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL/],
     ["a -X=VALUE URL that is not http(s)", ["-p=ftp://a/", "true"], /--shutdown-http-post needs an http/],
+    ["a ready URL that is not http(s)", ["--ready-url", "tcp://localhost:4191", "true"], /--ready-url needs an http:\/\/ or https:\/\/ URL/],
+    ["--container with --ready-url", ["--ready-url", "http://a/ready", "-c", "main", "true"], /--container cannot be combined with --ready-url/],
+    ["--wait-for with --ready-url", ["-w", "proxy", "--ready-url", "http://a/ready", "true"], /--wait-for cannot be combined with --ready-url: .* knows no containers by name/],
+    ["--ignore with --ready-url", ["--ready-url", "http://a/ready", "--ignore=logger", "true"], /--ignore cannot be combined with --ready-url/],
   ];
   for (const [what, argv, message] of badInputs) {
     test(`rejects ${what} with a message that names it`, () => {

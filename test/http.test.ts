@@ -6,7 +6,7 @@ import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { connect, type PeerCertificate } from "node:tls";
-import { checkServerIdentity, httpRequest, HttpError } from "../http.ts";
+import { checkServerIdentity, httpRequest, HttpError, keptConnection } from "../http.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 
 const sockets = new Set<Socket>();
@@ -130,6 +130,70 @@ describe("httpRequest", () => {
     await httpRequest({ method: "POST", url: new URL(`http://admin:p%40ss@127.0.0.1:${port}/quit?now=1`), timeoutMs: 2000, userAgent: "proa/test" });
     assert.equal(seen.url, "/quit?now=1");
     assert.equal(seen.authorization, `Basic ${Buffer.from("admin:p@ss").toString("base64")}`);
+  });
+});
+
+describe("httpRequest over a kept connection (keptConnection), as the ready URLs are polled", () => {
+  test("requests that follow one another share one TCP connection, and the next opens another once the server closed it", async () => {
+    let connections = 0;
+    const server = createHttpServer((_, res) => res.end("ok"));
+    server.on("connection", () => connections++);
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`);
+    const connection = keptConnection(url);
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).body, "ok");
+      assert.equal(connections, 1);
+      server.closeAllConnections();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal((await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).status, 200);
+      assert.equal(connections, 2);
+    } finally {
+      connection.destroy();
+    }
+  });
+
+  test("a request on a reused connection that gets no answer times out in the headers phase, not the connect phase", async () => {
+    let requests = 0;
+    const host = await raw((socket) => {
+      socket.on("data", (chunk) => {
+        if (String(chunk).includes("\r\n\r\n") && ++requests === 1) socket.write("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+      });
+    });
+    const url = new URL(`http://${host}/ready`);
+    const connection = keptConnection(url);
+    try {
+      assert.equal((await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).status, 503);
+      await assert.rejects(httpRequest({ method: "GET", url, timeoutMs: 100, userAgent: "proa/test", connection }), (error: HttpError) => error.phase === "headers" && /response headers/.test(error.message));
+      assert.equal(requests, 2, "the second request went over the first one's connection");
+    } finally {
+      connection.destroy();
+    }
+  });
+
+  test("a kept HTTPS connection verifies the certificate against the system's CAs, even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
+    const dir = new URL("./fixtures/tls/", import.meta.url);
+    let asked = false;
+    const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) }, (_, res) => ((asked = true), res.end("ok")));
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const url = new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}/ready`);
+    const connection = keptConnection(url);
+    const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+    try {
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection }), (error: HttpError) => error.phase === "connect");
+      }
+      assert.equal(asked, false);
+    } finally {
+      if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+      connection.destroy();
+    }
   });
 });
 

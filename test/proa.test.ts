@@ -264,6 +264,19 @@ describe("the shutdown step", () => {
   });
 });
 
+describe("the shutdown step, with the Pod read through the API", () => {
+  test("waits until the Pod shows the sidecar exited, within the budget the Pod's grace period sets", async () => {
+    const pod = ready();
+    pod.spec = { ...pod.spec, terminationGracePeriodSeconds: 7 };
+    api.setPod(pod);
+    const run = await runProa(["--", NODE, "-e", "process.exit(0)"]);
+    assert.equal((await run.exit).code, 0, run.stderr());
+    const budgetMs = Number(run.logs.find((record) => record.msg === "shutting the sidecars down")?.budgetMs);
+    assert.ok(budgetMs > 6900 && budgetMs <= 7000, `budget ${budgetMs} ms, not the Pod's 7 s`);
+    assert.ok(run.logs.some((record) => record.msg === "sidecar-1 exited with 0; all sidecars have exited"), run.stderr());
+  });
+});
+
 describe("secrets", () => {
   test("nothing proa logs contains the token or an Authorization header, even at debug level through a token rotation", async () => {
     api.setPod(ready());

@@ -143,6 +143,39 @@ describe("what proa reads, writes and connects to", () => {
   });
 });
 
+describe("what proa reads and connects to with --ready-url", () => {
+  test("with --ready-url, no service account file, no KUBERNETES_* variable and no POD_* variable is read; it writes only the termination log and connects only to the ready and shutdown URLs, never the API server", async () => {
+    // A sidecar's admin port: ready at once, and it stops listening on its shutdown request.
+    const sidecar = createServer((request, response) => {
+      if (request.method === "POST") response.end("bye", () => (sidecar.close(), sidecar.closeAllConnections()));
+      else response.end("ready");
+    });
+    await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
+    try {
+      const base = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}`;
+      const requestsBefore = api.requests.length;
+      // The API server is reachable and its service account files are valid: with --ready-url proa must not care.
+      // No Pod spec to name the termination log: /dev/termination-log, here the variable that stands in for it.
+      const terminationLog = join(scratch, "ready-url-termination-log");
+      writeFileSync(terminationLog, "");
+      const env = { ...api.env(), PROA_TERMINATION_MESSAGE_PATH: terminationLog };
+      const run = await recordRun(["--shutdown-timeout", "20s", "--ready-url", `${base}/ready`, "--shutdown-http-post", `${base}/quitquitquit`], env);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual([...run.reads], []);
+      assert.deepEqual([...run.writes], [terminationLog]);
+      assert.match(readFileSync(terminationLog, "utf8"), /^program exited 0 after .*; sidecars stopped: .*POST 200/);
+      assert.deepEqual([...run.connections], [new URL(base).host]);
+      assert.deepEqual([...run.env].filter((name) => /^(KUBERNETES_|POD_)/.test(name) || name === "PROA_SERVICE_ACCOUNT_DIR"), []);
+      assert.deepEqual([...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)), []);
+      assert.equal(api.requests.length, requestsBefore, "not one request to the API server");
+      assert.match(run.stderr, /nothing listens on 127\.0\.0\.1:\d+ any more; all sidecars have stopped listening/);
+    } finally {
+      sidecar.close();
+      sidecar.closeAllConnections();
+    }
+  });
+});
+
 describe("what proa sends and runs", () => {
   test("a shutdown request carries no token, no Authorization header and no body: only the method, the URL's path and proa's User-Agent", async () => {
     shutdownRequests.length = 0;

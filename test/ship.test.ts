@@ -346,6 +346,16 @@ describe("job.yaml", () => {
     assert.equal(url, `http://localhost:${port}/shutdown`);
   });
 
+  test("its no-API variant mounts no token, uses no ServiceAccount, and waits on the sidecar's own /ready", () => {
+    const variant = documents.find((doc) => /^\s*-\s+--ready-url\s*$/m.test(doc));
+    assert.ok(variant, "expected a Job that uses --ready-url");
+    const text = withoutComments(variant);
+    assert.match(text, /^\s*automountServiceAccountToken:\s*false\s*$/m);
+    assert.doesNotMatch(text, /serviceAccountName:/);
+    const port = /name:\s*PORT\s*\n\s*value:\s*"(\d+)"/.exec(text)?.[1];
+    assert.equal(/-\s+--ready-url\s*\n\s*-\s+(\S+)/.exec(text)?.[1], `http://localhost:${port}/ready`);
+  });
+
   test("its sidecar becomes ready only after a while, serves /work, and exits 0 on POST /shutdown", async () => {
     const script = join(scratch, "sidecar.mjs");
     writeFileSync(script, blockScalar(jobYaml, "sidecar.mjs"));

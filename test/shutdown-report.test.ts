@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadCluster } from "../kube.ts";
-import { shutDownSidecars, type ShutdownOptions } from "../shutdown.ts";
+import { podExitWatch, shutDownSidecars, type ShutdownOptions } from "../shutdown.ts";
 import { podWith, startFakeApiServer } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -29,7 +29,7 @@ const options = (overrides: Partial<ShutdownOptions>): ShutdownOptions => ({
   userAgent: "proa/test",
   ...overrides,
 });
-const fast = { refusedRetryDelaysMs: [], watch: { backoffBaseMs: 20, backoffMaxMs: 50 } };
+const fast = { refusedRetryDelaysMs: [] };
 
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -74,7 +74,8 @@ describe("the shutdown step's report", () => {
     const api = await startFakeApiServer({ pod: podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true }) });
     try {
       const cluster = loadCluster(api.env(), "proa/test");
-      const done = shutDownSidecars(options({ timeoutMs: 400 }), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, recordingLog(), fast);
+      const pod = api.pod() ?? undefined;
+      const done = shutDownSidecars(options({ timeoutMs: 400 }), { sidecars: podExitWatch({ cluster, pod, ownContainer: "main" }, { backoffBaseMs: 20, backoffMaxMs: 50 }), pod }, recordingLog(), fast);
       await sleep(100);
       api.setPod(podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true, terminated: { "sidecar-1": { exitCode: 7 } } }));
       const record = await done;

@@ -5,8 +5,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadCluster, type Cluster, type Pod } from "../kube.ts";
-import { shutDownSidecars, type ShutdownOptions, type ShutdownTiming } from "../shutdown.ts";
+import { loadCluster, type Cluster, type Pod, type Timing } from "../kube.ts";
+import { podExitWatch, shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "../shutdown.ts";
 import { podWith, startFakeApiServer, type FakeApiServer, type PodShape } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -20,7 +20,12 @@ const options = (timeoutMs: number | undefined, overrides: Partial<ShutdownOptio
   userAgent: "proa/test",
   ...overrides,
 });
-const timing: Partial<ShutdownTiming> = { watch: { backoffBaseMs: 20, backoffMaxMs: 50 } };
+const watchTiming: Partial<Timing> = { backoffBaseMs: 20, backoffMaxMs: 50 };
+/** The shutdown step's context as main builds it with the Pod read through the API: the Pod watch sees the exits. */
+const podContext = (cluster: Cluster, pod: Pod | null | undefined, watch = watchTiming): ShutdownContext => ({
+  sidecars: podExitWatch({ cluster, pod: pod ?? undefined, ownContainer: "main" }, watch),
+  pod: pod ?? undefined,
+});
 const sidecars: PodShape = { sidecars: ["sidecar-1", "sidecar-2"], nativeSidecars: ["istio-proxy"], ready: true };
 
 let server: FakeApiServer | undefined;
@@ -58,7 +63,7 @@ describe("waiting for the sidecars to exit", () => {
   test("waits until every regular sidecar has exited, logging each exit and who still runs, but not for native sidecars", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing));
+    const done = timed(() => shutDownSidecars(options(5000), podContext(cluster, api.pod()), log));
     await sleep(100);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 } } }));
     await sleep(100);
@@ -77,7 +82,7 @@ describe("waiting for the sidecars to exit", () => {
   test("when the budget runs out it logs which sidecars are still running and returns", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(400), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing));
+    const done = timed(() => shutDownSidecars(options(400), podContext(cluster, api.pod()), log));
     await sleep(100);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-2": { exitCode: 0 } } }));
     const elapsed = await done;
@@ -89,8 +94,8 @@ describe("waiting for the sidecars to exit", () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
     api.setPod(withGrace(api.pod(), 2));
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigtermAt(Date.now() - 600) };
-    const elapsed = await timed(() => shutDownSidecars(options(undefined), context, log, timing));
+    const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now() - 600) };
+    const elapsed = await timed(() => shutDownSidecars(options(undefined), context, log));
     assert.ok(elapsed >= 350 && elapsed < 700, `took ${elapsed} ms: 2000 ms grace period - 600 ms since SIGTERM - 1000 ms margin`);
     assert.match(messages(log, "warn")[0] ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
   });
@@ -98,7 +103,7 @@ describe("waiting for the sidecars to exit", () => {
   test("a sidecar the kubelet restarts after it exited counts as exited", async () => {
     const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
     const log = recordingLog();
-    const done = shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing);
+    const done = shutDownSidecars(options(5000), podContext(cluster, api.pod()), log);
     await sleep(50);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 1 } } }));
     await sleep(50);
@@ -113,7 +118,7 @@ describe("waiting for the sidecars to exit", () => {
   test("sidecars that had already exited, or none at all, need no watch", async () => {
     const { api, cluster } = await start({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } } });
     for (const pod of [api.pod() ?? undefined, podWith({})]) {
-      const elapsed = await timed(() => shutDownSidecars(options(5000), { cluster, pod, ownContainer: "main" }, recordingLog(), timing));
+      const elapsed = await timed(() => shutDownSidecars(options(5000), podContext(cluster, pod), recordingLog()));
       assert.ok(elapsed < 100, `took ${elapsed} ms`);
     }
     assert.deepEqual(api.requests, []);
@@ -122,7 +127,7 @@ describe("waiting for the sidecars to exit", () => {
   test("a Pod that disappears from the API ends the wait", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing));
+    const done = timed(() => shutDownSidecars(options(5000), podContext(cluster, api.pod()), log));
     await sleep(100);
     api.setPod(null);
     assert.ok((await done) < 1000);
@@ -135,8 +140,8 @@ describe("the grace period is a hard limit, whatever the flags", () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
     api.setPod(withGrace(api.pod(), 1.5));
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigtermAt(Date.now() - 100) };
-    const elapsed = await timed(() => shutDownSidecars(options(20_000), context, log, timing));
+    const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now() - 100) };
+    const elapsed = await timed(() => shutDownSidecars(options(20_000), context, log));
     assert.ok(elapsed < 1000, `took ${elapsed} ms: 1500 ms grace period - 100 ms since SIGTERM - 1000 ms margin`);
     assert.match(messages(log, "warn").at(-1) ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
   });
@@ -149,8 +154,8 @@ describe("the grace period is a hard limit, whatever the flags", () => {
     const sigterm = new AbortController();
     const log = recordingLog();
     api.setPod(withGrace(api.pod(), 1.5));
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigterm.signal };
-    const done = timed(() => shutDownSidecars(options(20_000, { httpPost: [url] }), context, log, { ...timing, minRequestMs: 100 }));
+    const context = { ...podContext(cluster, api.pod()), sigterm: sigterm.signal };
+    const done = timed(() => shutDownSidecars(options(20_000, { httpPost: [url] }), context, log, { minRequestMs: 100 }));
     await sleep(100);
     sigterm.abort(Date.now());
     const elapsed = await done;
@@ -164,8 +169,8 @@ describe("the grace period is a hard limit, whatever the flags", () => {
   test("a deletion that first appears in the step's own watch shortens the deadline to its grace period", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main", sigterm: sigtermAt(Date.now()) };
-    const done = timed(() => shutDownSidecars(options(undefined), context, log, timing));
+    const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now()) };
+    const done = timed(() => shutDownSidecars(options(undefined), context, log));
     await sleep(100);
     const deleting = podWith(sidecars);
     deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 1500).toISOString(), deletionGracePeriodSeconds: 1.5 };
@@ -180,7 +185,7 @@ describe("the exits, said once and truthfully", () => {
   test("two sidecars seen exiting in the same Pod update make one line that says all have exited", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = shutDownSidecars(options(5000), { cluster, pod: api.pod() ?? undefined, ownContainer: "main" }, log, timing);
+    const done = shutDownSidecars(options(5000), podContext(cluster, api.pod()), log);
     await sleep(100);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 143 } } }));
     const report = await done;
@@ -200,8 +205,8 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     const log = recordingLog();
-    const context = { cluster: { ...cluster, port }, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(300), context, log, timing));
+    const context = podContext({ ...cluster, port }, api.pod());
+    const elapsed = await timed(() => shutDownSidecars(options(300), context, log));
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
     assert.equal(messages(log, "warn").at(-1), "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway");
   });
@@ -213,8 +218,8 @@ describe("an API server that cannot be reached does not stall proa past the budg
     await new Promise((resolve) => hanging.once("listening", resolve));
     const url = new URL(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`);
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, { ...timing, minRequestMs: 200 }));
+    const context = podContext(cluster, api.pod());
+    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, { minRequestMs: 200 }));
     hanging.closeAllConnections();
     hanging.close();
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
@@ -228,8 +233,8 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const { api, cluster } = await start(sidecars);
     api.fail(...Array.from({ length: 20 }, () => ({ status: 403 })));
     const log = recordingLog();
-    const context = { cluster, pod: api.pod() ?? undefined, ownContainer: "main" };
-    const elapsed = await timed(() => shutDownSidecars(options(5000), context, log, { watch: { ...timing.watch, giveUpMs: 100 } }));
+    const context = podContext(cluster, api.pod(), { ...watchTiming, giveUpMs: 100 });
+    const elapsed = await timed(() => shutDownSidecars(options(5000), context, log));
     assert.ok(elapsed < 1000, `took ${elapsed} ms`);
     const stopped = log.lines.find((line) => line.msg.startsWith("stopped waiting"));
     assert.deepEqual(stopped?.fields.stillRunning, ["sidecar-1", "sidecar-2"]);

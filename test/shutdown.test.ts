@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Pod } from "../kube.ts";
-import { gracePeriodMs, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { gracePeriodMs, podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -184,7 +184,7 @@ describe("shutDownSidecars without means or knowledge", () => {
 
   test("without a cluster, a Pod or an own container it returns at once: there is nothing to wait for", async () => {
     const pod: Pod = { spec: { containers: [{ name: "main" }, { name: "sidecar-1" }] } };
-    for (const context of [{}, { pod }, { pod, ownContainer: "main" }]) {
+    for (const context of [{}, { pod }, { pod, sidecars: podExitWatch({ pod, ownContainer: "main" }) }]) {
       const elapsed = await timed(() => shutDownSidecars(options({}), context, recordingLog()));
       assert.ok(elapsed < 100, `took ${elapsed} ms`);
     }

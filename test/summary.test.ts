@@ -61,6 +61,24 @@ describe("the termination message, for each way a run ends", () => {
     );
   });
 
+  test("--ready-url: the URLs waited for, credentials and query values redacted, and sidecars that stopped listening (no exit code to tell)", () => {
+    const lines = terminationMessage(
+      run({
+        wait: { mode: "urls", names: ["http://admin:secret@localhost:15021/healthz/ready?token=abc"], durationMs: 800, ending: { kind: "ready" } },
+        shutdown: shutdown({ exits: [{ name: "localhost:15021", afterMs: 300 }] }),
+      }),
+    ).split("\n");
+    assert.equal(lines[0], "program exited 0 after 12m04s; sidecars stopped: localhost:15021 (POST 200, stopped listening)");
+    assert.equal(lines[1], "waited 800ms for http://localhost:15021/healthz/ready?token=REDACTED: ready");
+    assert.ok(lines.includes("  localhost:15021 stopped listening"), lines.join("\n"));
+  });
+
+  test("a sidecar whose exit code the Pod did not show: exited, with no number", () => {
+    const message = terminationMessage(run({ shutdown: shutdown({ exits: [{ name: "istio-proxy", afterMs: 1100 }] }) }));
+    assert.match(message, /^program exited 0 after 12m04s; sidecars stopped: istio-proxy \(POST 200, exited\)\n/);
+    assert.match(message, /\n {2}istio-proxy exited\n/);
+  });
+
   test("the program failed: its exit code, and two sidecars each with its own exit code", () => {
     const message = terminationMessage(
       run({

@@ -26,7 +26,9 @@ export interface ProaProcess {
 
 export function startProa(args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, BUNDLE]): ProaProcess {
   const [program, ...programArgs] = command as [string, ...string[]];
-  const child = spawn(program, [...programArgs, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // Where proa cannot read its Pod's spec it would try /dev/termination-log: never the machine's own, in a test.
+  const noTerminationLog = "/nonexistent/proa-test/termination-log";
+  const child = spawn(program, [...programArgs, ...args], { env: { PATH: process.env.PATH ?? "", PROA_TERMINATION_MESSAGE_PATH: noTerminationLog, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const stdout: string[] = [];
   const logs: LogRecord[] = [];
   let stderr = "";
