@@ -407,14 +407,16 @@ describe("judge", () => {
   });
   const options = (shutdown: Partial<Parameters<typeof judge>[0]["shutdown"]> = {}) => ({
     command: [],
+    readyUrls: [],
     ready: { waitFor: [], ignore: [] },
+    terminationMessage: true,
     shutdown: { httpGet: [], httpPost: [], kill: [], killAll: false, requestTimeoutMs: 5000, userAgent: "proa/test", ...shutdown },
   });
 
   test("a good setup gives no FAIL, in the order a run meets each part", () => {
     const findings = judge(options(), facts({ urls: [{ method: "POST", url: new URL("http://localhost:15020/quitquitquit"), connect: { ok: true } }] }));
     assert.equal(checkStatus(findings), 0, formatReport(findings));
-    const order = [/^the API server is at/, /^Node\.js/, /^TLS/, /accepts the service account/, /may list and watch/, /^found Pod/, /own container/, /^container proxy/, /^restartPolicy/, /^shutdown POST/, /^shutdown budget/];
+    const order = [/^the API server is at/, /^Node\.js/, /^TLS/, /accepts the service account/, /may list and watch/, /^found Pod/, /own container/, /^container proxy/, /^restartPolicy/, /^shutdown POST/, /^shutdown budget/, /termination message/];
     assert.deepEqual(findings.map((f) => order.findIndex((re) => re.test(f.text))), order.map((_, i) => i));
   });
 
