@@ -9,7 +9,7 @@ import {
   DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
-import { gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
+import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
 import { askReadyUrl, defaultReadyUrlTiming, type ReadyAnswer } from "./readyurl.ts";
 import { terminationLog, type TerminationLog } from "./summary.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
@@ -256,7 +256,7 @@ export function checkReadyUrl(url: URL, answer: ReadyAnswer): Finding {
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) return fail(`${target}: HTTP ${status}, a request that waiting does not change, ${never}`, "check the URL against the sidecar's readiness endpoint");
   if (status !== undefined) return warn(`${target}: HTTP ${status}, not ready yet${answer.body ? `: ${answer.body}` : ""}`, "normal while the sidecar starts (a run waits for 2xx); if it persists, see the sidecar's log");
   if (code === "ECONNREFUSED") return warn(`${target}: nothing accepts connections at ${url.hostname}:${port} yet (connection refused)`, "normal while the sidecar starts (a run waits); if it persists, check the port against the sidecar's");
-  if (code === "EPROTO") return fail(`${target}: the TLS handshake failed: ${quote(text, 200)}`, "the port speaks plain http: write the URL with http://");
+  if (code === "EPROTO") return fail(`${target}: the TLS handshake failed (EPROTO): the port does not speak TLS`, "write the URL with http://, as a sidecar's port on localhost usually is");
   if (TLS_ERROR.test(code)) return fail(`${target}: TLS: ${text}`, "proa always verifies https against Node.js's CAs and NODE_EXTRA_CA_CERTS: for a self-signed sidecar, use its plain http endpoint on localhost, or add its CA with NODE_EXTRA_CA_CERTS");
   if (code.startsWith("HPE_")) return fail(`${target}: the answer is not HTTP (${quote(text, 200)}), ${never}`, "check the port against the sidecar's HTTP readiness port");
   if (code === "ENOTFOUND") return fail(`${target}: ${text}`, "check the URL's host; a sidecar in the Pod is at localhost");
@@ -321,9 +321,12 @@ export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, p
 /** The budget a run's shutdown step starts with: shutdown.ts's rule. With --ready-url there is no Pod spec, so
  * the default grace period stands in for the Pod's. */
 export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined, urlMode = false): Finding {
-  const source = timeoutMs !== undefined ? "--shutdown-timeout" : pod?.spec?.terminationGracePeriodSeconds !== undefined ? "the Pod's terminationGracePeriodSeconds" : "the default";
+  const source = timeoutMs !== undefined ? "--shutdown-timeout"
+    : urlMode ? "the default, as with --ready-url a run reads no Pod spec"
+    : pod?.spec?.terminationGracePeriodSeconds !== undefined ? "the Pod's terminationGracePeriodSeconds" : "the default";
+  const grace = gracePeriodMs(undefined);
   const sigterm = urlMode
-    ? `after SIGTERM, never past ${gracePeriodMs(undefined) / 1000 - 1} s after it, as a run assumes the default grace period of ${gracePeriodMs(undefined) / 1000} s (it cannot read the Pod's with --ready-url)`
+    ? `after SIGTERM, at most ${(grace - BEFORE_KUBELET_KILL_MS) / 1000} s from it, as a run assumes the default grace period of ${grace / 1000} s`
     : "after SIGTERM, never past a second before the grace period ends";
   return ok(`shutdown budget ${(timeoutMs ?? gracePeriodMs(pod)) / 1000} s, from ${source}; ${sigterm}`);
 }
