@@ -618,5 +618,6 @@ describe("the --check option", () => {
   test("is in --help, with its exit statuses", () => {
     assert.match(HELP, /^ {6}--check {2,}check the setup/m);
     assert.match(HELP, /With --check: 0 when no check failed \(warnings allowed\), 1 when one did, 2 for bad usage/);
+    assert.match(HELP, /with --ready-url, sends one GET to each ready URL\s+and nothing to the API/);
   });
 });
