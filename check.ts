@@ -252,12 +252,14 @@ export function checkReadyUrl(url: URL, answer: ReadyAnswer): Finding {
     const usual = READY_PATHS[port];
     return fail(`${target}: HTTP 404, nothing is served at that path, ${never}`, usual && !usual.startsWith(`${url.pathname} `) ? `on port ${port} the readiness path is usually ${usual}` : "check the path against the sidecar's readiness endpoint");
   }
-  if (status === 401 || status === 403) return fail(`${target}: HTTP ${status}, ${never}`, "use the sidecar's unauthenticated readiness endpoint, or give credentials in the URL (http://user:password@host/...)");
-  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) return fail(`${target}: HTTP ${status}, a request that waiting does not change, ${never}`, "check the URL against the sidecar's readiness endpoint");
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    const fix = status === 401 || status === 403 ? "use the sidecar's unauthenticated readiness endpoint, or give credentials in the URL (http://user:password@host/...)" : "check the URL against the sidecar's readiness endpoint";
+    return fail(`${target}: HTTP ${status}, a request that waiting does not change, ${never}`, fix);
+  }
   if (status !== undefined) return warn(`${target}: HTTP ${status}, not ready yet${answer.body ? `: ${answer.body}` : ""}`, "normal while the sidecar starts (a run waits for 2xx); if it persists, see the sidecar's log");
   if (code === "ECONNREFUSED") return warn(`${target}: nothing accepts connections at ${url.hostname}:${port} yet (connection refused)`, "normal while the sidecar starts (a run waits); if it persists, check the port against the sidecar's");
   if (code === "EPROTO") return fail(`${target}: the TLS handshake failed (EPROTO): the port does not speak TLS`, "write the URL with http://, as a sidecar's port on localhost usually is");
-  if (TLS_ERROR.test(code)) return fail(`${target}: TLS: ${text}`, "proa always verifies https against Node.js's CAs and NODE_EXTRA_CA_CERTS: for a self-signed sidecar, use its plain http endpoint on localhost, or add its CA with NODE_EXTRA_CA_CERTS");
+  if (TLS_ERROR.test(code)) return fail(`${target}: TLS: ${text}`, "proa never skips verification: use the sidecar's plain http endpoint on localhost, or add its CA with NODE_EXTRA_CA_CERTS");
   if (code.startsWith("HPE_")) return fail(`${target}: the answer is not HTTP (${quote(text, 200)}), ${never}`, "check the port against the sidecar's HTTP readiness port");
   if (code === "ENOTFOUND") return fail(`${target}: ${text}`, "check the URL's host; a sidecar in the Pod is at localhost");
   if (code === "ETIMEDOUT") return warn(`${target}: ${text}`, `a run asks again every ${defaultReadyUrlTiming.pollMs} ms; if it persists, check that ${url.hostname}:${port} is the sidecar's HTTP readiness port`);
