@@ -322,6 +322,17 @@ describe("proa --check --ready-url in a Pod with no API access: no service accou
     assert.equal(connections - connectionsBefore, 3, "a connection per GET, and the shutdown port's connect");
   });
 
+  test("a ready URL that accepts and never answers: a warning after the run's own 1 s per request, exit 0", async () => {
+    const silent = await startTcpCounter();
+    try {
+      const r = await checkWith(NO_API, ["--ready-url", silent.url("/ready")]);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.line(/^\w+ +ready URL /), new RegExp(`^warn ready URL ${silent.url("/ready")}: no answer within 1000 ms: timed out waiting for the response headers; fix: .*check that ${silent.hostPort} is the sidecar's HTTP readiness port$`));
+    } finally {
+      await silent.close();
+    }
+  });
+
   test("a ready URL answering 404: FAIL naming it, exit 1", async () => {
     const r = await checkWith(NO_API, ["--ready-url", `${base}/healthz/readyz`, "--ready-url", `${base}/ready`]);
     assert.equal(r.code, 1, r.text);
