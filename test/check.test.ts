@@ -396,6 +396,7 @@ describe("ready URLs (--ready-url): one GET each, as a run's wait sends it", () 
     assert.equal(typo.text, "ready URL http://localhost:15021/healthz/readyz: HTTP 404, nothing is served at that path, so a run would wait until --ready-timeout");
     assert.equal(typo.fix, "on port 15021 the readiness path is usually /healthz/ready (Istio)");
     assert.match(ask("http://localhost:4191/readyz", status(404)).fix!, /usually \/ready \(Linkerd\)$/);
+    assert.match(ask("http://localhost:15021/healthz", status(404)).fix!, /usually \/healthz\/ready \(Istio\)$/, "a path that the usual one starts with is still wrong");
     assert.match(ask("http://localhost:9901/healthz", status(404)).fix!, /usually \/ready \(Envoy\)$/);
     assert.match(ask("http://127.0.0.1:9090/ready", status(404)).fix!, /usually \/readiness \(Cloud SQL Auth Proxy\)$/);
     // The usual path itself, or a port no common sidecar uses: no guess.
