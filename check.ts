@@ -1,7 +1,7 @@
 // check.ts: `proa --check`, a read-only report on a Pod's setup. gather() does every read-only part of a run once, with
 // the run's own code, and keeps what it found as plain facts; the checks are pure functions that judge those facts ok,
-// warn or FAIL, with the fix. Nothing here starts the program, sends a shutdown request (only a TCP connect and
-// close), signals or writes.
+// warn or FAIL, with the fix. With --ready-url it does what a run in that mode does: no Kubernetes API, one GET per
+// ready URL. Nothing here starts the program, sends a shutdown request (only a TCP connect and close), signals or writes.
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { resolve } from "node:path";
@@ -9,14 +9,18 @@ import {
   DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
-import { gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
+import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
+import { askReadyUrl, defaultReadyUrlTiming, type ReadyAnswer } from "./readyurl.ts";
+import { terminationLog, type TerminationLog } from "./summary.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 /** The parts of a run's options the check reads (proa.ts's Options has them all). */
 export interface CheckOptions {
   command: string[];
+  readyUrls: URL[]; // --ready-url: the URL mode, with no Kubernetes API
   ready: ReadyOptions;
   shutdown: ShutdownOptions;
+  terminationMessage: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -50,13 +54,20 @@ export type Attempt = { ok: true } | { ok: false; code: string; message: string 
 export interface Facts {
   env: NodeJS.ProcessEnv;
   nodeVersion: string; // process.versions.node
-  cluster: { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string }; // loadCluster's
+  // In the API mode: loadCluster's verdict, the Pod as a run reads it, and the hints to proa's own container.
+  cluster?: { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string };
   probe?: Probe; // a run's list, and a watch the server ends after a second
-  hints: OwnContainerHints;
+  hints?: OwnContainerHints;
+  readyUrls?: { url: URL; answer: ReadyAnswer }[]; // in the URL mode instead: one GET each, as a run's wait sends it
   urls: { method: "GET" | "POST"; url: URL; connect: Attempt }[]; // a TCP connect and close, no byte sent
   processes?: ProcessInfo[] | { error: string }; // read only for --kill and --kill-all
   own: OwnProcesses;
   program?: ProgramFacts;
+  terminationLog?: TerminationLogFacts; // absent with --no-termination-message
+}
+
+export interface TerminationLogFacts extends TerminationLog {
+  file: { size: number; regular: boolean } | { code: string }; // its stat, or the error of the stat
 }
 
 export interface ProgramFacts {
@@ -76,11 +87,14 @@ export interface Candidate {
 
 export function judge(options: CheckOptions, facts: Facts): Finding[] {
   const findings = checkEnvironment(facts);
-  if (facts.cluster.ok && facts.probe) findings.push(...checkApi(facts.env, facts.cluster, facts.probe));
+  if (facts.cluster?.ok && facts.probe) findings.push(...checkApi(facts.env, facts.cluster, facts.probe));
   const pod = facts.probe?.pod ?? undefined;
   let notReady: string[] | undefined;
-  if (pod) {
-    const own = checkOwnContainer(pod, facts.hints);
+  if (facts.readyUrls) {
+    findings.push(...facts.readyUrls.map(({ url, answer }) => checkReadyUrl(url, answer)), checkReadyTimeout(options.ready.readyTimeoutMs));
+    notReady = facts.readyUrls.filter(({ answer }) => !answer.ready).map(({ url }) => redactUrl(url));
+  } else if (pod) {
+    const own = checkOwnContainer(pod, facts.hints ?? {});
     findings.push(own.finding);
     if (own.name !== undefined) {
       const containers = checkContainers(pod, own.name, options.ready);
@@ -92,16 +106,20 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   }
   findings.push(...checkShutdownUrls(options.shutdown, facts.urls, pod, notReady));
   if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
-  findings.push(checkBudget(pod, options.shutdown.timeoutMs));
+  findings.push(checkBudget(pod, options.shutdown.timeoutMs, facts.readyUrls !== undefined));
   if (facts.program) findings.push(checkProgram(facts.program));
+  findings.push(checkTerminationMessage(facts.terminationLog));
   return findings;
 }
 
-/** loadCluster's verdict (its error names the fix), Node.js, and the variables through which Node changes proa. */
+/** loadCluster's verdict (its error names the fix), or none loaded with --ready-url; Node.js, and the variables
+ * through which Node changes proa. */
 export function checkEnvironment({ env, nodeVersion, cluster }: Pick<Facts, "env" | "nodeVersion" | "cluster">): Finding[] {
   const from = (variable: string, otherwise: string) => (env[variable] ? variable : otherwise);
   const findings = [
-    cluster.ok
+    !cluster
+      ? ok("the Kubernetes API is not used with --ready-url, so no service account token, RBAC or KUBERNETES_* variable is needed")
+      : cluster.ok
       ? ok(`the API server is at ${cluster.server}; the service account's files are in ${cluster.dir}; the Pod is ${cluster.namespace}/${cluster.podName} (its name from ${from("POD_NAME", "the hostname")}, its namespace from ${from("POD_NAMESPACE", "the service account's namespace file")})`)
       : fail(quote(cluster.message, 400)),
     Number(nodeVersion.split(".")[0]) >= 20 ? ok(`Node.js ${nodeVersion}`) : fail(`Node.js ${nodeVersion} is older than 20, which proa needs`, "use Node.js 20 or later in the image"),
@@ -110,6 +128,9 @@ export function checkEnvironment({ env, nodeVersion, cluster }: Pick<Facts, "env
   return findings;
 }
 
+// OpenSSL's and Node's codes for a TLS handshake or a certificate that failed.
+const TLS_ERROR = /CERT|SIGNATURE|ISSUER|SELF_SIGNED|TLS|SSL/;
+
 /** TLS and the token, the permissions (a line for each of the list and the watch that failed), and the Pod the run
  * would take. kube.ts's messages name the request, quote the server and, for 401 and 403, say what to grant. */
 export function checkApi(env: NodeJS.ProcessEnv, cluster: { server: string; namespace: string; podName: string }, probe: Probe): Finding[] {
@@ -117,7 +138,7 @@ export function checkApi(env: NodeJS.ProcessEnv, cluster: { server: string; name
   if (list.kind === "failed" && list.error.status === undefined) {
     // No HTTP answer: TLS failed (OpenSSL's codes), or the server could not be reached, or its answer was malformed.
     const cause = list.error.cause as NodeJS.ErrnoException | undefined;
-    if (/CERT|SIGNATURE|ISSUER|SELF_SIGNED|TLS|SSL/.test(cause?.code ?? "")) {
+    if (TLS_ERROR.test(cause?.code ?? "")) {
       return [fail(`TLS: ${list.error.message}`, "mount the cluster's own CA as ca.crt (the service account volume does), and reach the API server directly, not through a proxy that re-signs TLS")];
     }
     return [fail(list.error.message, cause?.code || !cause ? "check KUBERNETES_SERVICE_HOST/PORT and any NetworkPolicy that blocks egress to the API server" : undefined)];
@@ -214,6 +235,45 @@ export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined)
   return warn(`${text}, with no limit`, "use restartPolicy: Never for a Job's Pod, or set --ready-timeout so that the wait ends");
 }
 
+// The readiness paths of common sidecars on their usual ports (the README's table): a 404 there is a wrong path.
+const READY_PATHS: Record<string, string> = { "15021": "/healthz/ready (Istio)", "4191": "/ready (Linkerd)", "9901": "/ready (Envoy)", "9090": "/readiness (Cloud SQL Auth Proxy)" };
+
+/** One GET, as a run's wait sends it. What a starting sidecar answers (refused, 5xx, a timeout) is a warning, since
+ * a run waits it out; what no wait gets past (a redirect, a 4xx, TLS that does not verify, an answer that is not
+ * HTTP, a host that does not resolve) is a FAIL. */
+export function checkReadyUrl(url: URL, answer: ReadyAnswer): Finding {
+  const target = `ready URL ${redactUrl(url)}`;
+  const { status, code = "", text } = answer;
+  const port = portOf(url);
+  const never = "so a run would wait until --ready-timeout";
+  if (answer.ready) return ok(`${target}: ${text}, ready`);
+  if (status !== undefined && status >= 300 && status < 400) return fail(`${target}: ${text}`, "a redirect means the URL's path or scheme is wrong");
+  if (status === 404) {
+    const usual = READY_PATHS[port];
+    return fail(`${target}: HTTP 404, nothing is served at that path, ${never}`, usual && !usual.startsWith(`${url.pathname} `) ? `on port ${port} the readiness path is usually ${usual}` : "check the path against the sidecar's readiness endpoint");
+  }
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    const fix = status === 401 || status === 403 ? "use the sidecar's unauthenticated readiness endpoint, or give credentials in the URL (http://user:password@host/...)" : "check the URL against the sidecar's readiness endpoint";
+    return fail(`${target}: HTTP ${status}, a request that waiting does not change, ${never}`, fix);
+  }
+  if (status !== undefined) return warn(`${target}: HTTP ${status}, not ready yet${answer.body ? `: ${answer.body}` : ""}`, "normal while the sidecar starts (a run waits for 2xx); if it persists, see the sidecar's log");
+  if (code === "ECONNREFUSED") return warn(`${target}: nothing accepts connections at ${url.hostname}:${port} yet (connection refused)`, "normal while the sidecar starts (a run waits); if it persists, check the port against the sidecar's");
+  if (code === "EPROTO") return fail(`${target}: the TLS handshake failed (EPROTO): the port does not speak TLS`, "write the URL with http://, as a sidecar's port on localhost usually is");
+  if (TLS_ERROR.test(code)) return fail(`${target}: TLS: ${text}`, "proa never skips verification: use the sidecar's plain http endpoint on localhost, or add its CA with NODE_EXTRA_CA_CERTS");
+  if (code.startsWith("HPE_")) return fail(`${target}: the answer is not HTTP (${quote(text, 200)}), ${never}`, "check the port against the sidecar's HTTP readiness port");
+  if (code === "ENOTFOUND") return fail(`${target}: ${text}`, "check the URL's host; a sidecar in the Pod is at localhost");
+  if (code === "ETIMEDOUT") return warn(`${target}: ${text}`, `a run asks again every ${defaultReadyUrlTiming.pollMs} ms; if it persists, check that ${url.hostname}:${port} is the sidecar's HTTP readiness port`);
+  return warn(`${target}: ${quote(text, 200)}`, "if the port serves https, write https://; else run --check again");
+}
+
+/** Without the Pod, a run cannot see a sidecar that died before it was ready: only --ready-timeout ends the wait. */
+export function checkReadyTimeout(readyTimeoutMs: number | undefined): Finding {
+  if (readyTimeoutMs !== undefined) return ok(`the wait for the ready URLs ends after --ready-timeout (${readyTimeoutMs / 1000} s)`);
+  return warn("the wait for the ready URLs has no limit: with --ready-url a run cannot see a sidecar that died before it was ready", "set --ready-timeout so that the wait ends");
+}
+
+const portOf = (url: URL) => url.port || (url.protocol === "https:" ? "443" : "80");
+
 // Envoy's admin /quitquitquit takes only POST: on Envoy's usual admin port, Istio's (15000) and pilot-agent's (15020).
 const ENVOY_ADMIN_PORTS = new Set(["9901", "15000", "15020"]);
 
@@ -222,7 +282,7 @@ export function checkShutdownUrls(shutdown: Pick<ShutdownOptions, "kill" | "kill
   const findings: Finding[] = [];
   for (const { method, url, connect } of urls) {
     const target = `shutdown ${method} ${redactUrl(url)}`;
-    const port = url.port || (url.protocol === "https:" ? "443" : "80");
+    const port = portOf(url);
     const at = `${url.hostname}:${port}`;
     if (connect.ok) findings.push(ok(`${target}: something accepts TCP connections at ${at} (connected and closed, no request sent)`));
     else if (connect.code === "ECONNREFUSED" && notReady?.length) findings.push(warn(`${target}: nothing accepts TCP connections at ${at} yet (connection refused), while ${notReady.join(", ")} ${notReady.length === 1 ? "is" : "are"} not ready`, "run --check again once the sidecars are ready"));
@@ -260,10 +320,17 @@ export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, p
   return findings;
 }
 
-/** The budget a run's shutdown step starts with: shutdown.ts's rule. */
-export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined): Finding {
-  const source = timeoutMs !== undefined ? "--shutdown-timeout" : pod?.spec?.terminationGracePeriodSeconds !== undefined ? "the Pod's terminationGracePeriodSeconds" : "the default";
-  return ok(`shutdown budget ${(timeoutMs ?? gracePeriodMs(pod)) / 1000} s, from ${source}; after SIGTERM, never past a second before the grace period ends`);
+/** The budget a run's shutdown step starts with: shutdown.ts's rule. With --ready-url there is no Pod spec, so
+ * the default grace period stands in for the Pod's. */
+export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined, urlMode = false): Finding {
+  const source = timeoutMs !== undefined ? "--shutdown-timeout"
+    : urlMode ? "the default, as with --ready-url a run reads no Pod spec"
+    : pod?.spec?.terminationGracePeriodSeconds !== undefined ? "the Pod's terminationGracePeriodSeconds" : "the default";
+  const grace = gracePeriodMs(undefined);
+  const sigterm = urlMode
+    ? `after SIGTERM, at most ${(grace - BEFORE_KUBELET_KILL_MS) / 1000} s from it, as a run assumes the default grace period of ${grace / 1000} s`
+    : "after SIGTERM, never past a second before the grace period ends";
+  return ok(`shutdown budget ${(timeoutMs ?? gracePeriodMs(pod)) / 1000} s, from ${source}; ${sigterm}`);
 }
 
 /** As spawn (libuv's execvp) resolves it: the first executable file wins; EACCES from any candidate means 126. */
@@ -283,6 +350,20 @@ export function checkProgram(program: ProgramFacts): Finding {
   return fail(`program ${name} ${where}: a run would exit 127`, "install it in the image, or give its full path after --");
 }
 
+/** Where a run would leave its summary for kubectl describe, and whether that file is there and empty now. */
+export function checkTerminationMessage(target: TerminationLogFacts | undefined): Finding {
+  if (!target) return ok("the termination message is off (--no-termination-message): a run writes no summary");
+  const where = `the termination message file ${quote(target.path, 200)} (from ${target.from})`;
+  const fallback = target.policy === "FallbackToLogsOnError" ? "; when the program fails, the kubelet puts the log's last lines there instead (FallbackToLogsOnError)" : "";
+  const { file } = target;
+  if ("size" in file && file.regular && file.size === 0) return ok(`a run writes its summary to ${where}, which exists and is empty${fallback}`);
+  if ("size" in file && file.regular) return warn(`${where} holds ${file.size} bytes already: a run leaves it as it is and writes no summary`);
+  if ("size" in file) return warn(`${where} is not a regular file: a run writes no summary there`, "point terminationMessagePath at a file (the kubelet's default is /dev/termination-log)");
+  const fix = target.from === "the Pod spec" ? undefined : "if the container's terminationMessagePath is another path, set PROA_TERMINATION_MESSAGE_PATH to it";
+  if (file.code === "ENOENT") return warn(`${where} does not exist (as outside a Pod): a run writes no summary`, fix);
+  return warn(`${where} cannot be examined (${file.code}): a run would write no summary`, fix);
+}
+
 /** The paths spawn tries for a program name: the name itself when it has a slash, else each PATH entry in turn. */
 export function programCandidates(name: string, path: string, cwd: string): string[] {
   if (name.includes("/")) return [resolve(cwd, name)];
@@ -294,30 +375,39 @@ export function programCandidates(name: string, path: string, cwd: string): stri
 
 export interface GatherTiming {
   connectMs: number; // a shutdown URL's TCP connect
+  readyRequestMs: number; // a ready URL's GET
   api: Partial<Timing>; // passed to probePod
 }
-const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, api: { idleMarginMs: 10_000 } };
+const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, readyRequestMs: defaultReadyUrlTiming.requestTimeoutMs, api: { idleMarginMs: 10_000 } };
 
 export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log: Log, timing: Partial<GatherTiming> = {}): Promise<Facts> {
   const t = { ...DEFAULT_GATHER, ...timing };
+  // With --ready-url a run loads no in-cluster configuration and reads no Pod, and neither does the check.
+  const urlMode = options.readyUrls.length > 0;
   let cluster: Cluster | undefined;
   let clusterFacts: Facts["cluster"];
-  try {
-    cluster = loadCluster(env, options.shutdown.userAgent);
-    clusterFacts = { ok: true, server: cluster.server, namespace: cluster.namespace, podName: cluster.podName, dir: cluster.tokenFile.replace(/\/token$/, "") };
-  } catch (error) {
-    clusterFacts = { ok: false, message: (error as Error).message };
+  if (!urlMode) {
+    try {
+      cluster = loadCluster(env, options.shutdown.userAgent);
+      clusterFacts = { ok: true, server: cluster.server, namespace: cluster.namespace, podName: cluster.podName, dir: cluster.tokenFile.replace(/\/token$/, "") };
+    } catch (error) {
+      clusterFacts = { ok: false, message: (error as Error).message };
+    }
   }
   const requests = [...options.shutdown.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.shutdown.httpPost.map((url) => ({ method: "POST" as const, url }))];
   const connectMs = Math.min(options.shutdown.requestTimeoutMs, t.connectMs);
   try {
-    const [probe, connects] = await Promise.all([cluster && probePod(cluster, log, t.api), Promise.all(requests.map(({ url }) => connectAndClose(url, connectMs)))]);
+    const [probe, answers, connects] = await Promise.all([
+      cluster && probePod(cluster, log, t.api),
+      Promise.all(options.readyUrls.map((url) => askReadyUrl(url, options.shutdown.userAgent, undefined, t.readyRequestMs))),
+      Promise.all(requests.map(({ url }) => connectAndClose(url, connectMs))),
+    ]);
+    const hints = urlMode ? undefined : ownContainerHints(options.ready.container);
     const facts: Facts = {
       env,
       nodeVersion: process.versions.node,
-      cluster: clusterFacts,
+      ...(urlMode ? { readyUrls: options.readyUrls.map((url, i) => ({ url, answer: answers[i]! })) } : { cluster: clusterFacts, hints }),
       ...(probe ? { probe } : {}),
-      hints: ownContainerHints(options.ready.container),
       urls: requests.map((request, i) => ({ ...request, connect: connects[i]! })),
       own: { pid: process.pid, ppid: process.ppid },
     };
@@ -330,9 +420,31 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
     }
     // libuv's search path when the environment has no PATH (_PATH_DEFPATH).
     if (options.command[0]) facts.program = programFacts(options.command[0], env.PATH ?? "/usr/bin:/bin");
+    if (options.terminationMessage) facts.terminationLog = terminationLogFacts(terminationLog(ownContainerSpec(probe?.pod, hints), env));
     return facts;
   } finally {
     cluster?.agent.destroy();
+  }
+}
+
+/** proa's own container in the Pod spec, by a run's rule, for its terminationMessagePath; none when it is unknown. */
+function ownContainerSpec(pod: Pod | null | undefined, hints: OwnContainerHints | undefined) {
+  if (!pod || !hints) return undefined;
+  try {
+    const { name } = ownContainerName(pod, hints);
+    return pod.spec?.containers?.find((c) => c.name === name);
+  } catch {
+    return undefined; // checkOwnContainer reports why
+  }
+}
+
+/** The termination log's stat, never an open: a run opens it for writing only at its end. */
+function terminationLogFacts(target: TerminationLog): TerminationLogFacts {
+  try {
+    const stat = statSync(target.path);
+    return { ...target, file: { size: stat.size, regular: stat.isFile() } };
+  } catch (error) {
+    return { ...target, file: { code: (error as NodeJS.ErrnoException).code ?? String(error) } };
   }
 }
 
@@ -384,7 +496,7 @@ function shebang(file: string): string | undefined {
 
 /** Gathers, judges, prints the report on stdout; returns 1 when a check failed, else 0. */
 export async function runCheck(options: CheckOptions, env: NodeJS.ProcessEnv, log: Log, write = (text: string) => void process.stdout.write(text)): Promise<number> {
-  log.info("checking the setup: nothing is run, sent or signalled");
+  log.info(`checking the setup: nothing is run or signalled, and no shutdown request is sent${options.readyUrls.length > 0 ? " (one GET to each ready URL)" : ""}`);
   const findings = judge(options, await gather(options, env, log));
   write(formatReport(findings));
   const count = (verdict: Verdict) => findings.filter((f) => f.verdict === verdict).length;

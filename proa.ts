@@ -278,7 +278,8 @@ Options:
       --no-termination-message        do not write the run's summary to the termination message file
       --check                         check the setup with the other options and report on stdout, one line per
                                       check (ok, warn or FAIL, with the fix); runs nothing, sends no shutdown
-                                      request, signals nothing; the program after -- is optional and only looked up
+                                      request, signals nothing; with --ready-url, sends one GET to each ready URL
+                                      and nothing to the API; the program after -- is optional and only looked up
   -h, --help                          show this help
   -V, --version                       show the version
 

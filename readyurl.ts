@@ -30,17 +30,20 @@ export function readyUrls(urls: URL[], readyTimeoutMs: number | undefined, userA
 // ---------------------------------------------------------------------------------------------------------------
 // The wait: GET each URL until it answers 2xx
 
-interface Answer {
+/** One answer of a ready URL, as the wait judges it (and --check reports it). */
+export interface ReadyAnswer {
   ready: boolean;
   text: string; // "HTTP 503", "connection refused", ...: what the progress lines show, and what "changed" compares
   level: Level; // info for what a sidecar that is starting answers; warn for what suggests a mistake
   body?: string;
+  status?: number; // the HTTP status, when there was an answer
+  code?: string; // the socket's or TLS's error code, when there was none
 }
 
 interface Probe {
   url: URL;
   shown: string; // redacted: no credentials, no query values
-  last: Answer;
+  last: ReadyAnswer;
 }
 
 /** Resolves once every URL has answered 2xx (once is enough). Rejects with signal.reason when aborted, or with a
@@ -98,7 +101,7 @@ async function poll(probe: Probe, userAgent: string, stop: AbortSignal, t: Ready
   try {
     while (!stop.aborted) {
       const began = Date.now();
-      probe.last = await ask(probe.url, userAgent, stop, t.requestTimeoutMs, connection);
+      probe.last = await askReadyUrl(probe.url, userAgent, stop, t.requestTimeoutMs, connection);
       if (stop.aborted || probe.last.ready) return;
       report();
       await sleep(Math.max(0, began + t.pollMs - Date.now()), undefined, { signal: stop }).catch(() => {});
@@ -108,21 +111,22 @@ async function poll(probe: Probe, userAgent: string, stop: AbortSignal, t: Ready
   }
 }
 
-async function ask(url: URL, userAgent: string, signal: AbortSignal, timeoutMs: number, connection: KeptConnection): Promise<Answer> {
+/** One GET of a ready URL; never rejects. Without a kept connection, on a connection of its own (as --check sends it). */
+export async function askReadyUrl(url: URL, userAgent: string, signal: AbortSignal | undefined, timeoutMs: number, connection?: KeptConnection): Promise<ReadyAnswer> {
   try {
     const { status, location, body } = await httpRequest({ method: "GET", url, timeoutMs, userAgent, maxBodyBytes: 512, signal, connection });
-    if (status >= 200 && status < 300) return { ready: true, text: `HTTP ${status}`, level: "info" };
-    const quoted = body.trim() ? { body: quote(body.trim(), 100) } : {};
+    if (status >= 200 && status < 300) return { ready: true, text: `HTTP ${status}`, level: "info", status };
+    const answered = { status, ...(body.trim() ? { body: quote(body.trim(), 100) } : {}) };
     if (status >= 300 && status < 400) {
       // A redirect from a readiness endpoint is a wrong URL (often http that redirects to https): say where it points.
       const target = location !== undefined && URL.canParse(location, url.href) ? redactUrl(new URL(location, url)) : "an unusable Location";
-      return { ready: false, text: `HTTP ${status}, a redirect to ${target}, which proa does not follow: give that URL instead`, level: "warn", ...quoted };
+      return { ready: false, text: `HTTP ${status}, a redirect to ${target}, which proa does not follow: give that URL instead`, level: "warn", ...answered };
     }
-    return { ready: false, text: `HTTP ${status}`, level: "info", ...quoted };
+    return { ready: false, text: `HTTP ${status}`, level: "info", ...answered };
   } catch (error) {
     const { message, code } = error as HttpError;
     // Refused: the sidecar has not started listening yet, which is normal. A timeout, a TLS or DNS error is not.
-    return { ready: false, text: message, level: code === "ECONNREFUSED" ? "info" : "warn" };
+    return { ready: false, text: message, level: code === "ECONNREFUSED" ? "info" : "warn", ...(code ? { code } : {}) };
   }
 }
 

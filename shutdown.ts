@@ -78,7 +78,7 @@ export interface WaitResult {
 
 // After SIGTERM the kubelet kills the container when the grace period ends: proa exits this much earlier, so that the
 // Pod still reports the program's status rather than 137.
-const BEFORE_KUBELET_KILL_MS = 1000;
+export const BEFORE_KUBELET_KILL_MS = 1000;
 // Read at most this much of an answer: enough for its reason, and an endless body costs nothing.
 const MAX_ANSWER_BYTES = 4096;
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -13,6 +14,7 @@ import { BUNDLE, startProa } from "./helpers/proa-process.ts";
 import { startTcpCounter, type TcpCounter } from "./helpers/tcp-counter.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "proa-check-"));
+const RECORDER = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
 const pod = () => podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: { "sidecar-1": true } });
 const VERDICT_OR_YAML = /^(ok |warn|FAIL|       )/;
 const unshareMount = spawnSync("unshare", ["--mount", "true"]).status === 0 ? false : "needs `unshare --mount` (root or user namespaces)";
@@ -30,8 +32,13 @@ after(async () => {
 });
 
 /** Runs `proa --check ARGS` in the fake Pod as container main; resolves with its exit status, report and log. */
-async function check(args: string[], env: Record<string, string> = {}, server: FakeApiServer = api, nodeWritesStderr = false, command?: string[]) {
-  const proa = startProa(["--check", ...args], { ...server.env(), PROA_CONTAINER: "main", ...env }, command);
+function check(args: string[], env: Record<string, string> = {}, server: FakeApiServer = api, nodeWritesStderr = false, command?: string[]) {
+  return checkWith({ ...server.env(), PROA_CONTAINER: "main", ...env }, args, nodeWritesStderr, command);
+}
+
+/** Runs `proa --check ARGS` with exactly this environment (and PATH). */
+async function checkWith(env: Record<string, string>, args: string[], nodeWritesStderr = false, command?: string[]) {
+  const proa = startProa(["--check", ...args], env, command);
   const timer = setTimeout(() => proa.child.kill("SIGKILL"), 20_000); // a hang fails, never blocks the suite
   const { code } = await proa.exit.finally(() => clearTimeout(timer));
   const report = proa.stdout;
@@ -198,8 +205,7 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
   test("it writes nothing, and connects only to the API server and the shutdown URL's host and port (recorded by a preload)", async () => {
     const record = join(scratch, "io.jsonl");
     writeFileSync(record, "");
-    const recorder = fileURLToPath(new URL("./helpers/record-io.cjs", import.meta.url));
-    const r = await check(["-p", endpoint.url("/q"), "--", "node"], { PROA_TEST_IO_RECORD: record }, api, false, [process.execPath, "--require", recorder, BUNDLE]);
+    const r = await check(["-p", endpoint.url("/q"), "--", "node"], { PROA_TEST_IO_RECORD: record }, api, false, [process.execPath, "--require", RECORDER, BUNDLE]);
     assert.equal(r.code, 0, r.text);
     const io = readFileSync(record, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { kind: string; target: string });
     assert.deepEqual(io.filter((e) => e.kind === "write"), []);
@@ -244,6 +250,26 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     assert.equal(existsSync(join(process.cwd(), "ran")), false);
   });
 
+  test("the termination message: the Pod spec's path for proa's container, there and empty; a file already written is a warning; off with --no-termination-message", async () => {
+    const terminationLog = join(scratch, "api-termination-log");
+    writeFileSync(terminationLog, "");
+    const withLog = pod();
+    withLog.spec!.containers!.find((c) => c.name === "main")!.terminationMessagePath = terminationLog;
+    api.setPod(withLog);
+    try {
+      const empty = await check(["-p", endpoint.url("/q")]);
+      assert.equal(empty.line(/termination message/), `ok   a run writes its summary to the termination message file ${terminationLog} (from the Pod spec), which exists and is empty`);
+      writeFileSync(terminationLog, "written");
+      const written = await check(["-p", endpoint.url("/q")]);
+      assert.match(written.line(/termination message/), /^warn the termination message file .* \(from the Pod spec\) holds 7 bytes already: a run leaves it as it is/);
+      assert.equal(readFileSync(terminationLog, "utf8"), "written", "the check leaves it as it is");
+      const off = await check(["-p", endpoint.url("/q"), "--no-termination-message"]);
+      assert.equal(off.line(/termination message/), "ok   the termination message is off (--no-termination-message): a run writes no summary");
+    } finally {
+      api.setPod(pod());
+    }
+  });
+
   test("--kill: FAIL without shareProcessNamespace, and the process it names is not signalled", async () => {
     const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
     try {
@@ -255,6 +281,90 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
       assert.equal(sleeper.signalCode, null, "the check sends no signal");
     } finally {
       sleeper.kill("SIGKILL");
+    }
+  });
+});
+
+describe("proa --check --ready-url in a Pod with no API access: no service account, no KUBERNETES_* variable", { timeout: 60_000 }, () => {
+  // A sidecar's admin port: ready, still starting, or wrong at other paths; it records every request it gets.
+  const requests: { method: string; url: string; userAgent: string }[] = [];
+  let connections = 0;
+  const sidecar = createServer((request, response) => {
+    requests.push({ method: request.method ?? "", url: request.url ?? "", userAgent: String(request.headers["user-agent"]) });
+    response.statusCode = ({ "/ready": 200, "/starting": 503 } as Record<string, number>)[request.url ?? ""] ?? 404;
+    response.end(response.statusCode === 503 ? "starting" : "");
+  });
+  sidecar.on("connection", () => connections++);
+  let base: string;
+  before(async () => {
+    await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}`;
+  });
+  after(() => {
+    sidecar.close();
+    sidecar.closeAllConnections();
+  });
+  const NO_API = {}; // no KUBERNETES_*, POD_*, PROA_SERVICE_ACCOUNT_DIR: the default service account directory does not exist here either
+
+  test("a ready URL answering 200 and one answering 503: ok and warn, exit 0; the shutdown endpoint is connected to and gets no request", async () => {
+    requests.length = 0;
+    const connectionsBefore = connections;
+    const r = await checkWith(NO_API, ["--ready-url", `${base}/ready`, "--ready-url", `${base}/starting`, "-p", `${base}/quitquitquit`, "--ready-timeout", "5m"]);
+    assert.equal(r.code, 0, r.text);
+    const order = [/^ok +the Kubernetes API is not used with --ready-url/, /^ok +Node\.js/, /^ok +ready URL .*\/ready: HTTP 200, ready$/, /^warn ready URL .*\/starting: HTTP 503, not ready yet: starting; fix: /,
+      /^ok +the wait for the ready URLs ends after --ready-timeout \(300 s\)$/, /^ok +shutdown POST .*\/quitquitquit: something accepts TCP connections/, /^ok +shutdown budget 30 s, from the default, as with --ready-url/, /^warn the termination message file/];
+    assert.deepEqual(r.report.map((line) => order.findIndex((re) => re.test(line))), order.map((_, i) => i), r.text);
+    assert.equal(r.line(/ready URL .*\/ready:/), `ok   ready URL ${base}/ready: HTTP 200, ready`);
+    assert.deepEqual(requests.map((q) => `${q.method} ${q.url}`).sort(), ["GET /ready", "GET /starting"], "one GET per ready URL, and nothing to the shutdown URL");
+    assert.ok(requests.every((q) => q.userAgent.startsWith("proa/")));
+    // The accept may lag proa's exit: wait for the third connection, then check no fourth came.
+    for (const until = Date.now() + 5000; connections - connectionsBefore < 3 && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(connections - connectionsBefore, 3, "a connection per GET, and the shutdown port's connect");
+  });
+
+  test("a ready URL that accepts and never answers: a warning after the run's own 1 s per request, exit 0", async () => {
+    const silent = await startTcpCounter();
+    try {
+      const r = await checkWith(NO_API, ["--ready-url", silent.url("/ready")]);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.line(/^\w+ +ready URL /), new RegExp(`^warn ready URL ${silent.url("/ready")}: no answer within 1000 ms: timed out waiting for the response headers; fix: .*check that ${silent.hostPort} is the sidecar's HTTP readiness port$`));
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test("a ready URL answering 404: FAIL naming it, exit 1", async () => {
+    const r = await checkWith(NO_API, ["--ready-url", `${base}/healthz/readyz`, "--ready-url", `${base}/ready`]);
+    assert.equal(r.code, 1, r.text);
+    assert.equal(r.line(/readyz/), `FAIL ready URL ${base}/healthz/readyz: HTTP 404, nothing is served at that path, so a run would wait until --ready-timeout; fix: check the path against the sidecar's readiness endpoint`);
+    assert.match(r.line(/^\w+ +ready URL .*\/ready:/), /^ok /);
+  });
+
+  test("nothing read: no file, no KUBERNETES_*, POD_* or service-account variable; the termination log stat'ed, not opened; connects only to the sidecar", async () => {
+    const record = join(scratch, "ready-url-io.jsonl");
+    writeFileSync(record, "");
+    const terminationLog = join(scratch, "ready-url-termination-log");
+    writeFileSync(terminationLog, "");
+    const r = await checkWith({ PROA_TEST_IO_RECORD: record, PROA_TERMINATION_MESSAGE_PATH: terminationLog }, ["--ready-url", `${base}/ready`, "-p", `${base}/quitquitquit`], false, [process.execPath, "--require", RECORDER, BUNDLE]);
+    assert.equal(r.code, 0, r.text);
+    assert.equal(r.line(/termination message/), `ok   a run writes its summary to the termination message file ${terminationLog} (from PROA_TERMINATION_MESSAGE_PATH), which exists and is empty`);
+    const io = readFileSync(record, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { kind: string; target: string }).filter((e) => e.target !== BUNDLE);
+    const of = (kind: string) => [...new Set(io.filter((e) => e.kind === kind).map((e) => e.target))].sort();
+    assert.deepEqual(of("read"), [], "no service account file, no /proc/self/mountinfo");
+    assert.deepEqual(of("write"), []);
+    assert.deepEqual(of("stat"), [terminationLog]);
+    assert.deepEqual(of("connect"), [new URL(base).host]);
+    assert.deepEqual(of("env").filter((name) => /^(KUBERNETES_|POD_)/.test(name) || name === "PROA_SERVICE_ACCOUNT_DIR"), []);
+    assert.ok(of("env").includes("PROA_TERMINATION_MESSAGE_PATH"), of("env").join(", "));
+    assert.equal(readFileSync(terminationLog, "utf8"), "");
+  });
+
+  test("usage errors unchanged: --container, --wait-for or --ignore with --ready-url is exit 2 with no report", async () => {
+    for (const option of [["--container", "main"], ["--wait-for", "istio-proxy"], ["--ignore", "istio-proxy"]]) {
+      const r = await checkWith(NO_API, ["--ready-url", `${base}/ready`, ...option]);
+      assert.equal(r.code, 2, option[0]);
+      assert.deepEqual(r.report, []);
+      assert.match(r.stderr, new RegExp(`${option[0]} cannot be combined with --ready-url`));
     }
   });
 });

@@ -3,9 +3,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkOwnContainer, checkProgram, checkRestartPolicy,
-  checkShutdownUrls, checkStatus, formatReport, judge, programCandidates, rbacYaml, type Candidate, type Facts, type Finding, type Verdict,
+  checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkOwnContainer, checkProgram, checkReadyTimeout, checkReadyUrl, checkRestartPolicy,
+  checkShutdownUrls, checkStatus, checkTerminationMessage, formatReport, judge, programCandidates, rbacYaml, type Candidate, type Facts, type Finding,
+  type TerminationLogFacts, type Verdict,
 } from "../check.ts";
+import type { ReadyAnswer } from "../readyurl.ts";
 import { KubeError, type Pod, type Probe, type WatchOutcome } from "../kube.ts";
 import type { ProcessInfo } from "../shutdown.ts";
 import { HELP, parseCommandLine, UsageError } from "../proa.ts";
@@ -353,6 +355,106 @@ describe("--kill and --kill-all, by shutdown.ts's own selection", () => {
   });
 });
 
+describe("ready URLs (--ready-url): one GET each, as a run's wait sends it", () => {
+  // Answers as readyurl.ts's askReadyUrl gives them (the words and codes seen from real servers on loopback).
+  const status = (code: number, body?: string): ReadyAnswer => ({ ready: code >= 200 && code < 300, text: `HTTP ${code}`, level: "info", status: code, ...(body ? { body } : {}) });
+  const error = (code: string, text: string): ReadyAnswer => ({ ready: false, text, level: code === "ECONNREFUSED" ? "info" : "warn", code });
+  const ask = (url: string, answer: ReadyAnswer) => checkReadyUrl(new URL(url), answer);
+  const ISTIO = "http://localhost:15021/healthz/ready";
+
+  test("ok: a 2xx answer, with its status", () => {
+    assert.deepEqual(ask(ISTIO, status(200)), { verdict: "ok", text: `ready URL ${ISTIO}: HTTP 200, ready` });
+    assert.equal(ask(ISTIO, status(204)).verdict, "ok");
+  });
+
+  test("warn, not FAIL, for what a starting sidecar answers: refused, 5xx (with its body), 429, 408, a timeout, a reset", () => {
+    const refused = ask(ISTIO, error("ECONNREFUSED", "connection refused"));
+    assert.equal(refused.verdict, "warn");
+    assert.equal(refused.text, `ready URL ${ISTIO}: nothing accepts connections at localhost:15021 yet (connection refused)`);
+    assert.match(refused.fix!, /normal while the sidecar starts.*check the port/);
+    const starting = ask(ISTIO, status(503, "no healthy upstream"));
+    assert.deepEqual([starting.verdict, starting.text], ["warn", `ready URL ${ISTIO}: HTTP 503, not ready yet: no healthy upstream`]);
+    assert.match(starting.fix!, /a run waits for 2xx/);
+    for (const code of [500, 502, 429, 408]) assert.equal(ask(ISTIO, status(code)).verdict, "warn", `HTTP ${code}`);
+    const slow = ask(ISTIO, error("ETIMEDOUT", "no answer within 1000 ms: timed out waiting for the response headers"));
+    assert.equal(slow.verdict, "warn");
+    assert.match(slow.fix!, /check that localhost:15021 is the sidecar's HTTP readiness port/);
+    assert.match(ask(ISTIO, error("ECONNRESET", "the connection was reset")).fix!, /if the port serves https, write https:\/\//);
+    assert.equal(ask(ISTIO, error("ECONNRESET", "the connection was reset")).verdict, "warn");
+  });
+
+  test("FAIL: a redirect, which a run never follows, in the run's own words with where it points", () => {
+    const text = "HTTP 301, a redirect to https://localhost:15021/healthz/ready, which proa does not follow: give that URL instead";
+    const moved = ask(ISTIO, { ready: false, text, level: "warn", status: 301 });
+    assert.deepEqual([moved.verdict, moved.text], ["FAIL", `ready URL ${ISTIO}: ${text}`]);
+    assert.match(moved.fix!, /path or scheme is wrong/);
+  });
+
+  test("FAIL: 404, with the usual readiness path where the port is a common sidecar's and the path is not that one", () => {
+    const typo = ask("http://localhost:15021/healthz/readyz", status(404));
+    assert.equal(typo.verdict, "FAIL");
+    assert.equal(typo.text, "ready URL http://localhost:15021/healthz/readyz: HTTP 404, nothing is served at that path, so a run would wait until --ready-timeout");
+    assert.equal(typo.fix, "on port 15021 the readiness path is usually /healthz/ready (Istio)");
+    assert.match(ask("http://localhost:4191/readyz", status(404)).fix!, /usually \/ready \(Linkerd\)$/);
+    assert.match(ask("http://localhost:15021/healthz", status(404)).fix!, /usually \/healthz\/ready \(Istio\)$/, "a path that the usual one starts with is still wrong");
+    assert.match(ask("http://localhost:9901/healthz", status(404)).fix!, /usually \/ready \(Envoy\)$/);
+    assert.match(ask("http://127.0.0.1:9090/ready", status(404)).fix!, /usually \/readiness \(Cloud SQL Auth Proxy\)$/);
+    // The usual path itself, or a port no common sidecar uses: no guess.
+    assert.equal(ask(ISTIO, status(404)).fix, "check the path against the sidecar's readiness endpoint");
+    assert.equal(ask("http://localhost:8080/healthz/readyz", status(404)).fix, "check the path against the sidecar's readiness endpoint");
+    assert.equal(ask("http://localhost:9090/readiness/", status(404)).fix, "on port 9090 the readiness path is usually /readiness (Cloud SQL Auth Proxy)");
+  });
+
+  test("FAIL: other client errors, which waiting does not change; 401 and 403 say how to authenticate", () => {
+    for (const code of [400, 401, 403, 405, 410]) {
+      const finding = ask(ISTIO, status(code));
+      assert.equal(finding.verdict, "FAIL", `HTTP ${code}`);
+      assert.match(finding.text, new RegExp(`HTTP ${code}, a request that waiting does not change`));
+    }
+    for (const code of [401, 403]) {
+      const finding = ask(ISTIO, status(code));
+      assert.equal(finding.verdict, "FAIL", `HTTP ${code}`);
+      assert.match(finding.fix!, /unauthenticated readiness endpoint, or give credentials in the URL/);
+    }
+  });
+
+  test("FAIL: TLS that does not verify (proa never skips it), https to a plain-http port, an answer that is not HTTP, a host that does not resolve", () => {
+    for (const [code, text] of [["DEPTH_ZERO_SELF_SIGNED_CERT", "self-signed certificate"], ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "unable to verify the first certificate"], ["ERR_TLS_CERT_ALTNAME_INVALID", "Hostname/IP does not match"], ["CERT_HAS_EXPIRED", "certificate has expired"]]) {
+      const finding = ask("https://localhost:8443/ready", error(code!, text!));
+      assert.deepEqual([finding.verdict, finding.text], ["FAIL", `ready URL https://localhost:8443/ready: TLS: ${text}`], code);
+      assert.equal(finding.fix, "proa never skips verification: use the sidecar's plain http endpoint on localhost, or add its CA with NODE_EXTRA_CA_CERTS");
+    }
+    const plain = ask("https://localhost:15021/healthz/ready", error("EPROTO", "write EPROTO 0A00010B:SSL routines:ssl3_get_record:wrong version number\n"));
+    assert.equal(plain.verdict, "FAIL");
+    assert.match(plain.text, /the port does not speak TLS$/);
+    assert.match(plain.fix!, /^write the URL with http:\/\//);
+    const junk = ask("http://localhost:15021/", error("HPE_INVALID_CONSTANT", "Parse Error: Expected HTTP/"));
+    assert.equal(junk.verdict, "FAIL");
+    assert.match(junk.text, /the answer is not HTTP \(Parse Error: Expected HTTP\/\)/);
+    const nowhere = ask("http://sidecar.invalid/ready", error("ENOTFOUND", "cannot resolve the host name (ENOTFOUND)"));
+    assert.equal(nowhere.verdict, "FAIL");
+    assert.match(nowhere.fix!, /a sidecar in the Pod is at localhost/);
+  });
+
+  test("the URL's credentials and query values never reach the report", () => {
+    const text = formatReport([ask("http://admin:s3cret@localhost:15021/healthz/ready?token=abc", status(503))]);
+    assert.ok(!text.includes("s3cret") && !text.includes("abc"), text);
+  });
+
+  test("--ready-timeout: ok with it, a warning without (a run cannot see a sidecar that died before it was ready)", () => {
+    assert.deepEqual(checkReadyTimeout(300_000), { verdict: "ok", text: "the wait for the ready URLs ends after --ready-timeout (300 s)" });
+    const none = checkReadyTimeout(undefined);
+    assert.equal(none.verdict, "warn");
+    assert.match(none.fix!, /set --ready-timeout/);
+  });
+
+  test("no cluster loaded: one ok line that the API is not used, and nothing about the service account", () => {
+    const findings = checkEnvironment({ env: {}, nodeVersion: "20.20.2" });
+    assert.deepEqual(verdicts(findings), ["ok", "ok"]);
+    assert.equal(findings[0]!.text, "the Kubernetes API is not used with --ready-url, so no service account token, RBAC or KUBERNETES_* variable is needed");
+  });
+});
+
 describe("the shutdown budget", () => {
   const pod = podWith({ sidecars: ["proxy"] }); // terminationGracePeriodSeconds: 30, as captured
   test("from --shutdown-timeout, the Pod's grace period, or the default, as shutdown.ts takes it", () => {
@@ -361,6 +463,38 @@ describe("the shutdown budget", () => {
     assert.match(checkBudget(pod, 60_000).text, /^shutdown budget 60 s, from --shutdown-timeout;/);
     assert.match(checkBudget(undefined, undefined).text, /^shutdown budget 30 s, from the default;/);
     assert.match(checkBudget({ ...pod, spec: { ...pod.spec, terminationGracePeriodSeconds: 90 } }, undefined).text, /^shutdown budget 90 s/);
+  });
+
+  test("with --ready-url: --shutdown-timeout, else 30 s, as there is no Pod spec; after SIGTERM the default grace period is assumed", () => {
+    assert.equal(checkBudget(undefined, undefined, true).text, "shutdown budget 30 s, from the default, as with --ready-url a run reads no Pod spec; after SIGTERM, at most 29 s from it, as a run assumes the default grace period of 30 s");
+    assert.match(checkBudget(undefined, 10_000, true).text, /^shutdown budget 10 s, from --shutdown-timeout; after SIGTERM, at most 29 s from it/);
+  });
+});
+
+describe("the termination message", () => {
+  const target = (file: TerminationLogFacts["file"], change: Partial<TerminationLogFacts> = {}): TerminationLogFacts => ({ path: "/dev/termination-log", from: "the kubelet's default", file, ...change });
+
+  test("ok: the file a run would write, where its path came from, there and empty now", () => {
+    assert.deepEqual(checkTerminationMessage(target({ size: 0, regular: true })), { verdict: "ok", text: "a run writes its summary to the termination message file /dev/termination-log (from the kubelet's default), which exists and is empty" });
+    const spec = checkTerminationMessage(target({ size: 0, regular: true }, { path: "/tmp/msg", from: "the Pod spec", policy: "FallbackToLogsOnError" }));
+    assert.match(spec.text, /^a run writes its summary to the termination message file \/tmp\/msg \(from the Pod spec\), which exists and is empty; when the program fails, the kubelet puts the log's last lines there instead/);
+  });
+
+  test("off with --no-termination-message", () => {
+    assert.deepEqual(checkTerminationMessage(undefined), { verdict: "ok", text: "the termination message is off (--no-termination-message): a run writes no summary" });
+  });
+
+  test("warn: missing (with PROA_TERMINATION_MESSAGE_PATH as the fix where the path is a guess), not empty, not a file, not examinable", () => {
+    const missing = checkTerminationMessage(target({ code: "ENOENT" }));
+    assert.equal(missing.verdict, "warn");
+    assert.match(missing.text, /\/dev\/termination-log \(from the kubelet's default\) does not exist/);
+    assert.match(missing.fix!, /set PROA_TERMINATION_MESSAGE_PATH/);
+    assert.equal(checkTerminationMessage(target({ code: "ENOENT" }, { from: "the Pod spec" })).fix, undefined, "the Pod spec's path is no guess");
+    const written = checkTerminationMessage(target({ size: 12, regular: true }));
+    assert.equal(written.verdict, "warn");
+    assert.match(written.text, /holds 12 bytes already: a run leaves it as it is/);
+    assert.equal(checkTerminationMessage(target({ size: 0, regular: false })).verdict, "warn");
+    assert.match(checkTerminationMessage(target({ code: "EACCES" })).text, /cannot be examined \(EACCES\)/);
   });
 });
 
@@ -407,14 +541,16 @@ describe("judge", () => {
   });
   const options = (shutdown: Partial<Parameters<typeof judge>[0]["shutdown"]> = {}) => ({
     command: [],
+    readyUrls: [],
     ready: { waitFor: [], ignore: [] },
+    terminationMessage: true,
     shutdown: { httpGet: [], httpPost: [], kill: [], killAll: false, requestTimeoutMs: 5000, userAgent: "proa/test", ...shutdown },
   });
 
   test("a good setup gives no FAIL, in the order a run meets each part", () => {
     const findings = judge(options(), facts({ urls: [{ method: "POST", url: new URL("http://localhost:15020/quitquitquit"), connect: { ok: true } }] }));
     assert.equal(checkStatus(findings), 0, formatReport(findings));
-    const order = [/^the API server is at/, /^Node\.js/, /^TLS/, /accepts the service account/, /may list and watch/, /^found Pod/, /own container/, /^container proxy/, /^restartPolicy/, /^shutdown POST/, /^shutdown budget/];
+    const order = [/^the API server is at/, /^Node\.js/, /^TLS/, /accepts the service account/, /may list and watch/, /^found Pod/, /own container/, /^container proxy/, /^restartPolicy/, /^shutdown POST/, /^shutdown budget/, /termination message/];
     assert.deepEqual(findings.map((f) => order.findIndex((re) => re.test(f.text))), order.map((_, i) => i));
   });
 
@@ -430,6 +566,31 @@ describe("judge", () => {
     assert.ok(findings.some((f) => /--kill-all would signal nothing/.test(f.text)));
     assert.ok(findings.some((f) => /shutdown budget/.test(f.text)));
     assert.equal(checkStatus(findings), 1);
+  });
+
+  test("with --ready-url: no API, Pod or container line; each ready URL, the wait's limit, the shutdown URL judged against the URLs not ready", () => {
+    const ready = { url: new URL("http://localhost:15021/healthz/ready"), answer: { ready: true, text: "HTTP 200", level: "info" as const, status: 200 } };
+    const starting = { url: new URL("http://localhost:4191/ready"), answer: { ready: false, text: "HTTP 503", level: "info" as const, status: 503 } };
+    const refused = [{ method: "POST" as const, url: new URL("http://localhost:15020/quitquitquit"), connect: { ok: false as const, code: "ECONNREFUSED", message: "connection refused" } }];
+    const urlFacts = (readyUrls: NonNullable<Facts["readyUrls"]>): Facts => ({ env: {}, nodeVersion: "20.20.2", readyUrls, urls: refused, own: { pid: 40, ppid: 39 } });
+    const urlOptions = { ...options(), readyUrls: [ready.url, starting.url], ready: { waitFor: [], ignore: [], readyTimeoutMs: 60_000 } };
+    const findings = judge(urlOptions, urlFacts([ready, starting]));
+    const order = [/^the Kubernetes API is not used/, /^Node\.js/, /^ready URL http:\/\/localhost:15021/, /^ready URL http:\/\/localhost:4191/, /--ready-timeout \(60 s\)/, /^shutdown POST/, /^shutdown budget 30 s, from the default, as with --ready-url/, /termination message/];
+    assert.deepEqual(findings.map((f) => order.findIndex((re) => re.test(f.text))), order.map((_, i) => i), formatReport(findings));
+    assert.match(one(findings, /^shutdown POST/).text, /yet \(connection refused\), while http:\/\/localhost:4191\/ready is not ready/);
+    assert.equal(checkStatus(findings), 0);
+    assert.equal(one(judge(urlOptions, urlFacts([ready])), /^shutdown POST/).verdict, "FAIL", "every ready URL answers 2xx: the shutdown port should listen");
+  });
+
+  test("with --ready-url and --kill: the processes a run would signal, no shareProcessNamespace verdict; a warning only when no other container's process is visible", () => {
+    const urlFacts = (processes: ProcessInfo[]): Facts => ({ env: {}, nodeVersion: "20.20.2", readyUrls: [], urls: [], processes, own: { pid: 40, ppid: 39 } });
+    const proxy = { pid: 7, ppid: 1, startTime: 2, exe: "envoy", argv0: "envoy", comm: "envoy" };
+    const alone = [{ pid: 1, ppid: 0, startTime: 1, exe: "pause" }, { pid: 40, ppid: 1, startTime: 3, exe: "node" }];
+    const kill = { ...options({ kill: ["envoy"] }), readyUrls: [new URL("http://localhost:9901/ready")] };
+    const seen = judge(kill, urlFacts([...alone, proxy]));
+    assert.ok(!seen.some((f) => /shareProcessNamespace/.test(f.text)), formatReport(seen));
+    assert.equal(one(seen, /--kill envoy would signal/).text, "--kill envoy would signal envoy (7, by executable)");
+    assert.equal(one(judge(kill, urlFacts(alone)), /sees no process but PID 1/).verdict, "warn");
   });
 
   test("a cluster that could not be configured: its error, and no API check", () => {
@@ -458,5 +619,6 @@ describe("the --check option", () => {
   test("is in --help, with its exit statuses", () => {
     assert.match(HELP, /^ {6}--check {2,}check the setup/m);
     assert.match(HELP, /With --check: 0 when no check failed \(warnings allowed\), 1 when one did, 2 for bad usage/);
+    assert.match(HELP, /with --ready-url, sends one GET to each ready URL\s+and nothing to the API/);
   });
 });

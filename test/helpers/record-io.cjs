@@ -1,4 +1,4 @@
-// Preloaded into proa (node --require) by test/security.test.ts: records every file proa opens, reads, lists or
+// Preloaded into proa (node --require) by test/security.test.ts: records every file proa opens, reads, lists, stats or
 // writes through node:fs, every outgoing connection, and every environment variable it looks up, as JSON lines
 // appended to $PROA_TEST_IO_RECORD. The bundle calls fs's functions through the module object at call time, so
 // replacing them here sees every call.
@@ -27,9 +27,12 @@ const byFlags = (args) => (isWrite(args[1]) ? "write" : "read");
 for (const name of ["readFileSync", "readFile", "readdirSync", "readdir", "readlinkSync", "readlink", "createReadStream", "opendirSync", "opendir"]) wrap(fs, name, reading);
 for (const name of ["writeFileSync", "writeFile", "appendFile", "createWriteStream", "mkdirSync", "mkdir", "renameSync", "rename", "unlinkSync", "unlink", "rmSync", "rm", "copyFileSync", "copyFile", "symlinkSync", "truncateSync", "chmodSync"]) wrap(fs, name, writing);
 for (const name of ["openSync", "open"]) wrap(fs, name, byFlags);
+// A look without opening (--check's look at the termination log): recorded apart from reads.
+for (const name of ["statSync", "lstatSync", "stat", "lstat", "existsSync", "accessSync", "access"]) wrap(fs, name, () => "stat");
 for (const name of ["readFile", "readdir", "readlink", "opendir"]) wrap(fs.promises, name, reading);
 for (const name of ["writeFile", "appendFile", "mkdir", "rename", "unlink", "rm", "copyFile", "truncate"]) wrap(fs.promises, name, writing);
 wrap(fs.promises, "open", byFlags);
+for (const name of ["stat", "lstat", "access"]) wrap(fs.promises, name, () => "stat");
 
 // Every TCP connection, whoever makes it (http, https, tls): net.Socket's connect gets the normalised options.
 const connect = net.Socket.prototype.connect;
