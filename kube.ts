@@ -119,7 +119,7 @@ function checkName(value: string, rule: RegExp, source: string, kind: string): v
  * an auditor reading the log sees them. proa sets TLS verification explicitly, so the first one changes nothing. */
 export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
   const warnings: string[] = [];
-  if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies the API server's certificate against the service account's CA");
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies certificates (the API server's against the service account's CA, https sidecar URLs' against Node.js's CAs)");
   if (env.NODE_OPTIONS !== undefined) warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
   if (env.NODE_DEBUG !== undefined) warnings.push("NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)");
   return warnings;
