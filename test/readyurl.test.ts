@@ -278,7 +278,7 @@ describe("waitUntilPortsClose", { timeout: 20_000 }, () => {
     const port = await closedPort();
     const began = Date.now();
     assert.equal((await waitUntilPortsClose([new URL(`http://127.0.0.1:${port}/`)], safetyNet(), began, recordingLog(), fast)).outcome, "all exited");
-    assert.ok(Date.now() - began < 200);
+    assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`); // at once, not after polling until the safety net
     const log = recordingLog();
     assert.deepEqual((await waitUntilPortsClose([new URL("https://127.0.0.1/ready")], safetyNet(), began, log, fast)).stillRunning, []);
     assert.match(log.lines[0]?.msg ?? "", /^nothing listens on 127\.0\.0\.1:443 any more/);
