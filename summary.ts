@@ -254,7 +254,8 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
   let fd: number;
   try {
     // No O_CREAT: only a file the kubelet mounted. O_NONBLOCK: a FIFO without a reader fails instead of hanging proa.
-    fd = openSync(target.path, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK);
+    // O_NOFOLLOW: the kubelet's mount is never a symlink, and a symlink there could aim proa's write at another file.
+    fd = openSync(target.path, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);

@@ -2,7 +2,7 @@
 // and the writer's rules, on real files in a scratch directory.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -396,6 +396,14 @@ describe("writing the termination message", () => {
     assert.deepEqual(write(dir).map((line) => line.level), ["warn"]);
     const device = write("/dev/null");
     assert.deepEqual(device.map((line) => line.msg), ["not writing the termination message: /dev/null is not a regular file"]);
+  });
+
+  test("a symlink is not followed, even to an empty regular file: that file stays empty", () => {
+    const target = file("");
+    const link = file();
+    symlinkSync(target, link);
+    assert.deepEqual(write(link).map((line) => line.msg), [`not writing the termination message: cannot open ${link} for writing (ELOOP)`]);
+    assert.equal(readFileSync(target, "utf8"), "");
   });
 
   test("a FIFO without a reader is not written and does not hang proa", () => {
