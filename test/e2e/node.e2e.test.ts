@@ -309,8 +309,9 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     const killing = (await cluster.events(ns, name)).find((e) => e.reason === "Killing" && e.fieldPath === "spec.containers{main}");
     assert.ok(killing?.time, `a Killing event for main: ${JSON.stringify(await cluster.events(ns, name))}`);
     const graceEnds = seconds(killing.time) + GRACE_SECONDS;
-    // Found here: while it kills a Pod's containers the kubelet (1.20) reports no status until all have stopped, so
-    // proa never sees the sidecar's exit through the Pod and waits until a second before the kill; the line shows it.
+    // Found here: while it kills a Pod's containers the kubelet (1.20) reports no status until all have stopped
+    // (kubernetes/kubernetes#106896, #128820), so proa never sees the sidecar's exit through the Pod and waits until a
+    // second before the kill; the line shows it, and README's Limits say so.
     const sidecarExitSeen = versions.some((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
     t.diagnostic(
       `SIGTERM at ${killing.time} (deletionTimestamp ${deleted.metadata.deletionTimestamp}); the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}; ` +
