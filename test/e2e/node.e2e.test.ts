@@ -151,7 +151,7 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
   // -------------------------------------------------------------------------------------------------------------
   // Scenarios
 
-  test("job.yaml, applied with only its images swapped, runs to completion: the Job succeeds, the sidecar exits on proa's request", async () => {
+  test("job.yaml, applied with only its images swapped, runs to completion: the Job succeeds, the sidecar exits on proa's request", async (t) => {
     const ns = await namespace();
     const swapped = (d: YamlDocument) => d.text.replace(/^(\s*)image: .*$/gm, `$1image: ${cluster.appImage}\n$1imagePullPolicy: Never`);
     const job = doc("Job");
@@ -173,8 +173,11 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.equal(sidecarState.exitCode, 0, JSON.stringify(sidecarState));
     assert.equal(sidecarState.reason, "Completed");
     assert.match(await cluster.logs(ns, podName, "sidecar"), /received POST \/shutdown: exiting/);
+    t.diagnostic(`the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}`);
     assert.ok(seconds(sidecarState.finishedAt) <= seconds(mainState.finishedAt), "proa exits only after the sidecar has");
-    assert.ok(seconds(mainState.finishedAt) - seconds(sidecarState.finishedAt) <= 10, "and soon after it");
+    // Soon after it, not when its 30 s budget ran out. Usually the same second; once, on a loaded CI run, more than
+    // 10 s later (proa's log, below, tells when it saw the exit if that happens again).
+    assert.ok(seconds(mainState.finishedAt) - seconds(sidecarState.finishedAt) <= 15, `and soon after it: the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}\n${mainLog}`);
     // The Job controller saw the Pod succeed.
     let jobObject: any;
     for (let i = 0; i < 100; i++) {
