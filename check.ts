@@ -3,7 +3,6 @@
 // warn or FAIL, with the fix. With --ready-url it does what a run in that mode does: no Kubernetes API, one GET per
 // ready URL. Nothing here starts the program, sends a shutdown request (only a TCP connect and close), signals or writes.
 import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { connect } from "node:net";
 import { resolve } from "node:path";
 import {
   DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
@@ -12,6 +11,7 @@ import {
 import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
 import { askReadyUrl, defaultReadyUrlTiming, type ReadyAnswer } from "./readyurl.ts";
 import { terminationLog, type TerminationLog } from "./summary.ts";
+import { connectOnce, hostPort, type ConnectAttempt } from "./http.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 /** The parts of a run's options the check reads (proa.ts's Options has them all). */
@@ -49,7 +49,6 @@ export const checkStatus = (findings: Finding[]) => (findings.some((f) => f.verd
 // ---------------------------------------------------------------------------------------------------------------
 // The facts: everything gather() found, as plain data
 
-export type Attempt = { ok: true } | { ok: false; code: string; message: string };
 
 export interface Facts {
   env: NodeJS.ProcessEnv;
@@ -59,7 +58,7 @@ export interface Facts {
   probe?: Probe; // a run's list, and a watch the server ends after a second
   hints?: OwnContainerHints;
   readyUrls?: { url: URL; answer: ReadyAnswer }[]; // in the URL mode instead: one GET each, as a run's wait sends it
-  urls: { method: "GET" | "POST"; url: URL; connect: Attempt }[]; // a TCP connect and close, no byte sent
+  urls: { method: "GET" | "POST"; url: URL; connect: ConnectAttempt }[]; // a TCP connect and close, no byte sent
   processes?: ProcessInfo[] | { error: string }; // read only for --kill and --kill-all
   own: OwnProcesses;
   program?: ProgramFacts;
@@ -272,7 +271,7 @@ export function checkReadyTimeout(readyTimeoutMs: number | undefined): Finding {
   return warn("the wait for the ready URLs has no limit: with --ready-url a run cannot see a sidecar that died before it was ready", "set --ready-timeout so that the wait ends");
 }
 
-const portOf = (url: URL) => url.port || (url.protocol === "https:" ? "443" : "80");
+const portOf = (url: URL) => String(hostPort(url).port);
 
 // Envoy's admin /quitquitquit takes only POST: on Envoy's usual admin port, Istio's (15000) and pilot-agent's (15020).
 const ENVOY_ADMIN_PORTS = new Set(["9901", "15000", "15020"]);
@@ -400,7 +399,7 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
     const [probe, answers, connects] = await Promise.all([
       cluster && probePod(cluster, log, t.api),
       Promise.all(options.readyUrls.map((url) => askReadyUrl(url, options.shutdown.userAgent, undefined, t.readyRequestMs))),
-      Promise.all(requests.map(({ url }) => connectAndClose(url, connectMs))),
+      Promise.all(requests.map(({ url }) => connectOnce(url, connectMs))),
     ]);
     const hints = urlMode ? undefined : ownContainerHints(options.ready.container);
     const facts: Facts = {
@@ -446,22 +445,6 @@ function terminationLogFacts(target: TerminationLog): TerminationLogFacts {
   } catch (error) {
     return { ...target, file: { code: (error as NodeJS.ErrnoException).code ?? String(error) } };
   }
-}
-
-/** Connects to the URL's host and port and closes at once, writing nothing: a request could shut a sidecar down. */
-function connectAndClose(url: URL, timeoutMs: number): Promise<Attempt> {
-  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-  return new Promise((settle) => {
-    const socket = connect({ host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port });
-    const done = (attempt: Attempt) => {
-      clearTimeout(timer);
-      socket.destroy();
-      settle(attempt);
-    };
-    const timer = setTimeout(() => done({ ok: false, code: "ETIMEDOUT", message: `no connection within ${timeoutMs} ms` }), timeoutMs);
-    socket.once("connect", () => done({ ok: true }));
-    socket.once("error", (error: NodeJS.ErrnoException) => done({ ok: false, code: error.code ?? "", message: error.code === "ECONNREFUSED" ? "connection refused" : error.message }));
-  });
 }
 
 function programFacts(name: string, path: string): ProgramFacts {

@@ -4,7 +4,7 @@
 import { X509Certificate } from "node:crypto";
 import { Agent as PlainAgent, request as plainRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { Agent as TlsAgent, request as tlsRequest } from "node:https";
-import { isIPv6 } from "node:net";
+import { connect, isIPv6 } from "node:net";
 import { checkServerIdentity as nodeCheckServerIdentity, type PeerCertificate } from "node:tls";
 
 export interface HttpRequest {
@@ -145,4 +145,33 @@ function describe(error: Error & { code?: string }): string {
     default:
       return error.message;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A bare TCP connect, for whether something listens at a URL's host and port without sending it a byte
+
+export type ConnectAttempt = { ok: true } | { ok: false; code: string; message: string };
+
+/** The URL's host (without IPv6 brackets) and port (the scheme's default when it names none). */
+export function hostPort(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port || (url.protocol === "https:" ? 443 : 80)) };
+}
+
+/** Connects to the URL's host and port and closes at once, writing nothing: a request could shut a sidecar down.
+ * Settles when connected, refused or failed, after timeoutMs, or when signal aborts (code ABORT_ERR). */
+export function connectOnce(url: URL, timeoutMs: number, signal?: AbortSignal): Promise<ConnectAttempt> {
+  return new Promise((settle) => {
+    const socket = connect({ ...hostPort(url), timeout: timeoutMs });
+    const done = (attempt: ConnectAttempt) => {
+      signal?.removeEventListener("abort", cut);
+      socket.destroy();
+      settle(attempt);
+    };
+    const cut = () => done({ ok: false, code: "ABORT_ERR", message: "aborted" });
+    signal?.addEventListener("abort", cut);
+    if (signal?.aborted) return cut();
+    socket.once("connect", () => done({ ok: true }));
+    socket.once("timeout", () => done({ ok: false, code: "ETIMEDOUT", message: `no connection within ${timeoutMs} ms` }));
+    socket.once("error", (error: NodeJS.ErrnoException) => done({ ok: false, code: error.code ?? "", message: describe(error) }));
+  });
 }

@@ -1,11 +1,11 @@
 // readyurl.ts: --ready-url, for Pods that may not read themselves through the Kubernetes API. The sidecars are ready
 // when each URL answers 2xx, and a sidecar counts as exited once its URL's host and port refuse connections. Nothing
 // here reads a service account file or a KUBERNETES_* variable: this mode needs no token and no RBAC.
-import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { httpRequest, keptConnection, type HttpError, type KeptConnection } from "./http.ts";
+import { connectOnce, hostPort, httpRequest, keptConnection, type HttpError, type KeptConnection } from "./http.ts";
 import { ReadyTimeoutError } from "./kube.ts";
 import { quote, redactUrl, type Level, type Log } from "./log.ts";
+import type { WaitResult } from "./shutdown.ts";
 
 /** Every duration of this mode, injectable so that tests run in milliseconds. */
 export interface ReadyUrlTiming {
@@ -135,25 +135,19 @@ const describe = (probes: Probe[]) => probes.map((probe) => `${probe.shown} (${p
 // ---------------------------------------------------------------------------------------------------------------
 // The wait for exit: each URL's host and port, until it refuses connections
 
-/** The shutdown step's record of this wait (shutdown.ts's WaitResult), each sidecar named by its host:port. */
-export interface PortsClosed {
-  outcome: "all exited" | "budget spent";
-  stillRunning: string[];
-  exits: { name: string; afterMs: number }[];
-}
-
 /** Tries each URL's host:port every pollMs until every one refuses connections, or `until` aborts (the deadline). */
-export async function waitUntilPortsClose(urls: URL[], until: AbortSignal, startedAt: number, log: Log, t: ReadyUrlTiming = defaultReadyUrlTiming): Promise<PortsClosed> {
-  const ports = new Map(urls.map((url) => [`${url.hostname}:${url.port || (url.protocol === "https:" ? 443 : 80)}`, url]));
+export async function waitUntilPortsClose(urls: URL[], until: AbortSignal, startedAt: number, log: Log, t: ReadyUrlTiming = defaultReadyUrlTiming): Promise<WaitResult> {
+  const ports = new Map(urls.map((url) => [`${url.hostname}:${hostPort(url).port}`, url]));
   let listening = [...ports.keys()];
-  const exits: PortsClosed["exits"] = [];
+  const exits: WaitResult["exits"] = []; // each sidecar named by its host:port
   await Promise.all(
     [...ports].map(async ([address, url]) => {
-      const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-      const port = Number(address.slice(address.lastIndexOf(":") + 1));
       while (!until.aborted) {
         const began = Date.now();
-        if (await refuses(host, port, t.requestTimeoutMs, until)) {
+        // Only a refusal shows that the sidecar has exited: a connection accepted, a timeout or an unreachable host
+        // does not, and neither does a connect cut short by the deadline.
+        const attempt = await connectOnce(url, t.requestTimeoutMs, until);
+        if (!attempt.ok && attempt.code === "ECONNREFUSED") {
           listening = listening.filter((other) => other !== address);
           exits.push({ name: address, afterMs: Date.now() - startedAt });
           const rest = listening.length > 0 ? `still listening: ${listening.join(", ")}` : "all sidecars have stopped listening";
@@ -165,24 +159,4 @@ export async function waitUntilPortsClose(urls: URL[], until: AbortSignal, start
     }),
   );
   return listening.length === 0 ? { outcome: "all exited", stillRunning: [], exits } : { outcome: "budget spent", stillRunning: listening, exits };
-}
-
-/** True when a TCP connection to host:port is refused; false when it is accepted (and closed at once, nothing sent),
- * fails any other way (a timeout, an unreachable host: those do not show that the sidecar has exited), or is cut
- * because `until` aborted. */
-function refuses(host: string, port: number, timeoutMs: number, until: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: timeoutMs });
-    const done = (refused: boolean) => {
-      until.removeEventListener("abort", cut);
-      socket.destroy();
-      resolve(refused);
-    };
-    const cut = () => done(false);
-    until.addEventListener("abort", cut);
-    if (until.aborted) return cut();
-    socket.once("connect", () => done(false));
-    socket.once("timeout", () => done(false));
-    socket.once("error", (error: NodeJS.ErrnoException) => done(error.code === "ECONNREFUSED"));
-  });
 }

@@ -58,7 +58,7 @@ export interface SignalRecord {
   error?: string;
 }
 export interface ExitRecord {
-  name: string; // the sidecar's container
+  name: string; // the sidecar: its container, or with --ready-url its URL's host:port
   exitCode?: number;
   afterMs: number; // since the step started
 }

@@ -6,7 +6,7 @@ import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { connect, type PeerCertificate } from "node:tls";
-import { checkServerIdentity, httpRequest, HttpError, keptConnection } from "../http.ts";
+import { checkServerIdentity, connectOnce, hostPort, httpRequest, HttpError, keptConnection } from "../http.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 
 const sockets = new Set<Socket>();
@@ -194,6 +194,45 @@ describe("httpRequest over a kept connection (keptConnection), as the ready URLs
       else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
       connection.destroy();
     }
+  });
+});
+
+describe("connectOnce: whether something listens, without sending it a byte", () => {
+  test("a listening port: connected, closed at once, and not one byte received", async () => {
+    let received = 0;
+    let accepted!: (socket: Socket) => void;
+    const connection = new Promise<Socket>((resolve) => (accepted = resolve));
+    const address = await raw((socket) => {
+      socket.on("data", (chunk) => (received += chunk.length));
+      accepted(socket);
+    });
+    assert.deepEqual(await connectOnce(new URL(`http://${address}/quitquitquit`), 2000), { ok: true });
+    const socket = await connection;
+    await new Promise((resolve) => (socket.destroyed ? resolve(undefined) : socket.once("close", resolve)));
+    assert.equal(received, 0);
+  });
+
+  test("a refused port: ECONNREFUSED, in words", async () => {
+    const server = createTcpServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    server.close();
+    assert.deepEqual(await connectOnce(new URL(`http://127.0.0.1:${port}/`), 2000), { ok: false, code: "ECONNREFUSED", message: "connection refused" });
+  });
+
+  test("an abort ends the attempt at once, before it connects, and so does a signal already aborted", async () => {
+    const url = new URL(`http://${await raw(() => {})}/`);
+    const stop = new AbortController();
+    const attempt = connectOnce(url, 2000, stop.signal);
+    stop.abort(); // before the connect can complete, which takes at least a turn of the event loop
+    assert.deepEqual(await attempt, { ok: false, code: "ABORT_ERR", message: "aborted" });
+    assert.equal((await connectOnce(url, 2000, AbortSignal.abort())).ok, false);
+  });
+
+  test("hostPort: the scheme's default port, and an IPv6 host without brackets", () => {
+    assert.deepEqual(hostPort(new URL("https://localhost/ready")), { host: "localhost", port: 443 });
+    assert.deepEqual(hostPort(new URL("http://[::1]:15021/healthz/ready")), { host: "::1", port: 15021 });
+    assert.deepEqual(hostPort(new URL("http://sidecar/")), { host: "sidecar", port: 80 });
   });
 });
 
