@@ -90,4 +90,31 @@ describe("bad input", () => {
     assert.equal((await proa.exit).code, 2);
     assert.match(proa.logs[0]!.msg, /no program given/);
   });
+
+  // Accepted, an empty name would wait for readiness and only then fail to start, or wait for ever without --ready-timeout.
+  for (const args of [["--", ""], [""]]) {
+    test(`an empty program name (${JSON.stringify(args)}) is a usage error, exit 2, with no API call`, async () => {
+      let connections = 0;
+      const apiServer = createServer((socket) => {
+        connections++;
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => apiServer.listen(0, "127.0.0.1", resolve));
+      try {
+        const port = String((apiServer.address() as { port: number }).port);
+        const proa = startProa(args, { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: port });
+        // A run that would not stop by itself is killed, and fails the test instead of hanging it.
+        const stuck = setTimeout(() => proa.child.kill("SIGKILL"), 10_000);
+        try {
+          assert.equal((await proa.exit).code, 2, proa.stderr());
+        } finally {
+          clearTimeout(stuck);
+        }
+        assert.match(proa.logs[0]!.msg, /no program given/);
+        assert.equal(connections, 0);
+      } finally {
+        apiServer.close();
+      }
+    });
+  }
 });

@@ -104,6 +104,8 @@ describe("command line", () => {
     ["an unknown short option", ["-x", "true"], /unknown option -x/],
     ["no program", ["-g", "http://a/quit"], /no program given/],
     ["nothing after --", ["--"], /no program given/],
+    ["an empty program name after --", ["--", "", "arg"], /no program given/],
+    ["an empty program name without --", ["-K", ""], /no program given/],
     ["a missing option value", ["--shutdown-http-get"], /--shutdown-http-get needs a value/],
     ["an option value missing before --", ["-g", "--", "true"], /option -g needs a value/],
     ["a URL that is not http(s)", ["-g", "ftp://a/quit", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL .*, not 'ftp:\/\/a\/quit'/],

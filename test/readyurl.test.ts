@@ -207,6 +207,19 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     assert.ok(Date.now() - began < 500, `took ${Date.now() - began} ms`);
   });
 
+  // A 404 (a wrong path, or one the sidecar does not serve yet) is not ready: only --check's test showed it before.
+  for (const status of [404, 400, 500]) {
+    test(`keeps waiting while the URL answers ${status}, until it answers 2xx`, async () => {
+      let requests = 0;
+      const url = await serve((_, res) => res.writeHead(++requests > 3 ? 200 : status).end());
+      const log = recordingLog();
+      await waitUntilUrlsReady([new URL(`${url}/ready`)], BOUND_MS, "proa/test", log, safetyNet(), fast);
+      assert.equal(requests, 4, `ready after ${requests} requests: the answers before the 200 were ${status}`);
+      const progress = log.lines.filter((line) => line.msg.startsWith("waiting for URLs to be ready"));
+      assert.deepEqual(progress.map((line) => line.fields.lastAnswers), [[`HTTP ${status}`]]);
+    });
+  }
+
   test("a redirect is not followed, and the log says where it pointed", async () => {
     let followed = false;
     const target = await serve((_, res) => ((followed = true), res.end()));
