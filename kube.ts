@@ -5,7 +5,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { checkServerIdentity } from "./http.ts";
+import { checkServerIdentity, retryAfter } from "./http.ts";
 import { quote, type Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -205,12 +205,6 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
   }
   const retryAfterMs = code === 429 || code >= 500 ? retryAfter(res.headers["retry-after"]) : undefined;
   return new KubeError(`${what} failed: HTTP ${code}: ${message}${hint}`, code, retryAfterMs);
-}
-
-/** Retry-After in milliseconds when it is a positive number of seconds (the API server does not send the HTTP-date
- * form); anything else, "0" and "" included, is no advice at all. */
-export function retryAfter(header: string | undefined): number | undefined {
-  return header !== undefined && /^\d+$/.test(header.trim()) && Number(header) > 0 ? Number(header) * 1000 : undefined;
 }
 
 async function collect(chunks: AsyncIterable<Buffer>, maxBytes: number): Promise<Buffer> {
