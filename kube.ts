@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
+import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { checkServerIdentity, retryAfter } from "./http.ts";
@@ -131,6 +132,12 @@ export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
 /** The API server's address from the service variables; an IPv6 host gets brackets in the URL only. */
 export function apiServer(host: string, port: string): { host: string; port: number; server: string } {
   const bare = host.replace(/^\[(.*)\]$/, "$1");
+  // A zone ID names a link-local address's interface: no certificate can hold it, and Node.js's IP check throws on
+  // it mid-handshake. The kubelet sets a Service's ClusterIP here, which never has one.
+  const zone = /%.*$/.exec(bare)?.[0];
+  if (zone !== undefined && isIPv6(bare.slice(0, -zone.length))) {
+    throw new Error(`KUBERNETES_SERVICE_HOST is an IPv6 address with a zone ID (${quote(host, 80)}), which no certificate can name: set it to the API server's address without ${quote(zone, 40)}, as the kubelet does`);
+  }
   const number = Number(port);
   if (!Number.isInteger(number) || number < 1 || number > 65535) throw new Error(`KUBERNETES_SERVICE_PORT is not a port number: ${port}`);
   return { host: bare, port: number, server: `https://${bare.includes(":") ? `[${bare}]` : bare}:${number}` };
