@@ -6,7 +6,7 @@
 # Its main use is as a source to copy proa from into your application's image (see the end of this file).
 
 # ---- build: the package's own build script, from the lockfile's exact dependencies ----
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /build
 COPY package.json package-lock.json ./
 # No install scripts: esbuild's postinstall only swaps its JavaScript launcher for the native binary, and the bundle
@@ -16,9 +16,10 @@ COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts readyurl.ts summar
 # Writes /build/dist/proa.js: one CommonJS file with a node shebang, no dependencies at run time.
 RUN npm run build
 
-# ---- final: distroless Node.js 20, no shell, no package manager ----
-# :nonroot is a moving tag; pin it by digest (…:nonroot@sha256:…) for builds that must not change under you.
-FROM gcr.io/distroless/nodejs20-debian12:nonroot
+# ---- final: distroless Node.js 24, the current LTS (20 reached its end of life on 2026-04-30); no shell, no package manager ----
+# :nonroot is a moving tag; pin it by digest for builds that must not change under you (see the README's Setup):
+#   FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:<the digest `docker buildx imagetools inspect` prints>
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
 COPY --from=build /build/dist/proa.js /proa/proa.js
 # The image's "nonroot" user, by number so that Kubernetes' runAsNonRoot can check it.
 USER 65532:65532
@@ -34,11 +35,11 @@ CMD ["--help"]
 #   FROM ghcr.io/example/my-app:1.0
 #   COPY --from=proa /proa/proa.js /proa/proa.js
 #
-#   # Only when my-app has no Node.js 20 or later: a node binary built for the same C library as my-app.
+#   # Only when my-app has no Node.js 20 or later (24, the current LTS, recommended): a node binary built for the same C library as my-app.
 #   #   glibc images (Debian, Ubuntu, RHEL/UBI, distroless/cc); node also needs libstdc++ and libgcc_s there:
-#   COPY --from=node:20.20.2-bookworm-slim /usr/local/bin/node /usr/local/bin/node
+#   COPY --from=node:24.21.0-bookworm-slim /usr/local/bin/node /usr/local/bin/node
 #   #   musl images (Alpine), instead of the line above:
-#   # COPY --from=node:20.20.2-alpine /usr/local/bin/node /usr/local/bin/node
+#   # COPY --from=node:24.21.0-alpine /usr/local/bin/node /usr/local/bin/node
 #   # RUN apk add --no-cache libstdc++
 #   # Check with `docker run --rm --entrypoint node ghcr.io/example/my-app-with-proa:1.0 --version`.
 #

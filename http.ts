@@ -30,6 +30,7 @@ export function keptConnection(url: URL): KeptConnection {
 export interface HttpAnswer {
   status: number;
   location?: string; // a 3xx is an answer like any other: proa sends nothing to where it points
+  retryAfter?: string; // the Retry-After header as sent, for the caller to judge (see retryAfter)
   body: string; // at most maxBodyBytes, decoded as UTF-8
   truncated: boolean;
 }
@@ -60,6 +61,18 @@ export function checkServerIdentity(host: string, cert: PeerCertificate): Error 
   return Object.assign(new Error(`Hostname/IP does not match certificate's altnames: IP: ${host} is not in the cert's altnames: ${cert.subjectaltname ?? "none"}`), {
     code: "ERR_TLS_CERT_ALTNAME_INVALID",
   });
+}
+
+/** Retry-After in milliseconds from `now`: a positive number of seconds, or an HTTP date still to come (the API
+ * server sends seconds; a sidecar's web framework may send either). Anything else, "0", "" and a past date included,
+ * is no advice at all. Callers cap it: a server cannot make proa wait longer than it would anyway. */
+export function retryAfter(header: string | undefined, now = Date.now()): number | undefined {
+  const text = header?.trim() ?? "";
+  if (/^\d+$/.test(text)) return Number(text) > 0 ? Number(text) * 1000 : undefined;
+  // An IMF-fixdate, "Wed, 21 Oct 2026 07:28:00 GMT", the only form RFC 9110 lets a sender generate.
+  if (!/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
+  const ms = Date.parse(text) - now;
+  return ms > 0 ? ms : undefined;
 }
 
 export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
@@ -103,8 +116,8 @@ export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
       let truncated = false;
       const finish = () => {
         clearTimeout(timer);
-        const location = res.headers.location;
-        resolve({ status: res.statusCode ?? 0, ...(location ? { location } : {}), body: Buffer.concat(parts, length).toString("utf8"), truncated });
+        const { location, "retry-after": retryAfter } = res.headers;
+        resolve({ status: res.statusCode ?? 0, ...(location ? { location } : {}), ...(retryAfter ? { retryAfter } : {}), body: Buffer.concat(parts, length).toString("utf8"), truncated });
       };
       res.on("data", (chunk: Buffer) => {
         const room = maxBodyBytes - length;

@@ -3,9 +3,10 @@
 import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
+import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { checkServerIdentity } from "./http.ts";
+import { checkServerIdentity, retryAfter } from "./http.ts";
 import { quote, type Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,12 +123,21 @@ export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
   if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies certificates (the API server's against the service account's CA, https sidecar URLs' against Node.js's CAs)");
   if (env.NODE_OPTIONS !== undefined) warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
   if (env.NODE_DEBUG !== undefined) warnings.push("NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)");
+  // Node.js reads these two at start, before proa can look: they change which certificates proa's connections accept.
+  if (env.NODE_EXTRA_CA_CERTS !== undefined) warnings.push("NODE_EXTRA_CA_CERTS is set: Node.js trusts its CAs, besides its own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
+  if (env.OPENSSL_CONF !== undefined) warnings.push("OPENSSL_CONF is set: Node.js loaded that OpenSSL configuration at start, and with it can load providers and change what TLS proa's connections accept");
   return warnings;
 }
 
 /** The API server's address from the service variables; an IPv6 host gets brackets in the URL only. */
 export function apiServer(host: string, port: string): { host: string; port: number; server: string } {
   const bare = host.replace(/^\[(.*)\]$/, "$1");
+  // A zone ID names a link-local address's interface: no certificate can hold it, and Node.js's IP check throws on
+  // it mid-handshake. The kubelet sets a Service's ClusterIP here, which never has one.
+  const zone = /%.*$/.exec(bare)?.[0];
+  if (zone !== undefined && isIPv6(bare.slice(0, -zone.length))) {
+    throw new Error(`KUBERNETES_SERVICE_HOST is an IPv6 address with a zone ID (${quote(host, 80)}), which no certificate can name: set it to the API server's address without ${quote(zone, 40)}, as the kubelet does`);
+  }
   const number = Number(port);
   if (!Number.isInteger(number) || number < 1 || number > 65535) throw new Error(`KUBERNETES_SERVICE_PORT is not a port number: ${port}`);
   return { host: bare, port: number, server: `https://${bare.includes(":") ? `[${bare}]` : bare}:${number}` };
@@ -202,12 +212,6 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
   }
   const retryAfterMs = code === 429 || code >= 500 ? retryAfter(res.headers["retry-after"]) : undefined;
   return new KubeError(`${what} failed: HTTP ${code}: ${message}${hint}`, code, retryAfterMs);
-}
-
-/** Retry-After in milliseconds when it is a positive number of seconds (the API server does not send the HTTP-date
- * form); anything else, "0" and "" included, is no advice at all. */
-export function retryAfter(header: string | undefined): number | undefined {
-  return header !== undefined && /^\d+$/.test(header.trim()) && Number(header) > 0 ? Number(header) * 1000 : undefined;
 }
 
 async function collect(chunks: AsyncIterable<Buffer>, maxBytes: number): Promise<Buffer> {

@@ -2,8 +2,8 @@
 // when each URL answers 2xx, and a sidecar counts as exited once its URL's host and port refuse connections. Nothing
 // here reads a service account file or a KUBERNETES_* variable: this mode needs no token and no RBAC.
 import { setTimeout as sleep } from "node:timers/promises";
-import { connectOnce, hostPort, httpRequest, keptConnection, type HttpError, type KeptConnection } from "./http.ts";
-import { ReadyTimeoutError } from "./kube.ts";
+import { connectOnce, hostPort, httpRequest, keptConnection, retryAfter, type HttpError, type KeptConnection } from "./http.ts";
+import { defaultTiming, ReadyTimeoutError } from "./kube.ts";
 import { quote, redactUrl, type Level, type Log } from "./log.ts";
 import type { WaitResult } from "./shutdown.ts";
 
@@ -12,10 +12,12 @@ export interface ReadyUrlTiming {
   pollMs: number; // from one request (or connect) to one URL to its next: bounds the reaction time
   requestTimeoutMs: number; // each readiness request, and each connect while waiting for exit
   reminderMs: number; // "still waiting" reminder while nothing changes
+  retryAfterMaxMs: number; // cap on a 429's or 503's Retry-After, which lengthens the wait for that URL's next request
 }
 // A poll every 50 ms starts the program within about 50 ms of the last URL turning ready, for about 1 ms of CPU per
 // request (20 ms per second of waiting, see the README). 1 s is the kubelet's default probe timeout.
-export const defaultReadyUrlTiming: ReadyUrlTiming = { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000 };
+// A server's Retry-After is capped as the API client caps it.
+export const defaultReadyUrlTiming: ReadyUrlTiming = { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000, retryAfterMaxMs: defaultTiming.backoffMaxMs };
 
 /** The sidecars as their own URLs show them: main's wait and the shutdown step's wait for exit (which has no Pod
  * to pass on, and ends when the step's deadline aborts `until`, as the Pod watch does). */
@@ -38,6 +40,7 @@ export interface ReadyAnswer {
   body?: string;
   status?: number; // the HTTP status, when there was an answer
   code?: string; // the socket's or TLS's error code, when there was none
+  retryAfterMs?: number; // a 429's or 503's Retry-After: how long the server asked to be left alone
 }
 
 interface Probe {
@@ -104,7 +107,10 @@ async function poll(probe: Probe, userAgent: string, stop: AbortSignal, t: Ready
       probe.last = await askReadyUrl(probe.url, userAgent, stop, t.requestTimeoutMs, connection);
       if (stop.aborted || probe.last.ready) return;
       report();
-      await sleep(Math.max(0, began + t.pollMs - Date.now()), undefined, { signal: stop }).catch(() => {});
+      // A Retry-After counts from the answer, and may lengthen the wait, never shorten it below pollMs: "Retry-After: 0"
+      // is no busy loop. The ready timeout aborts stop, so no Retry-After keeps proa waiting past it.
+      const nextAt = Math.max(began + t.pollMs, Date.now() + Math.min(probe.last.retryAfterMs ?? 0, t.retryAfterMaxMs));
+      await sleep(Math.max(0, nextAt - Date.now()), undefined, { signal: stop }).catch(() => {});
     }
   } finally {
     connection.destroy();
@@ -114,9 +120,11 @@ async function poll(probe: Probe, userAgent: string, stop: AbortSignal, t: Ready
 /** One GET of a ready URL; never rejects. Without a kept connection, on a connection of its own (as --check sends it). */
 export async function askReadyUrl(url: URL, userAgent: string, signal: AbortSignal | undefined, timeoutMs: number, connection?: KeptConnection): Promise<ReadyAnswer> {
   try {
-    const { status, location, body } = await httpRequest({ method: "GET", url, timeoutMs, userAgent, maxBodyBytes: 512, signal, connection });
+    const { status, location, retryAfter: retryAfterHeader, body } = await httpRequest({ method: "GET", url, timeoutMs, userAgent, maxBodyBytes: 512, signal, connection });
     if (status >= 200 && status < 300) return { ready: true, text: `HTTP ${status}`, level: "info", status };
-    const answered = { status, ...(body.trim() ? { body: quote(body.trim(), 100) } : {}) };
+    // Only 429 and 503 ask the client to wait, as for the API server (RFC 9110 gives Retry-After to 503 and 3xx; RFC 6585 to 429).
+    const retryAfterMs = status === 429 || status === 503 ? retryAfter(retryAfterHeader) : undefined;
+    const answered = { status, ...(body.trim() ? { body: quote(body.trim(), 100) } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
     if (status >= 300 && status < 400) {
       // A redirect from a readiness endpoint is a wrong URL (often http that redirects to https): say where it points.
       const target = location !== undefined && URL.canParse(location, url.href) ? redactUrl(new URL(location, url)) : "an unusable Location";

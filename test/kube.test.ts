@@ -19,7 +19,6 @@ import {
   ownContainerName,
   parseWatchEvent,
   readiness,
-  retryAfter,
   runningContainers,
   type Pod,
   type PodName,
@@ -27,6 +26,7 @@ import {
   type WatchOutcome,
   type WatchState,
 } from "../kube.ts";
+import { retryAfter } from "../http.ts";
 import { podWith } from "./fake-apiserver.ts";
 import { capturedPod, capturedStream, withNativeSidecar, withRestartPolicy } from "./fixtures/pods.ts";
 
@@ -270,8 +270,11 @@ describe("the watch's step function", () => {
     assert.deepEqual([at(0, 0), at(1, 0), at(0, 1), at(1, 1), at(1, 3), at(0, 20), at(1, 20)], [50, 100, 100, 200, 800, 500, 1000]);
   });
 
-  test("Retry-After counts only as a positive number of seconds", () => {
-    assert.deepEqual(["1", " 30 ", "0", "", "-1", "1.5", "soon", "Wed, 21 Oct 2026 07:28:00 GMT", undefined].map(retryAfter), [1000, 30_000, undefined, undefined, undefined, undefined, undefined, undefined, undefined]);
+  test("Retry-After counts only as a positive number of seconds, or an HTTP date still to come", () => {
+    const now = Date.parse("Wed, 21 Oct 2026 07:28:00 GMT");
+    const parse = (header: string | undefined) => retryAfter(header, now);
+    assert.deepEqual(["1", " 30 ", "0", "", "-1", "1.5", "soon", undefined].map(parse), [1000, 30_000, undefined, undefined, undefined, undefined, undefined, undefined]);
+    assert.deepEqual(["Wed, 21 Oct 2026 07:28:02 GMT", "Wed, 21 Oct 2026 07:28:00 GMT", "Tue, 20 Oct 2026 07:28:00 GMT", "2026-10-21T07:28:05Z"].map(parse), [2000, undefined, undefined, undefined]);
   });
 });
 

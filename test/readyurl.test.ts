@@ -21,7 +21,7 @@ const NODE = process.execPath;
  * signal and --ready-timeout are separate ways out, so that breaking either one still leaves the other. */
 const safetyNet = () => AbortSignal.timeout(8000);
 const BOUND_MS = 8000;
-const fast: ReadyUrlTiming = { pollMs: 10, requestTimeoutMs: 500, reminderMs: 60_000 };
+const fast: ReadyUrlTiming = { pollMs: 10, requestTimeoutMs: 500, reminderMs: 60_000, retryAfterMaxMs: 30_000 };
 const scratch = mkdtempSync(join(tmpdir(), "proa-readyurl-"));
 const servers: Server[] = [];
 let proa: ProaProcess | undefined;

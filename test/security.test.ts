@@ -68,10 +68,11 @@ after(async () => {
   await api.close();
 });
 
-// SECURITY.md's list: proa's own variables, and the three that Node itself reads which proa checks to warn about.
+// SECURITY.md's list: proa's own variables, and the five that Node itself reads which proa checks to warn about.
 const DOCUMENTED_ENV = [
   "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG",
   "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
+  "NODE_EXTRA_CA_CERTS", "OPENSSL_CONF",
 ];
 
 describe("what proa reads, writes and connects to", () => {

@@ -133,6 +133,13 @@ describe("Dockerfile", () => {
     assert.notEqual(buildStage().stage, finalStage, "the final stage must not be the one that builds");
   });
 
+  test("uses no end-of-life Node.js: every node image it names, as a stage or in its comments, and job.yaml's, is Node 24", () => {
+    // Node.js 20 reached its end of life on 2026-04-30; 24 is the LTS the README recommends.
+    const nodeImages = `${read("Dockerfile")}\n${read("job.yaml")}`.match(/\bnode:\d[\w.-]*|\bdistroless\/nodejs\d+[\w.:-]*/g) ?? [];
+    assert.ok(nodeImages.length >= 4, `expected the build stage, the final image, the copy examples and job.yaml's sidecar: ${nodeImages.join(", ")}`);
+    for (const image of nodeImages) assert.match(image, /^(?:node:|distroless\/nodejs)24\b/, `${image}: use Node.js 24, the current LTS`);
+  });
+
   test("pins every base image by a tag or a digest, never latest", () => {
     const stageNames = new Set<string>();
     for (const stage of stages) {
