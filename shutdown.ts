@@ -90,7 +90,7 @@ export interface ShutdownTiming {
   minRequestMs: number;
 }
 
-const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
+export const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
 
 /** Never throws; logs each problem on its own line and returns what it did. The requests and signals always go out;
  * the wait for the sidecars to exit ends at the deadline (shutdownDeadline). */

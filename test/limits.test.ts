@@ -9,8 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, describe, test } from "node:test";
 import { DEFAULT_MAX_BODY_BYTES, httpRequest } from "../http.ts";
-import { MAX_LINE_BYTES, type Pod } from "../kube.ts";
-import { MAX_ANSWER_BYTES } from "../shutdown.ts";
+import { defaultTiming, MAX_LINE_BYTES, type Pod } from "../kube.ts";
+import { HELP, parseCommandLine } from "../proa.ts";
+import { defaultReadyUrlTiming } from "../readyurl.ts";
+import { BEFORE_KUBELET_KILL_MS, DEFAULT_TIMING, gracePeriodMs, MAX_ANSWER_BYTES, shutdownDeadline } from "../shutdown.ts";
 import { MAX_MESSAGE_BYTES } from "../summary.ts";
 import { podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserver.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
@@ -54,6 +56,33 @@ describe("the real values", () => {
 
   test("the API server's list answer and each watch line are capped at 16 MiB, far above any Pod", () => {
     assert.equal(MAX_LINE_BYTES, 16 * 1024 * 1024);
+  });
+});
+
+describe("the durations README and SECURITY.md give", () => {
+  test("the API: backoff capped at 30 s, a watch shorter than 2 s is an error, reminders every 30 s, 401/403/no Pod given up after 5 minutes", () => {
+    assert.equal(defaultTiming.backoffMaxMs, 30_000);
+    assert.equal(defaultTiming.minWatchMs, 2000);
+    assert.equal(defaultTiming.reminderMs, 30_000);
+    assert.equal(defaultTiming.giveUpMs, 5 * 60_000);
+  });
+
+  test("--ready-url: each URL polled every 50 ms, each request limited to 1 s, reminders every 30 s", () => {
+    assert.deepEqual(defaultReadyUrlTiming, { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000 });
+  });
+
+  test("each shutdown request: 5 s unless --shutdown-request-timeout says otherwise, in the help too, and at least 1 s of what the budget leaves", () => {
+    const parsed = parseCommandLine(["--", "true"], {});
+    assert.equal(parsed.kind === "run" && parsed.options.shutdown.requestTimeoutMs, 5000);
+    assert.match(HELP, /timeout of each shutdown request \(default: 5s\)/);
+    assert.equal(DEFAULT_TIMING.minRequestMs, 1000);
+  });
+
+  test("the shutdown budget: the grace period, else 30 s; after SIGTERM, it ends 1 s before the kubelet's kill", () => {
+    assert.equal(gracePeriodMs(undefined), 30_000);
+    assert.match(HELP, /default: the Pod's grace period, else 30s/);
+    assert.equal(BEFORE_KUBELET_KILL_MS, 1000);
+    assert.equal(shutdownDeadline(0, undefined, undefined, 0), 29_000);
   });
 });
 
