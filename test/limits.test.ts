@@ -14,7 +14,7 @@ import { HELP, parseCommandLine } from "../proa.ts";
 import { defaultReadyUrlTiming } from "../readyurl.ts";
 import { BEFORE_KUBELET_KILL_MS, DEFAULT_TIMING, gracePeriodMs, MAX_ANSWER_BYTES, shutdownDeadline } from "../shutdown.ts";
 import { MAX_MESSAGE_BYTES } from "../summary.ts";
-import { podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserver.ts";
+import { podWith, startFakeApiServer, watchEvent, type FakeApiServer } from "./fake-apiserver.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { startProa, type ProaProcess } from "./helpers/proa-process.ts";
 
@@ -154,6 +154,38 @@ describe("each limit, in the built bundle", () => {
     assert.match(refused.msg, new RegExp(`^listing Pod .* failed: the answer is longer than ${MAX_LINE_BYTES} bytes$`));
     await proa.waitForLog((record) => record.msg === "the other containers are ready");
     assert.equal(listRequests(api), 2);
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+  });
+
+  /** A watch line (newline excluded) of exactly `bytes` bytes: the fake server's Pod turned ready, at a newer
+   * resourceVersion, padded with an annotation. */
+  function readyEventOf(api: FakeApiServer, bytes: number): string {
+    const ready = podWith({ sidecars: ["sidecar-1"], ready: true }) as Pod & { metadata: { annotations?: Record<string, string> } };
+    const event = (padding: string) => watchEvent("MODIFIED", { ...ready, metadata: { ...ready.metadata, resourceVersion: String(Number(api.pod()!.metadata!.resourceVersion) + 1), annotations: { padding } } });
+    const line = event("x".repeat(bytes - (Buffer.byteLength(event("")) - 1)));
+    assert.equal(Buffer.byteLength(line) - 1, bytes);
+    return line;
+  }
+
+  test("a watch line of exactly MAX_LINE_BYTES is accepted: the Pod it holds turns ready", async () => {
+    const api = await apiServer(podWith({ sidecars: ["sidecar-1"], ready: false }));
+    api.fail({ on: "watch", chunks: [readyEventOf(api, MAX_LINE_BYTES)], end: "stall" });
+    const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    await proa.waitForLog((record) => record.msg === "the other containers are ready");
+    assert.equal(api.requests.filter((request) => request.url.includes("watch=1")).length, 1);
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.ok(!proa.logs.some((record) => /longer than/.test(record.msg)), proa.stderr());
+  });
+
+  test("a watch line one byte over MAX_LINE_BYTES is refused, and the watch is opened again", async () => {
+    const api = await apiServer(podWith({ sidecars: ["sidecar-1"], ready: false }));
+    api.fail({ on: "watch", chunks: [readyEventOf(api, MAX_LINE_BYTES + 1)], end: "stall" });
+    const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    const refused = await proa.waitForLog((record) => /longer than/.test(record.msg));
+    assert.match(refused.msg, new RegExp(`^watching Pod .* failed: .*the API server sent a line longer than ${MAX_LINE_BYTES} bytes$`));
+    assert.ok(!proa.logs.some((record) => record.msg === "the other containers are ready"), "the refused line's Pod was not used");
+    api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true }));
+    await proa.waitForLog((record) => record.msg === "the other containers are ready");
     assert.equal((await proa.exit).code, 0, proa.stderr());
   });
 
