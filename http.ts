@@ -48,6 +48,8 @@ export class HttpError extends Error {
 const PHASE_TEXT: Record<HttpPhase, string> = { connect: "to connect", headers: "for the response headers", body: "for the rest of the body" };
 // setTimeout fires at once for a delay of 2^31 ms or more (with a warning on stderr): never let it.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// What is read of a body unless the caller says otherwise: enough for a sidecar's reason.
+export const DEFAULT_MAX_BODY_BYTES = 4096;
 
 /**
  * Node's tls.checkServerIdentity, except that an IPv6 address is looked up among the certificate's IP addresses by
@@ -76,7 +78,7 @@ export function retryAfter(header: string | undefined, now = Date.now()): number
 }
 
 export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
-  const { method, url, timeoutMs, userAgent, maxBodyBytes = 4096, signal, connection } = options;
+  const { method, url, timeoutMs, userAgent, maxBodyBytes = DEFAULT_MAX_BODY_BYTES, signal, connection } = options;
   const send = url.protocol === "https:" ? tlsRequest : plainRequest;
   return new Promise((resolve, reject) => {
     let phase: HttpPhase = "connect";

@@ -227,7 +227,8 @@ async function collect(chunks: AsyncIterable<Buffer>, maxBytes: number): Promise
 // ---------------------------------------------------------------------------------------------------------------
 // Framing: a watch is a stream of JSON lines
 
-const MAX_LINE_BYTES = 16 * 1024 * 1024;
+// The cap on a list answer and on each watch line: a Pod is far smaller, and a broken server cannot fill proa's memory.
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 /** Splits a byte stream on the newline byte and decodes each whole line as UTF-8: a newline byte never occurs inside
  * a multi-byte character, so a character split across chunks stays intact. A partial line is kept as references

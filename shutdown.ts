@@ -80,7 +80,7 @@ export interface WaitResult {
 // Pod still reports the program's status rather than 137.
 export const BEFORE_KUBELET_KILL_MS = 1000;
 // Read at most this much of an answer: enough for its reason, and an endless body costs nothing.
-const MAX_ANSWER_BYTES = 4096;
+export const MAX_ANSWER_BYTES = 4096;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ShutdownTiming {
@@ -90,7 +90,7 @@ export interface ShutdownTiming {
   minRequestMs: number;
 }
 
-const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
+export const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
 
 /** Never throws; logs each problem on its own line and returns what it did. The requests and signals always go out;
  * the wait for the sidecars to exit ends at the deadline (shutdownDeadline). */
