@@ -74,7 +74,7 @@ describe("no timer is left pending", { timeout: 20_000 }, () => {
     const url = new URL(`${await serve(503)}/ready`);
     const stop = new AbortController();
     const settled = await assertLeavesNoTimer(
-      () => waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), stop.signal, { pollMs: 10, requestTimeoutMs: 500, reminderMs: BOUND_MS }),
+      () => waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), stop.signal, { pollMs: 10, requestTimeoutMs: 500, reminderMs: BOUND_MS, retryAfterMaxMs: BOUND_MS }),
       () => void sleep(50).then(() => stop.abort("SIGTERM")),
     );
     assert.equal(settled.status === "rejected" && settled.reason, "SIGTERM");
