@@ -322,6 +322,15 @@ describe("the summary line", () => {
     assert.deepEqual(fields.program, { name: "my-job", kind: "never ran" });
     assert.deepEqual(fields.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "signal", signal: "SIGINT" });
   });
+
+  test("says why a failed or timed-out wait ended, with credentials masked and on one line", () => {
+    const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
+    const failed = logged(run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 }));
+    assert.deepEqual(failed.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "failed", reason: 'HTTP 400: echoed {"Authorization":"Bearer [redacted]"} proa exited 0' });
+    const timeout = { kind: "timeout", reason: "--ready-timeout (120 s) passed: containers still not ready: db-proxy" } as const;
+    const timedOut = logged(run({ wait: { ...ready, ending: timeout }, program: { name: "my-job" }, status: 1 }));
+    assert.deepEqual(timedOut.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "timeout", reason: timeout.reason });
+  });
 });
 
 describe("recordRun", () => {
