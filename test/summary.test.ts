@@ -323,6 +323,12 @@ describe("the summary line", () => {
     assert.deepEqual(fields.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "signal", signal: "SIGINT" });
   });
 
+  test("a shutdown request's URL and redirect location are redacted, and its error is masked", () => {
+    const request = { method: "GET", url: "http://admin:hunter2@localhost:9091/quit?key=s3cr3t", status: 302, location: "http://localhost:9091/other?token=abc", error: "Bearer eyJhbGciOi.x.y", attempts: 1, durationMs: 3 } as const;
+    const fields = logged(run({ shutdown: shutdown({ requests: [request] }) }));
+    assert.deepEqual(fields.shutdown.requests, [{ ...request, url: "http://localhost:9091/quit?key=REDACTED", location: "http://localhost:9091/other?token=REDACTED", error: "Bearer [redacted]" }]);
+  });
+
   test("says why a failed or timed-out wait ended, with credentials masked and on one line", () => {
     const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
     const failed = logged(run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 }));
