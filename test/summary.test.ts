@@ -329,6 +329,11 @@ describe("the summary line", () => {
     assert.deepEqual(fields.shutdown.requests, [{ ...request, url: "http://localhost:9091/quit?key=REDACTED", location: "http://localhost:9091/other?token=REDACTED", error: "Bearer [redacted]" }]);
   });
 
+  test("a signal's error is flattened to one line", () => {
+    const signal = { pid: 42, name: "envoy", rule: "executable", sent: false, error: "EPERM\nproa exited 0" } as const;
+    assert.deepEqual(logged(run({ shutdown: shutdown({ signals: [signal] }) })).shutdown.signals, [{ ...signal, error: "EPERM proa exited 0" }]);
+  });
+
   test("says why a failed or timed-out wait ended, with credentials masked and on one line", () => {
     const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
     const failed = logged(run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 }));
