@@ -145,6 +145,12 @@ describe("line splitting", () => {
     }
   });
 
+  test("a line of exactly the cap is accepted, also while it waits for a newline that comes in a later chunk", () => {
+    assert.deepEqual(splitAll([bytes("12345678"), bytes("\n")], 8), { lines: ["12345678"], pendingBytes: 0 });
+    assert.deepEqual(splitAll([bytes("1234"), bytes("5678"), bytes("\nab")], 8), { lines: ["12345678"], pendingBytes: 2 });
+    assert.deepEqual(splitAll([bytes("x\n12345678")], 8), { lines: ["x"], pendingBytes: 8 });
+  });
+
   test("a line longer than the cap is an error, whether it arrives whole or in pieces", () => {
     assert.deepEqual(splitAll([bytes("12345678\n")], 8).lines, ["12345678"]);
     assert.throws(() => splitAll([bytes("123456789\n")], 8), /a line longer than 8 bytes/);

@@ -54,7 +54,7 @@ const warnings = (report: Report) => report.logs.filter((line) => line.level ===
 
 describe("--kill and --kill-all on real processes", { skip }, () => {
   before(async () => {
-    for (const name of ["pause", "sidecar-a", "sidecar-b", "a-very-long-sidecar-name", "program"]) copyFileSync("/usr/bin/sleep", bin(name));
+    for (const name of ["pause", "sidecar-a", "sidecar-a-v2", "sidecar-b", "a-very-long-sidecar-name", "program"]) copyFileSync("/usr/bin/sleep", bin(name));
     // Executable but not readable: a process started from them is not dumpable, so even its own user cannot read
     // its /proc/PID/exe (as without CAP_SYS_PTRACE); only cmdline and the 15-character comm are left.
     for (const name of ["cloud-sql-proxy", "cloud-sql-proxy-v2"]) {
@@ -88,6 +88,12 @@ describe("--kill and --kill-all on real processes", { skip }, () => {
     assert.deepEqual(report.signals, ["SIGTERM", "SIGTERM", null]);
     assert.deepEqual(signalled(report).sort(), ["sidecar-a", "sidecar-b"]);
     assert.deepEqual(warnings(report), []);
+  });
+
+  test("--kill NAME does not hit a readable executable whose name only begins with NAME", async () => {
+    const report = await inNamespace({ start: ["sidecar-a-v2", "sidecar-a"], kill: ["sidecar-a"] });
+    assert.deepEqual(report.signals, [null, "SIGTERM"]);
+    assert.deepEqual(report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.fields.rule), ["executable"]);
   });
 
   test("--kill NAME does not hit a longer name that shares its first 15 characters when /proc/PID/exe is unreadable", async () => {

@@ -389,6 +389,12 @@ describe("selectProcesses", () => {
       expected: { targets: [[50, "executable"]], interpreters: ["sh"] },
     },
     {
+      name: "--kill NAME never picks an executable whose name only begins with NAME",
+      processes: ps([1, exe("pause")], [7, exe("cloud-sql-proxy")], [8, exe("cloud-sql-proxy-v2")]),
+      kill: ["cloud-sql-proxy"],
+      expected: { targets: [[7, "executable"]] },
+    },
+    {
       name: "an unreadable executable falls back to argv[0] from cmdline",
       processes: ps([1, { comm: "pause" }], [7, { argv0: "cloud-sql-proxy", comm: "cloud-sql-proxy" }], [8, { argv0: "cloud-sql-proxy-v2", comm: "cloud-sql-proxy" }]),
       kill: ["cloud-sql-proxy"],

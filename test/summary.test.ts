@@ -322,6 +322,26 @@ describe("the summary line", () => {
     assert.deepEqual(fields.program, { name: "my-job", kind: "never ran" });
     assert.deepEqual(fields.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "signal", signal: "SIGINT" });
   });
+
+  test("a shutdown request's URL and redirect location are redacted, and its error is masked", () => {
+    const request = { method: "GET", url: "http://admin:hunter2@localhost:9091/quit?key=s3cr3t", status: 302, location: "http://localhost:9091/other?token=abc", error: "Bearer eyJhbGciOi.x.y", attempts: 1, durationMs: 3 } as const;
+    const fields = logged(run({ shutdown: shutdown({ requests: [request] }) }));
+    assert.deepEqual(fields.shutdown.requests, [{ ...request, url: "http://localhost:9091/quit?key=REDACTED", location: "http://localhost:9091/other?token=REDACTED", error: "Bearer [redacted]" }]);
+  });
+
+  test("a signal's error is flattened to one line", () => {
+    const signal = { pid: 42, name: "envoy", rule: "executable", sent: false, error: "EPERM\nproa exited 0" } as const;
+    assert.deepEqual(logged(run({ shutdown: shutdown({ signals: [signal] }) })).shutdown.signals, [{ ...signal, error: "EPERM proa exited 0" }]);
+  });
+
+  test("says why a failed or timed-out wait ended, with credentials masked and on one line", () => {
+    const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
+    const failed = logged(run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 }));
+    assert.deepEqual(failed.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "failed", reason: 'HTTP 400: echoed {"Authorization":"Bearer [redacted]"} proa exited 0' });
+    const timeout = { kind: "timeout", reason: "--ready-timeout (120 s) passed: containers still not ready: db-proxy" } as const;
+    const timedOut = logged(run({ wait: { ...ready, ending: timeout }, program: { name: "my-job" }, status: 1 }));
+    assert.deepEqual(timedOut.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "timeout", reason: timeout.reason });
+  });
 });
 
 describe("recordRun", () => {
