@@ -38,7 +38,8 @@ export function createLog(level: Level, write: (line: string) => void = (line) =
 /** How much of any server's answer a log line quotes: enough to read the reason, never a flood. */
 export const MAX_QUOTE_CHARS = 300;
 
-/** A URL as proa may log it: no user info, and each query value replaced (`?access_token=…` is common). */
+/** A URL as proa may log it: no user info, and of its query and fragment only that there was one. A key can be
+ * the secret itself (`?SECRET`), and so can a fragment, so neither is kept. */
 export function redactUrl(url: URL | string): string {
   let copy: URL;
   try {
@@ -47,8 +48,8 @@ export function redactUrl(url: URL | string): string {
     return "(not a URL)"; // whatever it was may hold a secret: never quote it
   }
   copy.username = copy.password = "";
-  const keys = [...copy.searchParams.keys()];
-  if (keys.length > 0) copy.search = keys.map((key) => `${encodeURIComponent(key)}=REDACTED`).join("&");
+  if (copy.search) copy.search = "REDACTED";
+  if (copy.hash) copy.hash = "REDACTED";
   return copy.href;
 }
 

@@ -1,0 +1,48 @@
+// What proa writes (log, summary line, termination message) as a black box: no URL's query or fragment, and never
+// the service account's token, whatever text it arrives in.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { startProa } from "./helpers/proa-process.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "proa-redaction-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** An empty termination log, as the kubelet mounts it. */
+function terminationLog(name: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, "");
+  return path;
+}
+
+describe("URLs in what proa writes", () => {
+  test("a query (even a bare key) and a fragment appear only as REDACTED: in the log, the summary, the termination message and a redirect's Location", async () => {
+    // A sidecar's admin port: ready at once; its shutdown endpoint redirects, then it stops listening.
+    const sidecar = createServer((request, response) => {
+      if (request.url?.startsWith("/ready")) return response.end("ok");
+      response.writeHead(302, { location: "/other?LOCKEYSECRET&y=LOCVALSECRET#LOCFRAGSECRET" }).end(() => (sidecar.close(), sidecar.closeAllConnections()));
+    });
+    await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
+    const proa = (() => {
+      const base = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}`;
+      const path = terminationLog("urls");
+      const args = ["--shutdown-timeout", "5s", "--ready-url", `${base}/ready?READYKEYSECRET#READYFRAGSECRET`, "--shutdown-http-get", `${base}/quit?BAREKEYSECRET&x=VALSECRET#FRAGSECRET`];
+      return { run: startProa([...args, "--", process.execPath, "-e", "0"], { PROA_TERMINATION_MESSAGE_PATH: path, PROA_LOG: "debug" }), path };
+    })();
+    try {
+      assert.equal((await proa.run.exit).code, 0, proa.run.stderr());
+      const message = readFileSync(proa.path, "utf8");
+      const written = proa.run.stderr() + proa.run.stdout.join("\n") + message;
+      for (const secret of ["BAREKEY", "VALSECRET", "FRAGSECRET", "LOCKEY", "LOCVAL", "LOCFRAG", "READYKEY", "READYFRAG"]) assert.ok(!written.includes(secret), `${secret} in:\n${written}`);
+      assert.match(message, /\n {2}GET http:\/\/127\.0\.0\.1:\d+\/quit\?REDACTED#REDACTED: 302 \(redirect to http:\/\/127\.0\.0\.1:\d+\/other\?REDACTED#REDACTED, not followed\)/);
+      assert.match(message, /waited \S+ for http:\/\/127\.0\.0\.1:\d+\/ready\?REDACTED#REDACTED: ready/);
+    } finally {
+      proa.run.child.kill("SIGKILL");
+      sidecar.close();
+      sidecar.closeAllConnections();
+    }
+  });
+});
