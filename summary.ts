@@ -2,7 +2,7 @@
 // message for people in the container's termination message, which `kubectl describe pod` shows after the logs are
 // gone. Building both is pure; writeTerminationMessage is the one place proa writes a file.
 import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
-import { quote, redactUrl, type Fields, type Log } from "./log.ts";
+import { quote, redactUrl, withoutSecrets, type Fields, type Log } from "./log.ts";
 import type { ShutdownReport } from "./shutdown.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -115,7 +115,8 @@ export function terminationMessage(record: RunRecord): string {
   if (outcome === "pod gone") lines.push("  the Pod is gone");
   if (outcome === "not watched") lines.push("  the sidecars' exit was not watched");
   lines.push(`proa exited ${status}`);
-  return fit(lines.map((line) => cut(line, MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
+  // Secrets are replaced before lines are cut, so that no part of one is left.
+  return fit(lines.map((line) => cut(withoutSecrets(line), MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
 }
 
 /** The first line: how the program ended (or why it never ran), then how the sidecars ended. */
@@ -269,7 +270,7 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
     } else if (stat.size > 0) {
       log.info("not writing the termination message: the program wrote its own, which is left as it is", { ...fields, bytes: stat.size });
     } else {
-      const bytes = Buffer.from(message);
+      const bytes = Buffer.from(withoutSecrets(message)); // whoever built the message
       for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
       log.info(`wrote the run's summary to ${target.path}`, { ...fields, bytes: bytes.length });
     }

@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { startFakeApiServer } from "./fake-apiserver.ts";
 import { startProa } from "./helpers/proa-process.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "proa-redaction-"));
@@ -43,6 +44,37 @@ describe("URLs in what proa writes", () => {
       proa.run.child.kill("SIGKILL");
       sidecar.close();
       sidecar.closeAllConnections();
+    }
+  });
+});
+
+describe("the service account's token in what proa writes", () => {
+  test("an API server's 500 and 403 messages that repeat the token, and the one it replaced, leave no trace of either in the log, the output or the termination message", async () => {
+    const oldToken = "old-token-OLDSECRET-0123456789";
+    const newToken = "new-token-NEWSECRET-9876543210";
+    const api = await startFakeApiServer();
+    api.rotateToken(oldToken);
+    // The token is rotated at the first request, so proa sends the new one from the second on; each answer repeats
+    // the tokens proa has sent, amid words that would cut one left in place (a quote cuts at 300 characters, the
+    // message's lines at 160).
+    const first = `${"x".repeat(280)} ${oldToken} and ${oldToken}`;
+    const echo = `${"x".repeat(270)} ${oldToken}${newToken} and User "system:serviceaccount:default:proa" with ${oldToken} ${newToken}`;
+    api.fail({ status: 500, body: { kind: "Status", code: 500, message: first } }, ...Array.from({ length: 100 }, () => ({ status: 403, body: { kind: "Status", code: 403, reason: "Forbidden", message: echo } })));
+    api.onRequest = () => api.token === oldToken && api.rotateToken(newToken);
+    const path = terminationLog("token");
+    const proa = startProa(["--ready-timeout", "1500ms", "--", process.execPath, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main", PROA_TERMINATION_MESSAGE_PATH: path, PROA_LOG: "debug" });
+    try {
+      assert.equal((await proa.exit).code, 1, proa.stderr());
+      assert.ok(api.requests.length >= 2, "proa read the rotated token");
+      const message = readFileSync(path, "utf8");
+      assert.match(message, /^program never ran/, message);
+      assert.match(proa.stderr() + message, /403/);
+      const written = proa.stderr() + proa.stdout.join("\n") + message;
+      for (const secret of ["OLDSECRET", "NEWSECRET", "0123456789", "9876543210"]) assert.ok(!written.includes(secret), `${secret} in:\n${written}`);
+      assert.match(written, /\[redacted\]/);
+    } finally {
+      proa.child.kill("SIGKILL");
+      await api.close();
     }
   });
 });
