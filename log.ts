@@ -77,9 +77,13 @@ export function redactUrl(url: URL | string): string {
   return copy.href;
 }
 
-/** Text quoted from a server's answer: credentials masked, control characters flattened, at most max characters.
+/** Characters that could forge or disguise a line: C0 and C1 controls (newlines, ANSI escapes) and the marks and
+ * overrides that reorder text on screen (U+061C, U+200E/F, U+202A–E, U+2066–9). */
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
+
+/** Text from outside proa (a server's answer, a process or container name): credentials masked, control characters flattened, at most max characters.
  * Secrets are replaced before the text is cut, so that no part of one is left. */
 export function quote(text: string, max = MAX_QUOTE_CHARS): string {
-  const masked = withoutSecrets(text).replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(/[\u0000-\u001f\u007f]+/g, " ");
+  const masked = withoutSecrets(text).replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(UNSAFE_CHARS, " ");
   return masked.length > max ? `${masked.slice(0, max)}… (${masked.length - max} more characters)` : masked;
 }

@@ -83,7 +83,7 @@ export function summaryFields({ wait, program, shutdown, status }: RunRecord): F
   };
 }
 
-const waitedNames = (wait: WaitRecord) => (wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names);
+const waitedNames = (wait: WaitRecord) => (wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names.map((name) => quote(name, 100)));
 
 // ---------------------------------------------------------------------------------------------------------------
 // The termination message: short lines for people, what matters most first
@@ -107,11 +107,12 @@ export function terminationMessage(record: RunRecord): string {
     const redirect = location === undefined ? "" : ` (redirect to ${redactUrl(location)}, not followed)`;
     lines.push(`  ${method} ${redactUrl(url)}: ${answer === undefined ? quote(error ?? "no answer", 100) : `${answer}${redirect}`} in ${duration(durationMs)}`);
   }
-  for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${name} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
-  for (const name of shutdown.unmatched) lines.push(`  --kill ${name}: no such process visible`);
-  for (const { name, exitCode } of shutdown.exits) lines.push(`  ${name} ${exitText(exitCode, wait.mode)}`);
+  // Names from outside proa are quoted: any process can choose its name, and a line in it could forge the story.
+  for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${quote(name, 100)} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
+  for (const name of shutdown.unmatched) lines.push(`  --kill ${quote(name, 100)}: no such process visible`);
+  for (const { name, exitCode } of shutdown.exits) lines.push(`  ${quote(name, 100)} ${exitText(exitCode, wait.mode)}`);
   const { outcome, stillRunning } = shutdown.wait;
-  if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
+  if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.map((name) => quote(name, 100)).join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
   if (outcome === "pod gone") lines.push("  the Pod is gone");
   if (outcome === "not watched") lines.push("  the sidecars' exit was not watched");
   lines.push(`proa exited ${status}`);
@@ -154,10 +155,10 @@ function sidecarsText({ exits, wait, requests, signals }: ShutdownReport, mode: 
   };
   if (stillRunning.length > 0) {
     const detail = paired ? ` (${paired.slice(0, -2)})` : "";
-    return `sidecars still running when proa gave up: ${names(stillRunning)}${detail}`;
+    return `sidecars still running when proa gave up: ${names(stillRunning.map((name) => quote(name, 100)))}${detail}`;
   }
   if (exits.length === 0) return undefined;
-  return `sidecars stopped: ${names(exits.map(({ name, exitCode }) => `${name} (${paired}${exitText(exitCode, mode)})`))}`;
+  return `sidecars stopped: ${names(exits.map(({ name, exitCode }) => `${quote(name, 100)} (${paired}${exitText(exitCode, mode)})`))}`;
 }
 
 /** With --ready-url a sidecar is known to have exited only by its port refusing connections, with no exit code. */

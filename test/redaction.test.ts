@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { quote } from "../log.ts";
 import { startFakeApiServer } from "./fake-apiserver.ts";
 import { startProa } from "./helpers/proa-process.ts";
 
@@ -76,5 +77,13 @@ describe("the service account's token in what proa writes", () => {
       proa.child.kill("SIGKILL");
       await api.close();
     }
+  });
+});
+
+describe("quote", () => {
+  test("flattens C1 controls and the marks and overrides that reorder text on screen, so a name cannot disguise a line", () => {
+    const tricks = "\u0085\u009b\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069";
+    for (const trick of tricks) assert.equal(quote(`a${trick}b`), "a b", `U+${trick.codePointAt(0)!.toString(16)}`);
+    assert.equal(quote("naïve Ünïcödé €"), "naïve Ünïcödé €", "other characters are left as they are");
   });
 });
