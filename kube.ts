@@ -7,7 +7,7 @@ import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { checkServerIdentity, retryAfter } from "./http.ts";
-import { quote, type Log } from "./log.ts";
+import { quote, registerSecret, type Log } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The Pod, as plain JSON: every field optional, as the API server may omit any of them.
@@ -97,7 +97,7 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
     }
   };
   const ca = read("ca.crt");
-  read("token"); // fail now rather than at the first request
+  registerSecret(read("token").toString().trim()); // fail now rather than at the first request
   const namespace = env.POD_NAMESPACE || read("namespace", `, or set POD_NAMESPACE with the downward API: ${DOWNWARD_API}`).toString().trim();
   const podName = env.POD_NAME || hostname().split(".")[0] || "";
   checkName(namespace, DNS_LABEL, env.POD_NAMESPACE ? "POD_NAMESPACE" : `the namespace in ${dir}/namespace`, "a namespace (a DNS-1123 label)");
@@ -184,6 +184,7 @@ async function* get(cluster: Cluster, log: Log, path: string, headersMs: number,
 
 function send(cluster: Cluster, path: string, signal: AbortSignal, onRequest: (req: { destroy(): unknown }) => void): Promise<IncomingMessage> {
   const token = readFileSync(cluster.tokenFile, "utf8").trim();
+  registerSecret(token); // before any answer could echo it; a rotated-out token stays registered too
   const headers = { Accept: "application/json", "User-Agent": cluster.userAgent };
   return new Promise((resolve, reject) => {
     const req = request({ host: cluster.host, port: cluster.port, path, agent: cluster.agent, headers, signal }, resolve);

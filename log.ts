@@ -27,7 +27,12 @@ export function createLog(level: Level, write: (line: string) => void = (line) =
   const entry = (at: Level) => (msg: string, fields?: Fields) => {
     if (LEVELS.indexOf(at) > threshold) return;
     const record = { time: new Date().toISOString(), level: at, msg, ...fields };
-    write(JSON.stringify(record, (key, value) => (SECRET_KEY.test(key) ? "[redacted]" : value instanceof Error ? value.message : value)) + "\n");
+    const safe = (key: string, value: unknown) => {
+      if (SECRET_KEY.test(key)) return "[redacted]";
+      const text = value instanceof Error ? value.message : value;
+      return typeof text === "string" ? withoutSecrets(text) : text;
+    };
+    write(JSON.stringify(record, safe) + "\n");
   };
   return { error: entry("error"), warn: entry("warn"), info: entry("info"), debug: entry("debug") };
 }
@@ -35,10 +40,30 @@ export function createLog(level: Level, write: (line: string) => void = (line) =
 // ---------------------------------------------------------------------------------------------------------------
 // Redaction: what proa quotes from a URL or from a server's answer
 
+/** The secrets proa holds (the service account's token, and each one it replaced): kept so that no text it writes
+ * can carry one, wherever the text came from (a server may echo the token in an error). */
+const secrets = new Set<string>();
+const MIN_SECRET_CHARS = 8;
+
+/** Called with each secret as it is read, before anything could quote it. */
+export function registerSecret(secret: string): void {
+  // Service account tokens are JWTs of hundreds of characters; a few characters would match ordinary words, and an
+  // empty string everywhere.
+  if (secret.length >= MIN_SECRET_CHARS) secrets.add(secret);
+}
+
+/** text with every secret proa holds replaced: applied by the log writer, quote and the termination message. */
+export function withoutSecrets(text: string): string {
+  let safe = text;
+  for (const secret of secrets) safe = safe.split(secret).join("[redacted]");
+  return safe;
+}
+
 /** How much of any server's answer a log line quotes: enough to read the reason, never a flood. */
 export const MAX_QUOTE_CHARS = 300;
 
-/** A URL as proa may log it: no user info, and each query value replaced (`?access_token=…` is common). */
+/** A URL as proa may log it: no user info, and of its query and fragment only that there was one. A key can be
+ * the secret itself (`?SECRET`), and so can a fragment, so neither is kept. */
 export function redactUrl(url: URL | string): string {
   let copy: URL;
   try {
@@ -47,13 +72,18 @@ export function redactUrl(url: URL | string): string {
     return "(not a URL)"; // whatever it was may hold a secret: never quote it
   }
   copy.username = copy.password = "";
-  const keys = [...copy.searchParams.keys()];
-  if (keys.length > 0) copy.search = keys.map((key) => `${encodeURIComponent(key)}=REDACTED`).join("&");
+  if (copy.search) copy.search = "REDACTED";
+  if (copy.hash) copy.hash = "REDACTED";
   return copy.href;
 }
 
-/** Text quoted from a server's answer: credentials masked, control characters flattened, at most max characters. */
+/** Characters that could forge or disguise a line: C0 and C1 controls (newlines, ANSI escapes) and the marks and
+ * overrides that reorder text on screen (U+061C, U+200E/F, U+202A–E, U+2066–9). */
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
+
+/** Text from outside proa (a server's answer, a process or container name): credentials masked, control characters flattened, at most max characters.
+ * Secrets are replaced before the text is cut, so that no part of one is left. */
 export function quote(text: string, max = MAX_QUOTE_CHARS): string {
-  const masked = text.replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(/[\u0000-\u001f\u007f]+/g, " ");
+  const masked = withoutSecrets(text).replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(UNSAFE_CHARS, " ");
   return masked.length > max ? `${masked.slice(0, max)}… (${masked.length - max} more characters)` : masked;
 }

@@ -383,7 +383,7 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
   const own = { pid: process.pid, ppid: process.ppid, childPid };
   const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
   for (const name of interpreters) {
-    log.warn(`--kill ${name} matches every program that ${name} runs, not one sidecar; name the sidecar's own executable if you can`);
+    log.warn(`--kill ${quote(name, 100)} matches every program that ${quote(name, 100)} runs, not one sidecar; name the sidecar's own executable if you can`);
   }
   if (!sidecarsVisible) {
     log.warn("proa cannot see the sidecars' processes, so --kill and --kill-all reach nothing; the Pod probably lacks shareProcessNamespace: true", {
@@ -391,7 +391,7 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
     });
   } else {
     const visible = [...new Set(processes.map(processName))];
-    for (const name of unmatched) log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
+    for (const name of unmatched.map((name) => quote(name, 100))) log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
   }
   return { signals: signalTargets(targets, log, procDir), unmatched };
 }
@@ -400,21 +400,22 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
 export function signalTargets(targets: Target[], log: Log, procDir = "/proc"): SignalRecord[] {
   return targets.map(({ process: target, name, rule }) => {
     const record = { pid: target.pid, name, rule };
+    const shown = quote(name, 100); // any process can choose its name: it must not forge or disguise a line
     // Between this check and kill() the pid could still be reused, but only within microseconds rather than the
     // whole step; Node offers no pidfd_send_signal to close that window.
     if (readStat(procDir, target.pid)?.startTime !== target.startTime) {
-      log.debug(`${name} exited before proa signalled it`, { pid: target.pid });
+      log.debug(`${shown} exited before proa signalled it`, { pid: target.pid });
       return { ...record, sent: false, error: "exited" };
     }
     try {
       process.kill(target.pid, "SIGTERM");
-      log.info(`sent SIGTERM to ${name}`, { pid: target.pid, rule });
+      log.info(`sent SIGTERM to ${shown}`, { pid: target.pid, rule });
       return { ...record, sent: true };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "ESRCH") {
         const hint = code === "EPERM" ? ": it runs as another user; run proa's container as the sidecar's user (securityContext.runAsUser)" : "";
-        log.warn(`cannot send SIGTERM to ${name}${hint}`, { pid: target.pid, rule, error: String(error) });
+        log.warn(`cannot send SIGTERM to ${shown}${hint}`, { pid: target.pid, rule, error: String(error) });
       }
       return { ...record, sent: false, error: code ?? String(error) };
     }

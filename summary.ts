@@ -1,8 +1,8 @@
 // summary.ts: the run's story as one plain record, told twice at exit: as the `summary` log line, and as a short
 // message for people in the container's termination message, which `kubectl describe pod` shows after the logs are
 // gone. Building both is pure; writeTerminationMessage is the one place proa writes a file.
-import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
-import { quote, redactUrl, type Fields, type Log } from "./log.ts";
+import { closeSync, constants, fstatSync, lstatSync, openSync, realpathSync, statSync, writeSync, type Stats } from "node:fs";
+import { quote, redactUrl, withoutSecrets, type Fields, type Log } from "./log.ts";
 import type { ShutdownReport } from "./shutdown.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ export function summaryFields({ wait, program, shutdown, status }: RunRecord): F
   };
 }
 
-const waitedNames = (wait: WaitRecord) => (wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names);
+const waitedNames = (wait: WaitRecord) => (wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names.map((name) => quote(name, 100)));
 
 // ---------------------------------------------------------------------------------------------------------------
 // The termination message: short lines for people, what matters most first
@@ -107,15 +107,17 @@ export function terminationMessage(record: RunRecord): string {
     const redirect = location === undefined ? "" : ` (redirect to ${redactUrl(location)}, not followed)`;
     lines.push(`  ${method} ${redactUrl(url)}: ${answer === undefined ? quote(error ?? "no answer", 100) : `${answer}${redirect}`} in ${duration(durationMs)}`);
   }
-  for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${name} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
-  for (const name of shutdown.unmatched) lines.push(`  --kill ${name}: no such process visible`);
-  for (const { name, exitCode } of shutdown.exits) lines.push(`  ${name} ${exitText(exitCode, wait.mode)}`);
+  // Names from outside proa are quoted: any process can choose its name, and a line in it could forge the story.
+  for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${quote(name, 100)} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
+  for (const name of shutdown.unmatched) lines.push(`  --kill ${quote(name, 100)}: no such process visible`);
+  for (const { name, exitCode } of shutdown.exits) lines.push(`  ${quote(name, 100)} ${exitText(exitCode, wait.mode)}`);
   const { outcome, stillRunning } = shutdown.wait;
-  if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
+  if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.map((name) => quote(name, 100)).join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
   if (outcome === "pod gone") lines.push("  the Pod is gone");
   if (outcome === "not watched") lines.push("  the sidecars' exit was not watched");
   lines.push(`proa exited ${status}`);
-  return fit(lines.map((line) => cut(line, MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
+  // Secrets are replaced before lines are cut, so that no part of one is left.
+  return fit(lines.map((line) => cut(withoutSecrets(line), MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
 }
 
 /** The first line: how the program ended (or why it never ran), then how the sidecars ended. */
@@ -153,10 +155,10 @@ function sidecarsText({ exits, wait, requests, signals }: ShutdownReport, mode: 
   };
   if (stillRunning.length > 0) {
     const detail = paired ? ` (${paired.slice(0, -2)})` : "";
-    return `sidecars still running when proa gave up: ${names(stillRunning)}${detail}`;
+    return `sidecars still running when proa gave up: ${names(stillRunning.map((name) => quote(name, 100)))}${detail}`;
   }
   if (exits.length === 0) return undefined;
-  return `sidecars stopped: ${names(exits.map(({ name, exitCode }) => `${name} (${paired}${exitText(exitCode, mode)})`))}`;
+  return `sidecars stopped: ${names(exits.map(({ name, exitCode }) => `${quote(name, 100)} (${paired}${exitText(exitCode, mode)})`))}`;
 }
 
 /** With --ready-url a sidecar is known to have exited only by its port refusing connections, with no exit code. */
@@ -241,8 +243,8 @@ export function terminationLog(container: { terminationMessagePath?: string; ter
 }
 
 /**
- * Writes message to the termination log only when it exists, is a writable regular file and is empty (a message the
- * program wrote is never changed), and not when FallbackToLogsOnError will put the last log lines there instead
+ * Writes message to the termination log only when it exists, is a writable regular file with no other hard link, not
+ * a kernel's (procfs, sysfs), and is empty (a message the program wrote is never changed), and not when FallbackToLogsOnError will put the last log lines there instead
  * (the kubelet does so when the file is empty and the container failed). Never creates a file; never throws.
  */
 export function writeTerminationMessage(message: string, target: TerminationLog, status: number, log: Log): void {
@@ -251,11 +253,23 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
     log.info("not writing the termination message: with terminationMessagePolicy FallbackToLogsOnError the kubelet puts the last log lines there", fields);
     return;
   }
+  // lstat first: a device, a FIFO or a symlink is never opened at all (opening some devices does something).
+  let found: Stats;
+  try {
+    found = lstatSync(target.path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);
+    else log.warn(`not writing the termination message: cannot stat ${target.path} (${code})`, fields);
+    return;
+  }
+  const refusal = found.isSymbolicLink() ? "is a symlink, which proa does not follow" : !found.isFile() ? "is not a regular file" : kernelFile(target.path, found);
+  if (refusal) return log.warn(`not writing the termination message: ${target.path} ${refusal}`, fields);
   let fd: number;
   try {
-    // No O_CREAT: only a file the kubelet mounted. O_NONBLOCK: a FIFO without a reader fails instead of hanging proa.
-    // O_NOFOLLOW: the kubelet's mount is never a symlink, and a symlink there could aim proa's write at another file.
-    fd = openSync(target.path, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    // No O_CREAT: only a file the kubelet mounted. O_NONBLOCK: a FIFO put there since the lstat fails instead of
+    // hanging proa. O_NOFOLLOW: a symlink put there since is not followed. O_NOCTTY: a terminal never becomes proa's.
+    fd = openSync(target.path, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);
@@ -263,13 +277,16 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
     return;
   }
   try {
+    // The opened file itself: the one lstat saw, and one name for it alone, so that the write cannot land elsewhere.
     const stat = fstatSync(fd);
-    if (!stat.isFile()) {
-      log.warn(`not writing the termination message: ${target.path} is not a regular file`, fields);
+    if (stat.dev !== found.dev || stat.ino !== found.ino || !stat.isFile()) {
+      log.warn(`not writing the termination message: ${target.path} was replaced while proa opened it`, fields);
     } else if (stat.size > 0) {
       log.info("not writing the termination message: the program wrote its own, which is left as it is", { ...fields, bytes: stat.size });
+    } else if (stat.nlink !== 1) {
+      log.warn(`not writing the termination message: ${target.path} has ${stat.nlink} hard links, so it is not only the kubelet's file`, fields);
     } else {
-      const bytes = Buffer.from(message);
+      const bytes = Buffer.from(withoutSecrets(message)); // whoever built the message
       for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
       log.info(`wrote the run's summary to ${target.path}`, { ...fields, bytes: bytes.length });
     }
@@ -279,6 +296,26 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
     try {
       closeSync(fd);
     } catch {} // a failed close cannot undo the write, and must not cost proa the program's exit status
+  }
+}
+
+/** Why a regular file is a kernel's (procfs, sysfs: `/proc/self/comm` looks like an empty file), if it is: where
+ * it resolves to, or the filesystem it is on. The kubelet's file is on a real filesystem. */
+function kernelFile(path: string, stat: Stats): string | undefined {
+  const real = attempt(() => realpathSync(path)) ?? path;
+  for (const root of PSEUDO_FILESYSTEMS) {
+    if (real === root || real.startsWith(`${root}/`) || attempt(() => statSync(root).dev) === stat.dev) return `is on ${root}, a kernel file`;
+  }
+  return undefined;
+}
+
+const PSEUDO_FILESYSTEMS = ["/proc", "/sys"];
+
+function attempt<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
   }
 }
 

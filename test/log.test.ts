@@ -4,8 +4,8 @@ import { describe, test } from "node:test";
 import { quote, redactUrl } from "../log.ts";
 
 describe("redactUrl", () => {
-  test("drops user info and replaces every query value", () => {
-    assert.equal(redactUrl("http://admin:hunter2@localhost:15000/quit?access_token=abc&x=1"), "http://localhost:15000/quit?access_token=REDACTED&x=REDACTED");
+  test("drops user info and the whole query", () => {
+    assert.equal(redactUrl("http://admin:hunter2@localhost:15000/quit?access_token=abc&x=1"), "http://localhost:15000/quit?REDACTED");
   });
   test("leaves a URL without secrets as it is", () => assert.equal(redactUrl(new URL("http://localhost:15020/quitquitquit")), "http://localhost:15020/quitquitquit"));
   test("never quotes text that is not a URL", () => assert.equal(redactUrl("ftp//admin:hunter2@x"), "(not a URL)"));

@@ -59,7 +59,7 @@ describe("the shutdown step's report", () => {
       assert.deepEqual([requests[0]?.method, requests[0]?.phase, requests[0]?.status], ["GET", "connect", undefined]);
       assert.match(requests[0]?.error ?? "", /connection refused/);
       assert.deepEqual(requests.slice(1), [
-        { method: "POST", url: `http://127.0.0.1:${busyPort}/quitquitquit?key=REDACTED`, status: 503, attempts: 1 },
+        { method: "POST", url: `http://127.0.0.1:${busyPort}/quitquitquit?REDACTED`, status: 503, attempts: 1 },
         { method: "POST", url: `http://127.0.0.1:${okPort}/stop`, status: 200, attempts: 1 },
       ]);
       assert.deepEqual(record.wait, { outcome: "not watched", stillRunning: [] }, "no Pod known: the exit is not watched");
