@@ -326,7 +326,7 @@ describe("the summary line", () => {
   test("a shutdown request's URL and redirect location are redacted, and its error is masked", () => {
     const request = { method: "GET", url: "http://admin:hunter2@localhost:9091/quit?key=s3cr3t", status: 302, location: "http://localhost:9091/other?token=abc", error: "Bearer eyJhbGciOi.x.y", attempts: 1, durationMs: 3 } as const;
     const fields = logged(run({ shutdown: shutdown({ requests: [request] }) }));
-    assert.deepEqual(fields.shutdown.requests, [{ ...request, url: "http://localhost:9091/quit?key=REDACTED", location: "http://localhost:9091/other?token=REDACTED", error: "Bearer [redacted]" }]);
+    assert.deepEqual(fields.shutdown.requests, [{ ...request, url: "http://localhost:9091/quit?REDACTED", location: "http://localhost:9091/other?REDACTED", error: "Bearer [redacted]" }]);
   });
 
   test("a signal's error is flattened to one line", () => {
