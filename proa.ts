@@ -47,6 +47,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     status = statusForFailure(ending);
   }
   lifecycle.shuttingDown();
+  shutdownContext.status = status; // with the Pod's restartPolicy, whether the sidecars are shut down at all
   const shutdown = await shutDownSidecars(options.shutdown, shutdownContext, log);
   lifecycle.release();
   const record = story.finish(sidecars.waitedFor(), shutdown, status);
