@@ -273,11 +273,27 @@ describe("whether proa's container runs again decides the step", () => {
       assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
       assert.equal(api.requests.filter(({ url }) => url.includes("watch=1")).length, 0, "no watch for exits");
       assert.equal(report?.plan.reason, "the Pod is being deleted: the kubelet stops the sidecars");
+      const shuttingDown = log.lines.find(({ msg }) => msg === "shutting the sidecars down");
+      assert.equal(shuttingDown?.fields.why, report?.plan.reason, "the deletion was read before the requests went out, not found later by a watch");
       assert.deepEqual(report?.wait, { outcome: "not watched", stillRunning: [] });
       assert.deepEqual(messages(log, "warn"), []);
     } finally {
       await endpoint.close();
     }
+  });
+
+  test("a deletion first seen in the step's own watch ends the wait at once, not at the end of its grace period", async () => {
+    const { api, cluster } = await start(sidecars);
+    const log = recordingLog();
+    const done = timed(() => shutDownSidecars(options(undefined), { ...podContext(cluster, api.pod()), status: 0 }, log));
+    await sleep(100);
+    const deleting = podWith(sidecars);
+    deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 };
+    api.setPod(deleting);
+    const elapsed = await done;
+    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    assert.ok(log.lines.some(({ msg }) => msg === "the Pod is being deleted: the kubelet stops the sidecars: proa stops waiting for their exits, which it cannot see"));
+    assert.deepEqual(messages(log, "warn"), []);
   });
 
   test("OnFailure and a failed program: no request, no wait, and the plan says the sidecars are left running for the restart", async () => {
