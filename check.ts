@@ -230,7 +230,7 @@ export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined)
   const policy = pod.spec?.restartPolicy ?? "Always";
   // What the run's shutdown step will do, from the same plan it reads.
   const onFailure = shutdownPlan(pod.spec?.restartPolicy, false, false);
-  const after = `; when the program fails: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
+  const after = `; after a failure: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
   if (policy === "Never") return ok(`restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)${after}`);
   const dies = policy === "OnFailure" ? "a sidecar that fails is restarted (one that exits 0 is not, and fails the wait at once)" : "a sidecar that dies is restarted";
   const text = `restartPolicy ${policy}: ${dies}, and proa keeps waiting for it`;
