@@ -1,5 +1,6 @@
-// The shutdown step: once the program has exited, ask the sidecars to stop (HTTP requests, SIGTERM by process name)
-// and wait until they have exited, so that the Pod (typically a Job) can complete. Nothing here is fatal: every
+// The shutdown step: once the program has exited, and unless proa's container will be restarted, ask the sidecars to
+// stop (HTTP requests, SIGTERM by process name) and wait until they have exited, so that the Pod (typically a Job) can
+// complete. Nothing here is fatal: every
 // problem is logged on its own line, proa still exits with the program's status, and the step returns a plain record
 // of what it did (ShutdownReport).
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
@@ -123,8 +124,9 @@ export interface ShutdownTiming {
 
 const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
 
-/** Never throws; logs each problem on its own line and returns what it did. The requests and signals always go out;
- * the wait for the sidecars to exit ends at the deadline (shutdownDeadline). */
+/** Never throws; logs each problem on its own line and returns what it did. The plan (shutdownPlan) decides whether
+ * the requests and signals go out and whether the step waits for the exits; that wait ends at the deadline
+ * (shutdownDeadline), or when the Pod is seen being deleted. */
 export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<ShutdownReport> {
   const t = { ...DEFAULT_TIMING, ...timing };
   const startedAt = Date.now();
@@ -155,7 +157,9 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
     if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
-    const deleted = new AbortController();
+    const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
+    deadline.spent.signal.addEventListener("abort", () => stopWaiting.abort(), { once: true });
+    if (deadline.spent.signal.aborted) stopWaiting.abort();
     const seen = (next: Pod) => {
       const wasDeleting = isDeleting(pod);
       pod = next;
@@ -163,11 +167,10 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
       report.plan = shutdownPlan(pod.spec?.restartPolicy, context.status === 0, true);
       log.info(`${report.plan.reason}: proa stops waiting for their exits, which it cannot see`);
-      deleted.abort();
+      stopWaiting.abort();
     };
-    const until = AbortSignal.any([deadline.spent.signal, deleted.signal]);
     const notWatched: WaitResult = { outcome: "not watched", stillRunning: [], exits: [] };
-    const watched = (report.plan.waitForExit && context.sidecars?.waitForExit(until, seen, startedAt, log)) || Promise.resolve(notWatched);
+    const watched = (report.plan.waitForExit && context.sidecars?.waitForExit(stopWaiting.signal, seen, startedAt, log)) || Promise.resolve(notWatched);
     const [answers, wait] = await Promise.all([sent, watched]);
     report.requests = answers;
     report.exits = wait.exits;
