@@ -8,7 +8,7 @@ import {
   DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
-import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
+import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, shutdownPlan, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
 import { askReadyUrl, defaultReadyUrlTiming, type ReadyAnswer } from "./readyurl.ts";
 import { terminationLog, type TerminationLog } from "./summary.ts";
 import { connectOnce, hostPort, type ConnectAttempt } from "./http.ts";
@@ -228,10 +228,14 @@ function describeState(state: ContainerState | undefined): string {
 
 export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined): Finding {
   const policy = pod.spec?.restartPolicy ?? "Always";
-  if (policy === "Never") return ok("restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)");
-  const text = `restartPolicy ${policy}: a sidecar that dies is restarted, and proa keeps waiting for it`;
-  if (readyTimeoutMs !== undefined) return ok(`${text}, at most --ready-timeout (${readyTimeoutMs / 1000} s)`);
-  return warn(`${text}, with no limit`, "use restartPolicy: Never for a Job's Pod, or set --ready-timeout so that the wait ends");
+  // What the run's shutdown step will do, from the same plan it reads.
+  const onFailure = shutdownPlan(pod.spec?.restartPolicy, false, false);
+  const after = `; after a failure: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
+  if (policy === "Never") return ok(`restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)${after}`);
+  const dies = policy === "OnFailure" ? "a sidecar that fails is restarted (one that exits 0 is not, and fails the wait at once)" : "a sidecar that dies is restarted";
+  const text = `restartPolicy ${policy}: ${dies}, and proa keeps waiting for it`;
+  if (readyTimeoutMs !== undefined) return ok(`${text}, at most --ready-timeout (${readyTimeoutMs / 1000} s)${after}`);
+  return warn(`${text}, with no limit${after}`, "use restartPolicy: Never for a Job's Pod, or set --ready-timeout so that the wait ends");
 }
 
 // The readiness paths of common sidecars on their usual ports (the README's table): a 404 there is a wrong path.

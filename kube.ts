@@ -453,6 +453,23 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
   throw state.error;
 }
 
+/** The shutdown step's one look at the Pod after SIGTERM, which may mean it is being deleted: a single list, given up
+ * after boundMs. Undefined when it fails or finds no Pod; the step then goes by the last snapshot. */
+export async function readPod(cluster: Cluster, log: Log, timing: Partial<Timing> = {}, boundMs = 2000): Promise<Pod | undefined> {
+  const t = { ...defaultTiming, ...timing };
+  const listing: WatchState = { kind: "listing", failures: 0 };
+  try {
+    for await (const outcome of perform(cluster, log, podsPath(cluster), listing, t, AbortSignal.timeout(boundMs))) {
+      if (outcome.kind === "listed") return nextWatchState(listing, outcome, t, { namespace: cluster.namespace, name: cluster.podName }).deliver?.pod ?? undefined;
+      if (outcome.kind === "failed") log.warn(`could not read the Pod after SIGTERM: ${outcome.error.message}`);
+      return undefined;
+    }
+  } catch {
+    log.warn(`could not read the Pod after SIGTERM within ${boundMs} ms`);
+  }
+  return undefined;
+}
+
 function podsPath(cluster: Cluster): string {
   const selector = encodeURIComponent(`metadata.name=${cluster.podName}`);
   return `/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?fieldSelector=${selector}`;
@@ -610,14 +627,14 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
   const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
   const status = (name: string) => statuses.find((s) => s.name === name);
   const notReady = watched.filter((name) => status(name)?.ready !== true);
-  // The kubelet restarts a native sidecar whatever the Pod's policy, and a regular container unless it is Never.
-  if (pod.spec?.restartPolicy === "Never") {
-    for (const name of notReady.filter((name) => regular.includes(name))) {
-      const terminated = status(name)?.state?.terminated;
-      if (!terminated) continue;
-      const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${quote(terminated.reason, 80)})` : ""}`;
-      return { notReady, failed: `container ${name} terminated with ${how} before it was ready, and the Pod's restartPolicy is Never, so it will not be restarted` };
-    }
+  // The kubelet restarts a native sidecar whatever the Pod's policy; a regular one never under Never, and under
+  // OnFailure not after exit 0 (as a sidecar that an earlier proa shut down exits).
+  const policy = pod.spec?.restartPolicy;
+  for (const name of notReady.filter((name) => regular.includes(name))) {
+    const terminated = status(name)?.state?.terminated;
+    if (!terminated || !(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) continue;
+    const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${quote(terminated.reason, 80)})` : ""}`;
+    return { notReady, failed: `container ${name} terminated with ${how} before it was ready, and the Pod's restartPolicy is ${policy}, so it will not be restarted` };
   }
   return { notReady };
 }

@@ -1,5 +1,6 @@
 // proa: the entrypoint of a Pod's main container. Waits until the sidecars are ready, runs the program with
-// signals passed through, shuts the sidecars down, and exits with the program's status.
+// signals passed through, shuts the sidecars down unless its container will be restarted, and exits with the
+// program's status.
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
@@ -47,6 +48,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     status = statusForFailure(ending);
   }
   lifecycle.shuttingDown();
+  shutdownContext.status = status; // with the Pod's restartPolicy, whether the sidecars are shut down at all
   const shutdown = await shutDownSidecars(options.shutdown, shutdownContext, log);
   lifecycle.release();
   const record = story.finish(sidecars.waitedFor(), shutdown, status);
@@ -255,8 +257,8 @@ export const HELP = `Usage: proa [options] [--] program [args...]
        proa --check [options] [-- program [args...]]
 
 Waits until every other container of this Pod is ready (or, with --ready-url, until each URL answers 2xx),
-runs the program with signals passed through, shuts the sidecars down, waits for them to exit, and exits with
-the program's status.
+runs the program with signals passed through, shuts the sidecars down and waits for them to exit (unless the
+Pod's restartPolicy will restart proa's container, or the Pod is being deleted), and exits with the program's status.
 
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)

@@ -1,12 +1,13 @@
-// The shutdown step: once the program has exited, ask the sidecars to stop (HTTP requests, SIGTERM by process name)
-// and wait until they have exited, so that the Pod (typically a Job) can complete. Nothing here is fatal: every
+// The shutdown step: once the program has exited, and unless proa's container will be restarted, ask the sidecars to
+// stop (HTTP requests, SIGTERM by process name) and wait until they have exited, so that the Pod (typically a Job) can
+// complete. Nothing here is fatal: every
 // problem is logged on its own line, proa still exits with the program's status, and the step returns a plain record
 // of what it did (ShutdownReport).
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
-import { runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
+import { readPod, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
@@ -20,6 +21,7 @@ export interface ShutdownOptions {
 }
 
 export interface ShutdownContext {
+  status?: number; // proa's own exit status: with the Pod's restartPolicy, whether its container runs again
   sidecars?: ExitWatch; // how the step sees the sidecars exit; undefined: it does not wait for them
   pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp); none with --ready-url
   childPid?: number; // never signalled
@@ -30,6 +32,7 @@ export interface ShutdownContext {
 
 /** What the step did, for the run's summary: plain data, with URLs already redacted. */
 export interface ShutdownReport {
+  plan: ShutdownPlan; // what the step set out to do, and why
   startedAt: number; // ms since the epoch
   budgetMs: number; // from the start to the deadline, as it stood at the end (SIGTERM or a deletion can move it)
   requests: RequestRecord[];
@@ -69,11 +72,40 @@ export type WaitOutcome = "all exited" | "pod gone" | "budget spent" | "watch fa
  * when the source reads one, goes to `seen` (a deletion moves the deadline). */
 export interface ExitWatch {
   waitForExit(until: AbortSignal, seen: (pod: Pod) => void, startedAt: number, log: Log): Promise<WaitResult>;
+  /** The Pod as it is now, read once and bounded; undefined when it cannot be read (or there is no Pod to read). */
+  readPod?(log: Log): Promise<Pod | undefined>;
 }
 export interface WaitResult {
   outcome: WaitOutcome;
   stillRunning: string[];
   exits: ExitRecord[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The plan (pure): whether proa's container runs again decides whether the sidecars are shut down
+
+export interface ShutdownPlan {
+  shutDown: boolean; // send the shutdown requests and --kill signals
+  waitForExit: boolean; // wait until the sidecars are seen to exit
+  reason: string; // for the log, the summary and the termination message
+}
+
+/**
+ * When the kubelet will restart proa's container (OnFailure after a failure, Always), the sidecars are left running
+ * so that the restarted proa finds them ready. A deleted Pod's sidecars are stopped by the kubelet, which hides their
+ * statuses until all have stopped (kubernetes/kubernetes#106896), so proa asks them to stop but cannot watch them.
+ * An unknown policy (--ready-url, or the Pod never read) keeps the original proa's behaviour.
+ */
+export function shutdownPlan(restartPolicy: string | undefined, succeeded: boolean, deleting: boolean): ShutdownPlan {
+  if (deleting) return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
+  if (restartPolicy === "Always" || (restartPolicy === "OnFailure" && !succeeded)) {
+    return { shutDown: false, waitForExit: false, reason: `sidecars left running for the restart (restartPolicy ${restartPolicy})` };
+  }
+  if (restartPolicy === "Never" || restartPolicy === "OnFailure") {
+    const why = restartPolicy === "Never" ? "restartPolicy Never" : "restartPolicy OnFailure and the program succeeded";
+    return { shutDown: true, waitForExit: true, reason: `${why}: proa's container will not run again, so the sidecars are shut down` };
+  }
+  return { shutDown: true, waitForExit: true, reason: "the Pod's restartPolicy is unknown, so the sidecars are shut down as if proa's container will not run again" };
 }
 
 // After SIGTERM the kubelet kills the container when the grace period ends: proa exits this much earlier, so that the
@@ -92,40 +124,58 @@ export interface ShutdownTiming {
 
 export const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250, 500, 1000], minRequestMs: 1000 };
 
-/** Never throws; logs each problem on its own line and returns what it did. The requests and signals always go out;
- * the wait for the sidecars to exit ends at the deadline (shutdownDeadline). */
+/** Never throws; logs each problem on its own line and returns what it did. The plan (shutdownPlan) decides whether
+ * the requests and signals go out and whether the step waits for the exits; that wait ends at the deadline
+ * (shutdownDeadline), or when the Pod is seen being deleted. */
 export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<ShutdownReport> {
   const t = { ...DEFAULT_TIMING, ...timing };
   const startedAt = Date.now();
   let pod = context.pod;
   const deadline = new Deadline(() => shutdownDeadline(startedAt, options.timeoutMs, pod, sigtermAt(context.sigterm)));
-  const report: ShutdownReport = { startedAt, budgetMs: 0, requests: [], signals: [], unmatched: [], exits: [], wait: { outcome: "not watched", stillRunning: [] }, durationMs: 0 };
+  const report: ShutdownReport = { plan: shutdownPlan(undefined, false, false), startedAt, budgetMs: 0, requests: [], signals: [], unmatched: [], exits: [], wait: { outcome: "not watched", stillRunning: [] }, durationMs: 0 };
   const moved = (why: string) => {
     if (deadline.recompute()) log.info(`${why}: the shutdown step now ends in ${deadline.leftMs()} ms, before the kubelet's kill`, { budgetMs: deadline.leftMs() });
   };
   const onSigterm = () => moved("received SIGTERM");
   context.sigterm?.addEventListener("abort", onSigterm);
   try {
+    // The kubelet sends SIGTERM when it deletes the Pod; the last snapshot, from the wait for readiness, predates that.
+    if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod)) pod = (await context.sidecars?.readPod?.(log)) ?? pod;
+    report.plan = shutdownPlan(pod?.spec?.restartPolicy, context.status === 0, isDeleting(pod));
+    if (isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
+    if (!report.plan.shutDown) {
+      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: pod?.spec?.restartPolicy, status: context.status });
+      return finished(report, deadline, startedAt);
+    }
     const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";
-      log.info(`proa has no way to stop the sidecars (no ${means}), so it can only wait for them to exit`, { budgetMs: deadline.leftMs() });
+      log.info(`proa has no way to stop the sidecars (no ${means}), so it can only wait for them to exit`, { budgetMs: deadline.leftMs(), why: report.plan.reason });
     } else {
-      log.info("shutting the sidecars down", { budgetMs: deadline.leftMs() });
+      log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
     if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, log));
+    // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
+    const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
+    deadline.spent.signal.addEventListener("abort", () => stopWaiting.abort(), { once: true });
+    if (deadline.spent.signal.aborted) stopWaiting.abort();
     const seen = (next: Pod) => {
       const wasDeleting = isDeleting(pod);
       pod = next;
-      if (!wasDeleting && isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
+      if (wasDeleting || !isDeleting(pod)) return;
+      moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
+      report.plan = shutdownPlan(pod.spec?.restartPolicy, context.status === 0, true);
+      log.info(`${report.plan.reason}: proa stops waiting for their exits, which it cannot see`);
+      stopWaiting.abort();
     };
-    const watched: Promise<WaitResult> = context.sidecars?.waitForExit(deadline.spent.signal, seen, startedAt, log) ?? Promise.resolve({ outcome: "not watched", stillRunning: [], exits: [] });
+    const notWatched: WaitResult = { outcome: "not watched", stillRunning: [], exits: [] };
+    const watched = (report.plan.waitForExit && context.sidecars?.waitForExit(stopWaiting.signal, seen, startedAt, log)) || Promise.resolve(notWatched);
     const [answers, wait] = await Promise.all([sent, watched]);
     report.requests = answers;
     report.exits = wait.exits;
-    report.wait = { outcome: wait.outcome, stillRunning: wait.stillRunning };
-    if (wait.outcome === "budget spent") {
+    report.wait = report.plan.waitForExit ? { outcome: wait.outcome, stillRunning: wait.stillRunning } : { outcome: "not watched", stillRunning: [] };
+    if (report.plan.waitForExit && wait.outcome === "budget spent") {
       const budgetMs = Math.max(0, deadline.at - startedAt);
       log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${wait.stillRunning.join(", ")}; proa exits anyway`, { stillRunning: wait.stillRunning, budgetMs });
     }
@@ -135,8 +185,10 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     context.sigterm?.removeEventListener("abort", onSigterm);
     deadline.stop();
   }
-  return { ...report, budgetMs: Math.max(0, deadline.at - startedAt), durationMs: Date.now() - startedAt };
+  return finished(report, deadline, startedAt);
 }
+
+const finished = (report: ShutdownReport, deadline: Deadline, startedAt: number): ShutdownReport => ({ ...report, budgetMs: Math.max(0, deadline.at - startedAt), durationMs: Date.now() - startedAt });
 
 // ---------------------------------------------------------------------------------------------------------------
 // The deadline
@@ -434,7 +486,10 @@ export interface PodSeen {
 
 /** Each regular sidecar counts as exited once the Pod shows it terminated. */
 export function podExitWatch(known: PodSeen, watchTiming?: Partial<Timing>): ExitWatch {
-  return { waitForExit: (until, seen, startedAt, log) => waitForExit(known, until, seen, watchTiming, startedAt, log) };
+  return {
+    waitForExit: (until, seen, startedAt, log) => waitForExit(known, until, seen, watchTiming, startedAt, log),
+    readPod: async (log) => (known.cluster ? readPod(known.cluster, log, watchTiming) : undefined),
+  };
 }
 
 /**

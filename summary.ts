@@ -114,7 +114,8 @@ export function terminationMessage(record: RunRecord): string {
   const { outcome, stillRunning } = shutdown.wait;
   if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.map((name) => quote(name, 100)).join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
   if (outcome === "pod gone") lines.push("  the Pod is gone");
-  if (outcome === "not watched") lines.push("  the sidecars' exit was not watched");
+  if (!shutdown.plan.waitForExit) lines.push(`  ${shutdown.plan.reason}`);
+  else if (outcome === "not watched") lines.push("  the sidecars' exit was not watched");
   lines.push(`proa exited ${status}`);
   // Secrets are replaced before lines are cut, so that no part of one is left.
   return fit(lines.map((line) => cut(withoutSecrets(line), MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
@@ -145,7 +146,8 @@ function programText(outcome: ProgramOutcome, durationMs = 0): string {
 }
 
 /** How the sidecars ended. One means of shutdown and one sidecar are told together: `istio-proxy (POST 200, exited 0)`. */
-function sidecarsText({ exits, wait, requests, signals }: ShutdownReport, mode: WaitRecord["mode"]): string | undefined {
+function sidecarsText({ plan, exits, wait, requests, signals }: ShutdownReport, mode: WaitRecord["mode"]): string | undefined {
+  if (!plan.waitForExit) return plan.reason; // left running, or stopped by the kubelet out of proa's sight
   const { stillRunning } = wait;
   const means = [...requests.map(({ method, status }) => `${method} ${status ?? "failed"}`), ...signals.filter(({ sent }) => sent).map(() => "SIGTERM")];
   const paired = means.length === 1 && exits.length + stillRunning.length === 1 ? `${means[0]}, ` : "";

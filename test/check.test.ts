@@ -247,6 +247,11 @@ describe("restartPolicy", () => {
     assert.equal(always.verdict, "warn");
     assert.match(always.text, /restartPolicy Always/);
   });
+  test("says what proa does when the program fails, as the run's plan decides", () => {
+    assert.match(checkRestartPolicy(pod, undefined).text, /; after a failure: proa shuts the sidecars down$/);
+    assert.match(checkRestartPolicy(withRestartPolicy(pod, "OnFailure"), undefined).text, /one that exits 0 is not.*; after a failure: sidecars left running for the restart \(restartPolicy OnFailure\)$/);
+    assert.match(checkRestartPolicy(withRestartPolicy(pod, "Always"), 300_000).text, /; after a failure: sidecars left running for the restart \(restartPolicy Always\)$/);
+  });
   test("ok under OnFailure with --ready-timeout", () => assert.match(checkRestartPolicy(withRestartPolicy(pod, "OnFailure"), 300_000).text, /at most --ready-timeout \(300 s\)/));
 });
 

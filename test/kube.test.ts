@@ -388,6 +388,15 @@ describe("readiness, over Pods captured from a real API server", () => {
     });
   }
 
+  test("a sidecar that exited 0 fails the wait under OnFailure, at once and naming it: the kubelet never restarts it", () => {
+    assert.deepEqual(check(withRestartPolicy(capturedPod("sidecars-terminated"), "OnFailure")), {
+      notReady: ["sidecar-1", "sidecar-2"],
+      failed: "container sidecar-1 terminated with exit code 0 (Completed) before it was ready, and the Pod's restartPolicy is OnFailure, so it will not be restarted",
+    });
+    assert.deepEqual(check(withRestartPolicy(capturedPod("sidecars-terminated"), "Always")), { notReady: ["sidecar-1", "sidecar-2"] });
+    assert.deepEqual(check(withNativeSidecar(withRestartPolicy(capturedPod("sidecars-terminated"), "OnFailure"), "sidecar-1")).failed?.split(" ")[1], "sidecar-2");
+  });
+
   test("a sidecar restarted after a failure (OnFailure) is waited for", () => {
     assert.deepEqual(check(capturedPod("onfailure-restarted")), { notReady: ["sidecar-1"] });
   });

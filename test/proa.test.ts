@@ -350,3 +350,47 @@ describe("as PID 1", () => {
     assert.deepEqual(proa.stdout, ["ready", "SIGTERM"]);
   });
 });
+
+describe("Jobs, restarts and deletion", () => {
+  const summary = (run: ProaProcess) => run.logs.find((record) => record.msg === "summary") as { shutdown?: { plan?: { reason?: string }; wait?: unknown } } | undefined;
+
+  test("OnFailure and a failed program: proa sends no shutdown request, says the sidecars are left running, and exits with the program's status", async () => {
+    api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true, restartPolicy: "OnFailure" }));
+    const run = await runProa(["--", NODE, "-e", "process.exit(3)"]);
+    assert.equal((await run.exit).code, 3);
+    assert.deepEqual(endpoint.received, []);
+    assert.equal(summary(run)?.shutdown?.plan?.reason, "sidecars left running for the restart (restartPolicy OnFailure)", run.stderr());
+  });
+
+  test("OnFailure and a program that succeeded: the sidecars are shut down as under Never", async () => {
+    api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true, restartPolicy: "OnFailure" }));
+    const run = await runProa(["--", NODE, "-e", "process.exit(0)"]);
+    assert.equal((await run.exit).code, 0);
+    assert.deepEqual(endpoint.received, ["GET /quitquitquit"]);
+    assert.match(summary(run)?.shutdown?.plan?.reason ?? "", /^restartPolicy OnFailure and the program succeeded/);
+  });
+
+  test("SIGTERM on a Pod being deleted: the program gets it, the sidecar its request, and proa exits with the program's status without waiting for exits", async () => {
+    api.setPod(ready());
+    const run = await runProa(["--", NODE, SIGNAL_REPORTER, "0"]);
+    await run.waitForStdout("ready");
+    const deleting = ready(); // the kubelet shows no container status change while it stops them
+    deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 };
+    api.setPod(deleting);
+    run.child.kill("SIGTERM");
+    assert.equal((await run.exit).code, 0);
+    assert.deepEqual(run.stdout, ["ready", "SIGTERM"]);
+    assert.deepEqual(endpoint.received, ["GET /quitquitquit"]);
+    assert.equal(summary(run)?.shutdown?.plan?.reason, "the Pod is being deleted: the kubelet stops the sidecars", run.stderr());
+    assert.deepEqual(summary(run)?.shutdown?.wait, { outcome: "not watched", stillRunning: [] });
+  });
+
+  test("a sidecar that exited 0 under OnFailure fails the wait at once, naming it, and is not asked to stop again", async () => {
+    api.setPod(podWith({ sidecars: ["sidecar-1"], restartPolicy: "OnFailure", terminated: { "sidecar-1": { exitCode: 0 } } }));
+    const run = await runProa(["--", NODE, "-e", "process.exit(0)"]);
+    assert.equal((await run.exit).code, 1);
+    const error = run.logs.find((record) => record.level === "error");
+    assert.match(error?.msg ?? "", /^container sidecar-1 terminated with exit code 0 \(Completed\) before it was ready, and the Pod's restartPolicy is OnFailure, so it will not be restarted$/, run.stderr());
+    assert.deepEqual(endpoint.received, []);
+  });
+});

@@ -103,7 +103,7 @@ describe("waiting for the sidecars to exit", () => {
   test("a sidecar the kubelet restarts after it exited counts as exited", async () => {
     const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
     const log = recordingLog();
-    const done = shutDownSidecars(options(5000), podContext(cluster, api.pod()), log);
+    const done = shutDownSidecars(options(5000), { ...podContext(cluster, api.pod()), status: 0 }, log);
     await sleep(50);
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 1 } } }));
     await sleep(50);
@@ -238,5 +238,96 @@ describe("an API server that cannot be reached does not stall proa past the budg
     assert.ok(elapsed < 1000, `took ${elapsed} ms`);
     const stopped = log.lines.find((line) => line.msg.startsWith("stopped waiting"));
     assert.deepEqual(stopped?.fields.stillRunning, ["sidecar-1", "sidecar-2"]);
+  });
+});
+
+/** A sidecar's shutdown endpoint on loopback that answers 200 and counts what it was sent. */
+async function shutdownEndpoint() {
+  const received: string[] = [];
+  const endpoint = createServer((request, response) => {
+    received.push(`${request.method} ${request.url}`);
+    response.end("OK");
+  }).listen(0, "127.0.0.1");
+  await new Promise((resolve) => endpoint.once("listening", resolve));
+  return {
+    url: new URL(`http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/quitquitquit`),
+    received,
+    close: () => new Promise((resolve) => endpoint.closeAllConnections() ?? endpoint.close(resolve)),
+  };
+}
+
+describe("whether proa's container runs again decides the step", () => {
+  test("SIGTERM on a Pod being deleted: proa reads the Pod once, sends its requests, and does not wait for exits the kubelet hides", async () => {
+    const { api, cluster } = await start(sidecars);
+    const endpoint = await shutdownEndpoint();
+    try {
+      const before = api.pod(); // as the wait for readiness last saw it
+      const deleting = podWith(sidecars); // the kubelet hides the statuses: the sidecars look running
+      deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 };
+      api.setPod(deleting);
+      const log = recordingLog();
+      const context = { ...podContext(cluster, before), sigterm: sigtermAt(Date.now()), status: 0 };
+      let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
+      const elapsed = await timed(async () => (report = await shutDownSidecars(options(undefined, { httpPost: [endpoint.url] }), context, log)));
+      assert.ok(elapsed < 1000, `took ${elapsed} ms: not the 29 s left of the grace period`);
+      assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
+      assert.equal(api.requests.filter(({ url }) => url.includes("watch=1")).length, 0, "no watch for exits");
+      assert.equal(report?.plan.reason, "the Pod is being deleted: the kubelet stops the sidecars");
+      const shuttingDown = log.lines.find(({ msg }) => msg === "shutting the sidecars down");
+      assert.equal(shuttingDown?.fields.why, report?.plan.reason, "the deletion was read before the requests went out, not found later by a watch");
+      assert.deepEqual(report?.wait, { outcome: "not watched", stillRunning: [] });
+      assert.deepEqual(messages(log, "warn"), []);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test("a deletion first seen in the step's own watch ends the wait at once, not at the end of its grace period", async () => {
+    const { api, cluster } = await start(sidecars);
+    const log = recordingLog();
+    const done = timed(() => shutDownSidecars(options(undefined), { ...podContext(cluster, api.pod()), status: 0 }, log));
+    await sleep(100);
+    const deleting = podWith(sidecars);
+    deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 };
+    api.setPod(deleting);
+    const elapsed = await done;
+    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    assert.ok(log.lines.some(({ msg }) => msg === "the Pod is being deleted: the kubelet stops the sidecars: proa stops waiting for their exits, which it cannot see"));
+    assert.deepEqual(messages(log, "warn"), []);
+  });
+
+  test("OnFailure and a failed program: no request, no wait, and the plan says the sidecars are left running for the restart", async () => {
+    const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
+    const endpoint = await shutdownEndpoint();
+    try {
+      const log = recordingLog();
+      const context = { ...podContext(cluster, api.pod()), status: 3 };
+      let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
+      const elapsed = await timed(async () => (report = await shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), context, log)));
+      assert.ok(elapsed < 200, `took ${elapsed} ms`);
+      assert.deepEqual(endpoint.received, []);
+      assert.deepEqual(api.requests, []);
+      assert.deepEqual(report?.plan, { shutDown: false, waitForExit: false, reason: "sidecars left running for the restart (restartPolicy OnFailure)" });
+      assert.ok(log.lines.some(({ msg }) => msg.startsWith("sidecars left running for the restart (restartPolicy OnFailure): proa sends no shutdown request")));
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test("OnFailure and a program that succeeded: shut down and wait for the exits, as under Never", async () => {
+    const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
+    const endpoint = await shutdownEndpoint();
+    try {
+      const log = recordingLog();
+      const done = shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), { ...podContext(cluster, api.pod()), status: 0 }, log);
+      await sleep(100);
+      api.setPod(podWith({ ...sidecars, restartPolicy: "OnFailure", terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } } }));
+      const report = await done;
+      assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
+      assert.equal(report.plan.waitForExit, true);
+      assert.deepEqual(report.wait, { outcome: "all exited", stillRunning: [] });
+    } finally {
+      await endpoint.close();
+    }
   });
 });

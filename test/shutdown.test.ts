@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Pod } from "../kube.ts";
-import { gracePeriodMs, podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { gracePeriodMs, podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -499,4 +499,29 @@ describe("signalTargets", () => {
     assert.equal(sent?.sent, true);
     assert.deepEqual(log.lines.find((line) => line.msg === "sent SIGTERM to sleep")?.fields, { pid: child.pid, rule: "executable" });
   });
+});
+
+describe("the shutdown plan: whether proa's container runs again", () => {
+  // restartPolicy × program succeeded × Pod being deleted → shut down?, wait for exit?, what the summary says
+  const table: [string | undefined, boolean, boolean, boolean, boolean, RegExp][] = [
+    ["Never", true, false, true, true, /^restartPolicy Never: proa's container will not run again/],
+    ["Never", false, false, true, true, /^restartPolicy Never: proa's container will not run again/],
+    ["OnFailure", true, false, true, true, /^restartPolicy OnFailure and the program succeeded/],
+    ["OnFailure", false, false, false, false, /^sidecars left running for the restart \(restartPolicy OnFailure\)$/],
+    ["Always", true, false, false, false, /^sidecars left running for the restart \(restartPolicy Always\)$/],
+    ["Always", false, false, false, false, /^sidecars left running for the restart \(restartPolicy Always\)$/],
+    [undefined, true, false, true, true, /restartPolicy is unknown/],
+    [undefined, false, false, true, true, /restartPolicy is unknown/],
+  ];
+  for (const policy of ["Never", "OnFailure", "Always", undefined]) {
+    for (const succeeded of [true, false]) table.push([policy, succeeded, true, true, false, /^the Pod is being deleted: the kubelet stops the sidecars$/]);
+  }
+  for (const [policy, succeeded, deleting, shutDown, waitForExit, reason] of table) {
+    test(`${policy ?? "unknown"}, program ${succeeded ? "succeeded" : "failed"}${deleting ? ", Pod being deleted" : ""}: ${shutDown ? "shut down" : "left running"}${waitForExit ? ", wait" : ""}`, () => {
+      const plan = shutdownPlan(policy, succeeded, deleting);
+      assert.deepEqual({ shutDown: plan.shutDown, waitForExit: plan.waitForExit }, { shutDown, waitForExit });
+      assert.match(plan.reason, reason);
+    });
+  }
+  test("the table covers every combination", () => assert.equal(new Set(table.map(([p, s, d]) => `${p}/${s}/${d}`)).size, 16));
 });

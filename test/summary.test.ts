@@ -18,7 +18,7 @@ import {
   type RunRecord,
   type WaitRecord,
 } from "../summary.ts";
-import type { ShutdownReport } from "../shutdown.ts";
+import { shutdownPlan, type ShutdownReport } from "../shutdown.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -27,6 +27,7 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** A shutdown step's report, as shutDownSidecars returns it: one POST answered 200, and istio-proxy seen exiting. */
 const shutdown = (over: Partial<ShutdownReport> = {}): ShutdownReport => ({
+  plan: shutdownPlan("Never", true, false),
   startedAt: Date.parse("2026-11-26T10:00:00Z"),
   budgetMs: 29_000,
   durationMs: 1200,
@@ -47,6 +48,16 @@ const run = (over: Partial<RunRecord>): RunRecord => ({
 });
 
 describe("the termination message, for each way a run ends", () => {
+  test("tells a restart's and a deletion's plan, and never says still running for sidecars proa did not watch", () => {
+    const notWatched = { exits: [], wait: { outcome: "not watched" as const, stillRunning: [] } };
+    const left = terminationMessage(run({ program: { name: "my-job", outcome: { kind: "exited", code: 1 }, durationMs: 3000 }, shutdown: shutdown({ ...notWatched, requests: [], plan: shutdownPlan("Always", false, false) }), status: 1 }));
+    assert.equal(left.split("\n")[0], "program exited 1 after 3s; sidecars left running for the restart (restartPolicy Always)");
+    const deleted = terminationMessage(run({ program: { name: "my-job", outcome: { kind: "exited", code: 0 }, durationMs: 3000 }, shutdown: shutdown({ ...notWatched, plan: shutdownPlan("Never", true, true) }), status: 0 }));
+    assert.equal(deleted.split("\n")[0], "program exited 0 after 3s; the Pod is being deleted: the kubelet stops the sidecars");
+    assert.match(deleted, /^  POST http:\/\/localhost:15020\/quitquitquit: 200 in 12ms$/m);
+    for (const message of [left, deleted]) assert.doesNotMatch(message, /still running|not watched/);
+  });
+
   test("success: the program's status and time first, then the sidecar with its request and exit code", () => {
     assert.equal(
       terminationMessage(run({})),
@@ -305,6 +316,7 @@ describe("the summary line", () => {
       wait: { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "ready" },
       program: { name: "my-job", kind: "exited", code: 0, ms: 724_000 },
       shutdown: {
+        plan: { shutDown: true, waitForExit: true, reason: "restartPolicy Never: proa's container will not run again, so the sidecars are shut down" },
         startedAt: Date.parse("2026-11-26T10:00:00Z"),
         budgetMs: 29_000,
         durationMs: 1200,
@@ -315,6 +327,11 @@ describe("the summary line", () => {
         wait: { outcome: "all exited", stillRunning: [] },
       },
     });
+  });
+
+  test("carries the plan: sidecars left running for the restart, with no request and no wait", () => {
+    const left = shutdown({ plan: shutdownPlan("OnFailure", false, false), requests: [], exits: [], wait: { outcome: "not watched", stillRunning: [] } });
+    assert.deepEqual(logged(run({ shutdown: left, status: 1 })).shutdown.plan, { shutDown: false, waitForExit: false, reason: "sidecars left running for the restart (restartPolicy OnFailure)" });
   });
 
   test("says why the program never ran", () => {

@@ -281,7 +281,7 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.equal(status?.succeeded, undefined);
   });
 
-  test(`kubectl delete pod --grace-period=${GRACE_SECONDS} while the program runs: it gets SIGTERM, the sidecar is shut down, main exits with the program's code within the grace period`, async (t) => {
+  test(`kubectl delete pod --grace-period=${GRACE_SECONDS} while the program runs: it gets SIGTERM, the sidecar is shut down, main exits with the program's code soon after, not waiting for exits it cannot see`, async (t) => {
     const ns = await namespace();
     // A sidecar that ignores SIGTERM (as a proxy draining its connections would) and exits only on POST /shutdown:
     // without proa's request the kubelet would kill it at the end of the grace period (137).
@@ -313,8 +313,8 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.ok(killing?.time, `a Killing event for main: ${JSON.stringify(await cluster.events(ns, name))}`);
     const graceEnds = seconds(killing.time) + GRACE_SECONDS;
     // Found here: while it kills a Pod's containers the kubelet (1.20) reports no status until all have stopped
-    // (kubernetes/kubernetes#106896, #128820), so proa never sees the sidecar's exit through the Pod and waits until a
-    // second before the kill; the line shows it, and README's Limits say so.
+    // (kubernetes/kubernetes#106896, #128820), so proa cannot see the sidecar's exit through the Pod; on a Pod being
+    // deleted it sends its request and exits without waiting (README's Limits). The line shows what the Pod showed.
     const sidecarExitSeen = versions.some((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
     t.diagnostic(
       `SIGTERM at ${killing.time} (deletionTimestamp ${deleted.metadata.deletionTimestamp}); the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}; ` +
@@ -324,7 +324,9 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.equal(sidecarState.exitCode, 0, `the sidecar exited on proa's request, was not killed: ${JSON.stringify(sidecarState)}`);
     assert.ok(seconds(mainState.finishedAt) <= graceEnds, `main finished ${mainState.finishedAt}, within the grace period from ${killing.time}`);
     assert.ok(seconds(sidecarState.finishedAt) <= graceEnds - GRACE_SECONDS / 2, `the sidecar finished ${sidecarState.finishedAt}, soon after proa's request`);
-    assert.ok(seconds(sidecarState.finishedAt) <= seconds(mainState.finishedAt), "proa exits after the sidecar");
+    // proa no longer waits for the sidecar's exit, so which of the two finished first is not fixed; main is done soon
+    // after the SIGTERM, not a second before the grace period ends.
+    assert.ok(seconds(mainState.finishedAt) <= graceEnds - GRACE_SECONDS / 2, `main finished ${mainState.finishedAt}, soon after SIGTERM at ${killing.time}`);
   });
 
   test("shareProcessNamespace with --kill NAME: a sidecar process without a shutdown endpoint gets SIGTERM from proa", async () => {
