@@ -89,12 +89,14 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   if (facts.cluster?.ok && facts.probe) findings.push(...checkApi(facts.env, facts.cluster, facts.probe));
   const pod = facts.probe?.pod ?? undefined;
   let notReady: string[] | undefined;
+  let ownName: string | undefined;
   if (facts.readyUrls) {
     findings.push(...facts.readyUrls.map(({ url, answer }) => checkReadyUrl(url, answer)), checkReadyTimeout(options.ready.readyTimeoutMs));
     notReady = facts.readyUrls.filter(({ answer }) => !answer.ready).map(({ url }) => redactUrl(url));
   } else if (pod) {
     const own = checkOwnContainer(pod, facts.hints ?? {});
     findings.push(own.finding);
+    ownName = own.name;
     if (own.name !== undefined) {
       const containers = checkContainers(pod, own.name, options.ready);
       findings.push(...containers.findings, checkRestartPolicy(pod, options.ready.readyTimeoutMs));
@@ -105,6 +107,7 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   }
   findings.push(...checkShutdownUrls(options.shutdown, facts.urls, pod, notReady));
   if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
+  if (pod && ownName !== undefined) findings.push(...checkKillUnderNever(options.shutdown, pod, ownName), ...checkNativeSidecars(options.shutdown, pod));
   findings.push(checkBudget(pod, options.shutdown.timeoutMs, facts.readyUrls !== undefined));
   if (facts.program) findings.push(checkProgram(facts.program));
   findings.push(checkTerminationMessage(facts.terminationLog));
@@ -316,6 +319,67 @@ export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, p
   if (shutdown.killAll) findings.push(ok(`--kill-all would signal ${quote(signalled("--kill-all").join(", ") || "nothing", 300)} (never PID 1, proa or its ancestors)`));
   for (const name of interpreters) findings.push(warn(`--kill ${name} matches every program that ${name} runs, not one sidecar`, "name the sidecar's own executable if you can"));
   if (!sidecarsVisible && (shared || !pod)) findings.push(warn("proa sees no process but PID 1 and its own", "add shareProcessNamespace: true to the Pod spec"));
+  return findings;
+}
+
+type SidecarSpec = {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  restartPolicy?: string;
+  ports?: { containerPort?: number; name?: string }[];
+} & Partial<Record<"readinessProbe" | "livenessProbe" | "startupProbe", { httpGet?: { port?: number | string }; tcpSocket?: { port?: number | string } }>>;
+
+/** The image's own name, without registry, tag or digest: gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.8 is cloud-sql-proxy. */
+const imageName = (image = "") => image.replace(/@.*$/, "").replace(/:[^/]*$/, "").split("/").at(-1) ?? "";
+/** The container a --kill NAME clearly targets: one named so, or whose image is. */
+const killTarget = (containers: SidecarSpec[], name: string) => containers.find((c) => c.name === name || imageName(c.image) === name);
+
+/** Under restartPolicy Never a regular container that exits non-zero makes the Pod, and so the Job, Failed although
+ * the program succeeded, and many programs exit 143 on SIGTERM (the v2 Cloud SQL Auth Proxy unless it runs with
+ * --exit-zero-on-sigterm). Native sidecars are the kubelet's to stop, and checkNativeSidecars speaks of them. */
+export function checkKillUnderNever(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod, own: string): Finding[] {
+  if ((pod.spec?.restartPolicy ?? "Always") !== "Never") return [];
+  const regular = ((pod.spec?.containers ?? []) as SidecarSpec[]).filter((c) => c.name !== own);
+  const fix = "give the sidecar a shutdown endpoint that exits 0 (--shutdown-http-post), or make it exit 0 on SIGTERM (the Cloud SQL Auth Proxy v2: --exit-zero-on-sigterm)";
+  const consequence = "else under restartPolicy Never the Pod, and so the Job, is Failed although the program succeeded";
+  const findings: Finding[] = [];
+  for (const name of shutdown.kill) {
+    const target = killTarget(regular, name);
+    if (!target && killTarget((pod.spec?.initContainers ?? []) as SidecarSpec[], name)) continue;
+    const sidecar = target ? `container ${target.name}` : `the sidecar it stops`;
+    if (target && [...(target.command ?? []), ...(target.args ?? [])].includes("--exit-zero-on-sigterm")) findings.push(ok(`--kill ${name}: ${sidecar} runs with --exit-zero-on-sigterm, so it exits 0 when signalled`));
+    else findings.push(warn(`--kill ${name}: ${sidecar} must exit 0 on SIGTERM, ${consequence}`, fix));
+  }
+  if (shutdown.killAll && regular.length > 0) findings.push(warn(`--kill-all: ${regular.map((c) => c.name).join(", ")} must exit 0 on SIGTERM, ${consequence}`, fix));
+  return findings;
+}
+
+const LOOPBACK = /^(localhost|127\.[0-9.]+|\[::1\])$/;
+
+/** Native sidecars (init containers with restartPolicy Always) are stopped by the kubelet after the regular
+ * containers exit, and restarted if one exits early: proa's shutdown requests and --kill are not needed for them, and
+ * one aimed at a native sidecar (by the port of its probes or a containerPort, or by its name) stops it too early. */
+export function checkNativeSidecars(shutdown: Pick<ShutdownOptions, "httpGet" | "httpPost" | "kill">, pod: Pod): Finding[] {
+  const native = ((pod.spec?.initContainers ?? []) as SidecarSpec[]).filter((c) => c.restartPolicy === "Always");
+  if (native.length === 0) return [];
+  const findings = [ok(`native sidecars ${native.map((c) => c.name).join(", ")}: the kubelet stops them after the regular containers exit, and restarts one that exits early, so proa's shutdown requests and --kill are not needed for them`)];
+  const ports = (c: SidecarSpec) => {
+    const named = (port: number | string | undefined) => (typeof port === "string" ? c.ports?.find((p) => p.name === port)?.containerPort : port);
+    const probes = [c.readinessProbe, c.livenessProbe, c.startupProbe].map((probe) => named(probe?.httpGet?.port ?? probe?.tcpSocket?.port));
+    return new Set([...(c.ports ?? []).map((p) => p.containerPort), ...probes].filter((port) => port !== undefined));
+  };
+  const fix = "leave native sidecars to the kubelet: drop the option";
+  for (const url of [...shutdown.httpGet, ...shutdown.httpPost]) {
+    const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    const target = LOOPBACK.test(url.hostname) ? native.find((c) => ports(c).has(port)) : undefined;
+    if (target) findings.push(warn(`the shutdown URL ${redactUrl(url)} is native sidecar ${target.name}'s port ${port}: stopping it is the kubelet's job`, fix));
+  }
+  for (const name of shutdown.kill) {
+    const target = killTarget(native, name);
+    if (target) findings.push(warn(`--kill ${name} targets native sidecar ${target.name}: stopping it is the kubelet's job`, fix));
+  }
   return findings;
 }
 
