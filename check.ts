@@ -5,7 +5,7 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
+  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness, serverVersion,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
 import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
@@ -57,6 +57,7 @@ export interface Facts {
   cluster?: { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string };
   probe?: Probe; // a run's list, and a watch the server ends after a second
   hints?: OwnContainerHints;
+  version?: { major: number; minor: number; gitVersion: string }; // GET /version; absent when unknown
   readyUrls?: { url: URL; answer: ReadyAnswer }[]; // in the URL mode instead: one GET each, as a run's wait sends it
   urls: { method: "GET" | "POST"; url: URL; connect: ConnectAttempt }[]; // a TCP connect and close, no byte sent
   processes?: ProcessInfo[] | { error: string }; // read only for --kill and --kill-all
@@ -107,7 +108,7 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   }
   findings.push(...checkShutdownUrls(options.shutdown, facts.urls, pod, notReady));
   if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
-  if (pod && ownName !== undefined) findings.push(...checkKillUnderNever(options.shutdown, pod, ownName), ...checkNativeSidecars(options.shutdown, pod));
+  if (pod && ownName !== undefined) findings.push(...checkKillUnderNever(options.shutdown, pod, ownName), ...checkNativeSidecars(options.shutdown, pod), ...checkCouldBeNative(pod, ownName, facts.version));
   findings.push(checkBudget(pod, options.shutdown.timeoutMs, facts.readyUrls !== undefined));
   if (facts.program) findings.push(checkProgram(facts.program));
   findings.push(checkTerminationMessage(facts.terminationLog));
@@ -383,6 +384,15 @@ export function checkNativeSidecars(shutdown: Pick<ShutdownOptions, "httpGet" | 
   return findings;
 }
 
+/** Native sidecars are beta and on by default from Kubernetes 1.29 (KEP-753). Regular-container sidecars there could be
+ * native; proa would still add what the kubelet does not do for them. An unknown version says nothing. */
+export function checkCouldBeNative(pod: Pod, own: string, version: Facts["version"]): Finding[] {
+  const regular = (pod.spec?.containers ?? []).map((c) => c.name).filter((name) => name !== own);
+  const native = (pod.spec?.initContainers ?? []).some((c) => c.restartPolicy === "Always");
+  if (!version || version.major < 1 || (version.major === 1 && version.minor < 29) || native || regular.length === 0) return [];
+  return [ok(`the API server is ${version.gitVersion}, where ${regular.join(", ")} could be native sidecars (init containers with restartPolicy: Always) that the kubelet stops; proa would still gate the program on their readiness (the kubelet waits only for started), bound the wait, and give the exit status and the summary`)];
+}
+
 /** The budget a run's shutdown step starts with: shutdown.ts's rule. With --ready-url there is no Pod spec, so
  * the default grace period stands in for the Pod's. */
 export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined, urlMode = false): Finding {
@@ -440,8 +450,9 @@ export interface GatherTiming {
   connectMs: number; // a shutdown URL's TCP connect
   readyRequestMs: number; // a ready URL's GET
   api: Partial<Timing>; // passed to probePod
+  versionMs: number; // GET /version, which only adds an information line
 }
-const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, readyRequestMs: defaultReadyUrlTiming.requestTimeoutMs, api: { idleMarginMs: 10_000 } };
+const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, readyRequestMs: defaultReadyUrlTiming.requestTimeoutMs, api: { idleMarginMs: 10_000 }, versionMs: 5000 };
 
 export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log: Log, timing: Partial<GatherTiming> = {}): Promise<Facts> {
   const t = { ...DEFAULT_GATHER, ...timing };
@@ -460,8 +471,9 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
   const requests = [...options.shutdown.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.shutdown.httpPost.map((url) => ({ method: "POST" as const, url }))];
   const connectMs = Math.min(options.shutdown.requestTimeoutMs, t.connectMs);
   try {
-    const [probe, answers, connects] = await Promise.all([
+    const [probe, version, answers, connects] = await Promise.all([
       cluster && probePod(cluster, log, t.api),
+      cluster && serverVersion(cluster, log, t.versionMs),
       Promise.all(options.readyUrls.map((url) => askReadyUrl(url, options.shutdown.userAgent, undefined, t.readyRequestMs))),
       Promise.all(requests.map(({ url }) => connectOnce(url, connectMs))),
     ]);
@@ -471,6 +483,7 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
       nodeVersion: process.versions.node,
       ...(urlMode ? { readyUrls: options.readyUrls.map((url, i) => ({ url, answer: answers[i]! })) } : { cluster: clusterFacts, hints }),
       ...(probe ? { probe } : {}),
+      ...(version ? { version } : {}),
       urls: requests.map((request, i) => ({ ...request, connect: connects[i]! })),
       own: { pid: process.pid, ppid: process.ppid },
     };

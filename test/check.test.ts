@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkKillUnderNever, checkNativeSidecars, checkOwnContainer, checkProgram, checkReadyTimeout, checkReadyUrl, checkRestartPolicy,
+  checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkCouldBeNative, checkKillUnderNever, checkNativeSidecars, checkOwnContainer, checkProgram, checkReadyTimeout, checkReadyUrl, checkRestartPolicy,
   checkShutdownUrls, checkStatus, checkTerminationMessage, formatReport, judge, programCandidates, rbacYaml, type Candidate, type Facts, type Finding,
   type TerminationLogFacts, type Verdict,
 } from "../check.ts";
@@ -408,6 +408,18 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
     assert.deepEqual(verdicts(checkNativeSidecars({ ...none, httpGet: [new URL("http://localhost:9095/")] }, probeOnly)), ["ok", "warn"], "a probe's port alone");
     const killed = checkNativeSidecars({ ...none, kill: ["cloud-sql-proxy"] }, native);
     assert.match(killed[1]!.text, /^--kill cloud-sql-proxy targets native sidecar sidecar-2/);
+  });
+
+  test("1.29 or later, regular-container sidecars: one ok line that they could be native, and what proa would still add", () => {
+    const v = (major: number, minor: number) => ({ major, minor, gitVersion: `v${major}.${minor}.0` });
+    const [line] = checkCouldBeNative(pod, "main", v(1, 29));
+    assert.equal(line!.verdict, "ok");
+    assert.match(line!.text, /^the API server is v1\.29\.0, where sidecar-1, sidecar-2 could be native sidecars .*gate the program on their readiness \(the kubelet waits only for started\), bound the wait, and give the exit status and the summary$/);
+    assert.equal(checkCouldBeNative(pod, "main", v(2, 0)).length, 1);
+    assert.deepEqual(checkCouldBeNative(pod, "main", v(1, 28)), [], "alpha behind a gate in 1.28");
+    assert.deepEqual(checkCouldBeNative(pod, "main", undefined), [], "an unknown version says nothing");
+    assert.deepEqual(checkCouldBeNative(withNativeSidecar(pod, "sidecar-2"), "main", v(1, 33)), [], "already native");
+    assert.deepEqual(checkCouldBeNative(podWith({}), "main", v(1, 33)), [], "no sidecar");
   });
 });
 
