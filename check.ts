@@ -5,7 +5,7 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness,
+  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness, serverVersion,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
 import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, shutdownPlan, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
@@ -57,6 +57,7 @@ export interface Facts {
   cluster?: { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string };
   probe?: Probe; // a run's list, and a watch the server ends after a second
   hints?: OwnContainerHints;
+  version?: { major: number; minor: number; gitVersion: string }; // GET /version; absent when unknown
   readyUrls?: { url: URL; answer: ReadyAnswer }[]; // in the URL mode instead: one GET each, as a run's wait sends it
   urls: { method: "GET" | "POST"; url: URL; connect: ConnectAttempt }[]; // a TCP connect and close, no byte sent
   processes?: ProcessInfo[] | { error: string }; // read only for --kill and --kill-all
@@ -89,12 +90,14 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   if (facts.cluster?.ok && facts.probe) findings.push(...checkApi(facts.env, facts.cluster, facts.probe));
   const pod = facts.probe?.pod ?? undefined;
   let notReady: string[] | undefined;
+  let ownName: string | undefined;
   if (facts.readyUrls) {
     findings.push(...facts.readyUrls.map(({ url, answer }) => checkReadyUrl(url, answer)), checkReadyTimeout(options.ready.readyTimeoutMs));
     notReady = facts.readyUrls.filter(({ answer }) => !answer.ready).map(({ url }) => redactUrl(url));
   } else if (pod) {
     const own = checkOwnContainer(pod, facts.hints ?? {});
     findings.push(own.finding);
+    ownName = own.name;
     if (own.name !== undefined) {
       const containers = checkContainers(pod, own.name, options.ready);
       findings.push(...containers.findings, checkRestartPolicy(pod, options.ready.readyTimeoutMs));
@@ -105,6 +108,7 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
   }
   findings.push(...checkShutdownUrls(options.shutdown, facts.urls, pod, notReady));
   if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
+  if (pod && ownName !== undefined) findings.push(...checkKillUnderNever(options.shutdown, pod, ownName), ...checkNativeSidecars(options.shutdown, pod), ...checkCouldBeNative(pod, ownName, facts.version));
   findings.push(checkBudget(pod, options.shutdown.timeoutMs, facts.readyUrls !== undefined));
   if (facts.program) findings.push(checkProgram(facts.program));
   findings.push(checkTerminationMessage(facts.terminationLog));
@@ -323,6 +327,76 @@ export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, p
   return findings;
 }
 
+type SidecarSpec = {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  restartPolicy?: string;
+  ports?: { containerPort?: number; name?: string }[];
+} & Partial<Record<"readinessProbe" | "livenessProbe" | "startupProbe", { httpGet?: { port?: number | string }; tcpSocket?: { port?: number | string } }>>;
+
+/** The image's own name, without registry, tag or digest: gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.8 is cloud-sql-proxy. */
+const imageName = (image = "") => image.replace(/@.*$/, "").replace(/:[^/]*$/, "").split("/").at(-1) ?? "";
+/** The container a --kill NAME clearly targets: one named so, or whose image is. */
+const killTarget = (containers: SidecarSpec[], name: string) => containers.find((c) => c.name === name || imageName(c.image) === name);
+
+/** Under restartPolicy Never a regular container that exits non-zero makes the Pod, and so the Job, Failed although
+ * the program succeeded, and many programs exit 143 on SIGTERM (the v2 Cloud SQL Auth Proxy unless it runs with
+ * --exit-zero-on-sigterm). Native sidecars are the kubelet's to stop, and checkNativeSidecars speaks of them. */
+export function checkKillUnderNever(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod, own: string): Finding[] {
+  if ((pod.spec?.restartPolicy ?? "Always") !== "Never") return [];
+  const regular = ((pod.spec?.containers ?? []) as SidecarSpec[]).filter((c) => c.name !== own);
+  const fix = "give the sidecar a shutdown endpoint that exits 0 (--shutdown-http-post), or make it exit 0 on SIGTERM (the Cloud SQL Auth Proxy v2: --exit-zero-on-sigterm)";
+  const consequence = "else under restartPolicy Never the Pod, and so the Job, is Failed although the program succeeded";
+  const findings: Finding[] = [];
+  for (const name of shutdown.kill) {
+    const target = killTarget(regular, name);
+    if (!target && killTarget((pod.spec?.initContainers ?? []) as SidecarSpec[], name)) continue;
+    const sidecar = target ? `container ${target.name}` : `the sidecar it stops`;
+    if (target && [...(target.command ?? []), ...(target.args ?? [])].includes("--exit-zero-on-sigterm")) findings.push(ok(`--kill ${name}: ${sidecar} runs with --exit-zero-on-sigterm, so it exits 0 when signalled`));
+    else findings.push(warn(`--kill ${name}: ${sidecar} must exit 0 on SIGTERM, ${consequence}`, fix));
+  }
+  if (shutdown.killAll && regular.length > 0) findings.push(warn(`--kill-all: ${regular.map((c) => c.name).join(", ")} must exit 0 on SIGTERM, ${consequence}`, fix));
+  return findings;
+}
+
+const LOOPBACK = /^(localhost|127\.[0-9.]+|\[::1\])$/;
+
+/** Native sidecars (init containers with restartPolicy Always) are stopped by the kubelet after the regular
+ * containers exit, and restarted if one exits early: proa's shutdown requests and --kill are not needed for them, and
+ * one aimed at a native sidecar (by the port of its probes or a containerPort, or by its name) stops it too early. */
+export function checkNativeSidecars(shutdown: Pick<ShutdownOptions, "httpGet" | "httpPost" | "kill">, pod: Pod): Finding[] {
+  const native = ((pod.spec?.initContainers ?? []) as SidecarSpec[]).filter((c) => c.restartPolicy === "Always");
+  if (native.length === 0) return [];
+  const findings = [ok(`native sidecars ${native.map((c) => c.name).join(", ")}: the kubelet stops them after the regular containers exit, and restarts one that exits early, so proa's shutdown requests and --kill are not needed for them`)];
+  const ports = (c: SidecarSpec) => {
+    const named = (port: number | string | undefined) => (typeof port === "string" ? c.ports?.find((p) => p.name === port)?.containerPort : port);
+    const probes = [c.readinessProbe, c.livenessProbe, c.startupProbe].map((probe) => named(probe?.httpGet?.port ?? probe?.tcpSocket?.port));
+    return new Set([...(c.ports ?? []).map((p) => p.containerPort), ...probes].filter((port) => port !== undefined));
+  };
+  const fix = "leave native sidecars to the kubelet: drop the option";
+  for (const url of [...shutdown.httpGet, ...shutdown.httpPost]) {
+    const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    const target = LOOPBACK.test(url.hostname) ? native.find((c) => ports(c).has(port)) : undefined;
+    if (target) findings.push(warn(`the shutdown URL ${redactUrl(url)} is native sidecar ${target.name}'s port ${port}: stopping it is the kubelet's job`, fix));
+  }
+  for (const name of shutdown.kill) {
+    const target = killTarget(native, name);
+    if (target) findings.push(warn(`--kill ${name} targets native sidecar ${target.name}: stopping it is the kubelet's job`, fix));
+  }
+  return findings;
+}
+
+/** Native sidecars are beta and on by default from Kubernetes 1.29 (KEP-753). Regular-container sidecars there could be
+ * native; proa would still add what the kubelet does not do for them. An unknown version says nothing. */
+export function checkCouldBeNative(pod: Pod, own: string, version: Facts["version"]): Finding[] {
+  const regular = (pod.spec?.containers ?? []).map((c) => c.name).filter((name) => name !== own);
+  const native = (pod.spec?.initContainers ?? []).some((c) => c.restartPolicy === "Always");
+  if (!version || version.major < 1 || (version.major === 1 && version.minor < 29) || native || regular.length === 0) return [];
+  return [ok(`the API server is ${version.gitVersion}, where ${regular.join(", ")} could be native sidecars (init containers with restartPolicy: Always) that the kubelet stops; proa would still gate the program on their readiness (the kubelet waits only for started), bound the wait, and give the exit status and the summary`)];
+}
+
 /** The budget a run's shutdown step starts with: shutdown.ts's rule. With --ready-url there is no Pod spec, so
  * the default grace period stands in for the Pod's. */
 export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined, urlMode = false): Finding {
@@ -380,8 +454,9 @@ export interface GatherTiming {
   connectMs: number; // a shutdown URL's TCP connect
   readyRequestMs: number; // a ready URL's GET
   api: Partial<Timing>; // passed to probePod
+  versionMs: number; // GET /version, which only adds an information line
 }
-const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, readyRequestMs: defaultReadyUrlTiming.requestTimeoutMs, api: { idleMarginMs: 10_000 } };
+const DEFAULT_GATHER: GatherTiming = { connectMs: 5000, readyRequestMs: defaultReadyUrlTiming.requestTimeoutMs, api: { idleMarginMs: 10_000 }, versionMs: 5000 };
 
 export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log: Log, timing: Partial<GatherTiming> = {}): Promise<Facts> {
   const t = { ...DEFAULT_GATHER, ...timing };
@@ -400,8 +475,9 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
   const requests = [...options.shutdown.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.shutdown.httpPost.map((url) => ({ method: "POST" as const, url }))];
   const connectMs = Math.min(options.shutdown.requestTimeoutMs, t.connectMs);
   try {
-    const [probe, answers, connects] = await Promise.all([
+    const [probe, version, answers, connects] = await Promise.all([
       cluster && probePod(cluster, log, t.api),
+      cluster && serverVersion(cluster, log, t.versionMs),
       Promise.all(options.readyUrls.map((url) => askReadyUrl(url, options.shutdown.userAgent, undefined, t.readyRequestMs))),
       Promise.all(requests.map(({ url }) => connectOnce(url, connectMs))),
     ]);
@@ -411,6 +487,7 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
       nodeVersion: process.versions.node,
       ...(urlMode ? { readyUrls: options.readyUrls.map((url, i) => ({ url, answer: answers[i]! })) } : { cluster: clusterFacts, hints }),
       ...(probe ? { probe } : {}),
+      ...(version ? { version } : {}),
       urls: requests.map((request, i) => ({ ...request, connect: connects[i]! })),
       own: { pid: process.pid, ppid: process.ppid },
     };

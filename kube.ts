@@ -498,6 +498,24 @@ export async function probePod(cluster: Cluster, log: Log, timing: Partial<Timin
   return { list, ...deliver, ...(ignored ? { ignored } : {}), watch: await once({ kind: "watching", resourceVersion, failures: 0 }) };
 }
 
+/** For --check: the API server's release (GET /version, with a run's own requests), or undefined when it cannot be
+ * read within ms: a provider's minor may carry a suffix ("29+"), so only its leading digits count. */
+export async function serverVersion(cluster: Cluster, log: Log, ms: number): Promise<{ major: number; minor: number; gitVersion: string } | undefined> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  try {
+    const body = JSON.parse((await collect(get(cluster, log, "/version", ms, ms, controller.signal, "reading the API server's version"), 64 * 1024)).toString()) as Record<string, unknown>;
+    const [major, minor] = [body.major, body.minor].map((part) => Number(/^\d+/.exec(String(part))?.[0] ?? NaN));
+    if (!Number.isInteger(major) || !Number.isInteger(minor)) return undefined;
+    return { major: major!, minor: minor!, gitVersion: quote(String(body.gitVersion ?? `v${major}.${minor}`), 40) };
+  } catch (error) {
+    log.debug("the API server's version is unknown", { error: quote(String(error)) });
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Failures at warn, or error for 401/403 (which need the user's fix); the rest at debug. */
 function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
   switch (outcome.kind) {

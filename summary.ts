@@ -95,7 +95,7 @@ const HEADLINE_SIDECARS = 5; // more are counted, not named, in the first line
 
 export function terminationMessage(record: RunRecord): string {
   const { wait, shutdown, status } = record;
-  const lines = [headline(record)];
+  const lines = [headline(record), ...sidecarFailures(record)];
   const names = waitedNames(wait);
   const waited = `waited ${duration(wait.durationMs)}${names.length > 0 ? ` for ${names.join(", ")}` : ""}`;
   if (wait.ending.kind === "ready") lines.push(`${waited}: ready`);
@@ -119,6 +119,17 @@ export function terminationMessage(record: RunRecord): string {
   lines.push(`proa exited ${status}`);
   // Secrets are replaced before lines are cut, so that no part of one is left.
   return fit(lines.map((line) => cut(withoutSecrets(line), MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
+}
+
+/** A sidecar that exited non-zero after proa asked it to stop, while the program succeeded: under restartPolicy Never
+ * that regular container makes the Pod, and so the Job, Failed (the v2 Cloud SQL Auth Proxy exits 143 on SIGTERM
+ * without --exit-zero-on-sigterm). With --ready-url no exit code is known, so nothing is flagged. */
+export function sidecarFailures({ wait, program, shutdown }: RunRecord): string[] {
+  const asked = shutdown.requests.length > 0 || shutdown.signals.some(({ sent }) => sent);
+  if (wait.mode !== "pod" || !asked || program.outcome?.kind !== "exited" || program.outcome.code !== 0) return [];
+  return shutdown.exits
+    .filter(({ exitCode }) => exitCode !== undefined && exitCode !== 0)
+    .map(({ name, exitCode }) => `sidecar ${name} exited ${exitCode}: the Pod is Failed although the program exited 0 (with restartPolicy Never)`);
 }
 
 /** The first line: how the program ended (or why it never ran), then how the sidecars ended. */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkOwnContainer, checkProgram, checkReadyTimeout, checkReadyUrl, checkRestartPolicy,
+  checkApi, checkBudget, checkContainers, checkEnvironment, checkKill, checkCouldBeNative, checkKillUnderNever, checkNativeSidecars, checkOwnContainer, checkProgram, checkReadyTimeout, checkReadyUrl, checkRestartPolicy,
   checkShutdownUrls, checkStatus, checkTerminationMessage, formatReport, judge, programCandidates, rbacYaml, type Candidate, type Facts, type Finding,
   type TerminationLogFacts, type Verdict,
 } from "../check.ts";
@@ -12,7 +12,7 @@ import { KubeError, type Pod, type Probe, type WatchOutcome } from "../kube.ts";
 import type { ProcessInfo } from "../shutdown.ts";
 import { HELP, parseCommandLine, UsageError } from "../proa.ts";
 import { FORBIDDEN, podWith } from "./fake-apiserver.ts";
-import { withNativeSidecar, withRestartPolicy } from "./fixtures/pods.ts";
+import { capturedPod, withNativeSidecar, withRestartPolicy } from "./fixtures/pods.ts";
 
 const verdicts = (findings: Finding[]) => findings.map((f) => f.verdict);
 const only = (findings: Finding[], verdict: Verdict) => findings.filter((f) => f.verdict === verdict);
@@ -360,6 +360,74 @@ describe("--kill and --kill-all, by shutdown.ts's own selection", () => {
   });
 });
 
+describe("sidecars that proa stops, under restartPolicy Never; native sidecars", () => {
+  type Spec = { name: string; image?: string; args?: string[]; ports?: { containerPort: number; name?: string }[]; readinessProbe?: unknown };
+  /** The captured Pod (restartPolicy Never; main, sidecar-1, sidecar-2 of busybox) with one container's spec changed. */
+  const edited = (pod: Pod, name: string, change: Partial<Spec>): Pod => {
+    const copy = structuredClone(pod);
+    for (const c of [...(copy.spec?.containers ?? []), ...(copy.spec?.initContainers ?? [])] as Spec[]) if (c.name === name) Object.assign(c, change);
+    return copy;
+  };
+  const pod = capturedPod("all-ready");
+  const SQL = { image: "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.8.0", args: ["--quitquitquit", "my-project:region:db"] };
+  const kill = (names: string[], killAll = false) => ({ kill: names, killAll });
+  const none = { httpGet: [], httpPost: [], kill: [] };
+
+  test("warn: --kill under Never names the sidecar, by its container's name or its image's, and says the Pod would be Failed", () => {
+    const [byName] = checkKillUnderNever(kill(["sidecar-1"]), pod, "main");
+    assert.equal(byName!.verdict, "warn");
+    assert.match(byName!.text, /^--kill sidecar-1: container sidecar-1 must exit 0 on SIGTERM, else under restartPolicy Never the Pod, and so the Job, is Failed although the program succeeded$/);
+    assert.match(byName!.fix!, /--exit-zero-on-sigterm/);
+    const [byImage] = checkKillUnderNever(kill(["cloud-sql-proxy"]), edited(pod, "sidecar-2", SQL), "main");
+    assert.match(byImage!.text, /^--kill cloud-sql-proxy: container sidecar-2 must exit 0/);
+    const [all] = checkKillUnderNever(kill([], true), pod, "main");
+    assert.match(all!.text, /^--kill-all: sidecar-1, sidecar-2 must exit 0 on SIGTERM/);
+  });
+
+  test("ok with --exit-zero-on-sigterm in its args; nothing under another restartPolicy, or without --kill", () => {
+    const zero = edited(pod, "sidecar-2", { ...SQL, args: ["--exit-zero-on-sigterm", ...SQL.args] });
+    assert.deepEqual(verdicts(checkKillUnderNever(kill(["cloud-sql-proxy"]), zero, "main")), ["ok"]);
+    assert.deepEqual(checkKillUnderNever(kill(["sidecar-1"]), withRestartPolicy(pod, "OnFailure"), "main"), []);
+    assert.deepEqual(checkKillUnderNever(kill([]), pod, "main"), []);
+  });
+
+  test("native sidecars: one ok line that proa need not stop them, and nothing of the kind for regular containers", () => {
+    assert.deepEqual(checkNativeSidecars(none, pod), []);
+    const native = withNativeSidecar(pod, "sidecar-2");
+    const findings = checkNativeSidecars(none, native);
+    assert.deepEqual(verdicts(findings), ["ok"]);
+    assert.match(findings[0]!.text, /^native sidecars sidecar-2: the kubelet stops them after the regular containers exit, and restarts one that exits early/);
+    assert.deepEqual(checkKillUnderNever(kill(["sidecar-2"]), native, "main"), [], "--kill of a native sidecar is not a regular container's exit status");
+  });
+
+  test("warn: a shutdown URL on a native sidecar's containerPort or probe port (a named one too), or a --kill of it", () => {
+    const native = edited(withNativeSidecar(pod, "sidecar-2"), "sidecar-2", { ...SQL, ports: [{ containerPort: 9090, name: "health" }], readinessProbe: { httpGet: { port: "health", path: "/readiness" } } });
+    const withPort = edited(native, "sidecar-2", { ports: [{ containerPort: 9091 }] });
+    const byPort = checkNativeSidecars({ ...none, httpPost: [new URL("http://localhost:9091/quitquitquit")] }, withPort);
+    assert.deepEqual(verdicts(byPort), ["ok", "warn"]);
+    assert.match(byPort[1]!.text, /^the shutdown URL http:\/\/localhost:9091\/quitquitquit is native sidecar sidecar-2's port 9091/);
+    assert.deepEqual(verdicts(checkNativeSidecars({ ...none, httpGet: [new URL("http://127.0.0.1:9090/quitquitquit")] }, native)), ["ok", "warn"], "the probe's named port");
+    assert.deepEqual(verdicts(checkNativeSidecars({ ...none, httpGet: [new URL("http://localhost:9092/")] }, native)), ["ok"], "another port");
+    assert.deepEqual(verdicts(checkNativeSidecars({ ...none, httpGet: [new URL("http://db.example:9090/")] }, native)), ["ok"], "not this Pod");
+    const probeOnly = edited(native, "sidecar-2", { ports: [], readinessProbe: { tcpSocket: { port: 9095 } } });
+    assert.deepEqual(verdicts(checkNativeSidecars({ ...none, httpGet: [new URL("http://localhost:9095/")] }, probeOnly)), ["ok", "warn"], "a probe's port alone");
+    const killed = checkNativeSidecars({ ...none, kill: ["cloud-sql-proxy"] }, native);
+    assert.match(killed[1]!.text, /^--kill cloud-sql-proxy targets native sidecar sidecar-2/);
+  });
+
+  test("1.29 or later, regular-container sidecars: one ok line that they could be native, and what proa would still add", () => {
+    const v = (major: number, minor: number) => ({ major, minor, gitVersion: `v${major}.${minor}.0` });
+    const [line] = checkCouldBeNative(pod, "main", v(1, 29));
+    assert.equal(line!.verdict, "ok");
+    assert.match(line!.text, /^the API server is v1\.29\.0, where sidecar-1, sidecar-2 could be native sidecars .*gate the program on their readiness \(the kubelet waits only for started\), bound the wait, and give the exit status and the summary$/);
+    assert.equal(checkCouldBeNative(pod, "main", v(2, 0)).length, 1);
+    assert.deepEqual(checkCouldBeNative(pod, "main", v(1, 28)), [], "alpha behind a gate in 1.28");
+    assert.deepEqual(checkCouldBeNative(pod, "main", undefined), [], "an unknown version says nothing");
+    assert.deepEqual(checkCouldBeNative(withNativeSidecar(pod, "sidecar-2"), "main", v(1, 33)), [], "already native");
+    assert.deepEqual(checkCouldBeNative(podWith({}), "main", v(1, 33)), [], "no sidecar");
+  });
+});
+
 describe("ready URLs (--ready-url): one GET each, as a run's wait sends it", () => {
   // Answers as readyurl.ts's askReadyUrl gives them (the words and codes seen from real servers on loopback).
   const status = (code: number, body?: string): ReadyAnswer => ({ ready: code >= 200 && code < 300, text: `HTTP ${code}`, level: "info", status: code, ...(body ? { body } : {}) });
@@ -563,6 +631,13 @@ describe("judge", () => {
     const refused = [{ method: "POST" as const, url: new URL("http://localhost:15020/quitquitquit"), connect: { ok: false as const, code: "ECONNREFUSED", message: "connection refused" } }];
     assert.equal(one(judge(options(), facts({ urls: refused, probe: listed(podWith({ sidecars: ["proxy"] })) })), /^shutdown POST/).verdict, "warn");
     assert.equal(one(judge(options(), facts({ urls: refused })), /^shutdown POST/).verdict, "FAIL");
+  });
+
+  test("--kill under restartPolicy Never, and native sidecars, are judged once the Pod and proa's container are known", () => {
+    const native = withNativeSidecar(podWith({ sidecars: ["proxy", "cloud-sql-proxy"], ready: true }), "proxy");
+    const findings = judge(options({ kill: ["cloud-sql-proxy"] }), facts({ probe: listed(native), processes: [] }));
+    assert.equal(one(findings, /^--kill cloud-sql-proxy: container cloud-sql-proxy must exit 0/).verdict, "warn");
+    assert.equal(one(findings, /^native sidecars proxy:/).verdict, "ok");
   });
 
   test("without the Pod, the checks that need it say they were not made; the rest still run", () => {

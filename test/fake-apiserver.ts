@@ -69,6 +69,7 @@ export interface FakeApiServerOptions {
   namespace?: string; // default: the Pod's metadata.namespace
   podName?: string; // default: the Pod's metadata.name
   ca?: Buffer; // the ca.crt written to serviceAccountDir (default: the CA that signed the server's certificate)
+  version?: object; // the body of GET /version (default: none, a 404)
 }
 
 // Status bodies as the real kube-apiserver sent them (test/fixtures/README.md).
@@ -175,6 +176,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     api.requests.push(record);
     api.onRequest?.(record);
     if (!record.authorized) return json(res, 401, UNAUTHORIZED);
+    if (url.pathname === "/version" && options.version) return json(res, 200, options.version);
     const path = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?$/.exec(url.pathname);
     if (req.method !== "GET" || !path) return json(res, 404, NOT_FOUND);
     if (path[2] !== undefined) {

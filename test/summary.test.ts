@@ -11,6 +11,7 @@ import {
   duration,
   fit,
   recordRun,
+  sidecarFailures,
   summaryFields,
   terminationLog,
   terminationMessage,
@@ -217,6 +218,26 @@ describe("the termination message, for each way a run ends", () => {
     const failed = terminationMessage(run({ shutdown: shutdown({ exits: [], wait: { outcome: "watch failed", stillRunning: ["istio-proxy"] } }) }));
     assert.equal(failed.split("\n")[0], "program exited 0 after 12m04s; sidecars still running when proa gave up: istio-proxy (POST 200)");
     assert.ok(failed.includes("\n  still running: istio-proxy (watching them failed)\n"), failed);
+  });
+
+  test("a sidecar that exited non-zero after proa asked it to stop, while the program exited 0: flagged second, as it fails the Pod", () => {
+    const proxy = shutdown({
+      requests: [],
+      signals: [{ name: "cloud-sql-proxy", pid: 12, rule: "--kill-all", sent: true }],
+      exits: [{ name: "istio-proxy", exitCode: 0, afterMs: 900 }, { name: "cloud-sql-proxy", exitCode: 143, afterMs: 1100 }],
+    });
+    const lines = terminationMessage(run({ shutdown: proxy })).split("\n");
+    assert.equal(lines[1], "sidecar cloud-sql-proxy exited 143: the Pod is Failed although the program exited 0 (with restartPolicy Never)");
+    assert.deepEqual(sidecarFailures(run({ shutdown: proxy })), [lines[1]], "istio-proxy exited 0 and is not flagged");
+  });
+
+  test("no flag when proa did not ask the sidecars to stop, when the program failed, when no exit code is known (--ready-url), or when the signal was not sent", () => {
+    const exits = [{ name: "cloud-sql-proxy", exitCode: 143, afterMs: 1100 }];
+    assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ requests: [], exits }) })), []);
+    assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ requests: [], signals: [{ name: "cloud-sql-proxy", pid: 12, rule: "--kill-all", sent: false, error: "EPERM" }], exits }) })), []);
+    assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ exits }), program: { name: "my-job", outcome: { kind: "exited", code: 1 }, durationMs: 5 }, status: 1 })), []);
+    assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ exits }), wait: { ...ready, mode: "urls" } })), []);
+    assert.equal(sidecarFailures(run({ shutdown: shutdown({ exits }) })).length, 1, "a shutdown request counts as asking");
   });
 
   test("--ready-url mode: the URLs waited for, without their credentials or query values", () => {
