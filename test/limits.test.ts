@@ -67,8 +67,8 @@ describe("the durations README and SECURITY.md give", () => {
     assert.equal(defaultTiming.giveUpMs, 5 * 60_000);
   });
 
-  test("--ready-url: each URL polled every 50 ms, each request limited to 1 s, reminders every 30 s", () => {
-    assert.deepEqual(defaultReadyUrlTiming, { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000 });
+  test("--ready-url: each URL polled every 50 ms, each request limited to 1 s, reminders every 30 s, a Retry-After honoured up to 30 s", () => {
+    assert.deepEqual(defaultReadyUrlTiming, { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000, retryAfterMaxMs: 30_000 });
   });
 
   test("each shutdown request: 5 s unless --shutdown-request-timeout says otherwise, in the help too, and at least 1 s of what the budget leaves", () => {
