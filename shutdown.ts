@@ -150,7 +150,8 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";
-      log.info(`proa has no way to stop the sidecars (no ${means}), so it can only wait for them to exit`, { budgetMs: deadline.leftMs(), why: report.plan.reason });
+      const then = report.plan.waitForExit ? "so it can only wait for them to exit" : "and does not wait for their exits";
+      log.info(`proa has no way to stop the sidecars (no ${means}), ${then}`, { budgetMs: deadline.leftMs(), why: report.plan.reason });
     } else {
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }

@@ -182,6 +182,14 @@ describe("shutDownSidecars without means or knowledge", () => {
     assert.match(log.lines[0]?.msg ?? "", /no way to stop the sidecars .* can only wait/);
   });
 
+  test("with no means on a Pod being deleted, the log says proa does not wait for the exits, which the kubelet hides", async () => {
+    const log = recordingLog();
+    const pod: Pod = { metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: 30 }, spec: { restartPolicy: "Never" } };
+    await shutDownSidecars(options({}), { pod, status: 0 }, log);
+    const line = log.lines.find(({ msg }) => msg.includes("no way to stop the sidecars"));
+    assert.match(line?.msg ?? "", /no way to stop the sidecars .* does not wait for their exits/);
+  });
+
   test("without a cluster, a Pod or an own container it returns at once: there is nothing to wait for", async () => {
     const pod: Pod = { spec: { containers: [{ name: "main" }, { name: "sidecar-1" }] } };
     for (const context of [{}, { pod }, { pod, sidecars: podExitWatch({ pod, ownContainer: "main" }) }]) {
