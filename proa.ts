@@ -257,8 +257,8 @@ export const HELP = `Usage: proa [options] [--] program [args...]
        proa --check [options] [-- program [args...]]
 
 Waits until every other container of this Pod is ready (or, with --ready-url, until each URL answers 2xx),
-runs the program with signals passed through, shuts the sidecars down and waits for them to exit (unless the
-Pod's restartPolicy will restart proa's container, or the Pod is being deleted), and exits with the program's status.
+runs the program with signals passed through, shuts the sidecars down (not when the Pod's restartPolicy will restart
+proa's container), waits for them to exit (not when the Pod is being deleted), and exits with the program's status.
 
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
