@@ -535,6 +535,8 @@ function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
       const access = outcome.error.status === 401 || outcome.error.status === 403;
       return log[access ? "error" : "warn"](outcome.error.message, { retryInMs: next.delayMs });
     }
+    case "waited":
+      return; // the back-off was logged with the failure that started it
   }
 }
 
