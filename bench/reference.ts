@@ -54,11 +54,10 @@ function run(): void {
   const child = spawn(program!, args, { stdio: "inherit" });
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => child.kill(signal));
   child.on("error", (error) => console.error(`cannot run ${program}:`, error.message));
-  child.on("close", async (code, signal) => {
-    await Promise.all(
-      shutdownUrls.map((url) => fetch(url, { method: "POST" }).then((response) => response.text(), (error) => console.error(`POST ${url} failed:`, error))),
-    );
-    process.exit(code ?? (signal === "SIGTERM" ? 143 : 1));
+  child.on("close", (code, signal) => {
+    const exit = () => process.exit(code ?? (signal === "SIGTERM" ? 143 : 1));
+    const posts = shutdownUrls.map((url) => fetch(url, { method: "POST" }).then((response) => response.text(), (error) => console.error(`POST ${url} failed:`, error)));
+    Promise.all(posts).then(exit, exit);
   });
 }
 

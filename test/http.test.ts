@@ -17,7 +17,7 @@ after(() => {
 });
 
 /** A TCP server that runs `script` on each connection: the test decides every byte, or none. */
-async function raw(script: (socket: Socket, request: () => Promise<string>) => void): Promise<string> {
+async function raw(script: (socket: Socket, request: () => Promise<string>) => void | Promise<void>): Promise<string> {
   const server = createTcpServer((socket) => {
     sockets.add(socket);
     socket.on("error", () => {});
@@ -27,7 +27,8 @@ async function raw(script: (socket: Socket, request: () => Promise<string>) => v
         const check = () => (text.includes("\r\n\r\n") ? resolve(text) : socket.once("data", (chunk) => ((text += chunk), check())));
         check();
       });
-    script(socket, request);
+    // A script that throws drops the connection, so the request under test fails instead of a stray rejection.
+    Promise.resolve(script(socket, request)).catch((error: unknown) => socket.destroy(error as Error));
   });
   servers.push(server);
   server.listen(0, "127.0.0.1");
@@ -49,7 +50,10 @@ describe("httpRequest", () => {
 
   test("a redirect is an answer with its Location: nothing is sent to where it points", async () => {
     let reached = 0;
-    const elsewhere = await raw((socket) => (reached++, socket.end()));
+    const elsewhere = await raw((socket) => {
+      reached++;
+      socket.end();
+    });
     const host = await raw(async (socket, request) => {
       await request();
       socket.end(`HTTP/1.1 307 Temporary Redirect\r\nlocation: http://${elsewhere}/x\r\ncontent-length: 0\r\n\r\n`);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { get } from "node:https";
 import { join } from "node:path";
+import { json } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, test } from "node:test";
 import { loadCluster, waitUntilReady, watchPod, type Cluster, type Pod, type ReadyOptions, type Timing } from "../kube.ts";
@@ -640,10 +641,9 @@ describe("the fake API server", () => {
   const fetchJson = (api: FakeApiServer, path: string, token = api.token) =>
     new Promise<{ status?: number; body: unknown }>((resolve, reject) => {
       const headers = { Authorization: `Bearer ${token}` };
-      get({ host: api.host, port: api.port, path, ca: TEST_CA, headers }, async (res) => {
-        let text = "";
-        for await (const chunk of res) text += chunk;
-        resolve({ status: res.statusCode, body: JSON.parse(text) });
+      // A body that is not JSON rejects the request, where an async callback's throw left it pending.
+      get({ host: api.host, port: api.port, path, ca: TEST_CA, headers }, (res) => {
+        json(res).then((body) => resolve({ status: res.statusCode, body }), reject);
       }).on("error", reject);
     });
 
