@@ -102,4 +102,10 @@ Summary
   }
 }
 
-main().then((status) => process.exit(status));
+main().then(
+  (status) => process.exit(status),
+  (error: unknown) => {
+    console.error("the demo failed:", error);
+    process.exit(1);
+  },
+);
