@@ -3,7 +3,7 @@
 // complete. Nothing here is fatal: every
 // problem is logged on its own line, proa still exits with the program's status, and the step returns a plain record
 // of what it did (ShutdownReport).
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
@@ -38,6 +38,7 @@ export interface ShutdownReport {
   requests: RequestRecord[];
   signals: SignalRecord[];
   unmatched: string[]; // --kill names that matched no visible process
+  refused?: string; // why --kill/--kill-all signalled nothing at all: proa could not tell which processes are its Pod's
   exits: ExitRecord[];
   /** How the wait for exit ended; stillRunning lists who had not exited then (empty when all had). */
   wait: { outcome: WaitOutcome; stillRunning: string[] };
@@ -156,7 +157,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
-    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, log));
+    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, context.pod?.metadata?.uid, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
     const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
     deadline.spent.signal.addEventListener("abort", () => stopWaiting.abort(), { once: true });
@@ -312,7 +313,8 @@ function describeFailure(error: HttpError, timeoutMs: number, requestTimeoutMs: 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Signals by process name (needs shareProcessNamespace: true to see the sidecars' processes)
+// Signals by process name (needs shareProcessNamespace: true to see the sidecars' processes). Only processes in
+// proa's own Pod are targets: with hostPID: true, or outside a container, /proc also shows the node's processes.
 
 export interface ProcessInfo {
   pid: number;
@@ -325,6 +327,8 @@ export interface ProcessInfo {
   argv0?: string;
   /** /proc/PID/comm: the kernel cuts it to 15 characters. */
   comm?: string;
+  /** The UID of the Pod whose cgroup holds the process, from /proc/PID/cgroup; none outside any Pod's. */
+  podUid?: string;
 }
 
 /** Every visible process, as /proc shows it; one that exits while being read is left out. */
@@ -334,11 +338,69 @@ export function readProcesses(procDir = "/proc"): ProcessInfo[] {
     const stat = readStat(procDir, Number(entry));
     if (!stat) continue;
     const exe = attempt(() => basename(readlinkSync(`${procDir}/${entry}/exe`).replace(/ \(deleted\)$/, "")));
-    const argv0 = attempt(() => readFileSync(`${procDir}/${entry}/cmdline`, "utf8").split("\0")[0]);
+    const argv0 = attempt(() => readArgv0(`${procDir}/${entry}/cmdline`));
     const comm = attempt(() => readFileSync(`${procDir}/${entry}/comm`, "utf8").replace(/\n$/, ""));
-    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}) });
+    const podUid = attempt(() => podUidOf(readFileSync(`${procDir}/${entry}/cgroup`, "utf8")));
+    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}), ...(podUid ? { podUid } : {}) });
   }
   return processes;
+}
+
+const MAX_ARGV0_BYTES = 4096;
+
+/** argv[0] only: the rest of another process's command line may hold its secrets, so it is never read. */
+function readArgv0(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(MAX_ARGV0_BYTES);
+    const length = readSync(fd, buffer, 0, MAX_ARGV0_BYTES, 0);
+    const end = buffer.subarray(0, length).indexOf(0);
+    return buffer.subarray(0, end === -1 ? length : end).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const uid = (dash: string) => [8, 4, 4, 4, 12].map((n) => `[0-9a-f]{${n}}`).join(dash);
+// The kubelet's Pod cgroup, below a kubepods one: cgroupfs driver `pod<UID>`, systemd driver
+// `kubepods[-<qos>]-pod<UID with underscores>.slice`. A guaranteed Pod has no QoS level.
+const CGROUPFS_POD = new RegExp(`^pod(${uid("-")})$`);
+const SYSTEMD_POD = new RegExp(`^kubepods(?:-[a-z]+)?-pod(${uid("_")})\\.slice$`);
+
+/**
+ * The UID of the Pod whose cgroup a /proc/PID/cgroup text names (cgroup v1: a line per hierarchy; v2: one `0::`
+ * line), or undefined when it names none, or hierarchies disagree.
+ */
+export function podUidOf(cgroup: string): string | undefined {
+  const uids = new Set<string>();
+  for (const line of cgroup.split("\n").filter(Boolean)) {
+    const segments = line.slice(line.indexOf(":", line.indexOf(":") + 1) + 1).split("/");
+    const kubepods = segments.findIndex((segment) => segment === "kubepods" || segment === "kubepods.slice");
+    if (kubepods === -1) continue;
+    for (const segment of segments.slice(kubepods + 1)) {
+      const uid = CGROUPFS_POD.exec(segment)?.[1] ?? SYSTEMD_POD.exec(segment)?.[1]?.replaceAll("_", "-");
+      if (uid) {
+        uids.add(uid);
+        break;
+      }
+    }
+  }
+  return uids.size === 1 ? [...uids][0] : undefined;
+}
+
+/** Which processes --kill/--kill-all may reach: those of one Pod, every visible one (PROA_KILL_SCOPE=visible), or
+ * none, with the reason. */
+export type KillScope = { podUid: string } | "visible" | { refused: string };
+
+/** proa's own Pod, from its /proc/self/cgroup, checked against the UID the API gave, when it gave one. */
+export function killScope(ownCgroup: string | undefined, apiUid: string | undefined, env: NodeJS.ProcessEnv): KillScope {
+  if (env.PROA_KILL_SCOPE === "visible") return "visible";
+  const podUid = ownCgroup === undefined ? undefined : podUidOf(ownCgroup);
+  if (podUid === undefined) {
+    return { refused: "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
+  }
+  if (apiUid !== undefined && apiUid !== podUid) return { refused: `proa's cgroup is Pod ${podUid}'s, but the API says proa's Pod is ${quote(apiUid, 40)}` };
+  return { podUid };
 }
 
 /** ppid (field 4) and start time (field 22) from /proc/PID/stat; comm, field 2, may hold spaces and parentheses. */
@@ -394,14 +456,19 @@ export interface Selection {
   interpreters: string[];
   /** False when nothing but PID 1 and proa's own processes is visible: no shared process namespace. */
   sidecarsVisible: boolean;
+  /** Visible processes outside proa's Pod (or all, when the scope is refused), never signalled. */
+  outOfScope: ProcessInfo[];
 }
 
-/** Which processes --kill NAME and --kill-all signal: never PID 1, proa, its child or any of proa's ancestors. */
-export function selectProcesses(processes: ProcessInfo[], kill: string[], killAll: boolean, own: OwnProcesses): Selection {
+/** Which processes --kill NAME and --kill-all signal: only those in scope, and never PID 1, proa, its child or any
+ * of proa's ancestors. */
+export function selectProcesses(processes: ProcessInfo[], kill: string[], killAll: boolean, own: OwnProcesses, scope: KillScope): Selection {
   const byPid = new Map(processes.map((p) => [p.pid, p]));
   const spared = new Set([1, own.pid, ...(own.childPid === undefined ? [] : [own.childPid])]);
   for (let pid = own.ppid; pid > 1 && !spared.has(pid); pid = byPid.get(pid)?.ppid ?? 0) spared.add(pid);
-  const others = processes.filter(({ pid }) => !spared.has(pid));
+  const inScope = (p: ProcessInfo) => scope === "visible" || ("podUid" in scope && p.podUid === scope.podUid);
+  const visible = processes.filter(({ pid }) => !spared.has(pid));
+  const others = visible.filter(inScope);
   const targets: Target[] = [];
   for (const process of others) {
     if (killAll) {
@@ -422,10 +489,16 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
     interpreters: kill.filter((name) => INTERPRETERS.includes(name)),
     // Without shareProcessNamespace, proa (or its wrapper) is PID 1 of its own container.
     sidecarsVisible: own.pid !== 1 && others.length > 0,
+    outOfScope: visible.filter((p) => !inScope(p)),
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched"> {
+function signalProcesses(options: ShutdownOptions, childPid: number | undefined, apiUid: string | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched" | "refused"> {
+  const scope = killScope(attempt(() => readFileSync(`${procDir}/self/cgroup`, "utf8")), apiUid, process.env);
+  if (typeof scope === "object" && "refused" in scope) {
+    log.warn(`--kill and --kill-all signal nothing: ${scope.refused}`);
+    return { signals: [], unmatched: [], refused: scope.refused };
+  }
   let processes: ProcessInfo[];
   try {
     processes = readProcesses(procDir);
@@ -434,7 +507,8 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
     return { signals: [], unmatched: options.kill };
   }
   const own = { pid: process.pid, ppid: process.ppid, childPid };
-  const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
+  const { targets, unmatched, interpreters, sidecarsVisible, outOfScope } = selectProcesses(processes, options.kill, options.killAll, own, scope);
+  if (outOfScope.length > 0) log.debug("processes outside proa's Pod are never signalled", { outOfScope: outOfScope.map((p) => `${p.pid} ${quote(processName(p), 100)}`) });
   for (const name of interpreters) {
     log.warn(`--kill ${quote(name, 100)} matches every program that ${quote(name, 100)} runs, not one sidecar; name the sidecar's own executable if you can`);
   }

@@ -3,15 +3,16 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import type { Pod } from "../kube.ts";
-import { gracePeriodMs, podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { gracePeriodMs, killScope, podExitWatch, podUidOf, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -443,9 +444,9 @@ describe("selectProcesses", () => {
   ];
   for (const { name, processes, kill = [], killAll = false, own: self = own, expected } of cases) {
     test(name, () => {
-      const selection = selectProcesses(processes, kill, killAll, self);
+      const selection = selectProcesses(processes, kill, killAll, self, "visible");
       const targets = selection.targets.map(({ process, rule }) => [process.pid, rule]);
-      assert.deepEqual({ ...selection, targets }, { unmatched: [], interpreters: [], sidecarsVisible: true, ...expected });
+      assert.deepEqual({ ...selection, targets }, { unmatched: [], interpreters: [], sidecarsVisible: true, outOfScope: [], ...expected });
     });
   }
 });
@@ -532,4 +533,54 @@ describe("the shutdown plan: whether proa's container runs again", () => {
     });
   }
   test("the table covers every combination", () => assert.equal(new Set(table.map(([p, s, d]) => `${p}/${s}/${d}`)).size, 16));
+});
+
+describe("which Pod a process's cgroup is in", () => {
+  const uid = "6f1c5a3e-2b7d-4c9e-8a01-3d5e7f9b1c2a";
+  const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`./fixtures/cgroup/${name}`, import.meta.url)), "utf8");
+  for (const name of ["v1-cgroupfs-docker-burstable.txt", "v1-cgroupfs-guaranteed.txt", "v1-systemd-containerd.txt", "v2-cgroupfs-containerd.txt", "v2-systemd-containerd-guaranteed.txt", "v2-systemd-crio.txt"]) {
+    test(`${name}: the Pod's UID`, () => assert.equal(podUidOf(fixture(name)), uid));
+  }
+  for (const name of ["this-machine.txt", "v2-private-cgroupns.txt"]) test(`${name}: no Pod`, () => assert.equal(podUidOf(fixture(name)), undefined));
+  test("no Pod: a pod-like segment outside kubepods, a UID cut short, hierarchies naming different Pods", () => {
+    assert.equal(podUidOf(`0::/system.slice/pod${uid}/x\n`), undefined);
+    assert.equal(podUidOf(`0::/kubepods/pod${uid.slice(0, -1)}/x\n`), undefined);
+    assert.equal(podUidOf(`0::/kubepods/pod${uid}0/x\n`), undefined);
+    assert.equal(podUidOf(`2:memory:/kubepods/pod${uid}/x\n1:name=systemd:/kubepods/pod${uid.replace("6f", "7f")}/x\n`), undefined);
+  });
+  test("the scope: the cgroup's Pod, checked against the API's UID; refused outside a Pod; PROA_KILL_SCOPE=visible", () => {
+    const own = fixture("v2-systemd-crio.txt");
+    assert.deepEqual(killScope(own, uid, {}), { podUid: uid });
+    assert.deepEqual(killScope(own, undefined, {}), { podUid: uid });
+    assert.match((killScope(own, uid.replace("6f", "7f"), {}) as { refused: string }).refused, /but the API says/);
+    assert.match((killScope(fixture("this-machine.txt"), undefined, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.match((killScope(undefined, uid, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.equal(killScope(undefined, undefined, { PROA_KILL_SCOPE: "visible" }), "visible");
+  });
+  test("in a fake /proc: of two processes of one name, only the one in proa's Pod is a target; argv[0] is read no further than its NUL", () => {
+    const proc = mkdtempSync(join(tmpdir(), "proa-proc-"));
+    try {
+      const stat = (pid: number, ppid: number) => `${pid} (envoy) S ${ppid} ${"0 ".repeat(17)}${pid * 10} 100 200\n`;
+      const add = (pid: number, cgroup: string) => {
+        mkdirSync(join(proc, String(pid)));
+        writeFileSync(join(proc, String(pid), "stat"), stat(pid, 1));
+        writeFileSync(join(proc, String(pid), "cmdline"), `/usr/bin/envoy\0--token\0${"x".repeat(10000)}`);
+        writeFileSync(join(proc, String(pid), "cgroup"), cgroup);
+      };
+      add(7, fixture("v2-systemd-crio.txt"));
+      add(8, fixture("this-machine.txt"));
+      add(9, fixture("v1-cgroupfs-guaranteed.txt").replaceAll("6f1c", "7f1c"));
+      const processes = readProcesses(proc);
+      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.podUid]).sort(), [[7, "envoy", uid], [8, "envoy", undefined], [9, "envoy", uid.replace("6f1c", "7f1c")]]);
+      const selection = selectProcesses(processes, ["envoy"], false, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), uid, {}));
+      assert.deepEqual(selection.targets.map((t) => t.process.pid), [7]);
+      assert.deepEqual(selection.outOfScope.map((p) => p.pid).sort(), [8, 9]);
+      const all = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), uid, {}));
+      assert.deepEqual(all.targets.map((t) => t.process.pid), [7]);
+      const refused = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("this-machine.txt"), undefined, {}));
+      assert.deepEqual(refused.targets, []);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
+  });
 });
