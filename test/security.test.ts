@@ -71,7 +71,7 @@ after(async () => {
 // SECURITY.md's list: proa's own variables, and the five that Node itself reads which proa checks to warn about.
 const DOCUMENTED_ENV = [
   "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG",
-  "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
+  "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH", "PROA_KILL_SCOPE", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
   "NODE_EXTRA_CA_CERTS", "OPENSSL_CONF",
 ];
 
@@ -115,14 +115,16 @@ describe("what proa reads, writes and connects to", () => {
     });
   }
 
-  test("with --kill, also the list of /proc and, per process, its /proc/PID/exe link, comm, cmdline and stat, and nothing else", async () => {
-    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], api.env());
+  test("with --kill, also /proc/self/cgroup, the list of /proc and, per process, its /proc/PID/exe link, comm, cmdline, stat and cgroup, and nothing else", async () => {
+    // PROA_KILL_SCOPE=visible: this machine is no Pod, and without it proa would stop at its own cgroup.
+    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], { ...api.env(), PROA_KILL_SCOPE: "visible" });
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
     const others = [...run.reads].filter((path) => path !== `${sa}/ca.crt` && path !== `${sa}/token`);
     assert.ok(others.includes("/proc"), others.join(", "));
     assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
-    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat)$/.test(path)), []);
+    assert.ok(others.includes("/proc/self/cgroup"), others.join(", "));
+    assert.deepEqual(others.filter((path) => path !== "/proc" && path !== "/proc/self/cgroup" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat|cgroup)$/.test(path)), []);
     assert.deepEqual([...run.writes], []);
   });
 
