@@ -570,11 +570,14 @@ describe("which Pod a process's cgroup is in", () => {
       add(7, fixture("v2-systemd-crio.txt"));
       add(8, fixture("this-machine.txt"));
       add(9, fixture("v1-cgroupfs-guaranteed.txt").replaceAll("6f1c", "7f1c"));
+      const near = `${uid.slice(0, -1)}b`; // another Pod whose UID differs only in its last digit
+      add(10, `0::/kubepods/burstable/pod${near}/c\n`);
       const processes = readProcesses(proc);
-      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.podUid]).sort(), [[7, "envoy", uid], [8, "envoy", undefined], [9, "envoy", uid.replace("6f1c", "7f1c")]]);
+      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.podUid]).sort((a, b) => Number(a[0]) - Number(b[0])),
+        [[7, "envoy", uid], [8, "envoy", undefined], [9, "envoy", uid.replace("6f1c", "7f1c")], [10, "envoy", near]]);
       const selection = selectProcesses(processes, ["envoy"], false, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), uid, {}));
       assert.deepEqual(selection.targets.map((t) => t.process.pid), [7]);
-      assert.deepEqual(selection.outOfScope.map((p) => p.pid).sort(), [8, 9]);
+      assert.deepEqual(selection.outOfScope.map((p) => p.pid).sort((a, b) => a - b), [8, 9, 10]);
       const all = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), uid, {}));
       assert.deepEqual(all.targets.map((t) => t.process.pid), [7]);
       const refused = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("this-machine.txt"), undefined, {}));
