@@ -316,7 +316,7 @@ export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, p
   else if (pod) findings.push(ok(`${options}: the Pod shares its process namespace (shareProcessNamespace: true)`));
   if (processes === undefined) return findings;
   if ("error" in processes) return [...findings, warn(`cannot list the processes: ${quote(processes.error, 200)}`, "run --check where /proc is readable, as proa runs")];
-  const scope = killScope(own.ownCgroup, pod?.metadata?.uid, own.env ?? {});
+  const scope = killScope(own.ownCgroup, pod, own.env ?? {});
   if (typeof scope === "object" && "refused" in scope) return [...findings, fail(`${options} would signal nothing: ${scope.refused}`, "run proa in the Pod it is meant for")];
   const { targets, unmatched, interpreters, sidecarsVisible, outOfScope } = selectProcesses(processes, shutdown.kill, shutdown.killAll, own, scope);
   const signalled = (by: string) => targets.filter((t) => (t.rule === "--kill-all" ? "--kill-all" : t.name) === by).map((t) => `${processName(t.process)} (${t.process.pid}, by ${t.rule === "--kill-all" ? "name" : t.rule})`);

@@ -157,7 +157,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
     const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
-    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, context.pod?.metadata?.uid, log));
+    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, pod, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
     const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
     deadline.spent.signal.addEventListener("abort", () => stopWaiting.abort(), { once: true });
@@ -327,8 +327,8 @@ export interface ProcessInfo {
   argv0?: string;
   /** /proc/PID/comm: the kernel cuts it to 15 characters. */
   comm?: string;
-  /** The UID of the Pod whose cgroup holds the process, from /proc/PID/cgroup; none outside any Pod's. */
-  podUid?: string;
+  /** /proc/PID/cgroup, as proa's cgroup namespace shows it: which Pod and container hold the process. */
+  cgroup?: string;
 }
 
 /** Every visible process, as /proc shows it; one that exits while being read is left out. */
@@ -338,24 +338,25 @@ export function readProcesses(procDir = "/proc"): ProcessInfo[] {
     const stat = readStat(procDir, Number(entry));
     if (!stat) continue;
     const exe = attempt(() => basename(readlinkSync(`${procDir}/${entry}/exe`).replace(/ \(deleted\)$/, "")));
-    const argv0 = attempt(() => readArgv0(`${procDir}/${entry}/cmdline`));
+    const argv0 = attempt(() => readBounded(`${procDir}/${entry}/cmdline`, MAX_ARGV0_BYTES).split("\0")[0]);
     const comm = attempt(() => readFileSync(`${procDir}/${entry}/comm`, "utf8").replace(/\n$/, ""));
-    const podUid = attempt(() => podUidOf(readFileSync(`${procDir}/${entry}/cgroup`, "utf8")));
-    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}), ...(podUid ? { podUid } : {}) });
+    const cgroup = attempt(() => readBounded(`${procDir}/${entry}/cgroup`, MAX_CGROUP_BYTES));
+    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}), ...(cgroup ? { cgroup } : {}) });
   }
   return processes;
 }
 
+// argv[0] only: the rest of another process's command line may hold its secrets, so no more than this is read.
 const MAX_ARGV0_BYTES = 4096;
+// A cgroup v1 text has a line per hierarchy, each a few hundred bytes at most.
+const MAX_CGROUP_BYTES = 16384;
 
-/** argv[0] only: the rest of another process's command line may hold its secrets, so it is never read. */
-function readArgv0(path: string): string {
+/** At most maxBytes of a file, in one read (procfs answers these files in one). */
+function readBounded(path: string, maxBytes: number): string {
   const fd = openSync(path, "r");
   try {
-    const buffer = Buffer.alloc(MAX_ARGV0_BYTES);
-    const length = readSync(fd, buffer, 0, MAX_ARGV0_BYTES, 0);
-    const end = buffer.subarray(0, length).indexOf(0);
-    return buffer.subarray(0, end === -1 ? length : end).toString("utf8");
+    const buffer = Buffer.alloc(maxBytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, maxBytes, 0)).toString("utf8");
   } finally {
     closeSync(fd);
   }
@@ -367,40 +368,105 @@ const uid = (dash: string) => [8, 4, 4, 4, 12].map((n) => `[0-9a-f]{${n}}`).join
 const CGROUPFS_POD = new RegExp(`^pod(${uid("-")})$`);
 const SYSTEMD_POD = new RegExp(`^kubepods(?:-[a-z]+)?-pod(${uid("_")})\\.slice$`);
 
-/**
- * The UID of the Pod whose cgroup a /proc/PID/cgroup text names (cgroup v1: a line per hierarchy; v2: one `0::`
- * line), or undefined when it names none, or hierarchies disagree.
- */
-export function podUidOf(cgroup: string): string | undefined {
-  const uids = new Set<string>();
-  for (const line of cgroup.split("\n").filter(Boolean)) {
-    const segments = line.slice(line.indexOf(":", line.indexOf(":") + 1) + 1).split("/");
+/** Each hierarchy's path in a /proc/PID/cgroup text: cgroup v1 has a line per hierarchy (`N:controllers:/path`),
+ * v2 one line, `0::/path`. */
+function cgroupLines(cgroup: string): { hierarchy: string; path: string }[] {
+  return cgroup.split("\n").filter(Boolean).map((line) => {
+    const second = line.indexOf(":", line.indexOf(":") + 1);
+    return { hierarchy: line.slice(0, second), path: line.slice(second + 1) };
+  });
+}
+
+/** The Pod cgroup a /proc/PID/cgroup text names, with the segment right below it (the container's cgroup, "" for a
+ * process in the Pod's own), or undefined when it names none, or hierarchies disagree. */
+function podCgroupOf(cgroup: string): { podUid: string; leaf: string } | undefined {
+  const found = new Set<string>();
+  let place: { podUid: string; leaf: string } | undefined;
+  for (const { path } of cgroupLines(cgroup)) {
+    const segments = path.split("/");
     const kubepods = segments.findIndex((segment) => segment === "kubepods" || segment === "kubepods.slice");
     if (kubepods === -1) continue;
-    for (const segment of segments.slice(kubepods + 1)) {
-      const uid = CGROUPFS_POD.exec(segment)?.[1] ?? SYSTEMD_POD.exec(segment)?.[1]?.replaceAll("_", "-");
-      if (uid) {
-        uids.add(uid);
+    for (let i = kubepods + 1; i < segments.length; i++) {
+      const podUid = CGROUPFS_POD.exec(segments[i]!)?.[1] ?? SYSTEMD_POD.exec(segments[i]!)?.[1]?.replaceAll("_", "-");
+      if (podUid) {
+        place = { podUid, leaf: segments[i + 1] ?? "" };
+        found.add(`${podUid}/${place.leaf}`);
         break;
       }
     }
   }
-  return uids.size === 1 ? [...uids][0] : undefined;
+  return found.size === 1 ? place : undefined;
 }
 
-/** Which processes --kill/--kill-all may reach: those of one Pod, every visible one (PROA_KILL_SCOPE=visible), or
- * none, with the reason. */
-export type KillScope = { podUid: string } | "visible" | { refused: string };
+/** The UID of the Pod whose cgroup a /proc/PID/cgroup text names, or undefined. */
+export function podUidOf(cgroup: string): string | undefined {
+  return podCgroupOf(cgroup)?.podUid;
+}
 
-/** proa's own Pod, from its /proc/self/cgroup, checked against the UID the API gave, when it gave one. */
-export function killScope(ownCgroup: string | undefined, apiUid: string | undefined, env: NodeJS.ProcessEnv): KillScope {
+/** The names the runtimes give the cgroups of the Pod's containers (status.containerStatuses and
+ * initContainerStatuses, `<runtime>://<64 hex>`): containerd `cri-containerd-<id>.scope` (systemd driver) or
+ * `<id>` (cgroupfs); CRI-O `crio-<id>.scope` or `crio-<id>`; Docker `docker-<id>.scope` or `<id>`. CRI-O's
+ * monitor, conmon, sits beside them as `crio-conmon-<id>.scope` and the sandbox (pause) has no status: neither is
+ * a container of the Pod's. */
+export function containerCgroupNames(pod: Pod | undefined): Set<string> {
+  const names = new Set<string>();
+  for (const { containerID } of [...(pod?.status?.containerStatuses ?? []), ...(pod?.status?.initContainerStatuses ?? [])]) {
+    const [, runtime, id] = /^(containerd|cri-o|docker):\/\/([0-9a-f]{64})$/.exec(containerID ?? "") ?? [];
+    if (runtime === "containerd") names.add(`cri-containerd-${id}.scope`).add(id!);
+    if (runtime === "cri-o") names.add(`crio-${id}.scope`).add(`crio-${id}`);
+    if (runtime === "docker") names.add(`docker-${id}.scope`).add(id!);
+  }
+  return names;
+}
+
+/** Which processes --kill/--kill-all may reach, or none, with the reason:
+ * - podUid: proa sees the node's cgroup paths (cgroup v1, or v2 in the host's cgroup namespace): processes in that
+ *   Pod's cgroup, in one of its containers' when the API names them;
+ * - privateNamespace: proa's container has its own cgroup namespace (containerd and CRI-O on cgroup v2), so its
+ *   /proc/self/cgroup is `0::/`: processes at or below `/`, its own container, or in `/../<name>`, a sibling named
+ *   as one of the Pod's containers;
+ * - "visible": PROA_KILL_SCOPE=visible, every visible process. */
+export type KillScope = { podUid: string; containers: Set<string> } | { privateNamespace: true; containers: Set<string> } | "visible" | { refused: string };
+
+/** proa's own Pod, from its /proc/self/cgroup and the Pod the API gave (its UID checked, its containers' ids). */
+export function killScope(ownCgroup: string | undefined, pod: Pod | undefined, env: NodeJS.ProcessEnv): KillScope {
   if (env.PROA_KILL_SCOPE === "visible") return "visible";
+  const containers = containerCgroupNames(pod);
+  if (ownCgroup !== undefined && isPrivateNamespaceRoot(ownCgroup)) {
+    if (pod?.metadata?.uid === undefined) {
+      return { refused: "proa's /proc/self/cgroup is 0::/ (its own cgroup namespace), and without its Pod from the API (as with --ready-url) it cannot tell the Pod's containers from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
+    }
+    return { privateNamespace: true, containers };
+  }
   const podUid = ownCgroup === undefined ? undefined : podUidOf(ownCgroup);
   if (podUid === undefined) {
     return { refused: "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
   }
+  const apiUid = pod?.metadata?.uid;
   if (apiUid !== undefined && apiUid !== podUid) return { refused: `proa's cgroup is Pod ${podUid}'s, but the API says proa's Pod is ${quote(apiUid, 40)}` };
-  return { podUid };
+  return { podUid, containers };
+}
+
+/** cgroup v2 alone, at the root of its namespace: a container in a private cgroup namespace. (With cgroup v1 lines
+ * beside it, `0::/` is the unused v2 hierarchy of a v1 host, as on the project's real node.) */
+function isPrivateNamespaceRoot(cgroup: string): boolean {
+  const lines = cgroupLines(cgroup);
+  return lines.length === 1 && lines[0]!.hierarchy === "0:" && lines[0]!.path === "/";
+}
+
+/** Whether a process's /proc/PID/cgroup text puts it in the scope's Pod (never "visible" or refused here). */
+export function inKillScope(cgroup: string | undefined, scope: Exclude<KillScope, "visible" | { refused: string }>): boolean {
+  if (cgroup === undefined) return false;
+  if ("privateNamespace" in scope) {
+    const lines = cgroupLines(cgroup);
+    if (lines.length !== 1 || lines[0]!.hierarchy !== "0:" || !lines[0]!.path.startsWith("/")) return false;
+    const [first, second] = lines[0]!.path.slice(1).split("/");
+    if (first !== "..") return true; // at or below proa's own container's cgroup
+    return second !== undefined && scope.containers.has(second);
+  }
+  const place = podCgroupOf(cgroup);
+  if (place?.podUid !== scope.podUid) return false;
+  return scope.containers.size === 0 ? place.leaf !== "" && !place.leaf.startsWith("crio-conmon-") : scope.containers.has(place.leaf);
 }
 
 /** ppid (field 4) and start time (field 22) from /proc/PID/stat; comm, field 2, may hold spaces and parentheses. */
@@ -466,7 +532,7 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
   const byPid = new Map(processes.map((p) => [p.pid, p]));
   const spared = new Set([1, own.pid, ...(own.childPid === undefined ? [] : [own.childPid])]);
   for (let pid = own.ppid; pid > 1 && !spared.has(pid); pid = byPid.get(pid)?.ppid ?? 0) spared.add(pid);
-  const inScope = (p: ProcessInfo) => scope === "visible" || ("podUid" in scope && p.podUid === scope.podUid);
+  const inScope = (p: ProcessInfo) => scope === "visible" || (!("refused" in scope) && inKillScope(p.cgroup, scope));
   const visible = processes.filter(({ pid }) => !spared.has(pid));
   const others = visible.filter(inScope);
   const targets: Target[] = [];
@@ -493,8 +559,8 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, apiUid: string | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched" | "refused"> {
-  const scope = killScope(attempt(() => readFileSync(`${procDir}/self/cgroup`, "utf8")), apiUid, process.env);
+function signalProcesses(options: ShutdownOptions, childPid: number | undefined, pod: Pod | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched" | "refused"> {
+  const scope = killScope(attempt(() => readFileSync(`${procDir}/self/cgroup`, "utf8")), pod, process.env);
   if (typeof scope === "object" && "refused" in scope) {
     log.warn(`--kill and --kill-all signal nothing: ${scope.refused}`);
     return { signals: [], unmatched: [], refused: scope.refused };

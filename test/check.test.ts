@@ -329,8 +329,10 @@ describe("--kill and --kill-all, by shutdown.ts's own selection", () => {
   test("in a Pod's cgroup: only that Pod's processes would be signalled, the others listed as out of scope; outside any Pod, FAIL", () => {
     const uid = pod.metadata!.uid!;
     const inPod = (cid: string) => `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll("-", "_")}.slice/cri-containerd-${cid}.scope\n`;
-    const pods = [{ ...processes[1]!, podUid: uid }, { ...processes[1]!, pid: 70 }, processes[6]!];
-    const findings = texts(checkKill({ kill: ["envoy"], killAll: false }, shared(pod), pods, { pid: 40, ppid: 39, ownCgroup: inPod("ab"), env: {} }));
+    const idOf = (name: string) => pod.status!.containerStatuses!.find((s) => s.name === name)!.containerID!.replace("containerd://", "");
+    // envoy in the proxy container; another outside any Pod; a third in the Pod's cgroup but not a container's (the sandbox)
+    const pods = [{ ...processes[1]!, cgroup: inPod(idOf("proxy")) }, { ...processes[1]!, pid: 70 }, { ...processes[1]!, pid: 71, cgroup: inPod("ef".repeat(32)) }, processes[6]!];
+    const findings = texts(checkKill({ kill: ["envoy"], killAll: false }, shared(pod), pods, { pid: 40, ppid: 39, ownCgroup: inPod(idOf("main")), env: {} }));
     assert.ok(findings.includes("ok --kill envoy would signal envoy (7, by executable)"), findings.join("\n"));
     assert.ok(findings.includes("ok out of scope, outside proa's Pod, never signalled: envoy"), findings.join("\n"));
     const outside = checkKill({ kill: ["envoy"], killAll: false }, shared(pod), pods, { pid: 40, ppid: 39, ownCgroup: "0::/user.slice/user-0.slice/session-1.scope\n", env: {} });

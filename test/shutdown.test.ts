@@ -12,7 +12,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "../kube.ts";
-import { gracePeriodMs, killScope, podExitWatch, podUidOf, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { containerCgroupNames, gracePeriodMs, inKillScope, killScope, type KillScope, podExitWatch, podUidOf, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -548,14 +548,97 @@ describe("which Pod a process's cgroup is in", () => {
     assert.equal(podUidOf(`0::/kubepods/pod${uid}0/x\n`), undefined);
     assert.equal(podUidOf(`2:memory:/kubepods/pod${uid}/x\n1:name=systemd:/kubepods/pod${uid.replace("6f", "7f")}/x\n`), undefined);
   });
+  const podWithIds = (ids: Record<string, string>): Pod => ({
+    metadata: { uid },
+    status: { containerStatuses: Object.entries(ids).map(([name, containerID]) => ({ name, ready: true, containerID })) },
+  });
   test("the scope: the cgroup's Pod, checked against the API's UID; refused outside a Pod; PROA_KILL_SCOPE=visible", () => {
     const own = fixture("v2-systemd-crio.txt");
-    assert.deepEqual(killScope(own, uid, {}), { podUid: uid });
-    assert.deepEqual(killScope(own, undefined, {}), { podUid: uid });
-    assert.match((killScope(own, uid.replace("6f", "7f"), {}) as { refused: string }).refused, /but the API says/);
+    assert.deepEqual(killScope(own, { metadata: { uid } }, {}), { podUid: uid, containers: new Set() });
+    assert.deepEqual(killScope(own, undefined, {}), { podUid: uid, containers: new Set() });
+    assert.match((killScope(own, { metadata: { uid: uid.replace("6f", "7f") } }, {}) as { refused: string }).refused, /but the API says/);
     assert.match((killScope(fixture("this-machine.txt"), undefined, {}) as { refused: string }).refused, /names no Pod cgroup/);
-    assert.match((killScope(undefined, uid, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.match((killScope(fixture("real-node-containerd-v1-cgroupfs.txt").replace(/pod[0-9a-f-]{36}/g, "podX"), { metadata: { uid } }, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.match((killScope(undefined, { metadata: { uid } }, {}) as { refused: string }).refused, /names no Pod cgroup/);
     assert.equal(killScope(undefined, undefined, { PROA_KILL_SCOPE: "visible" }), "visible");
+  });
+  test("the containers' cgroup names from the API: containerd's, CRI-O's and Docker's for each driver; other ids and runtimes name none", () => {
+    const id = "ab".repeat(32);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `containerd://${id}` }))], [`cri-containerd-${id}.scope`, id]);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `cri-o://${id}` }))], [`crio-${id}.scope`, `crio-${id}`]);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `docker://${id}` }))], [`docker-${id}.scope`, id]);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `containerd://${id.slice(1)}`, b: "containerd://..", c: `containerd://${id}/x`, d: `kata://${id}`, e: "" }))], []);
+  });
+
+  describe("in a private cgroup namespace (containerd and CRI-O on cgroup v2): proa's own container and the Pod's others by id", () => {
+    // Texts made to the kernel's cgroup-v2.rst ("Namespace": paths outside the cgroupns root show a "/.." per level)
+    // and the runtimes' cgroup names; proa's own /proc/self/cgroup there is "0::/".
+    const privateFixture = (name: string) => fixture(`private-cgroupns/${name}.txt`);
+    const pod = JSON.parse(readFileSync(fileURLToPath(new URL("./fixtures/cgroup/private-cgroupns/pod.json", import.meta.url)), "utf8")) as Pod;
+    const crioPod = JSON.parse(JSON.stringify(pod).replaceAll("containerd://", "cri-o://")) as Pod;
+    const scope = killScope(privateFixture("own"), pod, {});
+    const crioScope = killScope(privateFixture("own"), crioPod, {});
+    const inScope = (text: string, within = scope) => inKillScope(text, within as Exclude<KillScope, "visible" | { refused: string }>);
+    test("0::/ alone is a private namespace; beside cgroup v1 lines it is not (a v1 host's unused v2 hierarchy)", () => {
+      assert.ok(typeof scope === "object" && "privateNamespace" in scope, JSON.stringify(scope));
+      assert.match((killScope(fixture("this-machine.txt"), pod, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    });
+    test("without the Pod from the API (--ready-url), refused: nothing would tell the Pod's containers from others", () => {
+      assert.match((killScope(privateFixture("own"), undefined, {}) as { refused: string }).refused, /0::\/ \(its own cgroup namespace\)/);
+    });
+    for (const name of ["own", "own-child", "sibling-containerd-systemd", "sibling-containerd-cgroupfs", "sibling-native-sidecar-child"]) {
+      test(`containerd: ${name} is in scope`, () => assert.equal(inScope(privateFixture(name)), true));
+    }
+    for (const name of ["sibling-crio-systemd", "sibling-crio-cgroupfs"]) {
+      test(`CRI-O: ${name} is in scope, and not in a containerd Pod's`, () => {
+        assert.equal(inScope(privateFixture(name), crioScope), true);
+        assert.equal(inScope(privateFixture(name)), false);
+      });
+    }
+    for (const name of ["conmon-crio", "sandbox-pause", "pod-cgroup", "other-pod", "host-service", "host-root"]) {
+      test(`${name} is out of scope`, () => {
+        assert.equal(inScope(privateFixture(name)), false);
+        assert.equal(inScope(privateFixture(name), crioScope), false);
+      });
+    }
+    test("out of scope: a cgroup v1 text, /.. twice over a name, no text at all", () => {
+      assert.equal(inScope(`1:name=systemd:/\n0::/\n`), false);
+      assert.equal(inScope(`0::/../../cri-containerd-${"9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d"}.scope\n`), false);
+      assert.equal(inKillScope(undefined, scope as Exclude<KillScope, "visible" | { refused: string }>), false);
+    });
+  });
+
+  test("the real node's texts (kubelet 1.20.2, containerd, cgroup v1, cgroupfs driver, hostPID): the sidecar in scope, the host's process not", () => {
+    const realUid = "44b6551b-2ec5-4bcc-9064-773a40680a8b";
+    const own = fixture("real-node-containerd-v1-cgroupfs.txt");
+    const sidecar = fixture("real-node-containerd-v1-cgroupfs-sidecar.txt");
+    const idIn = (text: string) => /[0-9a-f]{64}$/m.exec(text)![0];
+    const pod: Pod = { metadata: { uid: realUid }, status: { containerStatuses: [
+      { name: "main", ready: true, containerID: `containerd://${idIn(own)}` }, { name: "victim", ready: true, containerID: `containerd://${idIn(sidecar)}` },
+    ] } };
+    const scope = killScope(own, pod, {});
+    assert.deepEqual(scope, { podUid: realUid, containers: containerCgroupNames(pod) });
+    const inScope = (text: string) => inKillScope(text, scope as Exclude<KillScope, "visible" | { refused: string }>);
+    assert.equal(inScope(sidecar), true);
+    assert.equal(inScope(own), true);
+    assert.equal(inScope(fixture("real-node-host-process.txt")), false);
+    assert.match((killScope(fixture("real-node-host-process.txt"), pod, {}) as { refused: string }).refused, /names no Pod cgroup/, "its 0::/ sits beside v1 lines: no private namespace");
+  });
+
+  test("in the host's view, with the Pod's container ids from the API: only its containers, not its sandbox (pause) or CRI-O's conmon", () => {
+    const id = "4a7b9c1d2e3f40516273849a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8";
+    const scope = killScope(fixture("v2-systemd-crio.txt"), podWithIds({ main: `cri-o://${id}`, sidecar: `cri-o://${"cd".repeat(32)}` }), {});
+    const at = (leaf: string) => `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice/${leaf}\n`;
+    const inScope = (text: string) => inKillScope(text, scope as Exclude<KillScope, "visible" | { refused: string }>);
+    assert.equal(inScope(fixture("v2-systemd-crio.txt")), true);
+    assert.equal(inScope(at(`crio-${"cd".repeat(32)}.scope`)), true);
+    assert.equal(inScope(at(`crio-conmon-${"cd".repeat(32)}.scope`)), false);
+    assert.equal(inScope(at(`crio-${"ef".repeat(32)}.scope`)), false, "the sandbox, whose id no status carries");
+    assert.equal(inScope(at("")), false, "the Pod's own cgroup");
+    // Without ids (a Pod read before the kubelet reported them), the Pod's cgroup decides, conmon still left out.
+    const byPod = killScope(fixture("v2-systemd-crio.txt"), undefined, {}) as Exclude<KillScope, "visible" | { refused: string }>;
+    assert.equal(inKillScope(at(`crio-${"ef".repeat(32)}.scope`), byPod), true);
+    assert.equal(inKillScope(at(`crio-conmon-${"cd".repeat(32)}.scope`), byPod), false);
   });
   test("in a fake /proc: of two processes of one name, only the one in proa's Pod is a target; argv[0] is read no further than its NUL", () => {
     const proc = mkdtempSync(join(tmpdir(), "proa-proc-"));
@@ -573,12 +656,12 @@ describe("which Pod a process's cgroup is in", () => {
       const near = `${uid.slice(0, -1)}b`; // another Pod whose UID differs only in its last digit
       add(10, `0::/kubepods/burstable/pod${near}/c\n`);
       const processes = readProcesses(proc);
-      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.podUid]).sort((a, b) => Number(a[0]) - Number(b[0])),
+      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.cgroup && podUidOf(p.cgroup)]).sort((a, b) => Number(a[0]) - Number(b[0])),
         [[7, "envoy", uid], [8, "envoy", undefined], [9, "envoy", uid.replace("6f1c", "7f1c")], [10, "envoy", near]]);
-      const selection = selectProcesses(processes, ["envoy"], false, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), uid, {}));
+      const selection = selectProcesses(processes, ["envoy"], false, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}));
       assert.deepEqual(selection.targets.map((t) => t.process.pid), [7]);
       assert.deepEqual(selection.outOfScope.map((p) => p.pid).sort((a, b) => a - b), [8, 9, 10]);
-      const all = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), uid, {}));
+      const all = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}));
       assert.deepEqual(all.targets.map((t) => t.process.pid), [7]);
       const refused = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("this-machine.txt"), undefined, {}));
       assert.deepEqual(refused.targets, []);

@@ -7,6 +7,8 @@
 // job.yaml's sidecar at /sidecar/sidecar.mjs. The kubelet turns `$$` into `$` and expands `$(NAME)` in command and
 // args, so the shell scripts below use neither.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -342,6 +344,47 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     const sleeperState = terminated(pod, "sleeper");
     assert.equal(sleeperState.exitCode, 143, `sleep died of proa's SIGTERM (128+15), not the kubelet's SIGKILL: ${JSON.stringify(sleeperState)}`);
     assert.ok(seconds(sleeperState.finishedAt) - seconds(terminated(pod, "main").startedAt) < 20, "long before the 30 s grace period or sleep's hour");
+  });
+
+  test("hostPID: true with --kill NAME: proa signals the sidecar's process of that name, never the host's of the same name", async (t) => {
+    // A process on the host, outside any Pod, with the name the sidecar's process has: the test's own, killed after.
+    const hostVictim = spawn(process.execPath, ["-e", "setInterval(() => {}, 60_000)"], { argv0: "proa-hostvictim", stdio: "ignore" });
+    t.after(() => void hostVictim.kill("SIGKILL"));
+    await once(hostVictim, "spawn");
+    let hostVictimExit: unknown;
+    hostVictim.on("exit", (code, signal) => (hostVictimExit = { code, signal }));
+
+    const ns = await namespace();
+    // The sidecar's process is named by argv[0] (a symlink to node); node dies of SIGTERM, so 143 means proa's.
+    const victim = {
+      name: "victim",
+      image: cluster.appImage,
+      imagePullPolicy: "Never",
+      command: ["sh", "-c", "ln -s /usr/local/bin/node /tmp/proa-hostvictim && exec /tmp/proa-hostvictim -e 'setInterval(() => {}, 60000)'"],
+    };
+    // The program shows the real cgroup texts: its own, and those of every process of that name it can see.
+    const program = [
+      "echo own cgroup:; cat /proc/self/cgroup",
+      "for d in /proc/[0-9]*; do a=`tr '\\0' '\\n' <$d/cmdline 2>/dev/null | head -n 1`; case \"$a\" in *proa-hostvictim) echo \"cgroup of $a, pid ${d#/proc/}:\"; cat $d/cgroup;; esac; done",
+    ].join("; ");
+    const proa = main(["--kill", "proa-hostvictim"], program, { env: [...downwardApi, { name: "PROA_LOG", value: "debug" }] });
+    const name = await createPod(ns, podManifest("hostpid", [proa, victim], { hostPID: true, terminationGracePeriodSeconds: 30 }));
+    const { pod } = await untilTerminated(ns, name);
+    const log = await cluster.logs(ns, name, "main");
+    t.diagnostic(log.split("\n").filter((line) => !line.startsWith("{")).join("\n"));
+
+    assert.equal(terminated(pod, "main").exitCode, 0, log);
+    assert.match(log, new RegExp(`^cgroup of proa-hostvictim, pid ${hostVictim.pid}:$`, "m"), `the host's process is visible to proa's Pod: ${log}`);
+    const victimState = terminated(pod, "victim");
+    assert.equal(victimState.exitCode, 143, `the sidecar's process died of proa's SIGTERM: ${JSON.stringify(victimState)}`);
+    assert.equal(hostVictimExit, undefined, "the host's process of the same name is still running");
+    assert.doesNotThrow(() => process.kill(hostVictim.pid!, 0));
+    const message = terminated(pod, "main").message ?? "";
+    const sigterms = message.split("\n").filter((line) => line.startsWith("  SIGTERM to "));
+    assert.equal(sigterms.length, 1, message);
+    assert.doesNotMatch(sigterms[0]!, new RegExp(`\\(pid ${hostVictim.pid}\\)`), message);
+    const outside = proaLog(log).find((r) => r.msg === "processes outside proa's Pod are never signalled");
+    assert.ok((outside?.outOfScope as string[] | undefined)?.some((entry) => entry.startsWith(`${hostVictim.pid} `)), `proa saw the host's process and left it out: ${log}`);
   });
 
   test("a sidecar that dies before it is ready, under restartPolicy Never: the program never runs, main exits 1 naming it", async () => {
