@@ -79,6 +79,11 @@ describe("https sidecar URLs are checked against Node.js's own CA list, which th
     assert.equal(await runReady({ NODE_USE_SYSTEM_CA: "1", SSL_CERT_FILE: SERVERS_CA }), NODE_MAJOR >= 22 ? 0 : 1, proa?.stderr());
     assert.ok(proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_USE_SYSTEM_CA is set")), proa!.stderr());
   });
+
+  test("--use-openssl-ca in NODE_OPTIONS with SSL_CERT_FILE adds that store on every Node; proa warns about NODE_OPTIONS", async () => {
+    assert.equal(await runReady({ NODE_OPTIONS: "--use-openssl-ca", SSL_CERT_FILE: SERVERS_CA }), 0, proa?.stderr());
+    assert.ok(proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_OPTIONS is set")), proa!.stderr());
+  });
 });
 
 describe("variables that cannot move proa's connections or put the token in a file", () => {
