@@ -123,8 +123,9 @@ export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
   if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies certificates (the API server's against the service account's CA, https sidecar URLs' against Node.js's CAs)");
   if (env.NODE_OPTIONS !== undefined) warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
   if (env.NODE_DEBUG !== undefined) warnings.push("NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)");
-  // Node.js reads these two at start, before proa can look: they change which certificates proa's connections accept.
+  // Node.js reads these three at start, before proa can look: they change which certificates proa's connections accept.
   if (env.NODE_EXTRA_CA_CERTS !== undefined) warnings.push("NODE_EXTRA_CA_CERTS is set: Node.js trusts its CAs, besides its own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
+  if (env.NODE_USE_SYSTEM_CA !== undefined) warnings.push("NODE_USE_SYSTEM_CA is set: Node.js 22 and later trust the system's CAs (OpenSSL's default store, which SSL_CERT_FILE and SSL_CERT_DIR move), besides their own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
   if (env.OPENSSL_CONF !== undefined) warnings.push("OPENSSL_CONF is set: Node.js loaded that OpenSSL configuration at start, and with it can load providers and change what TLS proa's connections accept");
   return warnings;
 }

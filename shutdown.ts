@@ -323,7 +323,7 @@ export interface ProcessInfo {
   startTime: number;
   /** File name of /proc/PID/exe; unreadable without ptrace access (another user's process, no CAP_SYS_PTRACE). */
   exe?: string;
-  /** File name of argv[0] from /proc/PID/cmdline, which anyone may read. */
+  /** File name of argv[0] from /proc/PID/cmdline, which anyone may read (readArgv0: nothing after it is read). */
   argv0?: string;
   /** /proc/PID/comm: the kernel cuts it to 15 characters. */
   comm?: string;
@@ -338,7 +338,7 @@ export function readProcesses(procDir = "/proc"): ProcessInfo[] {
     const stat = readStat(procDir, Number(entry));
     if (!stat) continue;
     const exe = attempt(() => basename(readlinkSync(`${procDir}/${entry}/exe`).replace(/ \(deleted\)$/, "")));
-    const argv0 = attempt(() => readBounded(`${procDir}/${entry}/cmdline`, MAX_ARGV0_BYTES).split("\0")[0]);
+    const argv0 = attempt(() => readArgv0(`${procDir}/${entry}/cmdline`));
     const comm = attempt(() => readFileSync(`${procDir}/${entry}/comm`, "utf8").replace(/\n$/, ""));
     const cgroup = attempt(() => readBounded(`${procDir}/${entry}/cgroup`, MAX_CGROUP_BYTES));
     processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}), ...(cgroup ? { cgroup } : {}) });
@@ -346,8 +346,6 @@ export function readProcesses(procDir = "/proc"): ProcessInfo[] {
   return processes;
 }
 
-// argv[0] only: the rest of another process's command line may hold its secrets, so no more than this is read.
-const MAX_ARGV0_BYTES = 4096;
 // A cgroup v1 text has a line per hierarchy, each a few hundred bytes at most.
 const MAX_CGROUP_BYTES = 16384;
 
@@ -357,6 +355,30 @@ function readBounded(path: string, maxBytes: number): string {
   try {
     const buffer = Buffer.alloc(maxBytes);
     return buffer.subarray(0, readSync(fd, buffer, 0, maxBytes, 0)).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** At most this much of /proc/PID/cmdline is read: argv[0] names a program, and no path is longer (PATH_MAX). */
+export const MAX_ARGV0_BYTES = 4096;
+
+/** argv[0] from a /proc/PID/cmdline, read only up to its NUL: the other arguments are none of proa's business (a
+ * sidecar's may hold its secrets) and can be megabytes long. undefined when it does not end within MAX_ARGV0_BYTES;
+ * a process that rewrote its command line (setproctitle) may leave no NUL, and then it is all argv[0]. */
+export function readArgv0(path: string): string | undefined {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(MAX_ARGV0_BYTES);
+    let length = 0;
+    while (length < buffer.length) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) return buffer.toString("utf8", 0, length);
+      const end = buffer.subarray(0, length + read).indexOf(0, length);
+      if (end !== -1) return buffer.toString("utf8", 0, end);
+      length += read;
+    }
+    return undefined;
   } finally {
     closeSync(fd);
   }

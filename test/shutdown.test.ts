@@ -1,9 +1,9 @@
 // The shutdown step's HTTP requests against real local servers (and scripted ones that send exactly the bytes a test
 // chooses), and its decisions: the deadline, which processes --kill matches, the start-time check before a signal.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,7 +12,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "../kube.ts";
-import { containerCgroupNames, gracePeriodMs, inKillScope, killScope, type KillScope, podExitWatch, podUidOf, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { containerCgroupNames, gracePeriodMs, inKillScope, killScope, type KillScope, MAX_ARGV0_BYTES, podExitWatch, podUidOf, readArgv0, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -304,7 +304,7 @@ describe("HTTP shutdown requests under faults and attack", () => {
     assert.equal(server.received.length, 1);
   });
 
-  test("a query string's values are replaced in the log, and user info is never logged", async () => {
+  test("a URL's query is logged only as REDACTED, and user info is never logged", async () => {
     const server = await serve(answer(200));
     const log = recordingLog();
     const url = server.url("/quit?access_token=s3cr3t-value&mode=now").replace("http://", "http://admin:hunter2@");
@@ -481,6 +481,39 @@ describe("readProcesses", () => {
     } finally {
       rmSync(proc, { recursive: true, force: true });
     }
+  });
+
+  test("readArgv0: argv[0] up to its NUL, the whole text when a rewritten command line has none, nothing when it runs past MAX_ARGV0_BYTES", () => {
+    const dir = mkdtempSync(join(tmpdir(), "proa-cmdline-"));
+    try {
+      const argv0 = (cmdline: string) => (writeFileSync(join(dir, "cmdline"), cmdline), readArgv0(join(dir, "cmdline")));
+      assert.equal(argv0("/usr/local/bin/envoy\0-c\0/etc/envoy.yaml\0"), "/usr/local/bin/envoy");
+      assert.equal(argv0(`/bin/sidecar\0--password=${"x".repeat(10 * MAX_ARGV0_BYTES)}\0`), "/bin/sidecar");
+      assert.equal(argv0("nginx: master process /usr/sbin/nginx"), "nginx: master process /usr/sbin/nginx");
+      assert.equal(argv0(""), "");
+      assert.equal(argv0(`/${"a".repeat(MAX_ARGV0_BYTES - 2)}\0next`), `/${"a".repeat(MAX_ARGV0_BYTES - 2)}`);
+      assert.equal(argv0(`/${"a".repeat(MAX_ARGV0_BYTES - 1)}\0next`), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("readArgv0 reads nothing after argv[0]'s NUL: a command line that never ends (a FIFO held open) still gives argv[0] at once", async (t) => {
+    // The read runs in a child: a read to the end would block it for good, and the test kills it and fails.
+    const dir = mkdtempSync(join(tmpdir(), "proa-cmdline-fifo-"));
+    const fifo = join(dir, "cmdline");
+    execFileSync("mkfifo", [fifo]);
+    const writer = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK); // a writer that never closes, without waiting for a reader
+    t.after(() => (closeSync(writer), rmSync(dir, { recursive: true, force: true })));
+    writeSync(writer, "/usr/bin/sidecar\0--token=");
+    const code = `process.stdout.write(String(require(${JSON.stringify(fileURLToPath(new URL("../shutdown.ts", import.meta.url)))}).readArgv0(${JSON.stringify(fifo)})))`;
+    const child = spawn(process.execPath, ["--import", "tsx", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    t.after(() => (clearTimeout(killer), child.kill("SIGKILL")));
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    const [status, signal] = (await once(child, "exit")) as [number | null, string | null];
+    assert.deepEqual({ status, signal, stdout }, { status: 0, signal: null, stdout: "/usr/bin/sidecar" });
   });
 
   test("reads the real /proc: this test's own process is there, named after node's executable, with its parent", () => {
