@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
-import { readPod, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
+import { readPod, restartPolicyOf, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
@@ -94,7 +94,8 @@ export interface ShutdownPlan {
  * When the kubelet will restart proa's container (OnFailure after a failure, Always), the sidecars are left running
  * so that the restarted proa finds them ready. A deleted Pod's sidecars are stopped by the kubelet, which hides their
  * statuses until all have stopped (kubernetes/kubernetes#106896), so proa asks them to stop but cannot watch them.
- * An unknown policy (--ready-url, or the Pod never read) keeps the original proa's behaviour.
+ * An unknown policy (no Pod: --ready-url, or the Pod never read; see restartPolicyOf) keeps the original proa's
+ * behaviour.
  */
 export function shutdownPlan(restartPolicy: string | undefined, succeeded: boolean, deleting: boolean): ShutdownPlan {
   if (deleting) return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
@@ -141,10 +142,10 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
   try {
     // The kubelet sends SIGTERM when it deletes the Pod; the last snapshot, from the wait for readiness, predates that.
     if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod)) pod = (await context.sidecars?.readPod?.(log)) ?? pod;
-    report.plan = shutdownPlan(pod?.spec?.restartPolicy, context.status === 0, isDeleting(pod));
+    report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod));
     if (isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
     if (!report.plan.shutDown) {
-      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: pod?.spec?.restartPolicy, status: context.status });
+      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: restartPolicyOf(pod), status: context.status });
       return finished(report, deadline, startedAt);
     }
     const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
@@ -166,7 +167,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       pod = next;
       if (wasDeleting || !isDeleting(pod)) return;
       moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
-      report.plan = shutdownPlan(pod.spec?.restartPolicy, context.status === 0, true);
+      report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, true);
       log.info(`${report.plan.reason}: proa stops waiting for their exits, which it cannot see`);
       stopWaiting.abort();
     };

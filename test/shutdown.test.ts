@@ -286,7 +286,7 @@ describe("HTTP shutdown requests under faults and attack", () => {
     const server = await serve((_request, response) => void setTimeout(() => response.end("OK"), 100));
     const sigterm = new AbortController();
     sigterm.abort(Date.now() - 1500); // a 2 s grace period: the step should have ended 500 ms ago
-    const pod: Pod = { spec: { terminationGracePeriodSeconds: 2 } };
+    const pod: Pod = { spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 2 } };
     const log = recordingLog();
     const report = await shutDownSidecars(options({ httpGet: [server.url()] }), { pod, sigterm: sigterm.signal }, log, { minRequestMs: 500 });
     await server.close();
