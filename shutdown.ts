@@ -156,7 +156,8 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     } else {
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
-    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
+    const deleting = () => isDeleting(pod);
+    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log, deleting)));
     if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
     const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
@@ -250,7 +251,9 @@ class Deadline {
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP shutdown requests
 
-async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log): Promise<RequestRecord> {
+/** deleting() tells whether the Pod is being deleted: then no container is restarted, and a refused connection means
+ * the sidecar has already exited (on the kubelet's SIGTERM), so it is not retried. */
+async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log, deleting: () => boolean): Promise<RequestRecord> {
   const shown = redactUrl(url);
   const fields = { method, url: shown };
   const began = Date.now();
@@ -289,7 +292,13 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
     } catch (error) {
       const failure = error instanceof HttpError ? error : new HttpError(String(error), "connect");
       const delayMs = t.refusedRetryDelaysMs[attempt - 1];
-      if (failure.code === "ECONNREFUSED" && delayMs !== undefined && delayMs < deadline.leftMs()) {
+      const refused = failure.code === "ECONNREFUSED";
+      if (refused && deleting()) {
+        const reason = "connection refused: the Pod is being deleted, so the sidecar has most likely exited on the kubelet's SIGTERM";
+        log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt });
+        return done(attempt, { error: reason, phase: failure.phase });
+      }
+      if (refused && delayMs !== undefined && delayMs < deadline.leftMs()) {
         log.debug("sidecar refused the shutdown request's connection; retrying", { ...fields, delayMs });
         await sleep(delayMs);
         continue;

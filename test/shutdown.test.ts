@@ -125,6 +125,19 @@ describe("HTTP shutdown requests", () => {
     assert.deepEqual(failed[0]?.fields, { method: "POST", url, attempts: 4 });
   });
 
+  test("on a Pod being deleted a refused connection is not retried: the sidecar exited on the kubelet's SIGTERM, and nothing restarts it", async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/quitquitquit`;
+    const log = recordingLog();
+    const pod: Pod = { metadata: { deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 }, spec: { restartPolicy: "Never" } };
+    let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
+    const elapsed = await timed(async () => (report = await shutDownSidecars(options({ httpPost: [url] }), { pod, status: 0 }, log, { refusedRetryDelaysMs: [500] })));
+    assert.ok(elapsed < 400, `took ${elapsed} ms: the refused connection was retried`);
+    assert.deepEqual(log.lines.filter((line) => line.msg.includes("retrying")), []);
+    assert.deepEqual(log.lines.filter((line) => line.level === "warn"), [], "the expected outcome on a deleted Pod is no warning");
+    assert.equal(report?.requests[0]?.attempts, 1);
+    assert.match(report?.requests[0]?.error ?? "", /^connection refused: the Pod is being deleted, so the sidecar has most likely exited on the kubelet's SIGTERM$/);
+  });
+
   test("a sidecar that starts listening a moment later (restarting) still gets the request", async () => {
     const server = await serve(answer(200), { port: await closedPort(), afterMs: 100 });
     const log = recordingLog();
