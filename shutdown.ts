@@ -294,7 +294,8 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
       const delayMs = t.refusedRetryDelaysMs[attempt - 1];
       const refused = failure.code === "ECONNREFUSED";
       if (refused && deleting()) {
-        const reason = "connection refused: the Pod is being deleted, so the sidecar has most likely exited on the kubelet's SIGTERM";
+        // (the termination message quotes 100 characters of it)
+        const reason = "connection refused (the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM)";
         log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt });
         return done(attempt, { error: reason, phase: failure.phase });
       }

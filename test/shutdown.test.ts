@@ -12,6 +12,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Pod } from "../kube.ts";
 import { gracePeriodMs, podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { recordRun, terminationMessage } from "../summary.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -135,7 +136,10 @@ describe("HTTP shutdown requests", () => {
     assert.deepEqual(log.lines.filter((line) => line.msg.includes("retrying")), []);
     assert.deepEqual(log.lines.filter((line) => line.level === "warn"), [], "the expected outcome on a deleted Pod is no warning");
     assert.equal(report?.requests[0]?.attempts, 1);
-    assert.match(report?.requests[0]?.error ?? "", /^connection refused: the Pod is being deleted, so the sidecar has most likely exited on the kubelet's SIGTERM$/);
+    assert.match(report?.requests[0]?.error ?? "", /^connection refused \(the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM\)$/);
+    // Whole in the termination message, which quotes at most 100 characters of a request's error.
+    const message = terminationMessage(recordRun("my-job", "pod").finish(["sidecar"], report!, 0));
+    assert.ok(message.includes(`POST ${url}: ${report?.requests[0]?.error} in `), message);
   });
 
   test("a sidecar that starts listening a moment later (restarting) still gets the request", async () => {
