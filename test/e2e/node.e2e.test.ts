@@ -206,11 +206,16 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     }
     const created = await cluster.watchPods(ns, `labelSelector=job-name=${job.name}`, (pods) => pods.size > 0, 60_000);
     const podName = [...created.latest.keys()][0]!;
-    const { pod } = await untilTerminated(ns, podName, 180_000);
+    const { pod, versions } = await untilTerminated(ns, podName, 180_000);
 
     const mainState = terminated(pod, "main");
     const sidecarState = terminated(pod, "sidecar");
     const mainLog = await cluster.logs(ns, podName, "main");
+    // Whether the API showed the sidecar's exit while proa still waited for it, and in which of the kubelet's status
+    // updates (their managedFields time): if proa's wait ran out all the same, proa missed it.
+    const kubeletUpdate = (p: Pod) => ((p.metadata as { managedFields?: { manager?: string; time?: string }[] }).managedFields ?? []).filter((f) => f.manager === "kubelet").map((f) => f.time).sort().at(-1);
+    const exitShown = versions.find((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
+    t.diagnostic(`the API showed the sidecar terminated while main ran: ${exitShown ? `in the kubelet's update of ${kubeletUpdate(exitShown)}` : "never"}`);
     assert.equal(mainState.exitCode, 0, `main: ${JSON.stringify(mainState)}\n${mainLog}`);
     assert.match(mainLog, /the sidecar says: 42 rows copied by the sidecar/);
     // The sidecar exited on proa's POST, not by a signal at the end of its 30 s grace period; proa waited for it.
@@ -365,6 +370,7 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     const message = mainState.message ?? "";
     assert.match(message, THE_KUBELET_STOPS_THEM, message);
     assert.doesNotMatch(message, /still running/, `proa could not see the sidecar's exit, and does not claim it was still running: ${message}`);
+    assert.doesNotMatch(message, /more characters/, `no line of it cut: ${message}`);
   });
 
   test(`kubectl delete pod with a sidecar that ignores SIGTERM and exits only on proa's request, ${DELETION_GRACE_SECONDS} s grace period: the program gets SIGTERM, every container terminated within 5 s of the program's exit`, async (t) => {
@@ -443,10 +449,12 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     const created = await cluster.watchPods(ns, `labelSelector=job-name=${job.metadata.name}`, (pods) => pods.size > 0, 60_000);
     return [...created.latest.keys()][0]!;
   }
-  /** Seconds from the Job's creation to its condition's transition. */
-  const jobSeconds = async (ns: string, name: string, type: string) => {
+  /** How the Job ended and how many seconds after its creation, for the diagnostic line. */
+  const jobEnding = async (ns: string, name: string) => {
     const job = await cluster.server.api("GET", `/apis/batch/v1/namespaces/${ns}/jobs/${name}`);
-    return seconds(condition(job.status, type)?.lastTransitionTime) - seconds(job.metadata.creationTimestamp);
+    const ended = ["Complete", "Failed"].map((type) => condition(job.status, type)).find(Boolean);
+    if (!ended) return "the Job has not ended";
+    return `the Job ended ${ended.type}${ended.reason ? ` (${ended.reason})` : ""} ${seconds(ended.lastTransitionTime) - seconds(job.metadata.creationTimestamp)} s after its creation`;
   };
   const LEFT_RUNNING = /sidecars left running for the restart \(restartPolicy OnFailure\)/;
 
@@ -469,7 +477,7 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     const mainState = terminated(pod, "main");
     const sidecarState = terminated(pod, "sidecar");
     t.diagnostic(
-      `the Job completed ${await jobSeconds(ns, "retried", "Complete")} s after its creation; main's first run finished at ${first?.finishedAt}, its second started at ${mainState.startedAt}; ` +
+      `${await jobEnding(ns, "retried")}; main's first run finished at ${first?.finishedAt}, its second started at ${mainState.startedAt}; ` +
         `the sidecar ran from ${sidecarState.startedAt} to ${sidecarState.finishedAt}`,
     );
     assert.ok(condition(status, "Complete"), `the Job succeeded: ${JSON.stringify(status)}`);
@@ -502,7 +510,10 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
 
   test("restartPolicy OnFailure, a program that always fails, backoffLimit 1: the Job fails (BackoffLimitExceeded), and once its controller deletes the Pod, no container runs within 5 s", async (t) => {
     const ns = await namespace(t);
-    const podName = await createJob(ns, onFailureJob("always-fails", "echo the program fails; exit 4", 1, DELETION_GRACE_SECONDS));
+    // The first try fails at once; the second, which runs when the Job gives up, is still running then, so that the
+    // deletion reaches proa during the program, not between two runs.
+    const program = "if [ -e /work/tried ]; then echo the program runs again; sleep 20; fi; touch /work/tried; echo the program fails; exit 4";
+    const podName = await createJob(ns, onFailureJob("always-fails", program, 1, DELETION_GRACE_SECONDS));
     const status = await untilJob(ns, "always-fails", (s) => !!condition(s, "Complete") || !!condition(s, "Failed"));
     const failedSeenAt = Date.now();
     const { pod, versions, gone, stoppedAt } = await untilStopped(ns, `fieldSelector=metadata.name=${podName}`, podName, 60_000);
@@ -512,16 +523,21 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     const deletedAt = seconds(deleting.metadata!.deletionTimestamp) - Number(deleting.metadata!.deletionGracePeriodSeconds);
     const afterDelete = lastFinished(pod) - deletedAt;
     t.diagnostic(
-      `the Job failed ${await jobSeconds(ns, "always-fails", "Failed")} s after its creation; the Pod's deletion began at ${iso(deletedAt * 1000)}, every container had terminated ${afterDelete} s later; ` +
+      `${await jobEnding(ns, "always-fails")}; the Pod's deletion began at ${iso(deletedAt * 1000)}, every container had terminated ${afterDelete} s later; ` +
         `the test saw it ${((stoppedAt - failedSeenAt) / 1000).toFixed(1)} s after it saw the Job fail (the Pod ${gone ? "gone" : "still there"})`,
     );
     assert.equal(condition(status, "Failed")?.reason, "BackoffLimitExceeded", JSON.stringify(status));
     assert.equal(status.succeeded, undefined);
     const mainStatus = statusOf(pod, "main");
     assert.ok(mainStatus.restartCount >= 1, JSON.stringify(mainStatus));
-    const failedRun = (mainStatus.state?.terminated ?? mainStatus.lastState?.terminated) as { exitCode: number; message?: string } | undefined;
-    assert.ok([4, 143].includes(failedRun?.exitCode ?? -1), `main's last run: the program's failure, or SIGTERM during a run: ${JSON.stringify(mainStatus)}`);
+    assert.equal(mainStatus.lastState?.terminated?.exitCode, 4, `main's first run failed: ${JSON.stringify(mainStatus)}`);
+    assert.match(mainStatus.lastState?.terminated?.message ?? "", LEFT_RUNNING);
     assert.equal(statusOf(pod, "sidecar").restartCount, 0, "the sidecar was left running through main's restart");
+    // The second run got the kubelet's SIGTERM in its program (128 + 15), and said what happened to the sidecars.
+    const lastRun = terminated(pod, "main");
+    assert.equal(lastRun.exitCode, 143, JSON.stringify(mainStatus));
+    assert.match(lastRun.message ?? "", THE_KUBELET_STOPS_THEM, lastRun.message);
+    assert.doesNotMatch(lastRun.message ?? "", /still running/);
     assert.ok(afterDelete <= 5, `no container ran 5 s after the deletion, with its ${DELETION_GRACE_SECONDS} s grace period: ${JSON.stringify(pod.status?.containerStatuses)}`);
     assert.ok(stoppedAt - failedSeenAt <= 10_000, `and the API reported it soon after: ${(stoppedAt - failedSeenAt) / 1000} s`);
   });
