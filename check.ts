@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness, serverVersion,
+  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness, restartPolicyOf, serverVersion,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
 import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, killScope, processName, readProcesses, selectProcesses, shutdownPlan, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
@@ -232,9 +232,9 @@ function describeState(state: ContainerState | undefined): string {
 }
 
 export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined): Finding {
-  const policy = pod.spec?.restartPolicy ?? "Always";
-  // What the run's shutdown step will do, from the same plan it reads.
-  const onFailure = shutdownPlan(pod.spec?.restartPolicy, false, false);
+  const policy = restartPolicyOf(pod);
+  // What the run's shutdown step will do, from the same plan and the same reading of the Pod.
+  const onFailure = shutdownPlan(policy, false, false);
   const after = `; after a failure: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
   if (policy === "Never") return ok(`restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)${after}`);
   const dies = policy === "OnFailure" ? "a sidecar that fails is restarted (one that exits 0 is not, and fails the wait at once)" : "a sidecar that dies is restarted";
@@ -350,7 +350,7 @@ const killTarget = (containers: SidecarSpec[], name: string) => containers.find(
  * the program succeeded, and many programs exit 143 on SIGTERM (the v2 Cloud SQL Auth Proxy unless it runs with
  * --exit-zero-on-sigterm). Native sidecars are the kubelet's to stop, and checkNativeSidecars speaks of them. */
 export function checkKillUnderNever(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod, own: string): Finding[] {
-  if ((pod.spec?.restartPolicy ?? "Always") !== "Never") return [];
+  if (restartPolicyOf(pod) !== "Never") return [];
   const regular = ((pod.spec?.containers ?? []) as SidecarSpec[]).filter((c) => c.name !== own);
   const fix = "give the sidecar a shutdown endpoint that exits 0 (--shutdown-http-post), or make it exit 0 on SIGTERM (the Cloud SQL Auth Proxy v2: --exit-zero-on-sigterm)";
   const consequence = "else under restartPolicy Never the Pod, and so the Job, is Failed although the program succeeded";

@@ -632,6 +632,12 @@ export interface Readiness {
   failed?: string; // set when one of them will never become ready: the user-facing reason
 }
 
+/** The restartPolicy of a Pod read from the API, which defaults a missing one to Always (so does this, for a server
+ * that left it out); undefined only when there is no Pod (--ready-url, or the Pod was never read). */
+export function restartPolicyOf(pod: Pod | undefined): string | undefined {
+  return pod && (pod.spec?.restartPolicy ?? "Always");
+}
+
 /** Waits for every container but proa's own: the regular ones and the native sidecars (init containers with
  * restartPolicy Always, whose readiness the kubelet does not wait for). Plain init containers have finished. */
 export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): Readiness {
@@ -648,7 +654,7 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
   const notReady = watched.filter((name) => status(name)?.ready !== true);
   // The kubelet restarts a native sidecar whatever the Pod's policy; a regular one never under Never, and under
   // OnFailure not after exit 0 (as a sidecar that an earlier proa shut down exits).
-  const policy = pod.spec?.restartPolicy;
+  const policy = restartPolicyOf(pod);
   for (const name of notReady.filter((name) => regular.includes(name))) {
     const terminated = status(name)?.state?.terminated;
     if (!terminated || !(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) continue;

@@ -7,7 +7,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync 
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
-import { readPod, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
+import { readPod, restartPolicyOf, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
@@ -95,7 +95,8 @@ export interface ShutdownPlan {
  * When the kubelet will restart proa's container (OnFailure after a failure, Always), the sidecars are left running
  * so that the restarted proa finds them ready. A deleted Pod's sidecars are stopped by the kubelet, which hides their
  * statuses until all have stopped (kubernetes/kubernetes#106896), so proa asks them to stop but cannot watch them.
- * An unknown policy (--ready-url, or the Pod never read) keeps the original proa's behaviour.
+ * An unknown policy (no Pod: --ready-url, or the Pod never read; see restartPolicyOf) keeps the original proa's
+ * behaviour.
  */
 export function shutdownPlan(restartPolicy: string | undefined, succeeded: boolean, deleting: boolean): ShutdownPlan {
   if (deleting) return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
@@ -142,10 +143,10 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
   try {
     // The kubelet sends SIGTERM when it deletes the Pod; the last snapshot, from the wait for readiness, predates that.
     if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod)) pod = (await context.sidecars?.readPod?.(log)) ?? pod;
-    report.plan = shutdownPlan(pod?.spec?.restartPolicy, context.status === 0, isDeleting(pod));
+    report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod));
     if (isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
     if (!report.plan.shutDown) {
-      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: pod?.spec?.restartPolicy, status: context.status });
+      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: restartPolicyOf(pod), status: context.status });
       return finished(report, deadline, startedAt);
     }
     const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
@@ -156,7 +157,8 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     } else {
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
-    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
+    const deleting = () => isDeleting(pod);
+    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log, deleting)));
     if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, pod, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
     const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
@@ -167,7 +169,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       pod = next;
       if (wasDeleting || !isDeleting(pod)) return;
       moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
-      report.plan = shutdownPlan(pod.spec?.restartPolicy, context.status === 0, true);
+      report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, true);
       log.info(`${report.plan.reason}: proa stops waiting for their exits, which it cannot see`);
       stopWaiting.abort();
     };
@@ -250,7 +252,9 @@ class Deadline {
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP shutdown requests
 
-async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log): Promise<RequestRecord> {
+/** deleting() tells whether the Pod is being deleted: then no container is restarted, and a refused connection means
+ * the sidecar has already exited (on the kubelet's SIGTERM), so it is not retried. */
+async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log, deleting: () => boolean): Promise<RequestRecord> {
   const shown = redactUrl(url);
   const fields = { method, url: shown };
   const began = Date.now();
@@ -289,7 +293,14 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
     } catch (error) {
       const failure = error instanceof HttpError ? error : new HttpError(String(error), "connect");
       const delayMs = t.refusedRetryDelaysMs[attempt - 1];
-      if (failure.code === "ECONNREFUSED" && delayMs !== undefined && delayMs < deadline.leftMs()) {
+      const refused = failure.code === "ECONNREFUSED";
+      if (refused && deleting()) {
+        // (the termination message quotes 100 characters of it)
+        const reason = "connection refused (the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM)";
+        log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt });
+        return done(attempt, { error: reason, phase: failure.phase });
+      }
+      if (refused && delayMs !== undefined && delayMs < deadline.leftMs()) {
         log.debug("sidecar refused the shutdown request's connection; retrying", { ...fields, delayMs });
         await sleep(delayMs);
         continue;

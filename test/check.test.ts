@@ -252,6 +252,10 @@ describe("restartPolicy", () => {
     assert.match(checkRestartPolicy(withRestartPolicy(pod, "OnFailure"), undefined).text, /one that exits 0 is not.*; after a failure: sidecars left running for the restart \(restartPolicy OnFailure\)$/);
     assert.match(checkRestartPolicy(withRestartPolicy(pod, "Always"), 300_000).text, /; after a failure: sidecars left running for the restart \(restartPolicy Always\)$/);
   });
+  test("a Pod without restartPolicy reads as Always, the API server's default, for the run's plan as for the text", () => {
+    const text = checkRestartPolicy({ ...pod, spec: { ...pod.spec, restartPolicy: undefined } }, 300_000).text;
+    assert.match(text, /^restartPolicy Always: .*; after a failure: sidecars left running for the restart \(restartPolicy Always\)$/);
+  });
   test("ok under OnFailure with --ready-timeout", () => assert.match(checkRestartPolicy(withRestartPolicy(pod, "OnFailure"), 300_000).text, /at most --ready-timeout \(300 s\)/));
 });
 

@@ -18,6 +18,7 @@ import {
   nodeEnvironmentWarnings,
   ownContainerName,
   parseWatchEvent,
+  restartPolicyOf,
   readiness,
   runningContainers,
   type Pod,
@@ -340,6 +341,15 @@ describe("which container is proa's own", () => {
   test("otherwise the first container, as the original proa chose", () => {
     assert.deepEqual(ownContainerName(pod, { mountinfo: "", cgroup: "0::/\n" }), { name: "main", rule: fallback });
     assert.throws(() => ownContainerName({}, {}), /the Pod's spec lists no containers/);
+  });
+});
+
+describe("restartPolicyOf: a Pod read from the API has the server's default, Always", () => {
+  test("the Pod's own policy; Always when the field is missing; unknown (undefined) only without a Pod", () => {
+    assert.equal(restartPolicyOf({ spec: { restartPolicy: "OnFailure" } }), "OnFailure");
+    assert.equal(restartPolicyOf({ spec: {} }), "Always");
+    assert.equal(restartPolicyOf({}), "Always");
+    assert.equal(restartPolicyOf(undefined), undefined);
   });
 });
 

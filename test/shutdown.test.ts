@@ -13,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "../kube.ts";
 import { containerCgroupNames, gracePeriodMs, inKillScope, killScope, type KillScope, MAX_ARGV0_BYTES, podExitWatch, podUidOf, readArgv0, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { recordRun, terminationMessage } from "../summary.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -124,6 +125,22 @@ describe("HTTP shutdown requests", () => {
     assert.equal(failed.length, 1);
     assert.match(failed[0]?.msg ?? "", /connection refused/);
     assert.deepEqual(failed[0]?.fields, { method: "POST", url, attempts: 4 });
+  });
+
+  test("on a Pod being deleted a refused connection is not retried: the sidecar exited on the kubelet's SIGTERM, and nothing restarts it", async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/quitquitquit`;
+    const log = recordingLog();
+    const pod: Pod = { metadata: { deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 }, spec: { restartPolicy: "Never" } };
+    let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
+    const elapsed = await timed(async () => (report = await shutDownSidecars(options({ httpPost: [url] }), { pod, status: 0 }, log, { refusedRetryDelaysMs: [500] })));
+    assert.ok(elapsed < 400, `took ${elapsed} ms: the refused connection was retried`);
+    assert.deepEqual(log.lines.filter((line) => line.msg.includes("retrying")), []);
+    assert.deepEqual(log.lines.filter((line) => line.level === "warn"), [], "the expected outcome on a deleted Pod is no warning");
+    assert.equal(report?.requests[0]?.attempts, 1);
+    assert.match(report?.requests[0]?.error ?? "", /^connection refused \(the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM\)$/);
+    // Whole in the termination message, which quotes at most 100 characters of a request's error.
+    const message = terminationMessage(recordRun("my-job", "pod").finish(["sidecar"], report!, 0));
+    assert.ok(message.includes(`POST ${url}: ${report?.requests[0]?.error} in `), message);
   });
 
   test("a sidecar that starts listening a moment later (restarting) still gets the request", async () => {
@@ -287,7 +304,7 @@ describe("HTTP shutdown requests under faults and attack", () => {
     const server = await serve((_request, response) => void setTimeout(() => response.end("OK"), 100));
     const sigterm = new AbortController();
     sigterm.abort(Date.now() - 1500); // a 2 s grace period: the step should have ended 500 ms ago
-    const pod: Pod = { spec: { terminationGracePeriodSeconds: 2 } };
+    const pod: Pod = { spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 2 } };
     const log = recordingLog();
     const report = await shutDownSidecars(options({ httpGet: [server.url()] }), { pod, sigterm: sigterm.signal }, log, { minRequestMs: 500 });
     await server.close();
