@@ -378,7 +378,7 @@ describe("watchPod", { timeout: 60_000 }, () => {
     assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /Pod proa-e2e\/someone-else .*proa-e2e\/proa-demo/);
   });
 
-  test("watch events naming another Pod, or another uid under the same name, are ignored with a warning", async () => {
+  test("watch events naming another Pod, or another uid under the same name, are ignored: the first with a warning, the rest counted", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const at = (resourceVersion: string, metadata: object = {}) => ({ ...ready, metadata: { ...ready.metadata, resourceVersion, ...metadata } });
     api.fail({ on: "watch", chunks: [
@@ -390,7 +390,12 @@ describe("watchPod", { timeout: 60_000 }, () => {
     ], end: "stall" });
     const log = recordingLog();
     assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "2005"]);
-    assert.equal(log.entries.filter((e) => e.level === "warn").length, 4);
+    const warnings = log.entries.filter((e) => e.level === "warn");
+    assert.match(warnings[0]?.msg ?? "", /sent Pod proa-e2e\/someone-else when asked for proa-e2e\/proa-demo: ignoring it$/);
+    // Written when the watch ended, as the 30 s had not passed.
+    assert.match(warnings[1]?.msg ?? "", /^ignored 3 events about another Pod in the last 0 s$/);
+    assert.match(String(warnings[1]?.fields?.last), /another Pod named proa-e2e\/proa-demo \(uid 0b1c5a5e-/);
+    assert.equal(warnings.length, 2);
   });
 
   test("a Pod with fields of the wrong type is one clear error, and the watch starts again", async () => {
