@@ -43,7 +43,8 @@ export interface Timing {
   backoffBaseMs: number; // the first retry waits base/2..base, doubling with each failure in a row
   backoffMaxMs: number; // cap on the backoff, and on a server's Retry-After
   watchTimeoutSeconds: number; // asked of the server per watch, jittered down by up to 10%
-  idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent this much longer than its timeoutSeconds
+  idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent (or open) this much longer than its timeoutSeconds
+  listTimeoutMs: number; // a list not complete by then is abandoned, however steadily its bytes come
   reminderMs: number; // "still waiting" reminder while nothing changes
   giveUpMs: number; // how long 401, 403 or a missing Pod is retried when --ready-timeout is unset
   minWatchMs: number; // a watch that ends sooner counts as a failure, whatever it delivered
@@ -57,6 +58,7 @@ export const defaultTiming: Timing = {
   backoffMaxMs: 30_000,
   watchTimeoutSeconds: 290,
   idleMarginMs: 30_000,
+  listTimeoutMs: 60_000, // generous for one Pod: at most 2 MiB, and a few KiB in practice
   reminderMs: 30_000,
   giveUpMs: 5 * 60_000,
   minWatchMs: 2000,
@@ -157,11 +159,13 @@ export class KubeError extends Error {
 }
 
 /** GETs path and yields the body's chunks (status 200 only; otherwise throws a KubeError). Cuts the request when
- * the headers take longer than headersMs, when the body is silent for idleMs, or when the consumer stops early. */
-async function* get(cluster: Cluster, log: Log, path: string, headersMs: number, idleMs: number, signal: AbortSignal, what: string): AsyncGenerator<Buffer> {
+ * the headers take longer than headersMs, when the body is silent for idleMs, when the whole exchange takes longer
+ * than totalMs (a byte now and then restarts the idle timer, not this one), or when the consumer stops early. */
+async function* get(cluster: Cluster, log: Log, path: string, headersMs: number, idleMs: number, totalMs: number, signal: AbortSignal, what: string): AsyncGenerator<Buffer> {
   let current: { destroy(error?: Error): unknown } | undefined;
   const cut = (ms: number) => setTimeout(() => current?.destroy(new KubeError(`${what} failed: no data from ${cluster.server} for ${ms} ms`)), ms);
   let idle = cut(headersMs);
+  const total = setTimeout(() => current?.destroy(new KubeError(`${what} failed: the answer was not complete within ${totalMs} ms`)), totalMs);
   try {
     let res = await send(cluster, path, signal, (req) => (current = req));
     if (res.statusCode === 401) {
@@ -180,6 +184,7 @@ async function* get(cluster: Cluster, log: Log, path: string, headersMs: number,
     }
   } finally {
     clearTimeout(idle);
+    clearTimeout(total);
     current?.destroy(); // a no-op once the response has ended; otherwise it closes the connection
   }
 }
@@ -555,7 +560,7 @@ export async function serverVersion(cluster: Cluster, log: Log, ms: number): Pro
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), ms);
   try {
-    const text = (await collect(get(cluster, log, "/version", ms, ms, controller.signal, "reading the API server's version"), 64 * 1024)).toString();
+    const text = (await collect(get(cluster, log, "/version", ms, ms, ms, controller.signal, "reading the API server's version"), 64 * 1024)).toString();
     const beyond = beyondJsonLimits(text);
     if (beyond) throw new Error(`the answer ${beyond}`);
     const body = JSON.parse(text) as Record<string, unknown>;
@@ -602,7 +607,7 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
   const started = Date.now();
   try {
     if (state.kind === "listing") {
-      const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, signal, what), MAX_LINE_BYTES);
+      const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, t.listTimeoutMs, signal, what), MAX_LINE_BYTES);
       const text = body.toString();
       const beyond = beyondJsonLimits(text);
       if (beyond) throw new KubeError(`${what} failed: the answer ${beyond}`);
@@ -619,7 +624,10 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
       const query = `&watch=1&resourceVersion=${encodeURIComponent(state.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}`;
       const lines = lineSplitter();
       let count = 0;
-      for await (const chunk of get(cluster, log, path + query, t.idleMarginMs, timeoutSeconds * 1000 + t.idleMarginMs, signal, what)) {
+      // The server ends a watch at its timeoutSeconds: one still open well after that (a margin later than a silent
+      // one is cut) is as stuck as a silent one, whatever trickles in.
+      const idleMs = timeoutSeconds * 1000 + t.idleMarginMs;
+      for await (const chunk of get(cluster, log, path + query, t.idleMarginMs, idleMs, idleMs + t.idleMarginMs, signal, what)) {
         for (const line of lines.push(chunk)) {
           count++;
           yield { kind: "event", event: parseWatchEvent(line) };

@@ -73,6 +73,10 @@ describe("the durations README and SECURITY.md give", () => {
     assert.equal(defaultTiming.giveUpMs, 5 * 60_000);
   });
 
+  test("a list not complete within 60 s is abandoned and sent again", () => {
+    assert.equal(defaultTiming.listTimeoutMs, 60_000);
+  });
+
   test("a warning a loop repeats is written once, then counted in one line per 30 s at most", () => {
     assert.equal(REPEAT_WINDOW_MS, 30_000);
     assert.equal(defaultTiming.repeatWindowMs, REPEAT_WINDOW_MS);
