@@ -2,13 +2,13 @@
 // the run's own code, and keeps what it found as plain facts; the checks are pure functions that judge those facts ok,
 // warn or FAIL, with the fix. With --ready-url it does what a run in that mode does: no Kubernetes API, one GET per
 // ready URL. Nothing here starts the program, sends a shutdown request (only a TCP connect and close), signals or writes.
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness, serverVersion,
+  DNS_LABEL, DNS_SUBDOMAIN, DOWNWARD_API, loadCluster, nodeEnvironmentWarnings, ownContainerHints, ownContainerName, probePod, readiness, restartPolicyOf, serverVersion,
   type Cluster, type ContainerState, type OwnContainerHints, type Pod, type Probe, type ReadyOptions, type Timing,
 } from "./kube.ts";
-import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, processName, readProcesses, selectProcesses, shutdownPlan, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
+import { BEFORE_KUBELET_KILL_MS, gracePeriodMs, killScope, processName, readProcesses, selectProcesses, shutdownPlan, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "./shutdown.ts";
 import { askReadyUrl, defaultReadyUrlTiming, type ReadyAnswer } from "./readyurl.ts";
 import { terminationLog, type TerminationLog } from "./summary.ts";
 import { connectOnce, hostPort, type ConnectAttempt } from "./http.ts";
@@ -61,6 +61,7 @@ export interface Facts {
   readyUrls?: { url: URL; answer: ReadyAnswer }[]; // in the URL mode instead: one GET each, as a run's wait sends it
   urls: { method: "GET" | "POST"; url: URL; connect: ConnectAttempt }[]; // a TCP connect and close, no byte sent
   processes?: ProcessInfo[] | { error: string }; // read only for --kill and --kill-all
+  ownCgroup?: string; // proa's /proc/self/cgroup, likewise: which Pod's processes --kill may reach
   own: OwnProcesses;
   program?: ProgramFacts;
   terminationLog?: TerminationLogFacts; // absent with --no-termination-message
@@ -107,7 +108,7 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
     findings.push(warn("not checked, as the Pod could not be read: proa's container, the containers waited for, restartPolicy, shareProcessNamespace", "fix the FAIL above and run --check again"));
   }
   findings.push(...checkShutdownUrls(options.shutdown, facts.urls, pod, notReady));
-  if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, facts.own));
+  if (options.shutdown.kill.length > 0 || options.shutdown.killAll) findings.push(...checkKill(options.shutdown, pod, facts.processes, { ...facts.own, ownCgroup: facts.ownCgroup, env: facts.env }));
   if (pod && ownName !== undefined) findings.push(...checkKillUnderNever(options.shutdown, pod, ownName), ...checkNativeSidecars(options.shutdown, pod), ...checkCouldBeNative(pod, ownName, facts.version));
   findings.push(checkBudget(pod, options.shutdown.timeoutMs, facts.readyUrls !== undefined));
   if (facts.program) findings.push(checkProgram(facts.program));
@@ -231,9 +232,9 @@ function describeState(state: ContainerState | undefined): string {
 }
 
 export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined): Finding {
-  const policy = pod.spec?.restartPolicy ?? "Always";
-  // What the run's shutdown step will do, from the same plan it reads.
-  const onFailure = shutdownPlan(pod.spec?.restartPolicy, false, false);
+  const policy = restartPolicyOf(pod);
+  // What the run's shutdown step will do, from the same plan and the same reading of the Pod.
+  const onFailure = shutdownPlan(policy, false, false);
   const after = `; after a failure: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
   if (policy === "Never") return ok(`restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)${after}`);
   const dies = policy === "OnFailure" ? "a sidecar that fails is restarted (one that exits 0 is not, and fails the wait at once)" : "a sidecar that dies is restarted";
@@ -305,8 +306,9 @@ export function checkShutdownUrls(shutdown: Pick<ShutdownOptions, "kill" | "kill
   return findings;
 }
 
-/** shareProcessNamespace, and what a run would signal now, chosen by shutdown.ts's own selectProcesses. */
-export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod | undefined, processes: Facts["processes"], own: OwnProcesses): Finding[] {
+/** shareProcessNamespace, and what a run would signal now, chosen by shutdown.ts's own killScope and selectProcesses. */
+export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod | undefined, processes: Facts["processes"],
+  own: OwnProcesses & { ownCgroup?: string; env?: NodeJS.ProcessEnv }): Finding[] {
   const findings: Finding[] = [];
   const options = [...shutdown.kill.map((name) => `--kill ${name}`), ...(shutdown.killAll ? ["--kill-all"] : [])].join(", ");
   const shared = (pod?.spec as { shareProcessNamespace?: boolean } | undefined)?.shareProcessNamespace === true;
@@ -314,9 +316,12 @@ export function checkKill(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, p
   else if (pod) findings.push(ok(`${options}: the Pod shares its process namespace (shareProcessNamespace: true)`));
   if (processes === undefined) return findings;
   if ("error" in processes) return [...findings, warn(`cannot list the processes: ${quote(processes.error, 200)}`, "run --check where /proc is readable, as proa runs")];
-  const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, shutdown.kill, shutdown.killAll, own);
+  const scope = killScope(own.ownCgroup, pod, own.env ?? {});
+  if (typeof scope === "object" && "refused" in scope) return [...findings, fail(`${options} would signal nothing: ${scope.refused}`, "run proa in the Pod it is meant for")];
+  const { targets, unmatched, interpreters, sidecarsVisible, outOfScope } = selectProcesses(processes, shutdown.kill, shutdown.killAll, own, scope);
   const signalled = (by: string) => targets.filter((t) => (t.rule === "--kill-all" ? "--kill-all" : t.name) === by).map((t) => `${processName(t.process)} (${t.process.pid}, by ${t.rule === "--kill-all" ? "name" : t.rule})`);
-  const visible = () => quote([...new Set(selectProcesses(processes, [], true, own).targets.map((t) => t.name))].sort().join(", ") || "none", 300);
+  const visible = () => quote([...new Set(selectProcesses(processes, [], true, own, scope).targets.map((t) => t.name))].sort().join(", ") || "none", 300);
+  if (outOfScope.length > 0) findings.push(ok(`out of scope, outside proa's Pod, never signalled: ${quote([...new Set(outOfScope.map(processName))].sort().join(", "), 300)}`));
   for (const name of shutdown.kill) {
     if (unmatched.includes(name)) findings.push(warn(`--kill ${name} matches no visible process; visible: ${visible()}`, "name the sidecar's executable as the list shows it"));
     else if (!shutdown.killAll) findings.push(ok(`--kill ${name} would signal ${quote(signalled(name).join(", "), 300)}`));
@@ -345,7 +350,7 @@ const killTarget = (containers: SidecarSpec[], name: string) => containers.find(
  * the program succeeded, and many programs exit 143 on SIGTERM (the v2 Cloud SQL Auth Proxy unless it runs with
  * --exit-zero-on-sigterm). Native sidecars are the kubelet's to stop, and checkNativeSidecars speaks of them. */
 export function checkKillUnderNever(shutdown: Pick<ShutdownOptions, "kill" | "killAll">, pod: Pod, own: string): Finding[] {
-  if ((pod.spec?.restartPolicy ?? "Always") !== "Never") return [];
+  if (restartPolicyOf(pod) !== "Never") return [];
   const regular = ((pod.spec?.containers ?? []) as SidecarSpec[]).filter((c) => c.name !== own);
   const fix = "give the sidecar a shutdown endpoint that exits 0 (--shutdown-http-post), or make it exit 0 on SIGTERM (the Cloud SQL Auth Proxy v2: --exit-zero-on-sigterm)";
   const consequence = "else under restartPolicy Never the Pod, and so the Job, is Failed although the program succeeded";
@@ -494,6 +499,7 @@ export async function gather(options: CheckOptions, env: NodeJS.ProcessEnv, log:
     if (options.shutdown.kill.length > 0 || options.shutdown.killAll) {
       try {
         facts.processes = readProcesses();
+        facts.ownCgroup = readFileSync("/proc/self/cgroup", "utf8");
       } catch (error) {
         facts.processes = { error: String(error) };
       }

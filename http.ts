@@ -53,9 +53,9 @@ export const DEFAULT_MAX_BODY_BYTES = 4096;
 
 /**
  * Node's tls.checkServerIdentity, except that an IPv6 address is looked up among the certificate's IP addresses by
- * OpenSSL (X509Certificate.checkIP). Since the CVE-2026-48618 releases (22.23.1, 24.17.0) Node's own check turns an
- * IPv6 address into "" (url.domainToASCII) and refuses every IPv6 server, such as KUBERNETES_SERVICE_HOST=fd00:10:96::1
- * (nodejs/node#64144; 24.21.0 has the fix, 22.23.3 not yet). The certificate chain is verified as before either way.
+ * OpenSSL (X509Certificate.checkIP): Node 22.23.3's own check refuses an IPv6 address the certificate names, where
+ * 20.20.2's and 24.21.0's accept it (test/ipv6-identity.test.ts; reported upstream as nodejs/node#64144). The
+ * certificate chain is verified as before either way.
  */
 export function checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
   if (!isIPv6(host)) return nodeCheckServerIdentity(host, cert);

@@ -7,7 +7,7 @@ import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { checkServerIdentity, retryAfter } from "./http.ts";
-import { quote, registerSecret, type Log } from "./log.ts";
+import { quote, registerSecret, REPEAT_WINDOW_MS, repeatedWarnings, type Log, type RepeatedWarnings } from "./log.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The Pod, as plain JSON: every field optional, as the API server may omit any of them.
@@ -43,10 +43,12 @@ export interface Timing {
   backoffBaseMs: number; // the first retry waits base/2..base, doubling with each failure in a row
   backoffMaxMs: number; // cap on the backoff, and on a server's Retry-After
   watchTimeoutSeconds: number; // asked of the server per watch, jittered down by up to 10%
-  idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent this much longer than its timeoutSeconds
+  idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent (or open) this much longer than its timeoutSeconds
+  listTimeoutMs: number; // a list not complete by then is abandoned, however steadily its bytes come
   reminderMs: number; // "still waiting" reminder while nothing changes
   giveUpMs: number; // how long 401, 403 or a missing Pod is retried when --ready-timeout is unset
   minWatchMs: number; // a watch that ends sooner counts as a failure, whatever it delivered
+  repeatWindowMs: number; // a warning repeated within this is counted, not written (log.ts's repeatedWarnings)
   random: () => number; // jitter source
 }
 // giveUpMs: 5 minutes, long enough for RBAC created moments after the Pod (or a slow token mount) to take effect,
@@ -56,9 +58,11 @@ export const defaultTiming: Timing = {
   backoffMaxMs: 30_000,
   watchTimeoutSeconds: 290,
   idleMarginMs: 30_000,
+  listTimeoutMs: 60_000, // generous for one Pod: at most 2 MiB, and a few KiB in practice
   reminderMs: 30_000,
   giveUpMs: 5 * 60_000,
   minWatchMs: 2000,
+  repeatWindowMs: REPEAT_WINDOW_MS,
   random: Math.random,
 };
 
@@ -123,8 +127,9 @@ export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
   if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies certificates (the API server's against the service account's CA, https sidecar URLs' against Node.js's CAs)");
   if (env.NODE_OPTIONS !== undefined) warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
   if (env.NODE_DEBUG !== undefined) warnings.push("NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)");
-  // Node.js reads these two at start, before proa can look: they change which certificates proa's connections accept.
+  // Node.js reads these three at start, before proa can look: they change which certificates proa's connections accept.
   if (env.NODE_EXTRA_CA_CERTS !== undefined) warnings.push("NODE_EXTRA_CA_CERTS is set: Node.js trusts its CAs, besides its own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
+  if (env.NODE_USE_SYSTEM_CA !== undefined) warnings.push("NODE_USE_SYSTEM_CA is set: Node.js 22 and later trust the system's CAs (OpenSSL's default store, which SSL_CERT_FILE and SSL_CERT_DIR move), besides their own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
   if (env.OPENSSL_CONF !== undefined) warnings.push("OPENSSL_CONF is set: Node.js loaded that OpenSSL configuration at start, and with it can load providers and change what TLS proa's connections accept");
   return warnings;
 }
@@ -155,11 +160,13 @@ export class KubeError extends Error {
 }
 
 /** GETs path and yields the body's chunks (status 200 only; otherwise throws a KubeError). Cuts the request when
- * the headers take longer than headersMs, when the body is silent for idleMs, or when the consumer stops early. */
-async function* get(cluster: Cluster, log: Log, path: string, headersMs: number, idleMs: number, signal: AbortSignal, what: string): AsyncGenerator<Buffer> {
+ * the headers take longer than headersMs, when the body is silent for idleMs, when the whole exchange takes longer
+ * than totalMs (a byte now and then restarts the idle timer, not this one), or when the consumer stops early. */
+async function* get(cluster: Cluster, log: Log, path: string, headersMs: number, idleMs: number, totalMs: number, signal: AbortSignal, what: string): AsyncGenerator<Buffer> {
   let current: { destroy(error?: Error): unknown } | undefined;
   const cut = (ms: number) => setTimeout(() => current?.destroy(new KubeError(`${what} failed: no data from ${cluster.server} for ${ms} ms`)), ms);
   let idle = cut(headersMs);
+  const total = setTimeout(() => current?.destroy(new KubeError(`${what} failed: the answer was not complete within ${totalMs} ms`)), totalMs);
   try {
     let res = await send(cluster, path, signal, (req) => (current = req));
     if (res.statusCode === 401) {
@@ -178,6 +185,7 @@ async function* get(cluster: Cluster, log: Log, path: string, headersMs: number,
     }
   } finally {
     clearTimeout(idle);
+    clearTimeout(total);
     current?.destroy(); // a no-op once the response has ended; otherwise it closes the connection
   }
 }
@@ -200,7 +208,7 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
   const text = (await collect(res, 64 * 1024)).toString();
   let message = text.trim();
   try {
-    const status = JSON.parse(text) as { message?: unknown }; // a Status object...
+    const status = (beyondJsonLimits(text) ? undefined : JSON.parse(text)) as { message?: unknown } | undefined; // a Status object...
     if (typeof status?.message === "string") message = status.message;
   } catch {} // ...but a 429 from the max-in-flight filter or a proxy is plain text
   message = quote(message);
@@ -228,8 +236,40 @@ async function collect(chunks: AsyncIterable<Buffer>, maxBytes: number): Promise
 // ---------------------------------------------------------------------------------------------------------------
 // Framing: a watch is a stream of JSON lines
 
-// The cap on a list answer and on each watch line: a Pod is far smaller, and a broken server cannot fill proa's memory.
-export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+// The cap on a list answer and on each watch line: etcd stores no object over 1.5 MiB, so no Pod comes near it, and
+// no answer within it takes proa past 150 MiB (bench/hostile.ts: 2 MiB of `{}` items is the costliest).
+export const MAX_LINE_BYTES = 2 * 1024 * 1024;
+// What JSON.parse may build of one answer: a Pod, its managedFields included, nests a few dozen levels and holds an
+// array or object per 34 bytes or so (some 60,000 in 2 MiB). Megabytes of `[` cost JSON.parse hundreds of MiB before
+// it fails, and each `{}` about 110 bytes: 2 MiB of them would take proa to 150 MiB.
+export const MAX_JSON_DEPTH = 100;
+export const MAX_JSON_CONTAINERS = 100_000;
+
+/** What in text is past MAX_JSON_DEPTH or MAX_JSON_CONTAINERS, or undefined: a scan of its brackets outside strings,
+ * cheap next to JSON.parse, which runs only when this finds nothing. */
+export function beyondJsonLimits(text: string, maxDepth = MAX_JSON_DEPTH, maxContainers = MAX_JSON_CONTAINERS): string | undefined {
+  let depth = 0;
+  let containers = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: jump to its closing quote, the first one preceded by an even number of backslashes.
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        if (i === -1) return undefined; // unterminated: not JSON, as JSON.parse will say
+        let backslashes = 0;
+        while (text.charCodeAt(i - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return `nests arrays and objects deeper than ${maxDepth} levels`;
+      if (++containers > maxContainers) return `holds more than ${maxContainers.toLocaleString("en-US")} arrays and objects`;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return undefined;
+}
 
 /** Splits a byte stream on the newline byte and decodes each whole line as UTF-8: a newline byte never occurs inside
  * a multi-byte character, so a character split across chunks stays intact. A partial line is kept as references
@@ -267,6 +307,8 @@ export type WatchEvent =
 /** One line of a watch; a line that is not a watch event is an error, never skipped. */
 export function parseWatchEvent(line: string): WatchEvent {
   let event: { type?: unknown; object?: unknown };
+  const beyond = beyondJsonLimits(line);
+  if (beyond) throw new Error(`the watch sent a line that ${beyond}`);
   try {
     event = JSON.parse(line);
   } catch (error) {
@@ -386,8 +428,10 @@ export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing:
       if (trouble && outcome.at - trouble.since >= timing.giveUpMs) return giveUp(trouble);
       return { state: state.kind === "backingOff" ? { ...state.then, failures, trouble, delivered, uid } : state };
     case "listed": {
-      const foreign = outcome.items.map((item) => foreignPod(item, want, uid)).find((reason) => reason !== undefined);
-      const pod = outcome.items.find((item) => foreignPod(item, want, uid) === undefined) ?? null;
+      // The first of each kind only: a list may hold hundreds of thousands of items, and a reason is a string to build.
+      const pod = outcome.items.find((item) => isOurs(item, want, uid)) ?? null;
+      const other = outcome.items.find((item) => !isOurs(item, want, uid));
+      const foreign = other && foreignPod(other, want, uid);
       return deliver({ kind: "watching", resourceVersion: outcome.resourceVersion, failures, delivered, uid: pod?.metadata?.uid ?? uid }, pod, foreign);
     }
     case "ended": // watch again from the same resourceVersion, at once unless the watch was short: no server can make proa loop
@@ -416,6 +460,11 @@ export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing:
   }
 }
 
+function isOurs(pod: Pod, want: PodName, uid: string | undefined): boolean {
+  const { namespace, name, uid: its } = pod.metadata ?? {};
+  return namespace === want.namespace && name === want.name && (uid === undefined || its === uid);
+}
+
 /** Why pod is not proa's Pod (another name or namespace, or another uid than the one seen first), or undefined. */
 function foreignPod(pod: Pod, want: PodName, uid: string | undefined): string | undefined {
   const { namespace, name, uid: its } = pod.metadata ?? {};
@@ -438,17 +487,25 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
   const t = { ...defaultTiming, ...timing };
   const want = { namespace: cluster.namespace, name: cluster.podName };
   const path = podsPath(cluster);
+  const repeats = repeatedWarnings(log, t.repeatWindowMs);
   let state: WatchState = { kind: "listing", failures: 0 };
-  while (state.kind !== "stopped") {
-    signal.throwIfAborted();
-    for await (const outcome of perform(cluster, log, path, state, t, signal)) {
-      const step = nextWatchState(state, outcome, t, want);
-      state = step.state;
-      logOutcome(log, outcome, state);
-      if (step.ignored) log.warn(step.ignored);
-      if (step.deliver) yield step.deliver.pod;
-      if (state.kind !== "watching") break; // an ERROR event ends this watch
+  try {
+    while (state.kind !== "stopped") {
+      signal.throwIfAborted();
+      for await (const outcome of perform(cluster, log, path, state, t, signal)) {
+        const step = nextWatchState(state, outcome, t, want);
+        state = step.state;
+        logOutcome(log, repeats, outcome, state);
+        if (step.ignored) {
+          const what = outcome.kind === "event" ? "events" : "lists";
+          repeats.warn(`${what} about another Pod`, step.ignored, (count, seconds) => `ignored ${count} ${what} about another Pod in the last ${seconds} s`);
+        }
+        if (step.deliver) yield step.deliver.pod;
+        if (state.kind !== "watching") break; // an ERROR event ends this watch
+      }
     }
+  } finally {
+    repeats.flush();
   }
   throw state.error;
 }
@@ -504,7 +561,10 @@ export async function serverVersion(cluster: Cluster, log: Log, ms: number): Pro
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), ms);
   try {
-    const body = JSON.parse((await collect(get(cluster, log, "/version", ms, ms, controller.signal, "reading the API server's version"), 64 * 1024)).toString()) as Record<string, unknown>;
+    const text = (await collect(get(cluster, log, "/version", ms, ms, ms, controller.signal, "reading the API server's version"), 64 * 1024)).toString();
+    const beyond = beyondJsonLimits(text);
+    if (beyond) throw new Error(`the answer ${beyond}`);
+    const body = JSON.parse(text) as Record<string, unknown>;
     const [major, minor] = [body.major, body.minor].map((part) => Number(/^\d+/.exec(String(part))?.[0] ?? NaN));
     if (!Number.isInteger(major) || !Number.isInteger(minor)) return undefined;
     return { major: major!, minor: minor!, gitVersion: quote(String(body.gitVersion ?? `v${major}.${minor}`), 40) };
@@ -516,8 +576,10 @@ export async function serverVersion(cluster: Cluster, log: Log, ms: number): Pro
   }
 }
 
-/** Failures at warn, or error for 401/403 (which need the user's fix); the rest at debug. */
-function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
+/** Failures at warn (the same one again only counted, see repeatedWarnings), or error for 401/403 (which need the
+ * user's fix, and are given up on); the rest at debug. */
+function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, next: WatchState): void {
+  const again = (message: string) => (count: string, seconds: number) => `${message} (${count} times in the last ${seconds} s)`;
   switch (outcome.kind) {
     case "listed":
       return log.debug("listed the Pod", { resourceVersion: outcome.resourceVersion, found: outcome.items.length > 0 });
@@ -527,13 +589,15 @@ function logOutcome(log: Log, outcome: WatchOutcome, next: WatchState): void {
       const { type, object } = outcome.event;
       if (type !== "ERROR") return log.debug(`watch event ${type}`, { resourceVersion: object.metadata?.resourceVersion });
       const message = `the watch of the Pod reported ${object.code} ${quote(String(object.reason), 80)}: listing it again`;
-      return log[object.code === 410 ? "debug" : "warn"](message, { message: quote(String(object.message)) });
+      if (object.code === 410) return log.debug(message, { message: quote(String(object.message)) });
+      return repeats.warn(message, message, again(message), { message: quote(String(object.message)) });
     }
     case "failed": {
       if (next.kind === "stopped") return; // thrown instead
       if (next.kind !== "backingOff") return log.debug(outcome.error.message); // 410: listing again at once
-      const access = outcome.error.status === 401 || outcome.error.status === 403;
-      return log[access ? "error" : "warn"](outcome.error.message, { retryInMs: next.delayMs });
+      const { message, status } = outcome.error;
+      if (status === 401 || status === 403) return log.error(message, { retryInMs: next.delayMs });
+      return repeats.warn(message, message, again(message), { retryInMs: next.delayMs });
     }
     case "waited":
       return; // the back-off was logged with the failure that started it
@@ -546,11 +610,15 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
   const started = Date.now();
   try {
     if (state.kind === "listing") {
-      const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, signal, what), MAX_LINE_BYTES);
-      const list = JSON.parse(body.toString());
+      const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, t.listTimeoutMs, signal, what), MAX_LINE_BYTES);
+      const text = body.toString();
+      const beyond = beyondJsonLimits(text);
+      if (beyond) throw new KubeError(`${what} failed: the answer ${beyond}`);
+      const list = JSON.parse(text);
       const resourceVersion = list?.metadata?.resourceVersion;
       if (typeof resourceVersion !== "string" || !Array.isArray(list.items)) throw new KubeError(`${what} failed: the answer is not a PodList`);
-      yield { kind: "listed", items: list.items.map(checkPod), resourceVersion };
+      for (const item of list.items) checkPod(item); // in place: no copy of a list that may be long
+      yield { kind: "listed", items: list.items as Pod[], resourceVersion };
     } else if (state.kind === "backingOff") {
       await sleep(state.delayMs, undefined, { signal });
       yield { kind: "waited", at: Date.now() };
@@ -559,7 +627,10 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
       const query = `&watch=1&resourceVersion=${encodeURIComponent(state.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}`;
       const lines = lineSplitter();
       let count = 0;
-      for await (const chunk of get(cluster, log, path + query, t.idleMarginMs, timeoutSeconds * 1000 + t.idleMarginMs, signal, what)) {
+      // The server ends a watch at its timeoutSeconds: one still open well after that (a margin later than a silent
+      // one is cut) is as stuck as a silent one, whatever trickles in.
+      const idleMs = timeoutSeconds * 1000 + t.idleMarginMs;
+      for await (const chunk of get(cluster, log, path + query, t.idleMarginMs, idleMs, idleMs + t.idleMarginMs, signal, what)) {
         for (const line of lines.push(chunk)) {
           count++;
           yield { kind: "event", event: parseWatchEvent(line) };
@@ -633,6 +704,12 @@ export interface Readiness {
   failed?: string; // set when one of them will never become ready: the user-facing reason
 }
 
+/** The restartPolicy of a Pod read from the API, which defaults a missing one to Always (so does this, for a server
+ * that left it out); undefined only when there is no Pod (--ready-url, or the Pod was never read). */
+export function restartPolicyOf(pod: Pod | undefined): string | undefined {
+  return pod && (pod.spec?.restartPolicy ?? "Always");
+}
+
 /** Waits for every container but proa's own: the regular ones and the native sidecars (init containers with
  * restartPolicy Always, whose readiness the kubelet does not wait for). Plain init containers have finished. */
 export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): Readiness {
@@ -649,7 +726,7 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
   const notReady = watched.filter((name) => status(name)?.ready !== true);
   // The kubelet restarts a native sidecar whatever the Pod's policy; a regular one never under Never, and under
   // OnFailure not after exit 0 (as a sidecar that an earlier proa shut down exits).
-  const policy = pod.spec?.restartPolicy;
+  const policy = restartPolicyOf(pod);
   for (const name of notReady.filter((name) => regular.includes(name))) {
     const terminated = status(name)?.state?.terminated;
     if (!terminated || !(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) continue;

@@ -87,3 +87,52 @@ export function quote(text: string, max = MAX_QUOTE_CHARS): string {
   const masked = withoutSecrets(text).replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(UNSAFE_CHARS, " ");
   return masked.length > max ? `${masked.slice(0, max)}… (${masked.length - max} more characters)` : masked;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Repeats: a warning a loop can write without end (a watch streaming events about another Pod) is written once, then
+// counted, so that no server can flood the log.
+
+/** How often a repeated warning's count is written, at most. */
+export const REPEAT_WINDOW_MS = 30_000;
+
+export interface RepeatedWarnings {
+  /** Writes msg the first time for kind; within windowMs of the last line written for kind, only counts it; after
+   * that, writes summary(count, seconds) for what was counted, this one included, or msg again if nothing was. */
+  warn(kind: string, msg: string, summary: (count: string, seconds: number) => string, fields?: Fields): void;
+  /** Writes the count of every kind still held back: before the loop ends, so that no count is lost. */
+  flush(): void;
+}
+
+interface Held {
+  since: number; // when the last line for this kind was written
+  held: number; // how many since then were only counted
+  last: string; // the latest of them, written with the count
+  summary: (count: string, seconds: number) => string;
+}
+
+export function repeatedWarnings(log: Log, windowMs = REPEAT_WINDOW_MS, now: () => number = Date.now): RepeatedWarnings {
+  const kinds = new Map<string, Held>();
+  const write = (state: Held, at: number) =>
+    log.warn(state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), { last: state.last });
+  return {
+    warn(kind, msg, summary, fields) {
+      const at = now();
+      const state = kinds.get(kind);
+      if (state && at - state.since < windowMs) {
+        Object.assign(state, { held: state.held + 1, last: msg, summary });
+      } else if (state && state.held > 0) {
+        Object.assign(state, { held: state.held + 1, last: msg, summary });
+        write(state, at);
+        Object.assign(state, { since: at, held: 0 });
+      } else {
+        log.warn(msg, fields);
+        kinds.set(kind, { since: at, held: 0, last: msg, summary });
+      }
+    },
+    flush() {
+      const at = now();
+      for (const state of kinds.values()) if (state.held > 0) write(state, at);
+      kinds.clear();
+    },
+  };
+}

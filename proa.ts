@@ -263,10 +263,11 @@ proa's container), waits for them to exit (not when the Pod is being deleted), a
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
   -p, --shutdown-http-post URL        send POST to URL to shut a sidecar down (repeatable)
-  -k, --kill NAME                     send SIGTERM to processes whose executable or argv[0] is NAME (repeatable;
-                                      needs shareProcessNamespace)
-  -K, --kill-all                      send SIGTERM to every visible process but PID 1, proa's ancestors and program
-                                      (needs shareProcessNamespace)
+  -k, --kill NAME                     send SIGTERM to processes of proa's Pod whose executable or argv[0] is NAME
+                                      (repeatable; needs shareProcessNamespace)
+  -K, --kill-all                      send SIGTERM to every process of proa's Pod but PID 1, proa's ancestors and
+                                      program (needs shareProcessNamespace)
+                                      (-k, -K: a process is the Pod's by its cgroup; outside a Pod, none: see README)
   -c, --container NAME                proa's own container (default: detected, see README; env PROA_CONTAINER)
   -w, --wait-for NAME                 wait only for this container (repeatable; default: all other containers)
   -i, --ignore NAME                   do not wait for this container (repeatable)

@@ -3,11 +3,11 @@
 // complete. Nothing here is fatal: every
 // problem is logged on its own line, proa still exits with the program's status, and the step returns a plain record
 // of what it did (ShutdownReport).
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
-import { readPod, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
+import { readPod, restartPolicyOf, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
@@ -38,6 +38,7 @@ export interface ShutdownReport {
   requests: RequestRecord[];
   signals: SignalRecord[];
   unmatched: string[]; // --kill names that matched no visible process
+  refused?: string; // why --kill/--kill-all signalled nothing at all: proa could not tell which processes are its Pod's
   exits: ExitRecord[];
   /** How the wait for exit ended; stillRunning lists who had not exited then (empty when all had). */
   wait: { outcome: WaitOutcome; stillRunning: string[] };
@@ -94,7 +95,8 @@ export interface ShutdownPlan {
  * When the kubelet will restart proa's container (OnFailure after a failure, Always), the sidecars are left running
  * so that the restarted proa finds them ready. A deleted Pod's sidecars are stopped by the kubelet, which hides their
  * statuses until all have stopped (kubernetes/kubernetes#106896), so proa asks them to stop but cannot watch them.
- * An unknown policy (--ready-url, or the Pod never read) keeps the original proa's behaviour.
+ * An unknown policy (no Pod: --ready-url, or the Pod never read; see restartPolicyOf) keeps the original proa's
+ * behaviour.
  */
 export function shutdownPlan(restartPolicy: string | undefined, succeeded: boolean, deleting: boolean): ShutdownPlan {
   if (deleting) return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
@@ -141,10 +143,10 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
   try {
     // The kubelet sends SIGTERM when it deletes the Pod; the last snapshot, from the wait for readiness, predates that.
     if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod)) pod = (await context.sidecars?.readPod?.(log)) ?? pod;
-    report.plan = shutdownPlan(pod?.spec?.restartPolicy, context.status === 0, isDeleting(pod));
+    report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod));
     if (isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
     if (!report.plan.shutDown) {
-      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: pod?.spec?.restartPolicy, status: context.status });
+      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: restartPolicyOf(pod), status: context.status });
       return finished(report, deadline, startedAt);
     }
     const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
@@ -155,8 +157,9 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
     } else {
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
-    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log)));
-    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, log));
+    const deleting = () => isDeleting(pod);
+    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log, deleting)));
+    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, pod, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
     const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
     deadline.spent.signal.addEventListener("abort", () => stopWaiting.abort(), { once: true });
@@ -166,7 +169,7 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       pod = next;
       if (wasDeleting || !isDeleting(pod)) return;
       moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
-      report.plan = shutdownPlan(pod.spec?.restartPolicy, context.status === 0, true);
+      report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, true);
       log.info(`${report.plan.reason}: proa stops waiting for their exits, which it cannot see`);
       stopWaiting.abort();
     };
@@ -249,7 +252,9 @@ class Deadline {
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP shutdown requests
 
-async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log): Promise<RequestRecord> {
+/** deleting() tells whether the Pod is being deleted: then no container is restarted, and a refused connection means
+ * the sidecar has already exited (on the kubelet's SIGTERM), so it is not retried. */
+async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log, deleting: () => boolean): Promise<RequestRecord> {
   const shown = redactUrl(url);
   const fields = { method, url: shown };
   const began = Date.now();
@@ -288,7 +293,14 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
     } catch (error) {
       const failure = error instanceof HttpError ? error : new HttpError(String(error), "connect");
       const delayMs = t.refusedRetryDelaysMs[attempt - 1];
-      if (failure.code === "ECONNREFUSED" && delayMs !== undefined && delayMs < deadline.leftMs()) {
+      const refused = failure.code === "ECONNREFUSED";
+      if (refused && deleting()) {
+        // (the termination message quotes 100 characters of it)
+        const reason = "connection refused (the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM)";
+        log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt });
+        return done(attempt, { error: reason, phase: failure.phase });
+      }
+      if (refused && delayMs !== undefined && delayMs < deadline.leftMs()) {
         log.debug("sidecar refused the shutdown request's connection; retrying", { ...fields, delayMs });
         await sleep(delayMs);
         continue;
@@ -312,7 +324,8 @@ function describeFailure(error: HttpError, timeoutMs: number, requestTimeoutMs: 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Signals by process name (needs shareProcessNamespace: true to see the sidecars' processes)
+// Signals by process name (needs shareProcessNamespace: true to see the sidecars' processes). Only processes in
+// proa's own Pod are targets: with hostPID: true, or outside a container, /proc also shows the node's processes.
 
 export interface ProcessInfo {
   pid: number;
@@ -321,10 +334,12 @@ export interface ProcessInfo {
   startTime: number;
   /** File name of /proc/PID/exe; unreadable without ptrace access (another user's process, no CAP_SYS_PTRACE). */
   exe?: string;
-  /** File name of argv[0] from /proc/PID/cmdline, which anyone may read. */
+  /** File name of argv[0] from /proc/PID/cmdline, which anyone may read (readArgv0: nothing after it is read). */
   argv0?: string;
   /** /proc/PID/comm: the kernel cuts it to 15 characters. */
   comm?: string;
+  /** /proc/PID/cgroup, as proa's cgroup namespace shows it: which Pod and container hold the process. */
+  cgroup?: string;
 }
 
 /** Every visible process, as /proc shows it; one that exits while being read is left out. */
@@ -334,11 +349,157 @@ export function readProcesses(procDir = "/proc"): ProcessInfo[] {
     const stat = readStat(procDir, Number(entry));
     if (!stat) continue;
     const exe = attempt(() => basename(readlinkSync(`${procDir}/${entry}/exe`).replace(/ \(deleted\)$/, "")));
-    const argv0 = attempt(() => readFileSync(`${procDir}/${entry}/cmdline`, "utf8").split("\0")[0]);
+    const argv0 = attempt(() => readArgv0(`${procDir}/${entry}/cmdline`));
     const comm = attempt(() => readFileSync(`${procDir}/${entry}/comm`, "utf8").replace(/\n$/, ""));
-    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}) });
+    const cgroup = attempt(() => readBounded(`${procDir}/${entry}/cgroup`, MAX_CGROUP_BYTES));
+    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}), ...(cgroup ? { cgroup } : {}) });
   }
   return processes;
+}
+
+// A cgroup v1 text has a line per hierarchy, each a few hundred bytes at most.
+const MAX_CGROUP_BYTES = 16384;
+
+/** At most maxBytes of a file, in one read (procfs answers these files in one). */
+function readBounded(path: string, maxBytes: number): string {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(maxBytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, maxBytes, 0)).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** At most this much of /proc/PID/cmdline is read: argv[0] names a program, and no path is longer (PATH_MAX). */
+export const MAX_ARGV0_BYTES = 4096;
+
+/** argv[0] from a /proc/PID/cmdline, read only up to its NUL: the other arguments are none of proa's business (a
+ * sidecar's may hold its secrets) and can be megabytes long. undefined when it does not end within MAX_ARGV0_BYTES;
+ * a process that rewrote its command line (setproctitle) may leave no NUL, and then it is all argv[0]. */
+export function readArgv0(path: string): string | undefined {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(MAX_ARGV0_BYTES);
+    let length = 0;
+    while (length < buffer.length) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) return buffer.toString("utf8", 0, length);
+      const end = buffer.subarray(0, length + read).indexOf(0, length);
+      if (end !== -1) return buffer.toString("utf8", 0, end);
+      length += read;
+    }
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const uid = (dash: string) => [8, 4, 4, 4, 12].map((n) => `[0-9a-f]{${n}}`).join(dash);
+// The kubelet's Pod cgroup, below a kubepods one: cgroupfs driver `pod<UID>`, systemd driver
+// `kubepods[-<qos>]-pod<UID with underscores>.slice`. A guaranteed Pod has no QoS level.
+const CGROUPFS_POD = new RegExp(`^pod(${uid("-")})$`);
+const SYSTEMD_POD = new RegExp(`^kubepods(?:-[a-z]+)?-pod(${uid("_")})\\.slice$`);
+
+/** Each hierarchy's path in a /proc/PID/cgroup text: cgroup v1 has a line per hierarchy (`N:controllers:/path`),
+ * v2 one line, `0::/path`. */
+function cgroupLines(cgroup: string): { hierarchy: string; path: string }[] {
+  return cgroup.split("\n").filter(Boolean).map((line) => {
+    const second = line.indexOf(":", line.indexOf(":") + 1);
+    return { hierarchy: line.slice(0, second), path: line.slice(second + 1) };
+  });
+}
+
+/** The Pod cgroup a /proc/PID/cgroup text names, with the segment right below it (the container's cgroup, "" for a
+ * process in the Pod's own), or undefined when it names none, or hierarchies disagree. */
+function podCgroupOf(cgroup: string): { podUid: string; leaf: string } | undefined {
+  const found = new Set<string>();
+  let place: { podUid: string; leaf: string } | undefined;
+  for (const { path } of cgroupLines(cgroup)) {
+    const segments = path.split("/");
+    const kubepods = segments.findIndex((segment) => segment === "kubepods" || segment === "kubepods.slice");
+    if (kubepods === -1) continue;
+    for (let i = kubepods + 1; i < segments.length; i++) {
+      const podUid = CGROUPFS_POD.exec(segments[i]!)?.[1] ?? SYSTEMD_POD.exec(segments[i]!)?.[1]?.replaceAll("_", "-");
+      if (podUid) {
+        place = { podUid, leaf: segments[i + 1] ?? "" };
+        found.add(`${podUid}/${place.leaf}`);
+        break;
+      }
+    }
+  }
+  return found.size === 1 ? place : undefined;
+}
+
+/** The UID of the Pod whose cgroup a /proc/PID/cgroup text names, or undefined. */
+export function podUidOf(cgroup: string): string | undefined {
+  return podCgroupOf(cgroup)?.podUid;
+}
+
+/** The names the runtimes give the cgroups of the Pod's containers (status.containerStatuses and
+ * initContainerStatuses, `<runtime>://<64 hex>`): containerd `cri-containerd-<id>.scope` (systemd driver) or
+ * `<id>` (cgroupfs); CRI-O `crio-<id>.scope` or `crio-<id>`; Docker `docker-<id>.scope` or `<id>`. CRI-O's
+ * monitor, conmon, sits beside them as `crio-conmon-<id>.scope` and the sandbox (pause) has no status: neither is
+ * a container of the Pod's. */
+export function containerCgroupNames(pod: Pod | undefined): Set<string> {
+  const names = new Set<string>();
+  for (const { containerID } of [...(pod?.status?.containerStatuses ?? []), ...(pod?.status?.initContainerStatuses ?? [])]) {
+    const [, runtime, id] = /^(containerd|cri-o|docker):\/\/([0-9a-f]{64})$/.exec(containerID ?? "") ?? [];
+    if (runtime === "containerd") names.add(`cri-containerd-${id}.scope`).add(id!);
+    if (runtime === "cri-o") names.add(`crio-${id}.scope`).add(`crio-${id}`);
+    if (runtime === "docker") names.add(`docker-${id}.scope`).add(id!);
+  }
+  return names;
+}
+
+/** Which processes --kill/--kill-all may reach, or none, with the reason:
+ * - podUid: proa sees the node's cgroup paths (cgroup v1, or v2 in the host's cgroup namespace): processes in that
+ *   Pod's cgroup, in one of its containers' when the API names them;
+ * - privateNamespace: proa's container has its own cgroup namespace (containerd and CRI-O on cgroup v2), so its
+ *   /proc/self/cgroup is `0::/`: processes at or below `/`, its own container, or in `/../<name>`, a sibling named
+ *   as one of the Pod's containers;
+ * - "visible": PROA_KILL_SCOPE=visible, every visible process. */
+export type KillScope = { podUid: string; containers: Set<string> } | { privateNamespace: true; containers: Set<string> } | "visible" | { refused: string };
+
+/** proa's own Pod, from its /proc/self/cgroup and the Pod the API gave (its UID checked, its containers' ids). */
+export function killScope(ownCgroup: string | undefined, pod: Pod | undefined, env: NodeJS.ProcessEnv): KillScope {
+  if (env.PROA_KILL_SCOPE === "visible") return "visible";
+  const containers = containerCgroupNames(pod);
+  if (ownCgroup !== undefined && isPrivateNamespaceRoot(ownCgroup)) {
+    if (pod?.metadata?.uid === undefined) {
+      return { refused: "proa's /proc/self/cgroup is 0::/ (its own cgroup namespace), and without its Pod from the API (as with --ready-url) it cannot tell the Pod's containers from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
+    }
+    return { privateNamespace: true, containers };
+  }
+  const podUid = ownCgroup === undefined ? undefined : podUidOf(ownCgroup);
+  if (podUid === undefined) {
+    return { refused: "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
+  }
+  const apiUid = pod?.metadata?.uid;
+  if (apiUid !== undefined && apiUid !== podUid) return { refused: `proa's cgroup is Pod ${podUid}'s, but the API says proa's Pod is ${quote(apiUid, 40)}` };
+  return { podUid, containers };
+}
+
+/** cgroup v2 alone, at the root of its namespace: a container in a private cgroup namespace. (With cgroup v1 lines
+ * beside it, `0::/` is the unused v2 hierarchy of a v1 host, as on the project's real node.) */
+function isPrivateNamespaceRoot(cgroup: string): boolean {
+  const lines = cgroupLines(cgroup);
+  return lines.length === 1 && lines[0]!.hierarchy === "0:" && lines[0]!.path === "/";
+}
+
+/** Whether a process's /proc/PID/cgroup text puts it in the scope's Pod (never "visible" or refused here). */
+export function inKillScope(cgroup: string | undefined, scope: Exclude<KillScope, "visible" | { refused: string }>): boolean {
+  if (cgroup === undefined) return false;
+  if ("privateNamespace" in scope) {
+    const lines = cgroupLines(cgroup);
+    if (lines.length !== 1 || lines[0]!.hierarchy !== "0:" || !lines[0]!.path.startsWith("/")) return false;
+    const [first, second] = lines[0]!.path.slice(1).split("/");
+    if (first !== "..") return true; // at or below proa's own container's cgroup
+    return second !== undefined && scope.containers.has(second);
+  }
+  const place = podCgroupOf(cgroup);
+  if (place?.podUid !== scope.podUid) return false;
+  return scope.containers.size === 0 ? place.leaf !== "" && !place.leaf.startsWith("crio-conmon-") : scope.containers.has(place.leaf);
 }
 
 /** ppid (field 4) and start time (field 22) from /proc/PID/stat; comm, field 2, may hold spaces and parentheses. */
@@ -394,14 +555,19 @@ export interface Selection {
   interpreters: string[];
   /** False when nothing but PID 1 and proa's own processes is visible: no shared process namespace. */
   sidecarsVisible: boolean;
+  /** Visible processes outside proa's Pod (or all, when the scope is refused), never signalled. */
+  outOfScope: ProcessInfo[];
 }
 
-/** Which processes --kill NAME and --kill-all signal: never PID 1, proa, its child or any of proa's ancestors. */
-export function selectProcesses(processes: ProcessInfo[], kill: string[], killAll: boolean, own: OwnProcesses): Selection {
+/** Which processes --kill NAME and --kill-all signal: only those in scope, and never PID 1, proa, its child or any
+ * of proa's ancestors. */
+export function selectProcesses(processes: ProcessInfo[], kill: string[], killAll: boolean, own: OwnProcesses, scope: KillScope): Selection {
   const byPid = new Map(processes.map((p) => [p.pid, p]));
   const spared = new Set([1, own.pid, ...(own.childPid === undefined ? [] : [own.childPid])]);
   for (let pid = own.ppid; pid > 1 && !spared.has(pid); pid = byPid.get(pid)?.ppid ?? 0) spared.add(pid);
-  const others = processes.filter(({ pid }) => !spared.has(pid));
+  const inScope = (p: ProcessInfo) => scope === "visible" || (!("refused" in scope) && inKillScope(p.cgroup, scope));
+  const visible = processes.filter(({ pid }) => !spared.has(pid));
+  const others = visible.filter(inScope);
   const targets: Target[] = [];
   for (const process of others) {
     if (killAll) {
@@ -422,10 +588,16 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
     interpreters: kill.filter((name) => INTERPRETERS.includes(name)),
     // Without shareProcessNamespace, proa (or its wrapper) is PID 1 of its own container.
     sidecarsVisible: own.pid !== 1 && others.length > 0,
+    outOfScope: visible.filter((p) => !inScope(p)),
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched"> {
+function signalProcesses(options: ShutdownOptions, childPid: number | undefined, pod: Pod | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched" | "refused"> {
+  const scope = killScope(attempt(() => readFileSync(`${procDir}/self/cgroup`, "utf8")), pod, process.env);
+  if (typeof scope === "object" && "refused" in scope) {
+    log.warn(`--kill and --kill-all signal nothing: ${scope.refused}`);
+    return { signals: [], unmatched: [], refused: scope.refused };
+  }
   let processes: ProcessInfo[];
   try {
     processes = readProcesses(procDir);
@@ -434,7 +606,8 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
     return { signals: [], unmatched: options.kill };
   }
   const own = { pid: process.pid, ppid: process.ppid, childPid };
-  const { targets, unmatched, interpreters, sidecarsVisible } = selectProcesses(processes, options.kill, options.killAll, own);
+  const { targets, unmatched, interpreters, sidecarsVisible, outOfScope } = selectProcesses(processes, options.kill, options.killAll, own, scope);
+  if (outOfScope.length > 0) log.debug("processes outside proa's Pod are never signalled", { outOfScope: outOfScope.map((p) => `${p.pid} ${quote(processName(p), 100)}`) });
   for (const name of interpreters) {
     log.warn(`--kill ${quote(name, 100)} matches every program that ${quote(name, 100)} runs, not one sidecar; name the sidecar's own executable if you can`);
   }

@@ -109,6 +109,7 @@ export function terminationMessage(record: RunRecord): string {
   }
   // Names from outside proa are quoted: any process can choose its name, and a line in it could forge the story.
   for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${quote(name, 100)} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
+  if (shutdown.refused !== undefined) lines.push("  --kill/--kill-all: nothing signalled", ...wrap(quote(shutdown.refused, 1000)).map((line) => `  ${line}`));
   for (const name of shutdown.unmatched) lines.push(`  --kill ${quote(name, 100)}: no such process visible`);
   for (const { name, exitCode } of shutdown.exits) lines.push(`  ${quote(name, 100)} ${exitText(exitCode, wait.mode)}`);
   const { outcome, stillRunning } = shutdown.wait;

@@ -275,7 +275,7 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
   test("--kill: FAIL without shareProcessNamespace, and the process it names is not signalled", async () => {
     const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
     try {
-      const r = await check(["--kill", "sleep"]);
+      const r = await check(["--kill", "sleep"], { PROA_KILL_SCOPE: "visible" }); // this machine is no Pod
       assert.equal(r.code, 1);
       assert.match(r.line(/shareProcessNamespace/), /^FAIL --kill sleep: the Pod spec does not set shareProcessNamespace: true/);
       assert.match(r.line(/--kill sleep would/), new RegExp(`sleep \\(${sleeper.pid}, by executable\\)`));

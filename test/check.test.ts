@@ -252,6 +252,10 @@ describe("restartPolicy", () => {
     assert.match(checkRestartPolicy(withRestartPolicy(pod, "OnFailure"), undefined).text, /one that exits 0 is not.*; after a failure: sidecars left running for the restart \(restartPolicy OnFailure\)$/);
     assert.match(checkRestartPolicy(withRestartPolicy(pod, "Always"), 300_000).text, /; after a failure: sidecars left running for the restart \(restartPolicy Always\)$/);
   });
+  test("a Pod without restartPolicy reads as Always, the API server's default, for the run's plan as for the text", () => {
+    const text = checkRestartPolicy({ ...pod, spec: { ...pod.spec, restartPolicy: undefined } }, 300_000).text;
+    assert.match(text, /^restartPolicy Always: .*; after a failure: sidecars left running for the restart \(restartPolicy Always\)$/);
+  });
   test("ok under OnFailure with --ready-timeout", () => assert.match(checkRestartPolicy(withRestartPolicy(pod, "OnFailure"), 300_000).text, /at most --ready-timeout \(300 s\)/));
 });
 
@@ -314,7 +318,7 @@ describe("shutdown URLs and means", () => {
 describe("--kill and --kill-all, by shutdown.ts's own selection", () => {
   const shared = (pod: Pod): Pod => ({ ...pod, spec: { ...pod.spec, shareProcessNamespace: true } as Pod["spec"] });
   const pod = podWith({ sidecars: ["proxy"] });
-  const own = { pid: 40, ppid: 39 };
+  const own = { pid: 40, ppid: 39, env: { PROA_KILL_SCOPE: "visible" } };
   const processes: ProcessInfo[] = [
     { pid: 1, ppid: 0, startTime: 1, comm: "pause", exe: "pause" },
     { pid: 7, ppid: 1, startTime: 2, exe: "envoy", argv0: "envoy", comm: "envoy" },
@@ -325,6 +329,20 @@ describe("--kill and --kill-all, by shutdown.ts's own selection", () => {
     { pid: 40, ppid: 39, startTime: 7, exe: "node", argv0: "node" },
   ];
   const texts = (findings: Finding[]) => findings.map((f) => `${f.verdict} ${f.text}`);
+
+  test("in a Pod's cgroup: only that Pod's processes would be signalled, the others listed as out of scope; outside any Pod, FAIL", () => {
+    const uid = pod.metadata!.uid!;
+    const inPod = (cid: string) => `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll("-", "_")}.slice/cri-containerd-${cid}.scope\n`;
+    const idOf = (name: string) => pod.status!.containerStatuses!.find((s) => s.name === name)!.containerID!.replace("containerd://", "");
+    // envoy in the proxy container; another outside any Pod; a third in the Pod's cgroup but not a container's (the sandbox)
+    const pods = [{ ...processes[1]!, cgroup: inPod(idOf("proxy")) }, { ...processes[1]!, pid: 70 }, { ...processes[1]!, pid: 71, cgroup: inPod("ef".repeat(32)) }, processes[6]!];
+    const findings = texts(checkKill({ kill: ["envoy"], killAll: false }, shared(pod), pods, { pid: 40, ppid: 39, ownCgroup: inPod(idOf("main")), env: {} }));
+    assert.ok(findings.includes("ok --kill envoy would signal envoy (7, by executable)"), findings.join("\n"));
+    assert.ok(findings.includes("ok out of scope, outside proa's Pod, never signalled: envoy"), findings.join("\n"));
+    const outside = checkKill({ kill: ["envoy"], killAll: false }, shared(pod), pods, { pid: 40, ppid: 39, ownCgroup: "0::/user.slice/user-0.slice/session-1.scope\n", env: {} });
+    assert.match(one(outside, /would signal nothing/).text, /names no Pod cgroup/);
+    assert.equal(one(outside, /would signal nothing/).verdict, "FAIL");
+  });
 
   test("FAIL: the Pod does not share its process namespace", () => {
     const findings = checkKill({ kill: ["envoy"], killAll: false }, pod, processes, own);
@@ -663,7 +681,7 @@ describe("judge", () => {
   });
 
   test("with --ready-url and --kill: the processes a run would signal, no shareProcessNamespace verdict; a warning only when no other container's process is visible", () => {
-    const urlFacts = (processes: ProcessInfo[]): Facts => ({ env: {}, nodeVersion: "20.20.2", readyUrls: [], urls: [], processes, own: { pid: 40, ppid: 39 } });
+    const urlFacts = (processes: ProcessInfo[]): Facts => ({ env: { PROA_KILL_SCOPE: "visible" }, nodeVersion: "20.20.2", readyUrls: [], urls: [], processes, own: { pid: 40, ppid: 39 } });
     const proxy = { pid: 7, ppid: 1, startTime: 2, exe: "envoy", argv0: "envoy", comm: "envoy" };
     const alone = [{ pid: 1, ppid: 0, startTime: 1, exe: "pause" }, { pid: 40, ppid: 1, startTime: 3, exe: "node" }];
     const kill = { ...options({ kill: ["envoy"] }), readyUrls: [new URL("http://localhost:9901/ready")] };

@@ -97,7 +97,7 @@ describe("httpRequest", () => {
     await assert.rejects(get(`https://${host}/`, 100), (error: HttpError) => error.phase === "connect" && /to connect/.test(error.message));
   });
 
-  test("HTTPS is verified against the system's CAs even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
+  test("HTTPS is verified against Node.js's CA list even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
     const dir = new URL("./fixtures/tls/", import.meta.url);
     const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) }, (_, res) => res.end("ok"));
     servers.push(server);
@@ -177,7 +177,7 @@ describe("httpRequest over a kept connection (keptConnection), as the ready URLs
     }
   });
 
-  test("a kept HTTPS connection verifies the certificate against the system's CAs, even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
+  test("a kept HTTPS connection verifies the certificate against Node.js's CA list, even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
     const dir = new URL("./fixtures/tls/", import.meta.url);
     let asked = false;
     const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) }, (_, res) => ((asked = true), res.end("ok")));

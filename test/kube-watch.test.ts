@@ -94,7 +94,8 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const { api, cluster } = await start({ pod: notReady });
     const pod = { ...ready, metadata: { ...ready.metadata, resourceVersion: "2000", annotations: { note: "café 日本 🚀" } } };
     api.fail({ on: "watch", chunks: [...Buffer.from(watchEvent("MODIFIED", pod))].map((byte) => Uint8Array.of(byte)), end: "stall" });
-    const [, second] = await firstDeliveries(cluster, 2);
+    // Some 6,000 writes take seconds on a loaded machine: a watch asked for 60 s is not cut meanwhile.
+    const [, second] = await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 60 });
     assert.deepEqual(second, pod);
   });
 
@@ -293,11 +294,11 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("the idle timer measures silence, not the length of the request", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const bookmark = watchEvent("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata: { resourceVersion: "1001" } });
-    // Eight bookmarks 40 ms apart: 320 ms in all, never 300 ms of silence.
+    // Eight bookmarks 40 ms apart: 320 ms in all, never 300 ms of silence (and within timeoutSeconds plus the margin).
     api.fail({ on: "watch", chunks: Array.from({ length: 8 }, () => [bookmark, 40]).flat(), end: "clean" });
     afterRequest(api, 3, () => api.setPod(ready));
     const log = recordingLog();
-    await firstDeliveries(cluster, 2, { ...fast, idleMarginMs: 300 }, log);
+    await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 1, idleMarginMs: 300 }, log);
     assert.deepEqual(log.entries.filter((e) => e.level === "warn"), []);
     assert.deepEqual(kinds(api), ["list", "watch@1001", "watch@1001"]);
   });
@@ -307,6 +308,29 @@ describe("watchPod", { timeout: 60_000 }, () => {
     api.fail({ on: "list", chunks: ['{"kind":"PodList",'], end: "stall" });
     await firstDeliveries(cluster, 1, { ...fast, idleMarginMs: 100 });
     assert.deepEqual(kinds(api), ["list", "list"]);
+  });
+
+  test("a list answered a byte at a time is abandoned after listTimeoutMs, however steadily the bytes come, and sent again", async () => {
+    const { api, cluster } = await start({ pod: ready });
+    // A byte every 20 ms, for 1.2 s: the idle timer (2 s) never runs out.
+    api.fail({ on: "list", chunks: ['{"kind":"PodList",', ...Array.from({ length: 60 }, () => [20, " "]).flat()], end: "clean" });
+    const log = recordingLog();
+    const started = Date.now();
+    assert.deepEqual(versions(await firstDeliveries(cluster, 1, { ...fast, listTimeoutMs: 200 }, log)), ["1001"]);
+    assert.ok(Date.now() - started >= 200);
+    assert.deepEqual(kinds(api), ["list", "list"]);
+    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /^listing Pod .* failed: the answer was not complete within 200 ms$/);
+  });
+
+  test("a watch still open a margin after its timeoutSeconds plus the margin is cut, though bytes keep coming, and started again", async () => {
+    const { api, cluster } = await start({ pod: notReady });
+    // A line that never ends, a byte every 20 ms for 1.2 s: never 300 ms of silence.
+    api.fail({ on: "watch", chunks: ['{"type":"BOOKMARK",', ...Array.from({ length: 60 }, () => [20, " "]).flat()], end: "clean" });
+    afterRequest(api, 3, () => api.setPod(ready));
+    const log = recordingLog();
+    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 0, idleMarginMs: 300 }, log)), ["1001", "1002"]);
+    assert.deepEqual(kinds(api), ["list", "watch@1001", "watch@1001"]);
+    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /^watching Pod .* failed: the answer was not complete within 600 ms$/);
   });
 
   test("a server that closes at once, a hundred times, is retried at a bounded rate", async () => {
@@ -379,7 +403,7 @@ describe("watchPod", { timeout: 60_000 }, () => {
     assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /Pod proa-e2e\/someone-else .*proa-e2e\/proa-demo/);
   });
 
-  test("watch events naming another Pod, or another uid under the same name, are ignored with a warning", async () => {
+  test("watch events naming another Pod, or another uid under the same name, are ignored: the first with a warning, the rest counted", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const at = (resourceVersion: string, metadata: object = {}) => ({ ...ready, metadata: { ...ready.metadata, resourceVersion, ...metadata } });
     api.fail({ on: "watch", chunks: [
@@ -391,7 +415,12 @@ describe("watchPod", { timeout: 60_000 }, () => {
     ], end: "stall" });
     const log = recordingLog();
     assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "2005"]);
-    assert.equal(log.entries.filter((e) => e.level === "warn").length, 4);
+    const warnings = log.entries.filter((e) => e.level === "warn");
+    assert.match(warnings[0]?.msg ?? "", /sent Pod proa-e2e\/someone-else when asked for proa-e2e\/proa-demo: ignoring it$/);
+    // Written when the watch ended, as the 30 s had not passed.
+    assert.match(warnings[1]?.msg ?? "", /^ignored 3 events about another Pod in the last 0 s$/);
+    assert.match(String(warnings[1]?.fields?.last), /another Pod named proa-e2e\/proa-demo \(uid 0b1c5a5e-/);
+    assert.equal(warnings.length, 2);
   });
 
   test("a Pod with fields of the wrong type is one clear error, and the watch starts again", async () => {

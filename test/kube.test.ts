@@ -7,6 +7,7 @@ import { after, describe, test } from "node:test";
 import {
   apiServer,
   backoffMs,
+  beyondJsonLimits,
   checkPod,
   containerFromMountinfo,
   containerIdFromCgroup,
@@ -14,10 +15,13 @@ import {
   KubeError,
   lineSplitter,
   loadCluster,
+  MAX_JSON_CONTAINERS,
+  MAX_JSON_DEPTH,
   nextWatchState,
   nodeEnvironmentWarnings,
   ownContainerName,
   parseWatchEvent,
+  restartPolicyOf,
   readiness,
   runningContainers,
   type Pod,
@@ -163,6 +167,29 @@ describe("line splitting", () => {
     assert.throws(() => parseWatchEvent('{"type":"ADDED","object":'), /not JSON \(25 characters\)/);
     assert.throws(() => parseWatchEvent('{"kind":"Status"}'), /not a watch event/);
     assert.throws(() => parseWatchEvent('{"type":"SURPRISE","object":{}}'), /not a watch event: type "SURPRISE"/);
+  });
+
+  test("beyondJsonLimits counts the depth and the arrays and objects outside strings only, before anything is parsed", () => {
+    const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+    assert.equal(beyondJsonLimits(nested(5), 5, 10), undefined);
+    assert.equal(beyondJsonLimits(nested(6), 5, 10), "nests arrays and objects deeper than 5 levels");
+    assert.equal(beyondJsonLimits(`[${"{},".repeat(9)}{}]`, 5, 10), "holds more than 10 arrays and objects");
+    assert.equal(beyondJsonLimits(`[${"{},".repeat(8)}{}]`, 5, 10), undefined);
+    // Brackets in strings are text, whatever escapes come before the closing quote.
+    assert.equal(beyondJsonLimits(JSON.stringify({ a: "[[[[[[[[{{{{{{", b: '\\"[[[[[[[[[[', c: "\\" }), 2, 2), undefined);
+    assert.equal(beyondJsonLimits(JSON.stringify({ a: "\\" }) + "[[[", 2, 5), "nests arrays and objects deeper than 2 levels");
+    // Not JSON: left to JSON.parse, which says so.
+    assert.equal(beyondJsonLimits('["unterminated [[[[[[', 2, 2), undefined);
+  });
+
+  test("parseWatchEvent refuses a line nested deeper than MAX_JSON_DEPTH or holding more than MAX_JSON_CONTAINERS arrays and objects", () => {
+    // The event and its object are 2 levels and 2 objects.
+    const deep = (levels: number) => `{"type":"ADDED","object":{"spare":${"[".repeat(levels)}${"]".repeat(levels)}}}`;
+    assert.equal(parseWatchEvent(deep(MAX_JSON_DEPTH - 2)).type, "ADDED");
+    assert.throws(() => parseWatchEvent(deep(MAX_JSON_DEPTH - 1)), new RegExp(`^Error: the watch sent a line that nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels$`));
+    const wide = (count: number) => `{"type":"ADDED","object":{"spare":[${Array(count).fill("{}").join(",")}]}}`;
+    assert.equal(parseWatchEvent(wide(MAX_JSON_CONTAINERS - 3)).type, "ADDED");
+    assert.throws(() => parseWatchEvent(wide(MAX_JSON_CONTAINERS - 2)), /^Error: the watch sent a line that holds more than 100,000 arrays and objects$/);
   });
 
   test("parseWatchEvent checks the fields proa reads: a malformed Pod or Status is one clear error naming the field", () => {
@@ -340,6 +367,15 @@ describe("which container is proa's own", () => {
   test("otherwise the first container, as the original proa chose", () => {
     assert.deepEqual(ownContainerName(pod, { mountinfo: "", cgroup: "0::/\n" }), { name: "main", rule: fallback });
     assert.throws(() => ownContainerName({}, {}), /the Pod's spec lists no containers/);
+  });
+});
+
+describe("restartPolicyOf: a Pod read from the API has the server's default, Always", () => {
+  test("the Pod's own policy; Always when the field is missing; unknown (undefined) only without a Pod", () => {
+    assert.equal(restartPolicyOf({ spec: { restartPolicy: "OnFailure" } }), "OnFailure");
+    assert.equal(restartPolicyOf({ spec: {} }), "Always");
+    assert.equal(restartPolicyOf({}), "Always");
+    assert.equal(restartPolicyOf(undefined), undefined);
   });
 });
 

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, describe, test } from "node:test";
 import { DEFAULT_MAX_BODY_BYTES, httpRequest } from "../http.ts";
-import { defaultTiming, MAX_LINE_BYTES, type Pod } from "../kube.ts";
+import { defaultTiming, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, MAX_LINE_BYTES, type Pod } from "../kube.ts";
+import { REPEAT_WINDOW_MS } from "../log.ts";
 import { HELP, parseCommandLine } from "../proa.ts";
 import { defaultReadyUrlTiming } from "../readyurl.ts";
 import { BEFORE_KUBELET_KILL_MS, DEFAULT_TIMING, gracePeriodMs, MAX_ANSWER_BYTES, shutdownDeadline } from "../shutdown.ts";
@@ -54,8 +55,13 @@ describe("the real values", () => {
     assert.equal(MAX_MESSAGE_BYTES, 4096);
   });
 
-  test("the API server's list answer and each watch line are capped at 16 MiB, far above any Pod", () => {
-    assert.equal(MAX_LINE_BYTES, 16 * 1024 * 1024);
+  test("the API server's list answer and each watch line are capped at 2 MiB, above etcd's 1.5 MiB for any object", () => {
+    assert.equal(MAX_LINE_BYTES, 2 * 1024 * 1024);
+  });
+
+  test("an answer may nest 100 levels and hold 100,000 arrays and objects, checked before it is parsed", () => {
+    assert.equal(MAX_JSON_DEPTH, 100);
+    assert.equal(MAX_JSON_CONTAINERS, 100_000);
   });
 });
 
@@ -65,6 +71,15 @@ describe("the durations README and SECURITY.md give", () => {
     assert.equal(defaultTiming.minWatchMs, 2000);
     assert.equal(defaultTiming.reminderMs, 30_000);
     assert.equal(defaultTiming.giveUpMs, 5 * 60_000);
+  });
+
+  test("a list not complete within 60 s is abandoned and sent again", () => {
+    assert.equal(defaultTiming.listTimeoutMs, 60_000);
+  });
+
+  test("a warning a loop repeats is written once, then counted in one line per 30 s at most", () => {
+    assert.equal(REPEAT_WINDOW_MS, 30_000);
+    assert.equal(defaultTiming.repeatWindowMs, REPEAT_WINDOW_MS);
   });
 
   test("--ready-url: each URL polled every 50 ms, each request limited to 1 s, reminders every 30 s, a Retry-After honoured up to 30 s", () => {
@@ -157,6 +172,45 @@ describe("each limit, in the built bundle", () => {
     assert.equal((await proa.exit).code, 0, proa.stderr());
   });
 
+  /** The fake server's list with a spare field in its Pod's spec, for the nesting and counting limits. */
+  function listWithSpare(api: FakeApiServer, spare: unknown): object {
+    const pod = api.pod()!;
+    return { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: pod.metadata!.resourceVersion }, items: [{ ...pod, spec: { ...pod.spec, spare } }] };
+  }
+  const depthOf = (value: unknown): number => (typeof value === "object" && value !== null ? 1 + Math.max(0, ...Object.values(value).map(depthOf)) : 0);
+  const containersIn = (value: unknown): number => (typeof value === "object" && value !== null ? 1 + Object.values(value).reduce((sum: number, inner) => sum + containersIn(inner), 0) : 0);
+  /** Arrays nested `levels` deep. */
+  const nested = (levels: number): unknown => (levels === 0 ? 0 : [nested(levels - 1)]);
+
+  test("a list answer nested exactly MAX_JSON_DEPTH deep is accepted; one level deeper is refused unparsed, and the next list is used", async () => {
+    const api = await apiServer();
+    const spareAt = 4; // inside the list, its items, the Pod and its spec
+    const atLimit = listWithSpare(api, nested(MAX_JSON_DEPTH - spareAt));
+    assert.equal(depthOf(atLimit), MAX_JSON_DEPTH);
+    const over = listWithSpare(api, nested(MAX_JSON_DEPTH - spareAt + 1));
+    api.fail({ on: "list", status: 200, body: over }, { on: "list", status: 200, body: atLimit });
+    const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    const refused = await proa.waitForLog((record) => /deeper than/.test(record.msg));
+    assert.match(refused.msg, new RegExp(`^listing Pod .* failed: the answer nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels$`));
+    await proa.waitForLog((record) => record.msg === "the other containers are ready");
+    assert.equal(listRequests(api), 2);
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+  });
+
+  test("a list answer of exactly MAX_JSON_CONTAINERS arrays and objects is accepted; one more is refused unparsed, and the next list is used", async () => {
+    const api = await apiServer();
+    const atLimit = listWithSpare(api, Array.from({ length: MAX_JSON_CONTAINERS - containersIn(listWithSpare(api, [])) }, () => ({})));
+    assert.equal(containersIn(atLimit), MAX_JSON_CONTAINERS);
+    const over = listWithSpare(api, Array.from({ length: MAX_JSON_CONTAINERS - containersIn(listWithSpare(api, [])) + 1 }, () => ({})));
+    api.fail({ on: "list", status: 200, body: over }, { on: "list", status: 200, body: atLimit });
+    const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    const refused = await proa.waitForLog((record) => /arrays and objects/.test(record.msg));
+    assert.match(refused.msg, /^listing Pod .* failed: the answer holds more than 100,000 arrays and objects$/);
+    await proa.waitForLog((record) => record.msg === "the other containers are ready");
+    assert.equal(listRequests(api), 2);
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+  });
+
   /** A watch line (newline excluded) of exactly `bytes` bytes: the fake server's Pod turned ready, at a newer
    * resourceVersion, padded with an annotation. */
   function readyEventOf(api: FakeApiServer, bytes: number): string {
@@ -187,6 +241,24 @@ describe("each limit, in the built bundle", () => {
     api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true }));
     await proa.waitForLog((record) => record.msg === "the other containers are ready");
     assert.equal((await proa.exit).code, 0, proa.stderr());
+  });
+
+  test("a watch streaming thousands of events about another Pod writes one warning and one count, not a line per event", async () => {
+    const api = await apiServer(podWith({ sidecars: ["sidecar-1"], ready: false }));
+    const ours = api.pod()!;
+    const other = { ...ours, metadata: { ...ours.metadata, name: "someone-else" } };
+    const events = Array.from({ length: 5000 }, (_, i) => watchEvent("MODIFIED", { ...other, metadata: { ...other.metadata, resourceVersion: String(2000 + i) } }));
+    const ready = podWith({ sidecars: ["sidecar-1"], ready: true });
+    const readyEvent = watchEvent("MODIFIED", { ...ready, metadata: { ...ours.metadata, resourceVersion: "9000" } });
+    const chunks = Array.from({ length: 10 }, (_, i) => events.slice(i * 500, (i + 1) * 500).join(""));
+    api.fail({ on: "watch", chunks: [...chunks, readyEvent], end: "stall" });
+    const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    await proa.waitForLog((record) => record.msg === "the other containers are ready");
+    const count = await proa.waitForLog((record) => record.msg.startsWith("ignored "));
+    assert.match(count.msg, /^ignored 4,999 events about another Pod in the last \d+ s$/);
+    assert.equal(proa.logs.filter((record) => /someone-else/.test(record.msg)).length, 1, proa.stderr());
+    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.ok(Buffer.byteLength(proa.stderr()) < 8192, `${Buffer.byteLength(proa.stderr())} bytes of log`);
   });
 
   /** A termination log holding `content`, and a fake Pod whose container "main" names it. */

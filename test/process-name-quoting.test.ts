@@ -1,6 +1,7 @@
 // A process chooses its own name: the bundle as a real process signals one whose argv[0] carries a newline, a line
 // of its own and an ANSI escape, and writes that name into the termination message only quoted. The process is the
-// test's own child, and proa's --kill names it exactly, so nothing else on the machine is signalled.
+// test's own child, and proa's --kill names it exactly, so nothing else on the machine is signalled (this machine is
+// no Pod, so PROA_KILL_SCOPE=visible lets proa see it at all).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -27,7 +28,7 @@ describe("a process's name in what proa writes", () => {
     const path = join(scratch, "termination-log");
     writeFileSync(path, "");
     const readyUrl = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}/ready`;
-    const proa = startProa(["--shutdown-timeout", "5s", "--ready-url", readyUrl, "--kill", name, "--", process.execPath, "-e", "0"], { PROA_TERMINATION_MESSAGE_PATH: path });
+    const proa = startProa(["--shutdown-timeout", "5s", "--ready-url", readyUrl, "--kill", name, "--", process.execPath, "-e", "0"], { PROA_TERMINATION_MESSAGE_PATH: path, PROA_KILL_SCOPE: "visible" });
     try {
       assert.equal((await proa.exit).code, 0, proa.stderr());
       assert.deepEqual(await ended, [null, "SIGTERM"], "proa signalled the process");

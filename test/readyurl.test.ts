@@ -230,7 +230,7 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     assert.equal(log.lines.find((line) => line.msg.startsWith("waiting for URLs"))?.level, "warn");
   });
 
-  test("an https URL whose certificate no system CA signed is never ready", async () => {
+  test("an https URL whose certificate no CA in Node.js's list signed is never ready", async () => {
     const tls = (file: string) => readFileSync(new URL(`./fixtures/tls/${file}`, import.meta.url));
     let asked = false;
     const port = await listen(createTlsServer({ key: tls("server.key"), cert: tls("server.crt") }, (_, res) => ((asked = true), res.end())) as unknown as Server);

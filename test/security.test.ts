@@ -68,12 +68,13 @@ after(async () => {
   await api.close();
 });
 
-// SECURITY.md's list: proa's own variables, and the five that Node itself reads which proa checks to warn about.
-const DOCUMENTED_ENV = [
-  "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG",
-  "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH", "NODE_OPTIONS", "NODE_DEBUG", "NODE_TLS_REJECT_UNAUTHORIZED",
-  "NODE_EXTRA_CA_CERTS", "OPENSSL_CONF",
-];
+// SECURITY.md's list, read from its "environment:" row (the claim, before the tests in brackets): proa's own
+// variables, the ones of Node's it reads to warn about, and PATH for --check.
+const SECURITY_MD = readFileSync(new URL("../SECURITY.md", import.meta.url), "utf8");
+const ENVIRONMENT_ROW = SECURITY_MD.split("\n").find((line) => line.startsWith("| environment: ")) ?? "";
+const DOCUMENTED_ENV = [...ENVIRONMENT_ROW.split("[")[0]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]!);
+// The runtime's sources, the files the bundle is built from.
+const SOURCES = ["proa.ts", "kube.ts", "shutdown.ts", "http.ts", "log.ts", "readyurl.ts", "check.ts", "summary.ts"];
 
 describe("what proa reads, writes and connects to", () => {
   test("only the environment variables SECURITY.md lists", async () => {
@@ -83,6 +84,20 @@ describe("what proa reads, writes and connects to", () => {
       assert.deepEqual([...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)), []);
       for (const name of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "PROA_LOG"]) assert.ok(run.env.has(name), `${name} is read`);
     }
+  });
+
+  test("every variable the source names is in SECURITY.md's list, and every one listed is named in the source", () => {
+    assert.ok(DOCUMENTED_ENV.length >= 15, `SECURITY.md's environment row: ${DOCUMENTED_ENV.join(", ")}`);
+    const named = new Set<string>();
+    for (const file of SOURCES) {
+      const source = readFileSync(new URL(`../${file}`, import.meta.url), "utf8");
+      // env.NAME, a name destructured from env, and check.ts's from("NAME", ...), which reads env[NAME].
+      for (const [, name] of source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)) named.add(name!);
+      for (const [, names] of source.matchAll(/\{([^}]*)\} = env\b/g)) for (const [, name] of names!.matchAll(/([A-Z][A-Z0-9_]+):/g)) named.add(name!);
+      for (const [, name] of source.matchAll(/\bfrom\("([A-Z][A-Z0-9_]+)"/g)) named.add(name!);
+    }
+    assert.deepEqual([...named].filter((name) => !DOCUMENTED_ENV.includes(name)).sort(), [], "read by proa, missing from SECURITY.md");
+    assert.deepEqual(DOCUMENTED_ENV.filter((name) => !named.has(name)).sort(), [], "in SECURITY.md, read nowhere in the source");
   });
 
   test("the service account's token and ca.crt, and /proc/self/mountinfo and cgroup to find its container; it writes nothing but tries the termination log, and connects only to the API server and the shutdown URL", async () => {
@@ -115,14 +130,16 @@ describe("what proa reads, writes and connects to", () => {
     });
   }
 
-  test("with --kill, also the list of /proc and, per process, its /proc/PID/exe link, comm, cmdline and stat, and nothing else", async () => {
-    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], api.env());
+  test("with --kill, also /proc/self/cgroup, the list of /proc and, per process, its /proc/PID/exe link, comm, cmdline, stat and cgroup, and nothing else", async () => {
+    // PROA_KILL_SCOPE=visible: this machine is no Pod, and without it proa would stop at its own cgroup.
+    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], { ...api.env(), PROA_KILL_SCOPE: "visible" });
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
     const others = [...run.reads].filter((path) => path !== `${sa}/ca.crt` && path !== `${sa}/token`);
     assert.ok(others.includes("/proc"), others.join(", "));
     assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
-    assert.deepEqual(others.filter((path) => path !== "/proc" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat)$/.test(path)), []);
+    assert.ok(others.includes("/proc/self/cgroup"), others.join(", "));
+    assert.deepEqual(others.filter((path) => path !== "/proc" && path !== "/proc/self/cgroup" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat|cgroup)$/.test(path)), []);
     assert.deepEqual([...run.writes], []);
   });
 

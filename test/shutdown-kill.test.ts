@@ -4,12 +4,13 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { podUidOf } from "../shutdown.ts";
 import type { LogLine } from "./helpers/shutdown-log.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "proa-shutdown-kill-"));
@@ -29,13 +30,16 @@ interface Report {
  * runs in a subshell (so neither is the helper's parent); without, the helper is PID 1 as in a Pod without
  * shareProcessNamespace.
  */
-async function inNamespace(request: { start: string[]; child?: number; kill?: string[]; killAll?: boolean; uid?: number }, pid1: "pause" | "proa" | "shell" = "pause"): Promise<Report> {
+async function inNamespace(request: { start: string[]; child?: number; kill?: string[]; killAll?: boolean; uid?: number }, pid1: "pause" | "proa" | "shell" = "pause",
+  env: NodeJS.ProcessEnv = { PROA_KILL_SCOPE: "visible" }): Promise<Report> {
   const json = JSON.stringify({ kill: [], killAll: false, ...request, start: request.start.map(bin) });
   // "shell": PID 1 is a shell, and proa runs under three layers of wrapper scripts, as under an init wrapper.
   const scripts = { pause: `("$0" "$1" "$2"; true) & exec "$3" 60`, proa: `exec "$0" "$1" "$2"`, shell: `"$4" 2 "$0" "$1" "$2"; true` };
   const script = scripts[pid1];
   const args = [...unshare, "sh", "-c", script, process.execPath, helper, json, bin("pause"), bin("wrapper")];
-  const child = spawn("unshare", args, { stdio: ["ignore", "pipe", "inherit"] });
+  // These tests run in no Pod: PROA_KILL_SCOPE=visible lets the step signal what the fresh namespace shows.
+  const { PROA_KILL_SCOPE: _, ...inherited } = process.env;
+  const child = spawn("unshare", args, { stdio: ["ignore", "pipe", "inherit"], env: { ...inherited, ...env } });
   let output = "";
   child.stdout.setEncoding("utf8");
   for await (const chunk of child.stdout) {
@@ -75,6 +79,15 @@ describe("--kill and --kill-all on real processes", { skip }, () => {
     assert.deepEqual(report.signals, ["SIGTERM", null, "SIGTERM", null]);
     assert.deepEqual(signalled(report), ["sidecar-a", "sidecar-a"]);
     assert.deepEqual(warnings(report), []);
+  });
+
+  const inPod = podUidOf(readFileSync("/proc/self/cgroup", "utf8")) === undefined ? false : "the tests run in a Pod's cgroup";
+  test("outside any Pod's cgroup, and without PROA_KILL_SCOPE=visible, --kill and --kill-all signal nothing and say why", { skip: inPod }, async () => {
+    const report = await inNamespace({ start: ["sidecar-a", "sidecar-b"], kill: ["sidecar-a"], killAll: true }, "pause", {});
+    assert.deepEqual(report.signals, [null, null]);
+    assert.deepEqual(warnings(report), [
+      "--kill and --kill-all signal nothing: proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process",
+    ]);
   });
 
   test("--kill matches names longer than the kernel's 15-character comm and says which names matched nothing", async () => {

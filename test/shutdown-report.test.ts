@@ -94,6 +94,7 @@ describe("the shutdown step's report", () => {
     const sleeper = spawn(join(scratch, name), ["60"], { stdio: "ignore" });
     await once(sleeper, "spawn");
     const exited = once(sleeper, "exit"); // listening before the signal, so the event cannot be missed
+    process.env.PROA_KILL_SCOPE = "visible"; // this machine is no Pod
     try {
       const record = await shutDownSidecars(options({ kill: [name, `${name}-none`] }), {}, recordingLog(), fast);
       assert.deepEqual(record.signals, [{ pid: sleeper.pid, name, rule: "executable", sent: true }]);
@@ -101,6 +102,7 @@ describe("the shutdown step's report", () => {
       const [, signal] = await exited;
       assert.equal(signal, "SIGTERM");
     } finally {
+      delete process.env.PROA_KILL_SCOPE;
       sleeper.kill("SIGKILL");
     }
   });

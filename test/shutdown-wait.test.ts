@@ -314,6 +314,20 @@ describe("whether proa's container runs again decides the step", () => {
     }
   });
 
+  test("a Pod read without restartPolicy is taken as the API server defaults it, Always: after a failure, no request and no wait", async () => {
+    const { api, cluster } = await start(sidecars);
+    const endpoint = await shutdownEndpoint();
+    try {
+      const pod = api.pod()!;
+      const withoutPolicy: Pod = { ...pod, spec: { ...pod.spec, restartPolicy: undefined } };
+      const report = await shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), { ...podContext(cluster, withoutPolicy), status: 1 }, recordingLog());
+      assert.deepEqual(endpoint.received, []);
+      assert.deepEqual(report.plan, { shutDown: false, waitForExit: false, reason: "sidecars left running for the restart (restartPolicy Always)" });
+    } finally {
+      await endpoint.close();
+    }
+  });
+
   test("OnFailure and a program that succeeded: shut down and wait for the exits, as under Never", async () => {
     const { api, cluster } = await start({ ...sidecars, restartPolicy: "OnFailure" });
     const endpoint = await shutdownEndpoint();

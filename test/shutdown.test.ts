@@ -1,17 +1,19 @@
 // The shutdown step's HTTP requests against real local servers (and scripted ones that send exactly the bytes a test
 // chooses), and its decisions: the deadline, which processes --kill matches, the start-time check before a signal.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import type { Pod } from "../kube.ts";
-import { gracePeriodMs, podExitWatch, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { containerCgroupNames, gracePeriodMs, inKillScope, killScope, type KillScope, MAX_ARGV0_BYTES, podExitWatch, podUidOf, readArgv0, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import { recordRun, terminationMessage } from "../summary.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
@@ -123,6 +125,22 @@ describe("HTTP shutdown requests", () => {
     assert.equal(failed.length, 1);
     assert.match(failed[0]?.msg ?? "", /connection refused/);
     assert.deepEqual(failed[0]?.fields, { method: "POST", url, attempts: 4 });
+  });
+
+  test("on a Pod being deleted a refused connection is not retried: the sidecar exited on the kubelet's SIGTERM, and nothing restarts it", async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/quitquitquit`;
+    const log = recordingLog();
+    const pod: Pod = { metadata: { deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 }, spec: { restartPolicy: "Never" } };
+    let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
+    const elapsed = await timed(async () => (report = await shutDownSidecars(options({ httpPost: [url] }), { pod, status: 0 }, log, { refusedRetryDelaysMs: [500] })));
+    assert.ok(elapsed < 400, `took ${elapsed} ms: the refused connection was retried`);
+    assert.deepEqual(log.lines.filter((line) => line.msg.includes("retrying")), []);
+    assert.deepEqual(log.lines.filter((line) => line.level === "warn"), [], "the expected outcome on a deleted Pod is no warning");
+    assert.equal(report?.requests[0]?.attempts, 1);
+    assert.match(report?.requests[0]?.error ?? "", /^connection refused \(the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM\)$/);
+    // Whole in the termination message, which quotes at most 100 characters of a request's error.
+    const message = terminationMessage(recordRun("my-job", "pod").finish(["sidecar"], report!, 0));
+    assert.ok(message.includes(`POST ${url}: ${report?.requests[0]?.error} in `), message);
   });
 
   test("a sidecar that starts listening a moment later (restarting) still gets the request", async () => {
@@ -286,7 +304,7 @@ describe("HTTP shutdown requests under faults and attack", () => {
     const server = await serve((_request, response) => void setTimeout(() => response.end("OK"), 100));
     const sigterm = new AbortController();
     sigterm.abort(Date.now() - 1500); // a 2 s grace period: the step should have ended 500 ms ago
-    const pod: Pod = { spec: { terminationGracePeriodSeconds: 2 } };
+    const pod: Pod = { spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 2 } };
     const log = recordingLog();
     const report = await shutDownSidecars(options({ httpGet: [server.url()] }), { pod, sigterm: sigterm.signal }, log, { minRequestMs: 500 });
     await server.close();
@@ -303,7 +321,7 @@ describe("HTTP shutdown requests under faults and attack", () => {
     assert.equal(server.received.length, 1);
   });
 
-  test("a query string's values are replaced in the log, and user info is never logged", async () => {
+  test("a URL's query is logged only as REDACTED, and user info is never logged", async () => {
     const server = await serve(answer(200));
     const log = recordingLog();
     const url = server.url("/quit?access_token=s3cr3t-value&mode=now").replace("http://", "http://admin:hunter2@");
@@ -443,9 +461,9 @@ describe("selectProcesses", () => {
   ];
   for (const { name, processes, kill = [], killAll = false, own: self = own, expected } of cases) {
     test(name, () => {
-      const selection = selectProcesses(processes, kill, killAll, self);
+      const selection = selectProcesses(processes, kill, killAll, self, "visible");
       const targets = selection.targets.map(({ process, rule }) => [process.pid, rule]);
-      assert.deepEqual({ ...selection, targets }, { unmatched: [], interpreters: [], sidecarsVisible: true, ...expected });
+      assert.deepEqual({ ...selection, targets }, { unmatched: [], interpreters: [], sidecarsVisible: true, outOfScope: [], ...expected });
     });
   }
 });
@@ -480,6 +498,39 @@ describe("readProcesses", () => {
     } finally {
       rmSync(proc, { recursive: true, force: true });
     }
+  });
+
+  test("readArgv0: argv[0] up to its NUL, the whole text when a rewritten command line has none, nothing when it runs past MAX_ARGV0_BYTES", () => {
+    const dir = mkdtempSync(join(tmpdir(), "proa-cmdline-"));
+    try {
+      const argv0 = (cmdline: string) => (writeFileSync(join(dir, "cmdline"), cmdline), readArgv0(join(dir, "cmdline")));
+      assert.equal(argv0("/usr/local/bin/envoy\0-c\0/etc/envoy.yaml\0"), "/usr/local/bin/envoy");
+      assert.equal(argv0(`/bin/sidecar\0--password=${"x".repeat(10 * MAX_ARGV0_BYTES)}\0`), "/bin/sidecar");
+      assert.equal(argv0("nginx: master process /usr/sbin/nginx"), "nginx: master process /usr/sbin/nginx");
+      assert.equal(argv0(""), "");
+      assert.equal(argv0(`/${"a".repeat(MAX_ARGV0_BYTES - 2)}\0next`), `/${"a".repeat(MAX_ARGV0_BYTES - 2)}`);
+      assert.equal(argv0(`/${"a".repeat(MAX_ARGV0_BYTES - 1)}\0next`), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("readArgv0 reads nothing after argv[0]'s NUL: a command line that never ends (a FIFO held open) still gives argv[0] at once", async (t) => {
+    // The read runs in a child: a read to the end would block it for good, and the test kills it and fails.
+    const dir = mkdtempSync(join(tmpdir(), "proa-cmdline-fifo-"));
+    const fifo = join(dir, "cmdline");
+    execFileSync("mkfifo", [fifo]);
+    const writer = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK); // a writer that never closes, without waiting for a reader
+    t.after(() => (closeSync(writer), rmSync(dir, { recursive: true, force: true })));
+    writeSync(writer, "/usr/bin/sidecar\0--token=");
+    const code = `process.stdout.write(String(require(${JSON.stringify(fileURLToPath(new URL("../shutdown.ts", import.meta.url)))}).readArgv0(${JSON.stringify(fifo)})))`;
+    const child = spawn(process.execPath, ["--import", "tsx", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    t.after(() => (clearTimeout(killer), child.kill("SIGKILL")));
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    const [status, signal] = (await once(child, "exit")) as [number | null, string | null];
+    assert.deepEqual({ status, signal, stdout }, { status: 0, signal: null, stdout: "/usr/bin/sidecar" });
   });
 
   test("reads the real /proc: this test's own process is there, named after node's executable, with its parent", () => {
@@ -532,4 +583,140 @@ describe("the shutdown plan: whether proa's container runs again", () => {
     });
   }
   test("the table covers every combination", () => assert.equal(new Set(table.map(([p, s, d]) => `${p}/${s}/${d}`)).size, 16));
+});
+
+describe("which Pod a process's cgroup is in", () => {
+  const uid = "6f1c5a3e-2b7d-4c9e-8a01-3d5e7f9b1c2a";
+  const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`./fixtures/cgroup/${name}`, import.meta.url)), "utf8");
+  for (const name of ["v1-cgroupfs-docker-burstable.txt", "v1-cgroupfs-guaranteed.txt", "v1-systemd-containerd.txt", "v2-cgroupfs-containerd.txt", "v2-systemd-containerd-guaranteed.txt", "v2-systemd-crio.txt"]) {
+    test(`${name}: the Pod's UID`, () => assert.equal(podUidOf(fixture(name)), uid));
+  }
+  for (const name of ["this-machine.txt", "v2-private-cgroupns.txt"]) test(`${name}: no Pod`, () => assert.equal(podUidOf(fixture(name)), undefined));
+  test("no Pod: a pod-like segment outside kubepods, a UID cut short, hierarchies naming different Pods", () => {
+    assert.equal(podUidOf(`0::/system.slice/pod${uid}/x\n`), undefined);
+    assert.equal(podUidOf(`0::/kubepods/pod${uid.slice(0, -1)}/x\n`), undefined);
+    assert.equal(podUidOf(`0::/kubepods/pod${uid}0/x\n`), undefined);
+    assert.equal(podUidOf(`2:memory:/kubepods/pod${uid}/x\n1:name=systemd:/kubepods/pod${uid.replace("6f", "7f")}/x\n`), undefined);
+  });
+  const podWithIds = (ids: Record<string, string>): Pod => ({
+    metadata: { uid },
+    status: { containerStatuses: Object.entries(ids).map(([name, containerID]) => ({ name, ready: true, containerID })) },
+  });
+  test("the scope: the cgroup's Pod, checked against the API's UID; refused outside a Pod; PROA_KILL_SCOPE=visible", () => {
+    const own = fixture("v2-systemd-crio.txt");
+    assert.deepEqual(killScope(own, { metadata: { uid } }, {}), { podUid: uid, containers: new Set() });
+    assert.deepEqual(killScope(own, undefined, {}), { podUid: uid, containers: new Set() });
+    assert.match((killScope(own, { metadata: { uid: uid.replace("6f", "7f") } }, {}) as { refused: string }).refused, /but the API says/);
+    assert.match((killScope(fixture("this-machine.txt"), undefined, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.match((killScope(fixture("real-node-containerd-v1-cgroupfs.txt").replace(/pod[0-9a-f-]{36}/g, "podX"), { metadata: { uid } }, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.match((killScope(undefined, { metadata: { uid } }, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.equal(killScope(undefined, undefined, { PROA_KILL_SCOPE: "visible" }), "visible");
+  });
+  test("the containers' cgroup names from the API: containerd's, CRI-O's and Docker's for each driver; other ids and runtimes name none", () => {
+    const id = "ab".repeat(32);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `containerd://${id}` }))], [`cri-containerd-${id}.scope`, id]);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `cri-o://${id}` }))], [`crio-${id}.scope`, `crio-${id}`]);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `docker://${id}` }))], [`docker-${id}.scope`, id]);
+    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `containerd://${id.slice(1)}`, b: "containerd://..", c: `containerd://${id}/x`, d: `kata://${id}`, e: "" }))], []);
+  });
+
+  describe("in a private cgroup namespace (containerd and CRI-O on cgroup v2): proa's own container and the Pod's others by id", () => {
+    // Texts made to the kernel's cgroup-v2.rst ("Namespace": paths outside the cgroupns root show a "/.." per level)
+    // and the runtimes' cgroup names; proa's own /proc/self/cgroup there is "0::/".
+    const privateFixture = (name: string) => fixture(`private-cgroupns/${name}.txt`);
+    const pod = JSON.parse(readFileSync(fileURLToPath(new URL("./fixtures/cgroup/private-cgroupns/pod.json", import.meta.url)), "utf8")) as Pod;
+    const crioPod = JSON.parse(JSON.stringify(pod).replaceAll("containerd://", "cri-o://")) as Pod;
+    const scope = killScope(privateFixture("own"), pod, {});
+    const crioScope = killScope(privateFixture("own"), crioPod, {});
+    const inScope = (text: string, within = scope) => inKillScope(text, within as Exclude<KillScope, "visible" | { refused: string }>);
+    test("0::/ alone is a private namespace; beside cgroup v1 lines it is not (a v1 host's unused v2 hierarchy)", () => {
+      assert.ok(typeof scope === "object" && "privateNamespace" in scope, JSON.stringify(scope));
+      assert.match((killScope(fixture("this-machine.txt"), pod, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    });
+    test("without the Pod from the API (--ready-url), refused: nothing would tell the Pod's containers from others", () => {
+      assert.match((killScope(privateFixture("own"), undefined, {}) as { refused: string }).refused, /0::\/ \(its own cgroup namespace\)/);
+    });
+    for (const name of ["own", "own-child", "sibling-containerd-systemd", "sibling-containerd-cgroupfs", "sibling-native-sidecar-child"]) {
+      test(`containerd: ${name} is in scope`, () => assert.equal(inScope(privateFixture(name)), true));
+    }
+    for (const name of ["sibling-crio-systemd", "sibling-crio-cgroupfs"]) {
+      test(`CRI-O: ${name} is in scope, and not in a containerd Pod's`, () => {
+        assert.equal(inScope(privateFixture(name), crioScope), true);
+        assert.equal(inScope(privateFixture(name)), false);
+      });
+    }
+    for (const name of ["conmon-crio", "sandbox-pause", "pod-cgroup", "other-pod", "host-service", "host-root"]) {
+      test(`${name} is out of scope`, () => {
+        assert.equal(inScope(privateFixture(name)), false);
+        assert.equal(inScope(privateFixture(name), crioScope), false);
+      });
+    }
+    test("out of scope: a cgroup v1 text, /.. twice over a name, no text at all", () => {
+      assert.equal(inScope(`1:name=systemd:/\n0::/\n`), false);
+      assert.equal(inScope(`0::/../../cri-containerd-${"9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d"}.scope\n`), false);
+      assert.equal(inKillScope(undefined, scope as Exclude<KillScope, "visible" | { refused: string }>), false);
+    });
+  });
+
+  test("the real node's texts (kubelet 1.20.2, containerd, cgroup v1, cgroupfs driver, hostPID): the sidecar in scope, the host's process not", () => {
+    const realUid = "44b6551b-2ec5-4bcc-9064-773a40680a8b";
+    const own = fixture("real-node-containerd-v1-cgroupfs.txt");
+    const sidecar = fixture("real-node-containerd-v1-cgroupfs-sidecar.txt");
+    const idIn = (text: string) => /[0-9a-f]{64}$/m.exec(text)![0];
+    const pod: Pod = { metadata: { uid: realUid }, status: { containerStatuses: [
+      { name: "main", ready: true, containerID: `containerd://${idIn(own)}` }, { name: "victim", ready: true, containerID: `containerd://${idIn(sidecar)}` },
+    ] } };
+    const scope = killScope(own, pod, {});
+    assert.deepEqual(scope, { podUid: realUid, containers: containerCgroupNames(pod) });
+    const inScope = (text: string) => inKillScope(text, scope as Exclude<KillScope, "visible" | { refused: string }>);
+    assert.equal(inScope(sidecar), true);
+    assert.equal(inScope(own), true);
+    assert.equal(inScope(fixture("real-node-host-process.txt")), false);
+    assert.match((killScope(fixture("real-node-host-process.txt"), pod, {}) as { refused: string }).refused, /names no Pod cgroup/, "its 0::/ sits beside v1 lines: no private namespace");
+  });
+
+  test("in the host's view, with the Pod's container ids from the API: only its containers, not its sandbox (pause) or CRI-O's conmon", () => {
+    const id = "4a7b9c1d2e3f40516273849a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8";
+    const scope = killScope(fixture("v2-systemd-crio.txt"), podWithIds({ main: `cri-o://${id}`, sidecar: `cri-o://${"cd".repeat(32)}` }), {});
+    const at = (leaf: string) => `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice/${leaf}\n`;
+    const inScope = (text: string) => inKillScope(text, scope as Exclude<KillScope, "visible" | { refused: string }>);
+    assert.equal(inScope(fixture("v2-systemd-crio.txt")), true);
+    assert.equal(inScope(at(`crio-${"cd".repeat(32)}.scope`)), true);
+    assert.equal(inScope(at(`crio-conmon-${"cd".repeat(32)}.scope`)), false);
+    assert.equal(inScope(at(`crio-${"ef".repeat(32)}.scope`)), false, "the sandbox, whose id no status carries");
+    assert.equal(inScope(at("")), false, "the Pod's own cgroup");
+    // Without ids (a Pod read before the kubelet reported them), the Pod's cgroup decides, conmon still left out.
+    const byPod = killScope(fixture("v2-systemd-crio.txt"), undefined, {}) as Exclude<KillScope, "visible" | { refused: string }>;
+    assert.equal(inKillScope(at(`crio-${"ef".repeat(32)}.scope`), byPod), true);
+    assert.equal(inKillScope(at(`crio-conmon-${"cd".repeat(32)}.scope`), byPod), false);
+  });
+  test("in a fake /proc: of two processes of one name, only the one in proa's Pod is a target; argv[0] is read no further than its NUL", () => {
+    const proc = mkdtempSync(join(tmpdir(), "proa-proc-"));
+    try {
+      const stat = (pid: number, ppid: number) => `${pid} (envoy) S ${ppid} ${"0 ".repeat(17)}${pid * 10} 100 200\n`;
+      const add = (pid: number, cgroup: string) => {
+        mkdirSync(join(proc, String(pid)));
+        writeFileSync(join(proc, String(pid), "stat"), stat(pid, 1));
+        writeFileSync(join(proc, String(pid), "cmdline"), `/usr/bin/envoy\0--token\0${"x".repeat(10000)}`);
+        writeFileSync(join(proc, String(pid), "cgroup"), cgroup);
+      };
+      add(7, fixture("v2-systemd-crio.txt"));
+      add(8, fixture("this-machine.txt"));
+      add(9, fixture("v1-cgroupfs-guaranteed.txt").replaceAll("6f1c", "7f1c"));
+      const near = `${uid.slice(0, -1)}b`; // another Pod whose UID differs only in its last digit
+      add(10, `0::/kubepods/burstable/pod${near}/c\n`);
+      const processes = readProcesses(proc);
+      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.cgroup && podUidOf(p.cgroup)]).sort((a, b) => Number(a[0]) - Number(b[0])),
+        [[7, "envoy", uid], [8, "envoy", undefined], [9, "envoy", uid.replace("6f1c", "7f1c")], [10, "envoy", near]]);
+      const selection = selectProcesses(processes, ["envoy"], false, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}));
+      assert.deepEqual(selection.targets.map((t) => t.process.pid), [7]);
+      assert.deepEqual(selection.outOfScope.map((p) => p.pid).sort((a, b) => a - b), [8, 9, 10]);
+      const all = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}));
+      assert.deepEqual(all.targets.map((t) => t.process.pid), [7]);
+      const refused = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("this-machine.txt"), undefined, {}));
+      assert.deepEqual(refused.targets, []);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
+  });
 });

@@ -475,3 +475,14 @@ describe("writing the termination message", () => {
     assert.match(child.stdout, /^warn not writing the termination message: .* is not a regular file\n$/, child.stderr);
   });
 });
+
+describe("the termination message when --kill was refused", () => {
+  test("says that nothing was signalled, and why", () => {
+    const refused = "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others";
+    const message = terminationMessage(run({ shutdown: shutdown({ requests: [], refused }) }));
+    const lines = message.split("\n");
+    const at = lines.indexOf("  --kill/--kill-all: nothing signalled");
+    assert.ok(at > 0, message);
+    assert.equal(lines.slice(at + 1, at + 3).map((line) => line.trim()).join(" "), refused);
+  });
+});

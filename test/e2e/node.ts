@@ -87,8 +87,8 @@ export class NodeCluster {
   }
 
   /** Watches the Pods matching selector (a labelSelector or fieldSelector query) until done(pods) holds for the
-   * latest version of each; every version seen, in order, is in the returned history. */
-  watchPods(namespace: string, selector: string, done: (pods: Map<string, Pod>) => boolean, timeoutMs: number): Promise<PodHistory> {
+   * latest version of each (and the names of those deleted); every version seen, in order, is in the returned history. */
+  watchPods(namespace: string, selector: string, done: (pods: Map<string, Pod>, gone: Set<string>) => boolean, timeoutMs: number): Promise<PodHistory> {
     return watchPods(this.server, namespace, selector, done, timeoutMs);
   }
 
@@ -97,6 +97,48 @@ export class NodeCluster {
     const { status, body } = await this.server.call("GET", `/api/v1/namespaces/${namespace}/pods/${pod}/log?container=${container}`);
     if (status !== 200) throw new Error(`logs of ${namespace}/${pod}/${container}: HTTP ${status}: ${typeof body === "string" ? body : JSON.stringify(body)}`);
     return typeof body === "string" ? body : JSON.stringify(body);
+  }
+
+  /** A running container's log from its start until it exits (`kubectl logs -f`), for what is gone once it has: a
+   * deleted Pod's logs, a restarted container's earlier run (the kubelet removes it when the Pod ends). stop() ends
+   * the stream early; either way text resolves with what arrived, at the latest after timeoutMs. */
+  followLog(namespace: string, pod: string, container: string, timeoutMs: number): { text: Promise<string>; stop: () => void } {
+    const { server } = this;
+    let stop = () => {};
+    const text = new Promise<string>((resolve, reject) => {
+      let received = "";
+      const finish = () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve(received);
+      };
+      stop = finish;
+      const timer = setTimeout(finish, timeoutMs);
+      const path = `/api/v1/namespaces/${namespace}/pods/${pod}/log?container=${container}&follow=true`;
+      const req = request(
+        { host: server.env.KUBE_HOST, port: Number(server.env.KUBE_PORT), path, ca: server.ca, agent: false, headers: { Authorization: `Bearer ${server.env.KUBE_ADMIN_TOKEN}`, "User-Agent": "proa-e2e-admin" } },
+        (res) => {
+          res.setEncoding("utf8");
+          if (res.statusCode !== 200) {
+            res.on("data", (chunk: string) => (received += chunk));
+            res.on("end", () => {
+              clearTimeout(timer);
+              reject(new Error(`following ${namespace}/${pod}/${container}: HTTP ${res.statusCode}: ${received}`));
+            });
+            return;
+          }
+          res.on("data", (chunk: string) => (received += chunk));
+          res.on("end", finish);
+          res.on("error", finish);
+        },
+      );
+      req.on("error", (error) => {
+        clearTimeout(timer);
+        reject(error); // (after finish, which has resolved already, this changes nothing)
+      });
+      req.end();
+    });
+    return { text, stop: () => stop() };
   }
 
   /** The events about an object, oldest first. */
@@ -111,11 +153,13 @@ export interface PodHistory {
   versions: Pod[];
   /** The latest version of each Pod, by name (a deleted Pod keeps its last version). */
   latest: Map<string, Pod>;
+  /** The Pods the server said are deleted (gone from the API, not just being deleted). */
+  gone: Set<string>;
 }
 
 /** List, then watch from the list's resourceVersion; a watch the server ends is resumed from the last version. */
-async function watchPods(server: KubeServer, namespace: string, selector: string, done: (pods: Map<string, Pod>) => boolean, timeoutMs: number): Promise<PodHistory> {
-  const history: PodHistory = { versions: [], latest: new Map() };
+async function watchPods(server: KubeServer, namespace: string, selector: string, done: (pods: Map<string, Pod>, gone: Set<string>) => boolean, timeoutMs: number): Promise<PodHistory> {
+  const history: PodHistory = { versions: [], latest: new Map(), gone: new Set() };
   const deadline = Date.now() + timeoutMs;
   const path = `/api/v1/namespaces/${namespace}/pods?${selector}`;
   const seen = (pod: Pod) => {
@@ -125,13 +169,14 @@ async function watchPods(server: KubeServer, namespace: string, selector: string
   const list = await server.api("GET", path);
   for (const pod of list.items ?? []) seen(pod);
   let resourceVersion: string = list.metadata.resourceVersion;
-  while (!done(history.latest)) {
+  while (!done(history.latest, history.gone)) {
     const left = deadline - Date.now();
     if (left <= 0) throw new WatchTimeout(timeoutMs, history);
     resourceVersion = await watchOnce(server, `${path}&watch=1&allowWatchBookmarks=true&resourceVersion=${resourceVersion}&timeoutSeconds=${Math.max(1, Math.ceil(left / 1000))}`, left, (type, object) => {
       if (type === "ERROR") throw new Error(`watch of ${path}: ${JSON.stringify(object)}`);
       if (type !== "BOOKMARK") seen(object as Pod);
-      return done(history.latest);
+      if (type === "DELETED") history.gone.add((object as Pod).metadata?.name ?? "");
+      return done(history.latest, history.gone);
     }, resourceVersion);
   }
   return history;
