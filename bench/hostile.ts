@@ -136,4 +136,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\nnode ${process.version}; cap ${MAX_LINE_BYTES / MIB} MiB; figures in ${RESULTS}\n`);
 }
 
-main().finally(() => rmSync(scratch, { recursive: true, force: true }));
+main()
+  .catch((error: unknown) => {
+    process.stderr.write(`hostile: failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => rmSync(scratch, { recursive: true, force: true }));
