@@ -577,7 +577,7 @@ export async function serverVersion(cluster: Cluster, log: Log, ms: number): Pro
 }
 
 /** Failures at warn (the same one again only counted, see repeatedWarnings), or error for 401/403 (which need the
- * user's fix, and are given up on); the rest at debug. */
+ * user's fix, and are given up on) unless proa was let in before; the rest at debug. */
 function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, next: WatchState): void {
   const again = (message: string) => (count: string, seconds: number) => `${message} (${count} times in the last ${seconds} s)`;
   switch (outcome.kind) {
@@ -596,7 +596,12 @@ function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, 
       if (next.kind === "stopped") return; // thrown instead
       if (next.kind !== "backingOff") return log.debug(outcome.error.message); // 410: listing again at once
       const { message, status } = outcome.error;
-      if (status === 401 || status === 403) return log.error(message, { retryInMs: next.delayMs });
+      if (status === 401 || status === 403) {
+        // Refused after proa was let in: a restarted API server answers so until its authorizer has caught up.
+        if (next.delivered === undefined) return log.error(message, { retryInMs: next.delayMs });
+        const since = `${message} (allowed before: the API server may still be starting, or the permission was removed; retrying)`;
+        return repeats.warn(since, since, again(since), { retryInMs: next.delayMs });
+      }
       return repeats.warn(message, message, again(message), { retryInMs: next.delayMs });
     }
     case "waited":

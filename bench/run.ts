@@ -4,7 +4,9 @@
 //
 // Run from the repository's root: `npm run bench` (builds dist/proa.js, installs bench's own dependencies, then runs
 // `node --import tsx bench/run.ts`). Prints a table and writes the figures to bench/results.json. See bench/README.md.
-// BENCH_ONLY=start,reaction runs only those scenarios (size, start, reaction, memory, fanout, throughput, throttled, readyurl).
+// BENCH_ONLY=start,reaction runs only those scenarios (size, start, reaction, memory, fanout, throughput, throttled, readyurl,
+// fleet); so do scenario names as arguments: `npm run bench -- fleet --pods 50` (fleet: N proas against a real
+// kube-apiserver, N = --pods, 200 by default; see fleet.ts).
 // BENCH_QUICK=1 runs a few rounds of each scenario only (a smoke test of the benchmark itself, not figures to quote).
 // BENCH_CANDIDATE=path/to/proa.js adds another build of proa (a proposed fix) to every scenario, in the same run.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -17,8 +19,10 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
+import { fleet, fleetRows, type FleetFigures } from "./fleet.ts";
 import { podWith, startFakeApiServer, watchEvent, type FakeApiServer } from "../test/fake-apiserver.ts";
 import type { Pod } from "../kube.ts";
 
@@ -30,6 +34,12 @@ const CANDIDATE_BUNDLE = process.env.BENCH_CANDIDATE || undefined;
 const REFERENCE_BUNDLE = join(BENCH, "dist", "reference.js");
 const RESULTS = join(BENCH, "results.json");
 const QUICK = process.env.BENCH_QUICK === "1";
+const ARGS = parseArgs({ allowPositionals: true, options: { pods: { type: "string" } } });
+const FLEET_PODS = ARGS.values.pods === undefined ? (QUICK ? 20 : 200) : Number(ARGS.values.pods);
+if (!Number.isInteger(FLEET_PODS) || FLEET_PODS < 1 || FLEET_PODS > 1000) {
+  console.error(`bench: --pods ${ARGS.values.pods}: give a whole number of Pods from 1 to 1000`);
+  process.exit(2);
+}
 
 // Rounds per scenario: each round runs every contender once, in an order that rotates from round to round.
 const ROUNDS = QUICK
@@ -650,6 +660,9 @@ function report(r: Results, who = "proa"): Row[] {
       rows.push({ scenario, proa: ms(p, 0), floor: ms(f, 0), reference: "–", vsFloor: ratio(p, f), vsReference: "–", target: "≤ 1.25× lifecycle floor", met: p / f <= 1.25 });
     }
   }
+  const f = r.fleet as (FleetFigures | { skipped: string }) | undefined;
+  if (f && "skipped" in f) rows.push({ scenario: "fleet against a real kube-apiserver", proa: `skipped: ${f.skipped}`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
+  else if (f && who === "proa") for (const row of fleetRows(f)) rows.push({ ...row, reference: "–", vsReference: "–" });
   if (r.readyurl) {
     const u = (r.readyurl as Record<string, Record<string, { median: number; p99: number }>>)[who]!;
     const [ready, answer, cpu] = [u.fromReadyMs!, u.fromAnswerMs!, u.cpuMsPerS!];
@@ -755,6 +768,8 @@ async function main() {
     quick: QUICK,
     candidate: CANDIDATE_BUNDLE,
     rounds: ROUNDS,
+    fleetPods: FLEET_PODS,
+    loadAverage: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
   };
   const results: Results = {};
   const failures: string[] = [];
@@ -767,8 +782,11 @@ async function main() {
     ["throughput", throughput],
     ["throttled", throttled],
     ["readyurl", readyUrlReaction],
+    ["fleet", () => fleet(FLEET_PODS, (line) => process.stderr.write(`\n${line}`))],
   ];
-  const only = process.env.BENCH_ONLY?.split(",");
+  const only = ARGS.positionals.length > 0 ? ARGS.positionals : process.env.BENCH_ONLY?.split(",");
+  const unknown = only?.filter((name) => !scenarios.some(([known]) => known === name)) ?? [];
+  if (unknown.length > 0) throw new Error(`no such scenario: ${unknown.join(", ")} (there are: ${scenarios.map(([name]) => name).join(", ")})`);
   for (const [name, scenario] of scenarios) {
     if (only && !only.includes(name)) continue;
     const t = performance.now();
@@ -785,9 +803,13 @@ async function main() {
   const candidateRows = candidate ? report(results, "candidate") : undefined;
   const seconds = round((performance.now() - began) / 1000, 1);
   writeFileSync(RESULTS, JSON.stringify({ meta: { ...meta, seconds }, table: rows, candidateTable: candidateRows, results, failures }, null, 2) + "\n");
-  process.stdout.write(`\n${table(rows, candidateRows)}\n\nnode ${meta.node} on ${meta.cpus} × ${meta.cpu}; @kubernetes/client-node ${meta.clientNode}; ${seconds} s; figures in ${RESULTS}\n`);
+  process.stdout.write(`\n${table(rows, candidateRows)}\n\nnode ${meta.node} on ${meta.cpus} × ${meta.cpu} (load average ${meta.loadAverage} at the start); @kubernetes/client-node ${meta.clientNode}; ${seconds} s; figures in ${RESULTS}\n`);
   const start = (results.reaction as Record<string, { median: number }> | undefined)?.["program start"];
   if (start) process.stdout.write(`reaction latency includes the program's own start: sh -c 'echo > FIFO' spawned by a warm Node process takes ${start.median.toFixed(1)} ms (median) to open the FIFO\n`);
+  const fleetFigures = results.fleet as FleetFigures | undefined;
+  for (const [how, herd] of [["direct", fleetFigures?.herd], ["gated", fleetFigures?.gatedHerd]] as const) {
+    if (herd) process.stdout.write(`herd (${how}): proas reconnecting to the restarted server, second by second from its first request: ${herd.reconnectsPerSecond.join(" ")}\n`);
+  }
   for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
   return failures.length === 0 ? 0 : 1;
 }

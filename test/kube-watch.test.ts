@@ -254,6 +254,17 @@ describe("watchPod", { timeout: 60_000 }, () => {
     );
   });
 
+  test("403 after proa was let in (a restarted API server whose authorizer has not caught up) is a warning that says so, not an error", async () => {
+    const { api, cluster } = await start({ pod: podWith({ sidecars: ["sidecar-1"], ready: false }) });
+    api.fail({ on: "watch", status: 403, body: FORBIDDEN });
+    afterRequest(api, 3, () => api.setPod(ready));
+    const log = recordingLog();
+    await firstDeliveries(cluster, 2, fast, log);
+    assert.deepEqual(log.entries.filter((e) => e.level === "error"), []);
+    const warning = log.entries.find((e) => e.level === "warn");
+    assert.match(warning?.msg ?? "", /^watching Pod .* failed: HTTP 403: .* \(allowed before: the API server may still be starting, or the permission was removed; retrying\)$/);
+  });
+
   test("403 that lasts past the give-up time ends the watch with the fix", async () => {
     const { api, cluster } = await start({ pod: ready });
     api.fail(...Array.from({ length: 100 }, () => ({ on: "list" as const, status: 403, body: FORBIDDEN })));

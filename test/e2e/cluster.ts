@@ -54,9 +54,9 @@ export class KubeServer {
     this.ca = readFileSync(env.KUBE_CA);
   }
 
-  /** Starts etcd and kube-apiserver with their files in dir (~5 s). */
-  static async start(dir: string): Promise<KubeServer> {
-    await script(["start", dir]);
+  /** Starts etcd and kube-apiserver with their files in dir (~5 s); scriptEnv: kube-apiserver.sh's environment. */
+  static async start(dir: string, scriptEnv: NodeJS.ProcessEnv = process.env): Promise<KubeServer> {
+    await script(["start", dir], scriptEnv);
     return KubeServer.fromDir(dir);
   }
 
@@ -82,8 +82,8 @@ export class KubeServer {
 
   /** SIGTERM to kube-apiserver (SIGKILL after PROA_E2E_STOP_TIMEOUT s), downSeconds of nothing, then the same
    * server again on the same port with the same etcd. Resolves once it answers /readyz. */
-  restartApiserver(downSeconds = 0, stopTimeoutSeconds?: number): Promise<string> {
-    const env = stopTimeoutSeconds === undefined ? process.env : { ...process.env, PROA_E2E_STOP_TIMEOUT: String(stopTimeoutSeconds) };
+  restartApiserver(downSeconds = 0, stopTimeoutSeconds?: number, scriptEnv: NodeJS.ProcessEnv = process.env): Promise<string> {
+    const env = stopTimeoutSeconds === undefined ? scriptEnv : { ...scriptEnv, PROA_E2E_STOP_TIMEOUT: String(stopTimeoutSeconds) };
     return script(["restart-apiserver", this.dir, String(downSeconds)], env);
   }
 

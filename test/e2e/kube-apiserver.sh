@@ -15,6 +15,9 @@
 # (path of the CA certificate), KUBE_ADMIN_TOKEN (member of system:masters),
 # ETCD_URL. Logs and pids: DIR/etcd.*, DIR/kube-apiserver.*.
 # PROA_E2E_STOP_TIMEOUT: seconds from SIGTERM to SIGKILL when stopping (5).
+# PROA_E2E_AUDIT=1: kube-apiserver writes an audit log of every request on
+# pods (level Metadata, every stage, JSON lines) to DIR/audit.log, appended across restarts
+# (the fleet benchmark counts requests per 100 ms from it).
 # PROA_E2E_NODE_ADDRESS: for node.sh, a real node's apiserver: it listens on
 # this address (the Pods' bridge) at port 443, the first address of its /24 is
 # the `kubernetes` Service, and the admission plugins are a real cluster's
@@ -267,6 +270,12 @@ launch_apiserver() {
   else
     # No controller-manager makes ServiceAccount token Secrets here, which that plugin would wait for.
     node_args=(--service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount)
+  fi
+  if [[ ${PROA_E2E_AUDIT-} == 1 ]]; then
+    # Every stage: kube-apiserver 1.20 logs a watch's ResponseStarted only with its first event.
+    printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'rules:' \
+      '- level: Metadata' '  resources: [{group: "", resources: [pods]}]' '- level: None' >"$dir/audit-policy.yaml"
+    node_args+=(--audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit.log" --audit-log-maxsize=0)
   fi
   launch "$dir" kube-apiserver "$APISERVER_BIN" \
     --bind-address="$API_ADDRESS" --advertise-address="$API_ADDRESS" --secure-port="$port" \
