@@ -450,13 +450,14 @@ export async function fleet(count: number, progress: (line: string) => void): Pr
   const scratch = mkdtempSync(join(tmpdir(), "proa-fleet-"));
   mkdirSync(join(scratch, "server"));
   let world: Fleet | undefined;
-  const interrupted = async (signal: NodeJS.Signals) => {
+  const stopEverything = async (signal: NodeJS.Signals) => {
     progress(`fleet: ${signal}: stopping the clients and the API server`);
     await world?.stop();
     if (!world) await KubeServer.stop(join(scratch, "server")).catch(() => {});
     rmSync(scratch, { recursive: true, force: true });
-    process.exit(130);
   };
+  // Whatever the stop met, the bench ends: a Ctrl-C must never leave it running.
+  const interrupted = (signal: NodeJS.Signals) => void stopEverything(signal).finally(() => process.exit(130));
   process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
   try {
     world = await Fleet.start(scratch).catch(async (error: unknown) => {
