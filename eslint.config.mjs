@@ -23,7 +23,11 @@ export default tseslint.config(
       // return promises that the runner itself awaits; awaiting them in a file would serialise nothing new.
       "@typescript-eslint/no-floating-promises": [
         "error",
-        { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["test", "describe", "it", "suite"] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: "package", package: "node:test", name: ["test", "describe", "it", "suite"] },
+          ],
+        },
       ],
       // An async function where a callback's return is ignored (process.on, child.on, setTimeout): its rejection
       // goes nowhere.
@@ -43,7 +47,9 @@ export default tseslint.config(
   {
     // The plain JavaScript (bench/floor/, demo/sidecar.mjs, test/helpers/) has no types to check: unused code only.
     files: ["**/*.js", "**/*.mjs", "**/*.cjs"],
-    rules: { "no-unused-vars": ["error", { ignoreRestSiblings: true, varsIgnorePattern: "^_$", argsIgnorePattern: "^_$" }] },
+    rules: {
+      "no-unused-vars": ["error", { ignoreRestSiblings: true, varsIgnorePattern: "^_$", argsIgnorePattern: "^_$" }],
+    },
   },
   {
     // Product code only: the tests and e2e helpers read JSON a real API server or kubelet wrote, where `any` is

@@ -40,12 +40,21 @@ export type HttpPhase = "connect" | "headers" | "body";
 /** A request that got no complete answer, named for the phase it failed in; code is the socket error's, if any. */
 export class HttpError extends Error {
   override name = "HttpError";
-  constructor(message: string, readonly phase: HttpPhase, readonly code?: string, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly phase: HttpPhase,
+    readonly code?: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
 
-const PHASE_TEXT: Record<HttpPhase, string> = { connect: "to connect", headers: "for the response headers", body: "for the rest of the body" };
+const PHASE_TEXT: Record<HttpPhase, string> = {
+  connect: "to connect",
+  headers: "for the response headers",
+  body: "for the rest of the body",
+};
 // setTimeout fires at once for a delay of 2^31 ms or more (with a warning on stderr): never let it.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // What is read of a body unless the caller says otherwise: enough for a sidecar's reason.
@@ -60,9 +69,14 @@ export const DEFAULT_MAX_BODY_BYTES = 4096;
 export function checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined {
   if (!isIPv6(host)) return nodeCheckServerIdentity(host, cert);
   if (new X509Certificate(cert.raw).checkIP(host) !== undefined) return undefined;
-  return Object.assign(new Error(`Hostname/IP does not match certificate's altnames: IP: ${host} is not in the cert's altnames: ${cert.subjectaltname ?? "none"}`), {
-    code: "ERR_TLS_CERT_ALTNAME_INVALID",
-  });
+  return Object.assign(
+    new Error(
+      `Hostname/IP does not match certificate's altnames: IP: ${host} is not in the cert's altnames: ${cert.subjectaltname ?? "none"}`,
+    ),
+    {
+      code: "ERR_TLS_CERT_ALTNAME_INVALID",
+    },
+  );
 }
 
 /** Retry-After in milliseconds from `now`: a positive number of seconds, or an HTTP date still to come (the API
@@ -97,10 +111,19 @@ export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
       headers: { "user-agent": userAgent, accept: "*/*", ...(method === "POST" ? { "content-length": "0" } : {}) },
     });
     // Set after the request is created: the options object is what NODE_DEBUG=http prints, the header is not.
-    if (url.username || url.password) req.setHeader("authorization", `Basic ${Buffer.from(`${decode(url.username)}:${decode(url.password)}`).toString("base64")}`);
-    const timer = setTimeout(() => {
-      req.destroy(new HttpError(`no answer within ${timeoutMs} ms: timed out waiting ${PHASE_TEXT[phase]}`, phase, "ETIMEDOUT"));
-    }, Math.min(Math.max(0, timeoutMs), MAX_TIMER_MS));
+    if (url.username || url.password)
+      req.setHeader(
+        "authorization",
+        `Basic ${Buffer.from(`${decode(url.username)}:${decode(url.password)}`).toString("base64")}`,
+      );
+    const timer = setTimeout(
+      () => {
+        req.destroy(
+          new HttpError(`no answer within ${timeoutMs} ms: timed out waiting ${PHASE_TEXT[phase]}`, phase, "ETIMEDOUT"),
+        );
+      },
+      Math.min(Math.max(0, timeoutMs), MAX_TIMER_MS),
+    );
     const fail = (error: Error & { code?: string }) => {
       clearTimeout(timer);
       reject(error instanceof HttpError ? error : new HttpError(describe(error), phase, error.code, { cause: error }));
@@ -119,7 +142,13 @@ export function httpRequest(options: HttpRequest): Promise<HttpAnswer> {
       const finish = () => {
         clearTimeout(timer);
         const { location, "retry-after": retryAfter } = res.headers;
-        resolve({ status: res.statusCode ?? 0, ...(location ? { location } : {}), ...(retryAfter ? { retryAfter } : {}), body: Buffer.concat(parts, length).toString("utf8"), truncated });
+        resolve({
+          status: res.statusCode ?? 0,
+          ...(location ? { location } : {}),
+          ...(retryAfter ? { retryAfter } : {}),
+          body: Buffer.concat(parts, length).toString("utf8"),
+          truncated,
+        });
       };
       res.on("data", (chunk: Buffer) => {
         const room = maxBodyBytes - length;
@@ -169,7 +198,10 @@ export type ConnectAttempt = { ok: true } | { ok: false; code: string; message: 
 
 /** The URL's host (without IPv6 brackets) and port (the scheme's default when it names none). */
 export function hostPort(url: URL): { host: string; port: number } {
-  return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port || (url.protocol === "https:" ? 443 : 80)) };
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+  };
 }
 
 /** Connects to the URL's host and port and closes at once, writing nothing: a request could shut a sidecar down.
@@ -186,7 +218,11 @@ export function connectOnce(url: URL, timeoutMs: number, signal?: AbortSignal): 
     signal?.addEventListener("abort", cut);
     if (signal?.aborted) return cut();
     socket.once("connect", () => done({ ok: true }));
-    socket.once("timeout", () => done({ ok: false, code: "ETIMEDOUT", message: `no connection within ${timeoutMs} ms` }));
-    socket.once("error", (error: NodeJS.ErrnoException) => done({ ok: false, code: error.code ?? "", message: describe(error) }));
+    socket.once("timeout", () =>
+      done({ ok: false, code: "ETIMEDOUT", message: `no connection within ${timeoutMs} ms` }),
+    );
+    socket.once("error", (error: NodeJS.ErrnoException) =>
+      done({ ok: false, code: error.code ?? "", message: describe(error) }),
+    );
   });
 }

@@ -89,7 +89,9 @@ export const DOWNWARD_API =
 export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster {
   const { KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port } = env;
   if (!host || !port) {
-    throw new Error("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: proa must run in a Kubernetes Pod, where the kubelet sets them");
+    throw new Error(
+      "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: proa must run in a Kubernetes Pod, where the kubelet sets them",
+    );
   }
   const dir = env.PROA_SERVICE_ACCOUNT_DIR || SERVICE_ACCOUNT_DIR;
   const read = (file: string, alternative = "") => {
@@ -97,15 +99,29 @@ export function loadCluster(env: NodeJS.ProcessEnv, userAgent: string): Cluster 
       return readFileSync(`${dir}/${file}`);
     } catch (error) {
       const fix = "set automountServiceAccountToken: true in the Pod spec (or its ServiceAccount)";
-      throw new Error(`cannot read the service account ${file} at ${dir}/${file}: ${fix}${alternative}`, { cause: error });
+      throw new Error(`cannot read the service account ${file} at ${dir}/${file}: ${fix}${alternative}`, {
+        cause: error,
+      });
     }
   };
   const ca = read("ca.crt");
   registerSecret(read("token").toString().trim()); // fail now rather than at the first request
-  const namespace = env.POD_NAMESPACE || read("namespace", `, or set POD_NAMESPACE with the downward API: ${DOWNWARD_API}`).toString().trim();
+  const namespace =
+    env.POD_NAMESPACE ||
+    read("namespace", `, or set POD_NAMESPACE with the downward API: ${DOWNWARD_API}`).toString().trim();
   const podName = env.POD_NAME || hostname().split(".")[0] || "";
-  checkName(namespace, DNS_LABEL, env.POD_NAMESPACE ? "POD_NAMESPACE" : `the namespace in ${dir}/namespace`, "a namespace (a DNS-1123 label)");
-  checkName(podName, DNS_SUBDOMAIN, env.POD_NAME ? "POD_NAME" : "the hostname, taken as the Pod's name,", "a Pod name (a DNS-1123 subdomain)");
+  checkName(
+    namespace,
+    DNS_LABEL,
+    env.POD_NAMESPACE ? "POD_NAMESPACE" : `the namespace in ${dir}/namespace`,
+    "a namespace (a DNS-1123 label)",
+  );
+  checkName(
+    podName,
+    DNS_SUBDOMAIN,
+    env.POD_NAME ? "POD_NAME" : "the hostname, taken as the Pod's name,",
+    "a Pod name (a DNS-1123 subdomain)",
+  );
   // rejectUnauthorized is explicit, so that NODE_TLS_REJECT_UNAUTHORIZED in the environment cannot turn it off.
   const agent = new Agent({ keepAlive: true, ca, rejectUnauthorized: true, checkServerIdentity });
   return { ...apiServer(host, port), namespace, podName, tokenFile: `${dir}/token`, agent, userAgent };
@@ -117,20 +133,38 @@ export const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z
 
 function checkName(value: string, rule: RegExp, source: string, kind: string): void {
   if (rule.test(value)) return;
-  throw new Error(`${source} is not ${kind}: ${quote(JSON.stringify(value), 80)}; set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`);
+  throw new Error(
+    `${source} is not ${kind}: ${quote(JSON.stringify(value), 80)}; set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`,
+  );
 }
 
 /** The variables through which Node.js itself, rather than proa, can change what proa does: one warning each, so that
  * an auditor reading the log sees them. proa sets TLS verification explicitly, so the first one changes nothing. */
 export function nodeEnvironmentWarnings(env: NodeJS.ProcessEnv): string[] {
   const warnings: string[] = [];
-  if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined) warnings.push("NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies certificates (the API server's against the service account's CA, https sidecar URLs' against Node.js's CAs)");
-  if (env.NODE_OPTIONS !== undefined) warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
-  if (env.NODE_DEBUG !== undefined) warnings.push("NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)");
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED !== undefined)
+    warnings.push(
+      "NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it and always verifies certificates (the API server's against the service account's CA, https sidecar URLs' against Node.js's CAs)",
+    );
+  if (env.NODE_OPTIONS !== undefined)
+    warnings.push("NODE_OPTIONS is set: Node.js applies it to proa as well as to the program");
+  if (env.NODE_DEBUG !== undefined)
+    warnings.push(
+      "NODE_DEBUG is set: Node.js writes its debug output for proa to stderr as well as the program's (proa keeps the token out of it)",
+    );
   // Node.js reads these three at start, before proa can look: they change which certificates proa's connections accept.
-  if (env.NODE_EXTRA_CA_CERTS !== undefined) warnings.push("NODE_EXTRA_CA_CERTS is set: Node.js trusts its CAs, besides its own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
-  if (env.NODE_USE_SYSTEM_CA !== undefined) warnings.push("NODE_USE_SYSTEM_CA is set: Node.js 22 and later trust the system's CAs (OpenSSL's default store, which SSL_CERT_FILE and SSL_CERT_DIR move), besides their own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)");
-  if (env.OPENSSL_CONF !== undefined) warnings.push("OPENSSL_CONF is set: Node.js loaded that OpenSSL configuration at start, and with it can load providers and change what TLS proa's connections accept");
+  if (env.NODE_EXTRA_CA_CERTS !== undefined)
+    warnings.push(
+      "NODE_EXTRA_CA_CERTS is set: Node.js trusts its CAs, besides its own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)",
+    );
+  if (env.NODE_USE_SYSTEM_CA !== undefined)
+    warnings.push(
+      "NODE_USE_SYSTEM_CA is set: Node.js 22 and later trust the system's CAs (OpenSSL's default store, which SSL_CERT_FILE and SSL_CERT_DIR move), besides their own, for https sidecar URLs (not for the API server, whose certificate proa checks against the service account's ca.crt alone)",
+    );
+  if (env.OPENSSL_CONF !== undefined)
+    warnings.push(
+      "OPENSSL_CONF is set: Node.js loaded that OpenSSL configuration at start, and with it can load providers and change what TLS proa's connections accept",
+    );
   return warnings;
 }
 
@@ -141,10 +175,13 @@ export function apiServer(host: string, port: string): { host: string; port: num
   // it mid-handshake. The kubelet sets a Service's ClusterIP here, which never has one.
   const zone = /%.*$/.exec(bare)?.[0];
   if (zone !== undefined && isIPv6(bare.slice(0, -zone.length))) {
-    throw new Error(`KUBERNETES_SERVICE_HOST is an IPv6 address with a zone ID (${quote(host, 80)}), which no certificate can name: set it to the API server's address without ${quote(zone, 40)}, as the kubelet does`);
+    throw new Error(
+      `KUBERNETES_SERVICE_HOST is an IPv6 address with a zone ID (${quote(host, 80)}), which no certificate can name: set it to the API server's address without ${quote(zone, 40)}, as the kubelet does`,
+    );
   }
   const number = Number(port);
-  if (!Number.isInteger(number) || number < 1 || number > 65535) throw new Error(`KUBERNETES_SERVICE_PORT is not a port number: ${port}`);
+  if (!Number.isInteger(number) || number < 1 || number > 65535)
+    throw new Error(`KUBERNETES_SERVICE_PORT is not a port number: ${port}`);
   return { host: bare, port: number, server: `https://${bare.includes(":") ? `[${bare}]` : bare}:${number}` };
 }
 
@@ -154,7 +191,12 @@ export function apiServer(host: string, port: string): { host: string; port: num
 /** A failed request, named for where it failed, with the HTTP status when there was one. */
 export class KubeError extends Error {
   override name = "KubeError";
-  constructor(message: string, readonly status?: number, readonly retryAfterMs?: number, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -162,16 +204,34 @@ export class KubeError extends Error {
 /** GETs path and yields the body's chunks (status 200 only; otherwise throws a KubeError). Cuts the request when
  * the headers take longer than headersMs, when the body is silent for idleMs, when the whole exchange takes longer
  * than totalMs (a byte now and then restarts the idle timer, not this one), or when the consumer stops early. */
-async function* get(cluster: Cluster, log: Log, path: string, headersMs: number, idleMs: number, totalMs: number, signal: AbortSignal, what: string): AsyncGenerator<Buffer> {
+async function* get(
+  cluster: Cluster,
+  log: Log,
+  path: string,
+  headersMs: number,
+  idleMs: number,
+  totalMs: number,
+  signal: AbortSignal,
+  what: string,
+): AsyncGenerator<Buffer> {
   let current: { destroy(error?: Error): unknown } | undefined;
-  const cut = (ms: number) => setTimeout(() => current?.destroy(new KubeError(`${what} failed: no data from ${cluster.server} for ${ms} ms`)), ms);
+  const cut = (ms: number) =>
+    setTimeout(
+      () => current?.destroy(new KubeError(`${what} failed: no data from ${cluster.server} for ${ms} ms`)),
+      ms,
+    );
   let idle = cut(headersMs);
-  const total = setTimeout(() => current?.destroy(new KubeError(`${what} failed: the answer was not complete within ${totalMs} ms`)), totalMs);
+  const total = setTimeout(
+    () => current?.destroy(new KubeError(`${what} failed: the answer was not complete within ${totalMs} ms`)),
+    totalMs,
+  );
   try {
     let res = await send(cluster, path, signal, (req) => (current = req));
     if (res.statusCode === 401) {
       // The kubelet may have rotated the token since it was read: retry once with the file's new content.
-      log.debug("the API server refused the token: reading it again and retrying once", { tokenFile: cluster.tokenFile });
+      log.debug("the API server refused the token: reading it again and retrying once", {
+        tokenFile: cluster.tokenFile,
+      });
       res.resume();
       res = await send(cluster, path, signal, (req) => (current = req));
     }
@@ -190,12 +250,20 @@ async function* get(cluster: Cluster, log: Log, path: string, headersMs: number,
   }
 }
 
-function send(cluster: Cluster, path: string, signal: AbortSignal, onRequest: (req: { destroy(): unknown }) => void): Promise<IncomingMessage> {
+function send(
+  cluster: Cluster,
+  path: string,
+  signal: AbortSignal,
+  onRequest: (req: { destroy(): unknown }) => void,
+): Promise<IncomingMessage> {
   const token = readFileSync(cluster.tokenFile, "utf8").trim();
   registerSecret(token); // before any answer could echo it; a rotated-out token stays registered too
   const headers = { Accept: "application/json", "User-Agent": cluster.userAgent };
   return new Promise((resolve, reject) => {
-    const req = request({ host: cluster.host, port: cluster.port, path, agent: cluster.agent, headers, signal }, resolve);
+    const req = request(
+      { host: cluster.host, port: cluster.port, path, agent: cluster.agent, headers, signal },
+      resolve,
+    );
     // Set after the request is created: NODE_DEBUG=http prints the options object, never a header set this way.
     req.setHeader("Authorization", `Bearer ${token}`);
     req.on("error", reject).end();
@@ -213,7 +281,8 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
   } catch {} // ...but a 429 from the max-in-flight filter or a proxy is plain text
   message = quote(message);
   let hint = "";
-  if (code === 401) hint = `; the token at ${cluster.tokenFile} was re-read and still refused: check that the Pod's ServiceAccount exists`;
+  if (code === 401)
+    hint = `; the token at ${cluster.tokenFile} was re-read and still refused: check that the Pod's ServiceAccount exists`;
   if (code === 403) {
     const user = /User "([^"]+)"/.exec(message)?.[1] ?? "the Pod's service account";
     const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}`;
@@ -247,7 +316,11 @@ export const MAX_JSON_CONTAINERS = 100_000;
 
 /** What in text is past MAX_JSON_DEPTH or MAX_JSON_CONTAINERS, or undefined: a scan of its brackets outside strings,
  * cheap next to JSON.parse, which runs only when this finds nothing. */
-export function beyondJsonLimits(text: string, maxDepth = MAX_JSON_DEPTH, maxContainers = MAX_JSON_CONTAINERS): string | undefined {
+export function beyondJsonLimits(
+  text: string,
+  maxDepth = MAX_JSON_DEPTH,
+  maxContainers = MAX_JSON_CONTAINERS,
+): string | undefined {
   let depth = 0;
   let containers = 0;
   for (let i = 0; i < text.length; i++) {
@@ -263,7 +336,8 @@ export function beyondJsonLimits(text: string, maxDepth = MAX_JSON_DEPTH, maxCon
       }
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > maxDepth) return `nests arrays and objects deeper than ${maxDepth} levels`;
-      if (++containers > maxContainers) return `holds more than ${maxContainers.toLocaleString("en-US")} arrays and objects`;
+      if (++containers > maxContainers)
+        return `holds more than ${maxContainers.toLocaleString("en-US")} arrays and objects`;
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     }
@@ -316,7 +390,9 @@ export function parseWatchEvent(line: string): WatchEvent {
   }
   const types = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"];
   if (!types.includes(event?.type as string) || typeof event.object !== "object" || event.object === null) {
-    throw new Error(`the watch sent a line that is not a watch event: type ${quote(String(JSON.stringify(event?.type)))}`);
+    throw new Error(
+      `the watch sent a line that is not a watch event: type ${quote(String(JSON.stringify(event?.type)))}`,
+    );
   }
   if (event.type === "ERROR") {
     const problem = shapeProblem(event.object, STATUS_SHAPE, "");
@@ -331,11 +407,33 @@ export function parseWatchEvent(line: string): WatchEvent {
 // The shape of what proa reads from a Pod, checked once where the answer is parsed, so that the decisions can trust it.
 
 type Shape = "string" | "number" | "boolean" | "label" | { [field: string]: Shape } | [Shape];
-const CONTAINER_STATE: Shape = { running: {}, waiting: { reason: "string", message: "string" }, terminated: { exitCode: "number", reason: "string", signal: "number" } };
-const CONTAINER_STATUS: Shape = { name: "label", ready: "boolean", containerID: "string", state: CONTAINER_STATE, lastState: CONTAINER_STATE };
+const CONTAINER_STATE: Shape = {
+  running: {},
+  waiting: { reason: "string", message: "string" },
+  terminated: { exitCode: "number", reason: "string", signal: "number" },
+};
+const CONTAINER_STATUS: Shape = {
+  name: "label",
+  ready: "boolean",
+  containerID: "string",
+  state: CONTAINER_STATE,
+  lastState: CONTAINER_STATE,
+};
 const POD_SHAPE: Shape = {
-  metadata: { name: "string", namespace: "string", uid: "string", resourceVersion: "string", deletionTimestamp: "string", deletionGracePeriodSeconds: "number" },
-  spec: { containers: [{ name: "label", terminationMessagePath: "string", terminationMessagePolicy: "string" }], initContainers: [{ name: "label", restartPolicy: "string" }], restartPolicy: "string", terminationGracePeriodSeconds: "number" },
+  metadata: {
+    name: "string",
+    namespace: "string",
+    uid: "string",
+    resourceVersion: "string",
+    deletionTimestamp: "string",
+    deletionGracePeriodSeconds: "number",
+  },
+  spec: {
+    containers: [{ name: "label", terminationMessagePath: "string", terminationMessagePolicy: "string" }],
+    initContainers: [{ name: "label", restartPolicy: "string" }],
+    restartPolicy: "string",
+    terminationGracePeriodSeconds: "number",
+  },
   status: { phase: "string", containerStatuses: [CONTAINER_STATUS], initContainerStatuses: [CONTAINER_STATUS] },
 };
 const STATUS_SHAPE: Shape = { code: "number", reason: "string", message: "string" };
@@ -352,7 +450,10 @@ export function checkPod(object: unknown): Pod {
 function shapeProblem(value: unknown, shape: Shape, path: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   const [where, kind] = [path || "it", Array.isArray(value) ? "a list" : `a ${typeof value}`];
-  if (shape === "label") return typeof value === "string" && DNS_LABEL.test(value) ? undefined : `${where} is not a container name: ${quote(String(value), 80)}`;
+  if (shape === "label")
+    return typeof value === "string" && DNS_LABEL.test(value)
+      ? undefined
+      : `${where} is not a container name: ${quote(String(value), 80)}`;
   if (typeof shape === "string") return typeof value === shape ? undefined : `${where} is ${kind}, not a ${shape}`;
   if (Array.isArray(shape)) {
     if (!Array.isArray(value)) return `${where} is ${kind}, not a list`;
@@ -387,8 +488,7 @@ interface Memo {
   uid?: string; // the Pod's uid once seen: a Pod deleted and created again under the same name is another Pod
 }
 export type WatchState =
-  | (Memo & (Resume | { kind: "backingOff"; delayMs: number; then: Resume }))
-  | { kind: "stopped"; error: Error };
+  (Memo & (Resume | { kind: "backingOff"; delayMs: number; then: Resume })) | { kind: "stopped"; error: Error };
 
 export type WatchOutcome =
   | { kind: "listed"; items: Pod[]; resourceVersion: string }
@@ -406,21 +506,45 @@ export interface WatchStep {
 export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing: Timing, want: PodName): WatchStep {
   if (state.kind === "stopped") return { state };
   const { failures, trouble, delivered, uid } = state;
-  const resume: Resume = state.kind === "watching" ? { kind: "watching", resourceVersion: state.resourceVersion } : { kind: "listing" };
-  const backOff = (then: Resume, streak = failures, delayMs = backoffMs(streak, timing), troubled?: Memo["trouble"], at = 0): WatchStep => {
+  const resume: Resume =
+    state.kind === "watching" ? { kind: "watching", resourceVersion: state.resourceVersion } : { kind: "listing" };
+  const backOff = (
+    then: Resume,
+    streak = failures,
+    delayMs = backoffMs(streak, timing),
+    troubled?: Memo["trouble"],
+    at = 0,
+  ): WatchStep => {
     // While 401/403 lasts, no wait reaches past the give-up moment: the give-up comes on time, not a backoff late.
     const left = troubled ? troubled.since + timing.giveUpMs - at : Infinity;
-    return { state: { kind: "backingOff", delayMs: Math.min(delayMs, left), then, failures: streak + 1, trouble: troubled, delivered, uid } };
+    return {
+      state: {
+        kind: "backingOff",
+        delayMs: Math.min(delayMs, left),
+        then,
+        failures: streak + 1,
+        trouble: troubled,
+        delivered,
+        uid,
+      },
+    };
   };
   // 410: that resourceVersion is gone for good. List again, at once the first time; a server stuck on 410 gets backoff.
-  const relist = (streak: number): WatchStep => (streak === 0 ? { state: { kind: "listing", failures: 1, delivered, uid } } : backOff({ kind: "listing" }, streak));
+  const relist = (streak: number): WatchStep =>
+    streak === 0 ? { state: { kind: "listing", failures: 1, delivered, uid } } : backOff({ kind: "listing" }, streak);
   const deliver = (next: Memo & Resume, pod: Pod | null, ignored?: string): WatchStep => {
     const key = pod === null ? "absent" : pod.metadata?.resourceVersion;
-    const step: WatchStep = key !== undefined && key === delivered ? { state: next } : { state: { ...next, delivered: key }, deliver: { pod } };
+    const step: WatchStep =
+      key !== undefined && key === delivered
+        ? { state: next }
+        : { state: { ...next, delivered: key }, deliver: { pod } };
     return ignored ? { ...step, ignored } : step;
   };
   const giveUp = (since: NonNullable<Memo["trouble"]>): WatchStep => ({
-    state: { kind: "stopped", error: new Error(`giving up after ${seconds(timing.giveUpMs)}: ${since.error.message}`, { cause: since.error }) },
+    state: {
+      kind: "stopped",
+      error: new Error(`giving up after ${seconds(timing.giveUpMs)}: ${since.error.message}`, { cause: since.error }),
+    },
   });
 
   switch (outcome.kind) {
@@ -432,10 +556,22 @@ export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing:
       const pod = outcome.items.find((item) => isOurs(item, want, uid)) ?? null;
       const other = outcome.items.find((item) => !isOurs(item, want, uid));
       const foreign = other && foreignPod(other, want, uid);
-      return deliver({ kind: "watching", resourceVersion: outcome.resourceVersion, failures, delivered, uid: pod?.metadata?.uid ?? uid }, pod, foreign);
+      return deliver(
+        {
+          kind: "watching",
+          resourceVersion: outcome.resourceVersion,
+          failures,
+          delivered,
+          uid: pod?.metadata?.uid ?? uid,
+        },
+        pod,
+        foreign,
+      );
     }
     case "ended": // watch again from the same resourceVersion, at once unless the watch was short: no server can make proa loop
-      return outcome.lastedMs >= timing.minWatchMs ? { state: { ...resume, failures: 0, delivered, uid } } : backOff(resume);
+      return outcome.lastedMs >= timing.minWatchMs
+        ? { state: { ...resume, failures: 0, delivered, uid } }
+        : backOff(resume);
     case "event": {
       const { type, object } = outcome.event;
       if (type === "ERROR") return object.code === 410 ? relist(failures) : backOff({ kind: "listing" });
@@ -443,7 +579,9 @@ export function nextWatchState(state: WatchState, outcome: WatchOutcome, timing:
       if (ignored) return { state, ignored };
       const resourceVersion = object.metadata?.resourceVersion;
       const ours = type === "BOOKMARK" ? uid : (object.metadata?.uid ?? uid);
-      const watching: Memo & Resume = resourceVersion ? { kind: "watching", resourceVersion, failures, delivered, uid: ours } : { ...resume, failures, delivered, uid: ours };
+      const watching: Memo & Resume = resourceVersion
+        ? { kind: "watching", resourceVersion, failures, delivered, uid: ours }
+        : { ...resume, failures, delivered, uid: ours };
       return type === "BOOKMARK" ? { state: watching } : deliver(watching, type === "DELETED" ? null : object);
     }
     case "failed": {
@@ -471,7 +609,8 @@ function foreignPod(pod: Pod, want: PodName, uid: string | undefined): string | 
   if (namespace !== want.namespace || name !== want.name) {
     return `the API server sent Pod ${quote(`${namespace}/${name}`, 120)} when asked for ${want.namespace}/${want.name}: ignoring it`;
   }
-  if (uid !== undefined && its !== uid) return `the API server sent another Pod named ${want.namespace}/${want.name} (uid ${quote(String(its), 80)}, not ${uid}): ignoring it`;
+  if (uid !== undefined && its !== uid)
+    return `the API server sent another Pod named ${want.namespace}/${want.name} (uid ${quote(String(its), 80)}, not ${uid}): ignoring it`;
   return undefined;
 }
 
@@ -483,7 +622,12 @@ export function backoffMs(failures: number, timing: Timing): number {
 
 /** Yields each new state of the Pod (null: there is no such Pod), never the same resourceVersion twice. Ends by
  * throwing: signal.reason when aborted, or an Error when 401/403 lasted past timing.giveUpMs. */
-export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal, timing: Partial<Timing> = {}): AsyncGenerator<Pod | null, never> {
+export async function* watchPod(
+  cluster: Cluster,
+  log: Log,
+  signal: AbortSignal,
+  timing: Partial<Timing> = {},
+): AsyncGenerator<Pod | null, never> {
   const t = { ...defaultTiming, ...timing };
   const want = { namespace: cluster.namespace, name: cluster.podName };
   const path = podsPath(cluster);
@@ -498,7 +642,11 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
         logOutcome(log, repeats, outcome, state);
         if (step.ignored) {
           const what = outcome.kind === "event" ? "events" : "lists";
-          repeats.warn(`${what} about another Pod`, step.ignored, (count, seconds) => `ignored ${count} ${what} about another Pod in the last ${seconds} s`);
+          repeats.warn(
+            `${what} about another Pod`,
+            step.ignored,
+            (count, seconds) => `ignored ${count} ${what} about another Pod in the last ${seconds} s`,
+          );
         }
         if (step.deliver) yield step.deliver.pod;
         if (state.kind !== "watching") break; // an ERROR event ends this watch
@@ -512,12 +660,21 @@ export async function* watchPod(cluster: Cluster, log: Log, signal: AbortSignal,
 
 /** The shutdown step's one look at the Pod after SIGTERM, which may mean it is being deleted: a single list, given up
  * after boundMs. Undefined when it fails or finds no Pod; the step then goes by the last snapshot. */
-export async function readPod(cluster: Cluster, log: Log, timing: Partial<Timing> = {}, boundMs = 2000): Promise<Pod | undefined> {
+export async function readPod(
+  cluster: Cluster,
+  log: Log,
+  timing: Partial<Timing> = {},
+  boundMs = 2000,
+): Promise<Pod | undefined> {
   const t = { ...defaultTiming, ...timing };
   const listing: WatchState = { kind: "listing", failures: 0 };
   try {
     for await (const outcome of perform(cluster, log, podsPath(cluster), listing, t, AbortSignal.timeout(boundMs))) {
-      if (outcome.kind === "listed") return nextWatchState(listing, outcome, t, { namespace: cluster.namespace, name: cluster.podName }).deliver?.pod ?? undefined;
+      if (outcome.kind === "listed")
+        return (
+          nextWatchState(listing, outcome, t, { namespace: cluster.namespace, name: cluster.podName }).deliver?.pod ??
+          undefined
+        );
       if (outcome.kind === "failed") log.warn(`could not read the Pod after SIGTERM: ${outcome.error.message}`);
       return undefined;
     }
@@ -545,23 +702,41 @@ export interface Probe {
 export async function probePod(cluster: Cluster, log: Log, timing: Partial<Timing> = {}): Promise<Probe> {
   const t = { ...defaultTiming, ...timing, watchTimeoutSeconds: 1, random: () => 0 };
   const once = async (state: WatchState): Promise<WatchOutcome> => {
-    for await (const outcome of perform(cluster, log, podsPath(cluster), state, t, new AbortController().signal)) return outcome; // return closes the request
+    for await (const outcome of perform(cluster, log, podsPath(cluster), state, t, new AbortController().signal))
+      return outcome; // return closes the request
     throw new Error("the request gave no outcome");
   };
   const listing: WatchState = { kind: "listing", failures: 0 };
   const list = await once(listing);
-  const { deliver, ignored } = nextWatchState(listing, list, t, { namespace: cluster.namespace, name: cluster.podName });
+  const { deliver, ignored } = nextWatchState(listing, list, t, {
+    namespace: cluster.namespace,
+    name: cluster.podName,
+  });
   const resourceVersion = list.kind === "listed" ? list.resourceVersion : "0";
-  return { list, ...deliver, ...(ignored ? { ignored } : {}), watch: await once({ kind: "watching", resourceVersion, failures: 0 }) };
+  return {
+    list,
+    ...deliver,
+    ...(ignored ? { ignored } : {}),
+    watch: await once({ kind: "watching", resourceVersion, failures: 0 }),
+  };
 }
 
 /** For --check: the API server's release (GET /version, with a run's own requests), or undefined when it cannot be
  * read within ms: a provider's minor may carry a suffix ("29+"), so only its leading digits count. */
-export async function serverVersion(cluster: Cluster, log: Log, ms: number): Promise<{ major: number; minor: number; gitVersion: string } | undefined> {
+export async function serverVersion(
+  cluster: Cluster,
+  log: Log,
+  ms: number,
+): Promise<{ major: number; minor: number; gitVersion: string } | undefined> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), ms);
   try {
-    const text = (await collect(get(cluster, log, "/version", ms, ms, ms, controller.signal, "reading the API server's version"), 64 * 1024)).toString();
+    const text = (
+      await collect(
+        get(cluster, log, "/version", ms, ms, ms, controller.signal, "reading the API server's version"),
+        64 * 1024,
+      )
+    ).toString();
     const beyond = beyondJsonLimits(text);
     if (beyond) throw new Error(`the answer ${beyond}`);
     const body = JSON.parse(text) as Record<string, unknown>;
@@ -579,7 +754,8 @@ export async function serverVersion(cluster: Cluster, log: Log, ms: number): Pro
 /** Failures at warn (the same one again only counted, see repeatedWarnings), or error for 401/403 (which need the
  * user's fix, and are given up on) unless proa was let in before; the rest at debug. */
 function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, next: WatchState): void {
-  const again = (message: string) => (count: string, seconds: number) => `${message} (${count} times in the last ${seconds} s)`;
+  const again = (message: string) => (count: string, seconds: number) =>
+    `${message} (${count} times in the last ${seconds} s)`;
   switch (outcome.kind) {
     case "listed":
       return log.debug("listed the Pod", { resourceVersion: outcome.resourceVersion, found: outcome.items.length > 0 });
@@ -587,7 +763,8 @@ function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, 
       return log.debug("the API server ended the watch", { events: outcome.lines, lastedMs: outcome.lastedMs });
     case "event": {
       const { type, object } = outcome.event;
-      if (type !== "ERROR") return log.debug(`watch event ${type}`, { resourceVersion: object.metadata?.resourceVersion });
+      if (type !== "ERROR")
+        return log.debug(`watch event ${type}`, { resourceVersion: object.metadata?.resourceVersion });
       const message = `the watch of the Pod reported ${object.code} ${quote(String(object.reason), 80)}: listing it again`;
       if (object.code === 410) return log.debug(message, { message: quote(String(object.message)) });
       return repeats.warn(message, message, again(message), { message: quote(String(object.message)) });
@@ -610,18 +787,29 @@ function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, 
 }
 
 /** The I/O for one state: what happened, as outcomes (a watch yields one per event). */
-async function* perform(cluster: Cluster, log: Log, path: string, state: WatchState, t: Timing, signal: AbortSignal): AsyncGenerator<WatchOutcome> {
+async function* perform(
+  cluster: Cluster,
+  log: Log,
+  path: string,
+  state: WatchState,
+  t: Timing,
+  signal: AbortSignal,
+): AsyncGenerator<WatchOutcome> {
   const what = `${state.kind === "watching" ? "watching" : "listing"} Pod ${cluster.namespace}/${cluster.podName} at ${cluster.server}`;
   const started = Date.now();
   try {
     if (state.kind === "listing") {
-      const body = await collect(get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, t.listTimeoutMs, signal, what), MAX_LINE_BYTES);
+      const body = await collect(
+        get(cluster, log, path, t.idleMarginMs, t.idleMarginMs, t.listTimeoutMs, signal, what),
+        MAX_LINE_BYTES,
+      );
       const text = body.toString();
       const beyond = beyondJsonLimits(text);
       if (beyond) throw new KubeError(`${what} failed: the answer ${beyond}`);
       const list = JSON.parse(text);
       const resourceVersion = list?.metadata?.resourceVersion;
-      if (typeof resourceVersion !== "string" || !Array.isArray(list.items)) throw new KubeError(`${what} failed: the answer is not a PodList`);
+      if (typeof resourceVersion !== "string" || !Array.isArray(list.items))
+        throw new KubeError(`${what} failed: the answer is not a PodList`);
       for (const item of list.items) checkPod(item); // in place: no copy of a list that may be long
       yield { kind: "listed", items: list.items as Pod[], resourceVersion };
     } else if (state.kind === "backingOff") {
@@ -635,7 +823,16 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
       // The server ends a watch at its timeoutSeconds: one still open well after that (a margin later than a silent
       // one is cut) is as stuck as a silent one, whatever trickles in.
       const idleMs = timeoutSeconds * 1000 + t.idleMarginMs;
-      for await (const chunk of get(cluster, log, path + query, t.idleMarginMs, idleMs, idleMs + t.idleMarginMs, signal, what)) {
+      for await (const chunk of get(
+        cluster,
+        log,
+        path + query,
+        t.idleMarginMs,
+        idleMs,
+        idleMs + t.idleMarginMs,
+        signal,
+        what,
+      )) {
         for (const line of lines.push(chunk)) {
           count++;
           yield { kind: "event", event: parseWatchEvent(line) };
@@ -647,8 +844,14 @@ async function* perform(cluster: Cluster, log: Log, path: string, state: WatchSt
   } catch (error) {
     signal.throwIfAborted();
     // Node says only "aborted" when the server resets a response mid-stream.
-    const reason = (error as NodeJS.ErrnoException).code === "ECONNRESET" ? "the API server closed the connection" : (error as Error).message;
-    const failure = error instanceof KubeError ? error : new KubeError(`${what} failed: ${reason}`, undefined, undefined, { cause: error });
+    const reason =
+      (error as NodeJS.ErrnoException).code === "ECONNRESET"
+        ? "the API server closed the connection"
+        : (error as Error).message;
+    const failure =
+      error instanceof KubeError
+        ? error
+        : new KubeError(`${what} failed: ${reason}`, undefined, undefined, { cause: error });
     yield { kind: "failed", error: failure, at: Date.now(), lastedMs: Date.now() - started };
   }
 }
@@ -664,7 +867,9 @@ export interface OwnContainerHints {
 
 /** --container when given; otherwise the /proc files that show the kubelet's mounts and the container's id. */
 export function ownContainerHints(container: string | undefined): OwnContainerHints {
-  return container !== undefined ? { container } : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
+  return container !== undefined
+    ? { container }
+    : { mountinfo: readProc("/proc/self/mountinfo"), cgroup: readProc("/proc/self/cgroup") };
 }
 
 export function ownContainerName(pod: Pod, hints: OwnContainerHints): { name: string; rule: string } {
@@ -672,12 +877,18 @@ export function ownContainerName(pod: Pod, hints: OwnContainerHints): { name: st
   const known = (name: string | undefined): name is string => name !== undefined && regular.includes(name);
   if (hints.container !== undefined) {
     if (known(hints.container)) return { name: hints.container, rule: "--container" };
-    throw new Error(`--container ${hints.container}: the Pod has no such container; its containers are: ${regular.join(", ")}`);
+    throw new Error(
+      `--container ${hints.container}: the Pod has no such container; its containers are: ${regular.join(", ")}`,
+    );
   }
-  const mounted = hints.mountinfo === undefined ? undefined : containerFromMountinfo(hints.mountinfo, pod.metadata?.uid);
+  const mounted =
+    hints.mountinfo === undefined ? undefined : containerFromMountinfo(hints.mountinfo, pod.metadata?.uid);
   if (known(mounted)) return { name: mounted, rule: "the termination log mount in /proc/self/mountinfo" };
   const id = hints.cgroup === undefined ? undefined : containerIdFromCgroup(hints.cgroup);
-  const byId = id === undefined ? undefined : pod.status?.containerStatuses?.find((s) => s.containerID?.endsWith(`://${id}`))?.name;
+  const byId =
+    id === undefined
+      ? undefined
+      : pod.status?.containerStatuses?.find((s) => s.containerID?.endsWith(`://${id}`))?.name;
   if (known(byId)) return { name: byId, rule: "the container id in /proc/self/cgroup" };
   const [first] = regular;
   if (first === undefined) throw new Error("the Pod's spec lists no containers");
@@ -720,10 +931,15 @@ export function restartPolicyOf(pod: Pod | undefined): string | undefined {
 export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): Readiness {
   const regular = (pod.spec?.containers ?? []).map((c) => c.name);
   const others = otherContainers(pod, ownContainer);
-  for (const [option, names] of [["--wait-for", waitFor], ["--ignore", ignore]] as const) {
+  for (const [option, names] of [
+    ["--wait-for", waitFor],
+    ["--ignore", ignore],
+  ] as const) {
     const unknown = names.find((name) => !others.includes(name));
     if (unknown === undefined) continue;
-    throw new Error(`${option} ${unknown}: no such container besides proa's own (${ownContainer}); the Pod's other containers are: ${others.join(", ") || "none"}`);
+    throw new Error(
+      `${option} ${unknown}: no such container besides proa's own (${ownContainer}); the Pod's other containers are: ${others.join(", ") || "none"}`,
+    );
   }
   const watched = waitedFor(pod, ownContainer, waitFor, ignore);
   const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
@@ -736,7 +952,10 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
     const terminated = status(name)?.state?.terminated;
     if (!terminated || !(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) continue;
     const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${quote(terminated.reason, 80)})` : ""}`;
-    return { notReady, failed: `container ${name} terminated with ${how} before it was ready, and the Pod's restartPolicy is ${policy}, so it will not be restarted` };
+    return {
+      notReady,
+      failed: `container ${name} terminated with ${how} before it was ready, and the Pod's restartPolicy is ${policy}, so it will not be restarted`,
+    };
   }
   return { notReady };
 }
@@ -782,8 +1001,14 @@ export interface ReadyPod {
 /** Watches the Pod until every container but proa's own is ready. onPod receives every snapshot with the container
  * chosen as proa's own, so the caller keeps the last one for the shutdown step even when the wait fails. Rejects
  * with a user-facing Error, or with signal.reason when aborted. */
-export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, log: Log, signal: AbortSignal,
-  onPod?: (pod: Pod, ownContainer: string) => void, timing: Partial<Timing> = {}): Promise<ReadyPod> {
+export async function waitUntilReady(
+  cluster: Cluster,
+  options: ReadyOptions,
+  log: Log,
+  signal: AbortSignal,
+  onPod?: (pod: Pod, ownContainer: string) => void,
+  timing: Partial<Timing> = {},
+): Promise<ReadyPod> {
   signal.throwIfAborted();
   const t = { ...defaultTiming, ...timing };
   const pod = `${cluster.namespace}/${cluster.podName}`;
@@ -815,15 +1040,25 @@ export async function waitUntilReady(cluster: Cluster, options: ReadyOptions, lo
     else log.info(`still waiting to read Pod ${pod} from the API server`, { waitedS });
   }, t.reminderMs);
 
-  log.info(`waiting for the other containers of Pod ${pod} to be ready`, { server: cluster.server, waitFor: options.waitFor, ignore: options.ignore });
+  log.info(`waiting for the other containers of Pod ${pod} to be ready`, {
+    server: cluster.server,
+    waitFor: options.waitFor,
+    ignore: options.ignore,
+  });
   try {
     for await (const seen of watchPod(cluster, log, stop.signal, bounded ? { ...t, giveUpMs: Infinity } : t)) {
       missing = seen === null;
       // Seen once, then gone: deleted. The uid is kept, so a Pod created again under its name cannot bring it back.
-      if (seen === null && own !== undefined) throw new Error(`Pod ${pod} was deleted while proa waited for its containers to be ready`);
+      if (seen === null && own !== undefined)
+        throw new Error(`Pod ${pod} was deleted while proa waited for its containers to be ready`);
       if (seen === null) {
         log.error(`there is no Pod ${pod}: set POD_NAME and POD_NAMESPACE with the downward API: ${DOWNWARD_API}`);
-        const giveUp = () => stop.abort(new Error(`giving up after ${seconds(t.giveUpMs)}: there is no Pod ${pod}; set POD_NAME with the downward API`));
+        const giveUp = () =>
+          stop.abort(
+            new Error(
+              `giving up after ${seconds(t.giveUpMs)}: there is no Pod ${pod}; set POD_NAME with the downward API`,
+            ),
+          );
         if (!bounded) missingTimer ??= setTimeout(giveUp, t.giveUpMs);
         continue;
       }

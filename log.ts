@@ -11,7 +11,10 @@ const LEVELS: readonly Level[] = ["error", "warn", "info", "debug"];
 export function logLevel(env: NodeJS.ProcessEnv): Level {
   const own = env.PROA_LOG?.trim().toLowerCase();
   if (own && (LEVELS as string[]).includes(own)) return own as Level;
-  const directives = (env.RUST_LOG ?? "").toLowerCase().split(",").map((d) => d.trim());
+  const directives = (env.RUST_LOG ?? "")
+    .toLowerCase()
+    .split(",")
+    .map((d) => d.trim());
   const directive = directives.find((d) => d.startsWith("proa=")) ?? directives.find((d) => !d.includes("="));
   const level = directive?.replace(/^proa=/, "");
   if (level === "trace") return "debug";
@@ -84,7 +87,9 @@ const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e
 /** Text from outside proa (a server's answer, a process or container name): credentials masked, control characters flattened, at most max characters.
  * Secrets are replaced before the text is cut, so that no part of one is left. */
 export function quote(text: string, max = MAX_QUOTE_CHARS): string {
-  const masked = withoutSecrets(text).replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]").replace(UNSAFE_CHARS, " ");
+  const masked = withoutSecrets(text)
+    .replace(/\b(Basic|Bearer)\s+[^\s"',;]+/gi, "$1 [redacted]")
+    .replace(UNSAFE_CHARS, " ");
   return masked.length > max ? `${masked.slice(0, max)}… (${masked.length - max} more characters)` : masked;
 }
 
@@ -110,10 +115,16 @@ interface Held {
   summary: (count: string, seconds: number) => string;
 }
 
-export function repeatedWarnings(log: Log, windowMs = REPEAT_WINDOW_MS, now: () => number = Date.now): RepeatedWarnings {
+export function repeatedWarnings(
+  log: Log,
+  windowMs = REPEAT_WINDOW_MS,
+  now: () => number = Date.now,
+): RepeatedWarnings {
   const kinds = new Map<string, Held>();
   const write = (state: Held, at: number) =>
-    log.warn(state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), { last: state.last });
+    log.warn(state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), {
+      last: state.last,
+    });
   return {
     warn(kind, msg, summary, fields) {
       const at = now();

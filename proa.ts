@@ -4,10 +4,33 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
-import { loadCluster, nodeEnvironmentWarnings, ReadyTimeoutError, waitedFor, waitUntilReady, type Pod, type ReadyOptions } from "./kube.ts";
-import { podExitWatch, shutDownSidecars, type ExitWatch, type PodSeen, type ShutdownContext, type ShutdownOptions } from "./shutdown.ts";
+import {
+  loadCluster,
+  nodeEnvironmentWarnings,
+  ReadyTimeoutError,
+  waitedFor,
+  waitUntilReady,
+  type Pod,
+  type ReadyOptions,
+} from "./kube.ts";
+import {
+  podExitWatch,
+  shutDownSidecars,
+  type ExitWatch,
+  type PodSeen,
+  type ShutdownContext,
+  type ShutdownOptions,
+} from "./shutdown.ts";
 import { readyUrls } from "./readyurl.ts";
-import { recordRun, tellTheStory, terminationLog, type ProgramOutcome, type TerminationLog, type WaitEnding, type WaitRecord } from "./summary.ts";
+import {
+  recordRun,
+  tellTheStory,
+  terminationLog,
+  type ProgramOutcome,
+  type TerminationLog,
+  type WaitEnding,
+  type WaitRecord,
+} from "./summary.ts";
 import { runCheck } from "./check.ts";
 import { createLog, logLevel, redactUrl, type Log } from "./log.ts";
 
@@ -95,7 +118,8 @@ function watchSidecars(options: Options, env: NodeJS.ProcessEnv, log: Log, onPod
     },
     ...podExitWatch(seen),
     // Once proa knew its Pod, the containers the wait watched; before that, those --wait-for named.
-    waitedFor: () => (seen.pod && seen.ownContainer ? waitedFor(seen.pod, seen.ownContainer, waitFor, ignore) : waitFor),
+    waitedFor: () =>
+      seen.pod && seen.ownContainer ? waitedFor(seen.pod, seen.ownContainer, waitFor, ignore) : waitFor,
     terminationLog: () => terminationLog(ownSpec(), env),
   };
 }
@@ -135,7 +159,11 @@ function statusForFailure(ending: WaitEnding): number {
 // Running the program
 
 /** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. */
-export function runProgram(command: string[], log: Log, onSpawn: (child: ChildProcess) => void): Promise<ProgramOutcome> {
+export function runProgram(
+  command: string[],
+  log: Log,
+  onSpawn: (child: ChildProcess) => void,
+): Promise<ProgramOutcome> {
   const [program, ...args] = command as [string, ...string[]];
   return new Promise((resolve) => {
     const child = spawn(program, args, { stdio: "inherit" });
@@ -148,7 +176,10 @@ export function runProgram(command: string[], log: Log, onSpawn: (child: ChildPr
     child.on("close", (code, signal) => {
       if (spawnError) {
         const outcome: ProgramOutcome = { kind: "not-started", errno: spawnError.code ?? "" };
-        const problem = exitStatus(outcome) === 127 ? "was not found (check the path and the image's PATH)" : "cannot be executed (check that it is a file with execute permission)";
+        const problem =
+          exitStatus(outcome) === 127
+            ? "was not found (check the path and the image's PATH)"
+            : "cannot be executed (check that it is a file with execute permission)";
         log.error(`program ${program} ${problem}`, { program, error: spawnError.code });
         resolve(outcome);
       } else if (signal) {
@@ -324,13 +355,18 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
   }
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
-  if (!values.check && (command.length === 0 || command[0] === "")) throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
+  if (!values.check && (command.length === 0 || command[0] === ""))
+    throw new UsageError("no program given: put it after the options, as in `proa -- program args`");
 
   const urls = (option: string, list: string[] | undefined) => (list ?? []).map((url) => httpUrl(option, url));
   const readyUrls = urls("--ready-url", values["ready-url"]);
-  const podOnly = (["container", "wait-for", "ignore"] as const).find((name) => readyUrls.length > 0 && values[name] !== undefined);
+  const podOnly = (["container", "wait-for", "ignore"] as const).find(
+    (name) => readyUrls.length > 0 && values[name] !== undefined,
+  );
   if (podOnly) {
-    throw new UsageError(`--${podOnly} cannot be combined with --ready-url: with --ready-url proa does not read its Pod, so it knows no containers by name; give one --ready-url per sidecar instead`);
+    throw new UsageError(
+      `--${podOnly} cannot be combined with --ready-url: with --ready-url proa does not read its Pod, so it knows no containers by name; give one --ready-url per sidecar instead`,
+    );
   }
   return {
     kind: "run",
@@ -358,7 +394,9 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
   };
 }
 
-const LONG_NAMES = new Map<string, string>(Object.entries(OPTIONS).flatMap(([long, option]) => ("short" in option ? [[option.short, long]] : [])));
+const LONG_NAMES = new Map<string, string>(
+  Object.entries(OPTIONS).flatMap(([long, option]) => ("short" in option ? [[option.short, long]] : [])),
+);
 
 /**
  * clap, which parses the original proa's options, reads `-g=URL` as `-g URL`; parseArgs would read the value "=URL",
@@ -384,7 +422,9 @@ function describeParseError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: string }).code;
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${message.match(/'([^']+)'/)?.[1] ?? message}`;
-  const [, names = "", problem] = /^Option '(.*?)(?: <value>)?' (argument missing|argument is ambiguous|does not take an argument)/.exec(message) ?? [];
+  const [, names = "", problem] =
+    /^Option '(.*?)(?: <value>)?' (argument missing|argument is ambiguous|does not take an argument)/.exec(message) ??
+    [];
   const long = names.split(", ").at(-1);
   if (problem === "does not take an argument") return `option ${names} takes no value: write ${long} alone`;
   if (problem) return `option ${names} needs a value (write ${long}=VALUE for one that starts with -)`;
@@ -399,7 +439,9 @@ function httpUrl(option: string, value: string): URL {
   if (url?.protocol === "http:" || url?.protocol === "https:") return url;
   // Repeat the value only as a URL with a host, redacted: "admin:pass@host" parses as the scheme "admin:".
   const given = url?.host ? `'${redactUrl(url)}'` : "a value without a scheme and host";
-  throw new UsageError(`${option} needs an http:// or https:// URL such as http://localhost:15020/quitquitquit, not ${given}`);
+  throw new UsageError(
+    `${option} needs an http:// or https:// URL such as http://localhost:15020/quitquitquit, not ${given}`,
+  );
 }
 
 // Node's timers fire at once for a delay of 2^31 ms or more (about 596 hours): a longer duration is refused, never

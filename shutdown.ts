@@ -99,15 +99,29 @@ export interface ShutdownPlan {
  * behaviour.
  */
 export function shutdownPlan(restartPolicy: string | undefined, succeeded: boolean, deleting: boolean): ShutdownPlan {
-  if (deleting) return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
+  if (deleting)
+    return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
   if (restartPolicy === "Always" || (restartPolicy === "OnFailure" && !succeeded)) {
-    return { shutDown: false, waitForExit: false, reason: `sidecars left running for the restart (restartPolicy ${restartPolicy})` };
+    return {
+      shutDown: false,
+      waitForExit: false,
+      reason: `sidecars left running for the restart (restartPolicy ${restartPolicy})`,
+    };
   }
   if (restartPolicy === "Never" || restartPolicy === "OnFailure") {
     const why = restartPolicy === "Never" ? "restartPolicy Never" : "restartPolicy OnFailure and the program succeeded";
-    return { shutDown: true, waitForExit: true, reason: `${why}: proa's container will not run again, so the sidecars are shut down` };
+    return {
+      shutDown: true,
+      waitForExit: true,
+      reason: `${why}: proa's container will not run again, so the sidecars are shut down`,
+    };
   }
-  return { shutDown: true, waitForExit: true, reason: "the Pod's restartPolicy is unknown, so the sidecars are shut down as if proa's container will not run again" };
+  return {
+    shutDown: true,
+    waitForExit: true,
+    reason:
+      "the Pod's restartPolicy is unknown, so the sidecars are shut down as if proa's container will not run again",
+  };
 }
 
 // After SIGTERM the kubelet kills the container when the grace period ends: proa exits this much earlier, so that the
@@ -129,37 +143,71 @@ export const DEFAULT_TIMING: ShutdownTiming = { refusedRetryDelaysMs: [100, 250,
 /** Never throws; logs each problem on its own line and returns what it did. The plan (shutdownPlan) decides whether
  * the requests and signals go out and whether the step waits for the exits; that wait ends at the deadline
  * (shutdownDeadline), or when the Pod is seen being deleted. */
-export async function shutDownSidecars(options: ShutdownOptions, context: ShutdownContext, log: Log, timing: Partial<ShutdownTiming> = {}): Promise<ShutdownReport> {
+export async function shutDownSidecars(
+  options: ShutdownOptions,
+  context: ShutdownContext,
+  log: Log,
+  timing: Partial<ShutdownTiming> = {},
+): Promise<ShutdownReport> {
   const t = { ...DEFAULT_TIMING, ...timing };
   const startedAt = Date.now();
   let pod = context.pod;
   const deadline = new Deadline(() => shutdownDeadline(startedAt, options.timeoutMs, pod, sigtermAt(context.sigterm)));
-  const report: ShutdownReport = { plan: shutdownPlan(undefined, false, false), startedAt, budgetMs: 0, requests: [], signals: [], unmatched: [], exits: [], wait: { outcome: "not watched", stillRunning: [] }, durationMs: 0 };
+  const report: ShutdownReport = {
+    plan: shutdownPlan(undefined, false, false),
+    startedAt,
+    budgetMs: 0,
+    requests: [],
+    signals: [],
+    unmatched: [],
+    exits: [],
+    wait: { outcome: "not watched", stillRunning: [] },
+    durationMs: 0,
+  };
   const moved = (why: string) => {
-    if (deadline.recompute()) log.info(`${why}: the shutdown step now ends in ${deadline.leftMs()} ms, before the kubelet's kill`, { budgetMs: deadline.leftMs() });
+    if (deadline.recompute())
+      log.info(`${why}: the shutdown step now ends in ${deadline.leftMs()} ms, before the kubelet's kill`, {
+        budgetMs: deadline.leftMs(),
+      });
   };
   const onSigterm = () => moved("received SIGTERM");
   context.sigterm?.addEventListener("abort", onSigterm);
   try {
     // The kubelet sends SIGTERM when it deletes the Pod; the last snapshot, from the wait for readiness, predates that.
-    if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod)) pod = (await context.sidecars?.readPod?.(log)) ?? pod;
+    if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod))
+      pod = (await context.sidecars?.readPod?.(log)) ?? pod;
     report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod));
-    if (isDeleting(pod)) moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
+    if (isDeleting(pod))
+      moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
     if (!report.plan.shutDown) {
-      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, { restartPolicy: restartPolicyOf(pod), status: context.status });
+      log.info(`${report.plan.reason}: proa sends no shutdown request and signals nothing`, {
+        restartPolicy: restartPolicyOf(pod),
+        status: context.status,
+      });
       return finished(report, deadline, startedAt);
     }
-    const requests = [...options.httpGet.map((url) => ({ method: "GET" as const, url })), ...options.httpPost.map((url) => ({ method: "POST" as const, url }))];
+    const requests = [
+      ...options.httpGet.map((url) => ({ method: "GET" as const, url })),
+      ...options.httpPost.map((url) => ({ method: "POST" as const, url })),
+    ];
     if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";
-      const then = report.plan.waitForExit ? "so it can only wait for them to exit" : "and does not wait for their exits";
-      log.info(`proa has no way to stop the sidecars (no ${means}), ${then}`, { budgetMs: deadline.leftMs(), why: report.plan.reason });
+      const then = report.plan.waitForExit
+        ? "so it can only wait for them to exit"
+        : "and does not wait for their exits";
+      log.info(`proa has no way to stop the sidecars (no ${means}), ${then}`, {
+        budgetMs: deadline.leftMs(),
+        why: report.plan.reason,
+      });
     } else {
       log.info("shutting the sidecars down", { budgetMs: deadline.leftMs(), why: report.plan.reason });
     }
     const deleting = () => isDeleting(pod);
-    const sent = Promise.all(requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log, deleting)));
-    if (options.kill.length > 0 || options.killAll) Object.assign(report, signalProcesses(options, context.childPid, pod, log));
+    const sent = Promise.all(
+      requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log, deleting)),
+    );
+    if (options.kill.length > 0 || options.killAll)
+      Object.assign(report, signalProcesses(options, context.childPid, pod, log));
     // A deletion seen while waiting ends the wait: from then on the kubelet hides the sidecars' exits.
     const stopWaiting = new AbortController(); // at the deadline, or on the deletion (AbortSignal.any needs Node 20.3)
     deadline.spent.signal.addEventListener("abort", () => stopWaiting.abort(), { once: true });
@@ -174,14 +222,21 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
       stopWaiting.abort();
     };
     const notWatched: WaitResult = { outcome: "not watched", stillRunning: [], exits: [] };
-    const watched = (report.plan.waitForExit && context.sidecars?.waitForExit(stopWaiting.signal, seen, startedAt, log)) || Promise.resolve(notWatched);
+    const watched =
+      (report.plan.waitForExit && context.sidecars?.waitForExit(stopWaiting.signal, seen, startedAt, log)) ||
+      Promise.resolve(notWatched);
     const [answers, wait] = await Promise.all([sent, watched]);
     report.requests = answers;
     report.exits = wait.exits;
-    report.wait = report.plan.waitForExit ? { outcome: wait.outcome, stillRunning: wait.stillRunning } : { outcome: "not watched", stillRunning: [] };
+    report.wait = report.plan.waitForExit
+      ? { outcome: wait.outcome, stillRunning: wait.stillRunning }
+      : { outcome: "not watched", stillRunning: [] };
     if (report.plan.waitForExit && wait.outcome === "budget spent") {
       const budgetMs = Math.max(0, deadline.at - startedAt);
-      log.warn(`the sidecars did not exit within ${budgetMs} ms; still running: ${wait.stillRunning.join(", ")}; proa exits anyway`, { stillRunning: wait.stillRunning, budgetMs });
+      log.warn(
+        `the sidecars did not exit within ${budgetMs} ms; still running: ${wait.stillRunning.join(", ")}; proa exits anyway`,
+        { stillRunning: wait.stillRunning, budgetMs },
+      );
     }
   } catch (error) {
     log.error("shutting the sidecars down failed unexpectedly", { error: String(error) });
@@ -192,7 +247,11 @@ export async function shutDownSidecars(options: ShutdownOptions, context: Shutdo
   return finished(report, deadline, startedAt);
 }
 
-const finished = (report: ShutdownReport, deadline: Deadline, startedAt: number): ShutdownReport => ({ ...report, budgetMs: Math.max(0, deadline.at - startedAt), durationMs: Date.now() - startedAt });
+const finished = (report: ShutdownReport, deadline: Deadline, startedAt: number): ShutdownReport => ({
+  ...report,
+  budgetMs: Math.max(0, deadline.at - startedAt),
+  durationMs: Date.now() - startedAt,
+});
 
 // ---------------------------------------------------------------------------------------------------------------
 // The deadline
@@ -209,7 +268,12 @@ const isDeleting = (pod: Pod | undefined) => Boolean(pod?.metadata?.deletionTime
  * When the step must end: --shutdown-timeout, else the grace period, from the step's start. Once proa has received
  * SIGTERM, never later than a second before the kubelet's kill (SIGTERM + the grace period), whatever the flags.
  */
-export function shutdownDeadline(startedAt: number, timeoutMs: number | undefined, pod: Pod | undefined, sigtermAt: number | undefined): number {
+export function shutdownDeadline(
+  startedAt: number,
+  timeoutMs: number | undefined,
+  pod: Pod | undefined,
+  sigtermAt: number | undefined,
+): number {
   const own = startedAt + (timeoutMs ?? gracePeriodMs(pod));
   return sigtermAt === undefined ? own : Math.min(own, sigtermAt + gracePeriodMs(pod) - BEFORE_KUBELET_KILL_MS);
 }
@@ -245,7 +309,10 @@ class Deadline {
     clearTimeout(this.timer);
     if (this.spent.signal.aborted) return;
     // setTimeout fires at once for 2^31 ms or more: re-arm until the deadline is really reached.
-    this.timer = setTimeout(() => (Date.now() >= this.at ? this.spent.abort() : this.arm()), Math.min(this.leftMs(), MAX_TIMER_MS));
+    this.timer = setTimeout(
+      () => (Date.now() >= this.at ? this.spent.abort() : this.arm()),
+      Math.min(this.leftMs(), MAX_TIMER_MS),
+    );
   }
 }
 
@@ -254,16 +321,33 @@ class Deadline {
 
 /** deleting() tells whether the Pod is being deleted: then no container is restarted, and a refused connection means
  * the sidecar has already exited (on the kubelet's SIGTERM), so it is not retried. */
-async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: ShutdownOptions, deadline: Deadline, t: ShutdownTiming, log: Log, deleting: () => boolean): Promise<RequestRecord> {
+async function sendShutdownRequest(
+  method: "GET" | "POST",
+  url: URL,
+  options: ShutdownOptions,
+  deadline: Deadline,
+  t: ShutdownTiming,
+  log: Log,
+  deleting: () => boolean,
+): Promise<RequestRecord> {
   const shown = redactUrl(url);
   const fields = { method, url: shown };
   const began = Date.now();
   const minimumMs = Math.min(t.minRequestMs, options.requestTimeoutMs);
-  const done = (attempts: number, outcome: Partial<RequestRecord>): RequestRecord => ({ method, url: shown, ...outcome, attempts, durationMs: Date.now() - began });
+  const done = (attempts: number, outcome: Partial<RequestRecord>): RequestRecord => ({
+    method,
+    url: shown,
+    ...outcome,
+    attempts,
+    durationMs: Date.now() - began,
+  });
   for (let attempt = 1; ; attempt++) {
     // However little budget is left, the request goes out and gets its minimum; the deadline cuts it no earlier.
     const attemptStart = Date.now();
-    const timeoutMs = Math.max(minimumMs - (attemptStart - began), Math.min(options.requestTimeoutMs, deadline.leftMs()));
+    const timeoutMs = Math.max(
+      minimumMs - (attemptStart - began),
+      Math.min(options.requestTimeoutMs, deadline.leftMs()),
+    );
     // When SIGTERM or a deletion brings the deadline forward, cut the request there (but not before its minimum);
     // a request planned to end about now is left to its own timer.
     const cut = new AbortController();
@@ -275,7 +359,14 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
     deadline.spent.signal.addEventListener("abort", onSpent);
     if (deadline.spent.signal.aborted) onSpent();
     try {
-      const answer = await httpRequest({ method, url, timeoutMs, userAgent: options.userAgent, maxBodyBytes: MAX_ANSWER_BYTES, signal: cut.signal });
+      const answer = await httpRequest({
+        method,
+        url,
+        timeoutMs,
+        userAgent: options.userAgent,
+        maxBodyBytes: MAX_ANSWER_BYTES,
+        signal: cut.signal,
+      });
       const { status } = answer;
       if (status >= 200 && status < 300) {
         log.info(`sidecar shutdown request answered ${status}`, { ...fields, status });
@@ -284,10 +375,16 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
       if (status >= 300 && status < 400) {
         const location = answer.location === undefined ? undefined : redactUrl(new URL(answer.location, url));
         const where = location ? ` to ${location}` : "";
-        log.warn(`sidecar shutdown request answered ${status}, a redirect${where}: proa follows no redirects, so nothing more was sent; give the URL that answers`, { ...fields, status, location });
+        log.warn(
+          `sidecar shutdown request answered ${status}, a redirect${where}: proa follows no redirects, so nothing more was sent; give the URL that answers`,
+          { ...fields, status, location },
+        );
         return done(attempt, { status, ...(location ? { location } : {}) });
       }
-      const hint = status === 405 && method === "GET" ? "; if this is Envoy's /quitquitquit, which only takes POST, use --shutdown-http-post" : "";
+      const hint =
+        status === 405 && method === "GET"
+          ? "; if this is Envoy's /quitquitquit, which only takes POST, use --shutdown-http-post"
+          : "";
       log.warn(`sidecar shutdown request answered ${status}${hint}`, { ...fields, status, body: quote(answer.body) });
       return done(attempt, { status });
     } catch (error) {
@@ -318,8 +415,10 @@ async function sendShutdownRequest(method: "GET" | "POST", url: URL, options: Sh
 }
 
 function describeFailure(error: HttpError, timeoutMs: number, requestTimeoutMs: number): string {
-  if (error.code === "ECONNREFUSED") return "connection refused (is the URL's port right? the sidecar may also have exited already)";
-  if (error.code === "ETIMEDOUT" && timeoutMs < requestTimeoutMs) return `${error.message} (the rest of the shutdown budget)`;
+  if (error.code === "ECONNREFUSED")
+    return "connection refused (is the URL's port right? the sidecar may also have exited already)";
+  if (error.code === "ETIMEDOUT" && timeoutMs < requestTimeoutMs)
+    return `${error.message} (the rest of the shutdown budget)`;
   return error.message;
 }
 
@@ -352,7 +451,14 @@ export function readProcesses(procDir = "/proc"): ProcessInfo[] {
     const argv0 = attempt(() => readArgv0(`${procDir}/${entry}/cmdline`));
     const comm = attempt(() => readFileSync(`${procDir}/${entry}/comm`, "utf8").replace(/\n$/, ""));
     const cgroup = attempt(() => readBounded(`${procDir}/${entry}/cgroup`, MAX_CGROUP_BYTES));
-    processes.push({ pid: Number(entry), ...stat, ...(exe ? { exe } : {}), ...(argv0 ? { argv0: basename(argv0) } : {}), ...(comm ? { comm } : {}), ...(cgroup ? { cgroup } : {}) });
+    processes.push({
+      pid: Number(entry),
+      ...stat,
+      ...(exe ? { exe } : {}),
+      ...(argv0 ? { argv0: basename(argv0) } : {}),
+      ...(comm ? { comm } : {}),
+      ...(cgroup ? { cgroup } : {}),
+    });
   }
   return processes;
 }
@@ -404,10 +510,13 @@ const SYSTEMD_POD = new RegExp(`^kubepods(?:-[a-z]+)?-pod(${uid("_")})\\.slice$`
 /** Each hierarchy's path in a /proc/PID/cgroup text: cgroup v1 has a line per hierarchy (`N:controllers:/path`),
  * v2 one line, `0::/path`. */
 function cgroupLines(cgroup: string): { hierarchy: string; path: string }[] {
-  return cgroup.split("\n").filter(Boolean).map((line) => {
-    const second = line.indexOf(":", line.indexOf(":") + 1);
-    return { hierarchy: line.slice(0, second), path: line.slice(second + 1) };
-  });
+  return cgroup
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const second = line.indexOf(":", line.indexOf(":") + 1);
+      return { hierarchy: line.slice(0, second), path: line.slice(second + 1) };
+    });
 }
 
 /** The Pod cgroup a /proc/PID/cgroup text names, with the segment right below it (the container's cgroup, "" for a
@@ -443,7 +552,10 @@ export function podUidOf(cgroup: string): string | undefined {
  * a container of the Pod's. */
 export function containerCgroupNames(pod: Pod | undefined): Set<string> {
   const names = new Set<string>();
-  for (const { containerID } of [...(pod?.status?.containerStatuses ?? []), ...(pod?.status?.initContainerStatuses ?? [])]) {
+  for (const { containerID } of [
+    ...(pod?.status?.containerStatuses ?? []),
+    ...(pod?.status?.initContainerStatuses ?? []),
+  ]) {
     const [, runtime, id] = /^(containerd|cri-o|docker):\/\/([0-9a-f]{64})$/.exec(containerID ?? "") ?? [];
     if (runtime === "containerd") names.add(`cri-containerd-${id}.scope`).add(id!);
     if (runtime === "cri-o") names.add(`crio-${id}.scope`).add(`crio-${id}`);
@@ -459,7 +571,11 @@ export function containerCgroupNames(pod: Pod | undefined): Set<string> {
  *   /proc/self/cgroup is `0::/`: processes at or below `/`, its own container, or in `/../<name>`, a sibling named
  *   as one of the Pod's containers;
  * - "visible": PROA_KILL_SCOPE=visible, every visible process. */
-export type KillScope = { podUid: string; containers: Set<string> } | { privateNamespace: true; containers: Set<string> } | "visible" | { refused: string };
+export type KillScope =
+  | { podUid: string; containers: Set<string> }
+  | { privateNamespace: true; containers: Set<string> }
+  | "visible"
+  | { refused: string };
 
 /** proa's own Pod, from its /proc/self/cgroup and the Pod the API gave (its UID checked, its containers' ids). */
 export function killScope(ownCgroup: string | undefined, pod: Pod | undefined, env: NodeJS.ProcessEnv): KillScope {
@@ -467,16 +583,23 @@ export function killScope(ownCgroup: string | undefined, pod: Pod | undefined, e
   const containers = containerCgroupNames(pod);
   if (ownCgroup !== undefined && isPrivateNamespaceRoot(ownCgroup)) {
     if (pod?.metadata?.uid === undefined) {
-      return { refused: "proa's /proc/self/cgroup is 0::/ (its own cgroup namespace), and without its Pod from the API (as with --ready-url) it cannot tell the Pod's containers from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
+      return {
+        refused:
+          "proa's /proc/self/cgroup is 0::/ (its own cgroup namespace), and without its Pod from the API (as with --ready-url) it cannot tell the Pod's containers from others; set PROA_KILL_SCOPE=visible to signal every visible process",
+      };
     }
     return { privateNamespace: true, containers };
   }
   const podUid = ownCgroup === undefined ? undefined : podUidOf(ownCgroup);
   if (podUid === undefined) {
-    return { refused: "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process" };
+    return {
+      refused:
+        "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process",
+    };
   }
   const apiUid = pod?.metadata?.uid;
-  if (apiUid !== undefined && apiUid !== podUid) return { refused: `proa's cgroup is Pod ${podUid}'s, but the API says proa's Pod is ${quote(apiUid, 40)}` };
+  if (apiUid !== undefined && apiUid !== podUid)
+    return { refused: `proa's cgroup is Pod ${podUid}'s, but the API says proa's Pod is ${quote(apiUid, 40)}` };
   return { podUid, containers };
 }
 
@@ -488,7 +611,10 @@ function isPrivateNamespaceRoot(cgroup: string): boolean {
 }
 
 /** Whether a process's /proc/PID/cgroup text puts it in the scope's Pod (never "visible" or refused here). */
-export function inKillScope(cgroup: string | undefined, scope: Exclude<KillScope, "visible" | { refused: string }>): boolean {
+export function inKillScope(
+  cgroup: string | undefined,
+  scope: Exclude<KillScope, "visible" | { refused: string }>,
+): boolean {
   if (cgroup === undefined) return false;
   if ("privateNamespace" in scope) {
     const lines = cgroupLines(cgroup);
@@ -499,7 +625,9 @@ export function inKillScope(cgroup: string | undefined, scope: Exclude<KillScope
   }
   const place = podCgroupOf(cgroup);
   if (place?.podUid !== scope.podUid) return false;
-  return scope.containers.size === 0 ? place.leaf !== "" && !place.leaf.startsWith("crio-conmon-") : scope.containers.has(place.leaf);
+  return scope.containers.size === 0
+    ? place.leaf !== "" && !place.leaf.startsWith("crio-conmon-")
+    : scope.containers.has(place.leaf);
 }
 
 /** ppid (field 4) and start time (field 22) from /proc/PID/stat; comm, field 2, may hold spaces and parentheses. */
@@ -561,7 +689,13 @@ export interface Selection {
 
 /** Which processes --kill NAME and --kill-all signal: only those in scope, and never PID 1, proa, its child or any
  * of proa's ancestors. */
-export function selectProcesses(processes: ProcessInfo[], kill: string[], killAll: boolean, own: OwnProcesses, scope: KillScope): Selection {
+export function selectProcesses(
+  processes: ProcessInfo[],
+  kill: string[],
+  killAll: boolean,
+  own: OwnProcesses,
+  scope: KillScope,
+): Selection {
   const byPid = new Map(processes.map((p) => [p.pid, p]));
   const spared = new Set([1, own.pid, ...(own.childPid === undefined ? [] : [own.childPid])]);
   for (let pid = own.ppid; pid > 1 && !spared.has(pid); pid = byPid.get(pid)?.ppid ?? 0) spared.add(pid);
@@ -592,8 +726,18 @@ export function selectProcesses(processes: ProcessInfo[], kill: string[], killAl
   };
 }
 
-function signalProcesses(options: ShutdownOptions, childPid: number | undefined, pod: Pod | undefined, log: Log, procDir = "/proc"): Pick<ShutdownReport, "signals" | "unmatched" | "refused"> {
-  const scope = killScope(attempt(() => readFileSync(`${procDir}/self/cgroup`, "utf8")), pod, process.env);
+function signalProcesses(
+  options: ShutdownOptions,
+  childPid: number | undefined,
+  pod: Pod | undefined,
+  log: Log,
+  procDir = "/proc",
+): Pick<ShutdownReport, "signals" | "unmatched" | "refused"> {
+  const scope = killScope(
+    attempt(() => readFileSync(`${procDir}/self/cgroup`, "utf8")),
+    pod,
+    process.env,
+  );
   if (typeof scope === "object" && "refused" in scope) {
     log.warn(`--kill and --kill-all signal nothing: ${scope.refused}`);
     return { signals: [], unmatched: [], refused: scope.refused };
@@ -606,18 +750,33 @@ function signalProcesses(options: ShutdownOptions, childPid: number | undefined,
     return { signals: [], unmatched: options.kill };
   }
   const own = { pid: process.pid, ppid: process.ppid, childPid };
-  const { targets, unmatched, interpreters, sidecarsVisible, outOfScope } = selectProcesses(processes, options.kill, options.killAll, own, scope);
-  if (outOfScope.length > 0) log.debug("processes outside proa's Pod are never signalled", { outOfScope: outOfScope.map((p) => `${p.pid} ${quote(processName(p), 100)}`) });
+  const { targets, unmatched, interpreters, sidecarsVisible, outOfScope } = selectProcesses(
+    processes,
+    options.kill,
+    options.killAll,
+    own,
+    scope,
+  );
+  if (outOfScope.length > 0)
+    log.debug("processes outside proa's Pod are never signalled", {
+      outOfScope: outOfScope.map((p) => `${p.pid} ${quote(processName(p), 100)}`),
+    });
   for (const name of interpreters) {
-    log.warn(`--kill ${quote(name, 100)} matches every program that ${quote(name, 100)} runs, not one sidecar; name the sidecar's own executable if you can`);
+    log.warn(
+      `--kill ${quote(name, 100)} matches every program that ${quote(name, 100)} runs, not one sidecar; name the sidecar's own executable if you can`,
+    );
   }
   if (!sidecarsVisible) {
-    log.warn("proa cannot see the sidecars' processes, so --kill and --kill-all reach nothing; the Pod probably lacks shareProcessNamespace: true", {
-      visible: processes.map((p) => `${p.pid} ${processName(p)}`),
-    });
+    log.warn(
+      "proa cannot see the sidecars' processes, so --kill and --kill-all reach nothing; the Pod probably lacks shareProcessNamespace: true",
+      {
+        visible: processes.map((p) => `${p.pid} ${processName(p)}`),
+      },
+    );
   } else {
     const visible = [...new Set(processes.map(processName))];
-    for (const name of unmatched.map((name) => quote(name, 100))) log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
+    for (const name of unmatched.map((name) => quote(name, 100)))
+      log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
   }
   return { signals: signalTargets(targets, log, procDir), unmatched };
 }
@@ -640,7 +799,10 @@ export function signalTargets(targets: Target[], log: Log, procDir = "/proc"): S
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "ESRCH") {
-        const hint = code === "EPERM" ? ": it runs as another user; run proa's container as the sidecar's user (securityContext.runAsUser)" : "";
+        const hint =
+          code === "EPERM"
+            ? ": it runs as another user; run proa's container as the sidecar's user (securityContext.runAsUser)"
+            : "";
         log.warn(`cannot send SIGTERM to ${shown}${hint}`, { pid: target.pid, rule, error: String(error) });
       }
       return { ...record, sent: false, error: code ?? String(error) };
@@ -670,8 +832,14 @@ export function podExitWatch(known: PodSeen, watchTiming?: Partial<Timing>): Exi
  * Watches the Pod until every regular sidecar has exited, the Pod is gone, or `until` aborts (the deadline). Each
  * Pod seen is passed to `seen` (a deletion may move the deadline).
  */
-async function waitForExit(context: PodSeen, until: AbortSignal, seen: (pod: Pod) => void, watchTiming: Partial<Timing> | undefined,
-  startedAt: number, log: Log): Promise<WaitResult> {
+async function waitForExit(
+  context: PodSeen,
+  until: AbortSignal,
+  seen: (pod: Pod) => void,
+  watchTiming: Partial<Timing> | undefined,
+  startedAt: number,
+  log: Log,
+): Promise<WaitResult> {
   const { cluster, ownContainer } = context;
   const exits: ExitRecord[] = [];
   if (!cluster || !ownContainer) {
@@ -698,9 +866,14 @@ async function waitForExit(context: PodSeen, until: AbortSignal, seen: (pod: Pod
       if (gone.length > 0) {
         const exited = gone.map((name) => ({ name, exitCode: exitCode(pod, name), afterMs: Date.now() - startedAt }));
         exits.push(...exited);
-        const what = exited.map(({ name, exitCode }) => `${name} exited${exitCode === undefined ? "" : ` with ${exitCode}`}`).join(", ");
+        const what = exited
+          .map(({ name, exitCode }) => `${name} exited${exitCode === undefined ? "" : ` with ${exitCode}`}`)
+          .join(", ");
         const rest = now.length > 0 ? `still running: ${now.join(", ")}` : "all sidecars have exited";
-        log.info(`${what}; ${rest}`, { exited: Object.fromEntries(exited.map(({ name, exitCode }) => [name, exitCode ?? null])), stillRunning: now });
+        log.info(`${what}; ${rest}`, {
+          exited: Object.fromEntries(exited.map(({ name, exitCode }) => [name, exitCode ?? null])),
+          stillRunning: now,
+        });
       }
       running = now;
       if (running.length === 0) return { outcome: "all exited", stillRunning: [], exits };
@@ -708,7 +881,10 @@ async function waitForExit(context: PodSeen, until: AbortSignal, seen: (pod: Pod
   } catch (error) {
     if (!stop.signal.aborted) {
       const message = error instanceof Error ? error.message : String(error);
-      log.warn("stopped waiting for the sidecars to exit: watching the Pod failed", { error: message, stillRunning: running });
+      log.warn("stopped waiting for the sidecars to exit: watching the Pod failed", {
+        error: message,
+        stillRunning: running,
+      });
       return { outcome: "watch failed", stillRunning: running ?? ["unknown"], exits };
     }
   } finally {

@@ -1,7 +1,17 @@
 // summary.ts: the run's story as one plain record, told twice at exit: as the `summary` log line, and as a short
 // message for people in the container's termination message, which `kubectl describe pod` shows after the logs are
 // gone. Building both is pure; writeTerminationMessage is the one place proa writes a file.
-import { closeSync, constants, fstatSync, lstatSync, openSync, realpathSync, statSync, writeSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  realpathSync,
+  statSync,
+  writeSync,
+  type Stats,
+} from "node:fs";
 import { quote, redactUrl, withoutSecrets, type Fields, type Log } from "./log.ts";
 import type { ShutdownReport } from "./shutdown.ts";
 
@@ -83,7 +93,8 @@ export function summaryFields({ wait, program, shutdown, status }: RunRecord): F
   };
 }
 
-const waitedNames = (wait: WaitRecord) => (wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names.map((name) => quote(name, 100)));
+const waitedNames = (wait: WaitRecord) =>
+  wait.mode === "urls" ? wait.names.map(redactUrl) : wait.names.map((name) => quote(name, 100));
 
 // ---------------------------------------------------------------------------------------------------------------
 // The termination message: short lines for people, what matters most first
@@ -99,27 +110,45 @@ export function terminationMessage(record: RunRecord): string {
   const names = waitedNames(wait);
   const waited = `waited ${duration(wait.durationMs)}${names.length > 0 ? ` for ${names.join(", ")}` : ""}`;
   if (wait.ending.kind === "ready") lines.push(`${waited}: ready`);
-  else if (wait.ending.kind === "signal") lines.push(`${waited}: ${wait.ending.signal} arrived before the program started`);
-  else lines.push(`${waited}: ${wait.ending.kind === "timeout" ? "gave up (--ready-timeout)" : "failed"}`, ...wrap(quote(wait.ending.reason, 1000)));
+  else if (wait.ending.kind === "signal")
+    lines.push(`${waited}: ${wait.ending.signal} arrived before the program started`);
+  else
+    lines.push(
+      `${waited}: ${wait.ending.kind === "timeout" ? "gave up (--ready-timeout)" : "failed"}`,
+      ...wrap(quote(wait.ending.reason, 1000)),
+    );
 
   lines.push(`shutdown: ${duration(shutdown.durationMs)} of a ${duration(shutdown.budgetMs)} budget`);
   for (const { method, url, status: answer, location, error, durationMs } of shutdown.requests) {
     const redirect = location === undefined ? "" : ` (redirect to ${redactUrl(location)}, not followed)`;
-    lines.push(`  ${method} ${redactUrl(url)}: ${answer === undefined ? quote(error ?? "no answer", 100) : `${answer}${redirect}`} in ${duration(durationMs)}`);
+    lines.push(
+      `  ${method} ${redactUrl(url)}: ${answer === undefined ? quote(error ?? "no answer", 100) : `${answer}${redirect}`} in ${duration(durationMs)}`,
+    );
   }
   // Names from outside proa are quoted: any process can choose its name, and a line in it could forge the story.
-  for (const { name, pid, sent, error } of shutdown.signals) lines.push(`  SIGTERM to ${quote(name, 100)} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
-  if (shutdown.refused !== undefined) lines.push("  --kill/--kill-all: nothing signalled", ...wrap(quote(shutdown.refused, 1000)).map((line) => `  ${line}`));
+  for (const { name, pid, sent, error } of shutdown.signals)
+    lines.push(`  SIGTERM to ${quote(name, 100)} (pid ${pid})${sent ? "" : `: not sent (${quote(error ?? "", 100)})`}`);
+  if (shutdown.refused !== undefined)
+    lines.push(
+      "  --kill/--kill-all: nothing signalled",
+      ...wrap(quote(shutdown.refused, 1000)).map((line) => `  ${line}`),
+    );
   for (const name of shutdown.unmatched) lines.push(`  --kill ${quote(name, 100)}: no such process visible`);
   for (const { name, exitCode } of shutdown.exits) lines.push(`  ${quote(name, 100)} ${exitText(exitCode, wait.mode)}`);
   const { outcome, stillRunning } = shutdown.wait;
-  if (stillRunning.length > 0) lines.push(`  still running: ${stillRunning.map((name) => quote(name, 100)).join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`);
+  if (stillRunning.length > 0)
+    lines.push(
+      `  still running: ${stillRunning.map((name) => quote(name, 100)).join(", ")}${outcome === "watch failed" ? " (watching them failed)" : ""}`,
+    );
   if (outcome === "pod gone") lines.push("  the Pod is gone");
   if (!shutdown.plan.waitForExit) lines.push(`  ${shutdown.plan.reason}`);
   else if (outcome === "not watched") lines.push("  the sidecars' exit was not watched");
   lines.push(`proa exited ${status}`);
   // Secrets are replaced before lines are cut, so that no part of one is left.
-  return fit(lines.map((line) => cut(withoutSecrets(line), MAX_LINE_CHARS)), MAX_MESSAGE_BYTES);
+  return fit(
+    lines.map((line) => cut(withoutSecrets(line), MAX_LINE_CHARS)),
+    MAX_MESSAGE_BYTES,
+  );
 }
 
 /** A sidecar that exited non-zero after proa asked it to stop, while the program succeeded: under restartPolicy Never
@@ -130,16 +159,22 @@ export function sidecarFailures({ wait, program, shutdown }: RunRecord): string[
   if (wait.mode !== "pod" || !asked || program.outcome?.kind !== "exited" || program.outcome.code !== 0) return [];
   return shutdown.exits
     .filter(({ exitCode }) => exitCode !== undefined && exitCode !== 0)
-    .map(({ name, exitCode }) => `sidecar ${name} exited ${exitCode}: the Pod is Failed although the program exited 0 (with restartPolicy Never)`);
+    .map(
+      ({ name, exitCode }) =>
+        `sidecar ${name} exited ${exitCode}: the Pod is Failed although the program exited 0 (with restartPolicy Never)`,
+    );
 }
 
 /** The first line: how the program ended (or why it never ran), then how the sidecars ended. */
 function headline({ wait, program, shutdown, status }: RunRecord): string {
   let first: string;
-  if (program.outcome?.kind === "not-started") first = `program ${quote(program.name, 100)} ${programText(program.outcome)}`;
+  if (program.outcome?.kind === "not-started")
+    first = `program ${quote(program.name, 100)} ${programText(program.outcome)}`;
   else if (program.outcome) first = `program ${programText(program.outcome, program.durationMs)}`;
-  else if (wait.ending.kind === "signal") first = `program never ran: ${wait.ending.signal} after waiting ${duration(wait.durationMs)} for the sidecars`;
-  else if (wait.ending.kind === "timeout") first = `program never ran: sidecars not ready after ${duration(wait.durationMs)} (--ready-timeout)`;
+  else if (wait.ending.kind === "signal")
+    first = `program never ran: ${wait.ending.signal} after waiting ${duration(wait.durationMs)} for the sidecars`;
+  else if (wait.ending.kind === "timeout")
+    first = `program never ran: sidecars not ready after ${duration(wait.durationMs)} (--ready-timeout)`;
   else first = `program never ran: the wait for the sidecars failed after ${duration(wait.durationMs)}`;
   if (program.outcome?.kind !== "exited") first += ` (exit ${status})`;
   const sidecars = sidecarsText(shutdown, wait.mode);
@@ -158,10 +193,16 @@ function programText(outcome: ProgramOutcome, durationMs = 0): string {
 }
 
 /** How the sidecars ended. One means of shutdown and one sidecar are told together: `istio-proxy (POST 200, exited 0)`. */
-function sidecarsText({ plan, exits, wait, requests, signals }: ShutdownReport, mode: WaitRecord["mode"]): string | undefined {
+function sidecarsText(
+  { plan, exits, wait, requests, signals }: ShutdownReport,
+  mode: WaitRecord["mode"],
+): string | undefined {
   if (!plan.waitForExit) return plan.reason; // left running, or stopped by the kubelet out of proa's sight
   const { stillRunning } = wait;
-  const means = [...requests.map(({ method, status }) => `${method} ${status ?? "failed"}`), ...signals.filter(({ sent }) => sent).map(() => "SIGTERM")];
+  const means = [
+    ...requests.map(({ method, status }) => `${method} ${status ?? "failed"}`),
+    ...signals.filter(({ sent }) => sent).map(() => "SIGTERM"),
+  ];
   const paired = means.length === 1 && exits.length + stillRunning.length === 1 ? `${means[0]}, ` : "";
   const names = (list: string[]) => {
     const shown = list.slice(0, HEADLINE_SIDECARS).join(", ");
@@ -250,9 +291,14 @@ export interface TerminationLog {
 
 /** The container's terminationMessagePath and Policy from its spec; without one (no API, or the Pod never read),
  * PROA_TERMINATION_MESSAGE_PATH, else the kubelet's default. */
-export function terminationLog(container: { terminationMessagePath?: string; terminationMessagePolicy?: string } | undefined, env: NodeJS.ProcessEnv): TerminationLog {
-  if (container?.terminationMessagePath) return { path: container.terminationMessagePath, policy: container.terminationMessagePolicy, from: "the Pod spec" };
-  if (env.PROA_TERMINATION_MESSAGE_PATH) return { path: env.PROA_TERMINATION_MESSAGE_PATH, from: "PROA_TERMINATION_MESSAGE_PATH" };
+export function terminationLog(
+  container: { terminationMessagePath?: string; terminationMessagePolicy?: string } | undefined,
+  env: NodeJS.ProcessEnv,
+): TerminationLog {
+  if (container?.terminationMessagePath)
+    return { path: container.terminationMessagePath, policy: container.terminationMessagePolicy, from: "the Pod spec" };
+  if (env.PROA_TERMINATION_MESSAGE_PATH)
+    return { path: env.PROA_TERMINATION_MESSAGE_PATH, from: "PROA_TERMINATION_MESSAGE_PATH" };
   return { path: DEFAULT_TERMINATION_LOG, from: "the kubelet's default" };
 }
 
@@ -264,7 +310,10 @@ export function terminationLog(container: { terminationMessagePath?: string; ter
 export function writeTerminationMessage(message: string, target: TerminationLog, status: number, log: Log): void {
   const fields = { path: target.path, from: target.from };
   if (target.policy === "FallbackToLogsOnError" && status !== 0) {
-    log.info("not writing the termination message: with terminationMessagePolicy FallbackToLogsOnError the kubelet puts the last log lines there", fields);
+    log.info(
+      "not writing the termination message: with terminationMessagePolicy FallbackToLogsOnError the kubelet puts the last log lines there",
+      fields,
+    );
     return;
   }
   // lstat first: a device, a FIFO or a symlink is never opened at all (opening some devices does something).
@@ -273,20 +322,29 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
     found = lstatSync(target.path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);
+    if (code === "ENOENT")
+      log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);
     else log.warn(`not writing the termination message: cannot stat ${target.path} (${code})`, fields);
     return;
   }
-  const refusal = found.isSymbolicLink() ? "is a symlink, which proa does not follow" : !found.isFile() ? "is not a regular file" : kernelFile(target.path, found);
+  const refusal = found.isSymbolicLink()
+    ? "is a symlink, which proa does not follow"
+    : !found.isFile()
+      ? "is not a regular file"
+      : kernelFile(target.path, found);
   if (refusal) return log.warn(`not writing the termination message: ${target.path} ${refusal}`, fields);
   let fd: number;
   try {
     // No O_CREAT: only a file the kubelet mounted. O_NONBLOCK: a FIFO put there since the lstat fails instead of
     // hanging proa. O_NOFOLLOW: a symlink put there since is not followed. O_NOCTTY: a terminal never becomes proa's.
-    fd = openSync(target.path, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
+    fd = openSync(
+      target.path,
+      constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY,
+    );
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);
+    if (code === "ENOENT")
+      log.debug("not writing the termination message: there is no such file (not in a Pod?)", fields);
     else log.warn(`not writing the termination message: cannot open ${target.path} for writing (${code})`, fields);
     return;
   }
@@ -296,12 +354,18 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
     if (stat.dev !== found.dev || stat.ino !== found.ino || !stat.isFile()) {
       log.warn(`not writing the termination message: ${target.path} was replaced while proa opened it`, fields);
     } else if (stat.size > 0) {
-      log.info("not writing the termination message: the program wrote its own, which is left as it is", { ...fields, bytes: stat.size });
+      log.info("not writing the termination message: the program wrote its own, which is left as it is", {
+        ...fields,
+        bytes: stat.size,
+      });
     } else if (stat.nlink !== 1) {
-      log.warn(`not writing the termination message: ${target.path} has ${stat.nlink} hard links, so it is not only the kubelet's file`, fields);
+      log.warn(
+        `not writing the termination message: ${target.path} has ${stat.nlink} hard links, so it is not only the kubelet's file`,
+        fields,
+      );
     } else {
       const bytes = Buffer.from(withoutSecrets(message)); // whoever built the message
-      for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
+      for (let written = 0; written < bytes.length;) written += writeSync(fd, bytes, written);
       log.info(`wrote the run's summary to ${target.path}`, { ...fields, bytes: bytes.length });
     }
   } catch (error) {
@@ -318,7 +382,8 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
 function kernelFile(path: string, stat: Stats): string | undefined {
   const real = attempt(() => realpathSync(path)) ?? path;
   for (const root of PSEUDO_FILESYSTEMS) {
-    if (real === root || real.startsWith(`${root}/`) || attempt(() => statSync(root).dev) === stat.dev) return `is on ${root}, a kernel file`;
+    if (real === root || real.startsWith(`${root}/`) || attempt(() => statSync(root).dev) === stat.dev)
+      return `is on ${root}, a kernel file`;
   }
   return undefined;
 }

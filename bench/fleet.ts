@@ -68,11 +68,21 @@ function podRequestCounts(metrics: string): Counts {
 }
 /** Open watches of Pods in a namespace (the server's own informers watch them cluster-wide). */
 function openPodWatches(metrics: string): number {
-  const line = metrics.split("\n").find((l) => l.startsWith("apiserver_longrunning_gauge{") && ['resource="pods"', 'verb="WATCH"', 'subresource=""', 'scope="namespace"'].every((label) => l.includes(label)));
+  const line = metrics
+    .split("\n")
+    .find(
+      (l) =>
+        l.startsWith("apiserver_longrunning_gauge{") &&
+        ['resource="pods"', 'verb="WATCH"', 'subresource=""', 'scope="namespace"'].every((label) => l.includes(label)),
+    );
   return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
 }
 const diff = (after: Counts, before: Counts): Counts =>
-  Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => v !== 0));
+  Object.fromEntries(
+    Object.keys(after)
+      .map((k) => [k, after[k]! - (before[k] ?? 0)])
+      .filter(([, v]) => v !== 0),
+  );
 
 // ---------------------------------------------------------------------------------------------------------------
 // The fleet's world: the server, namespaces, Pods, the shutdown server, the clients
@@ -90,9 +100,23 @@ type Phase = { running: true; ready: boolean } | { terminated: number };
 function containerStatuses(pod: string, sidecars: Phase): object[] {
   const started = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace(".000Z", "Z");
   const status = (name: string, phase: Phase) => {
-    const base = { name, restartCount: 0, image: "busybox:1.36", imageID: "", containerID: `containerd://${Buffer.from(`${pod}/${name}`).toString("hex").padEnd(64, "0").slice(0, 64)}` };
-    if ("running" in phase) return { ...base, ready: phase.ready, started: true, state: { running: { startedAt: started } } };
-    return { ...base, ready: false, started: false, state: { terminated: { exitCode: phase.terminated, reason: "Completed", startedAt: started, finishedAt: started } } };
+    const base = {
+      name,
+      restartCount: 0,
+      image: "busybox:1.36",
+      imageID: "",
+      containerID: `containerd://${Buffer.from(`${pod}/${name}`).toString("hex").padEnd(64, "0").slice(0, 64)}`,
+    };
+    if ("running" in phase)
+      return { ...base, ready: phase.ready, started: true, state: { running: { startedAt: started } } };
+    return {
+      ...base,
+      ready: false,
+      started: false,
+      state: {
+        terminated: { exitCode: phase.terminated, reason: "Completed", startedAt: started, finishedAt: started },
+      },
+    };
   };
   return [status("main", { running: true, ready: true }), ...SIDECARS.map((name) => status(name, sidecars))];
 }
@@ -104,7 +128,10 @@ class Fleet {
   private readonly serviceAccounts = new Map<string, string>();
   private readonly problems: string[] = [];
 
-  constructor(readonly server: KubeServer, readonly scratch: string) {}
+  constructor(
+    readonly server: KubeServer,
+    readonly scratch: string,
+  ) {}
 
   static async start(scratch: string): Promise<Fleet> {
     const server = await KubeServer.start(join(scratch, "server"));
@@ -114,8 +141,12 @@ class Fleet {
       const ns = `fleet-${i}`;
       await server.createNamespace(ns);
       for (const kind of ["ServiceAccount", "Role", "RoleBinding"]) {
-        const { status, body } = await server.applyYaml(ns, docs.find((d) => d.kind === kind)!);
-        if (status !== 201) throw new Error(`creating job.yaml's ${kind} in ${ns}: HTTP ${status}: ${JSON.stringify(body)}`);
+        const { status, body } = await server.applyYaml(
+          ns,
+          docs.find((d) => d.kind === kind)!,
+        );
+        if (status !== 201)
+          throw new Error(`creating job.yaml's ${kind} in ${ns}: HTTP ${status}: ${JSON.stringify(body)}`);
       }
       const account = docs.find((d) => d.kind === "ServiceAccount")!.name;
       fleet.serviceAccounts.set(ns, await server.serviceAccountDir(join(scratch, ns, "serviceaccount"), ns, account));
@@ -124,7 +155,13 @@ class Fleet {
     fleet.shutdownServer = createServer((req, res) => {
       const [, ns, pod] = (req.url ?? "").split("/");
       req.resume();
-      res.end("bye\n", () => void fleet.setSidecars(ns!, pod!, { terminated: 0 }).catch((error: Error) => fleet.problems.push(error.message)));
+      res.end(
+        "bye\n",
+        () =>
+          void fleet
+            .setSidecars(ns!, pod!, { terminated: 0 })
+            .catch((error: Error) => fleet.problems.push(error.message)),
+      );
     });
     await new Promise<void>((resolve) => fleet.shutdownServer!.listen(0, "127.0.0.1", resolve));
     fleet.shutdownUrl = `http://127.0.0.1:${(fleet.shutdownServer.address() as AddressInfo).port}`;
@@ -134,13 +171,21 @@ class Fleet {
   /** One JSON merge PATCH of pods/status: the whole containerStatuses list replaced. Resolves with when it was sent. */
   async setSidecars(namespace: string, pod: string, phase: Phase): Promise<number> {
     const sentAt = now();
-    await this.server.api("PATCH", `/api/v1/namespaces/${namespace}/pods/${pod}/status`, { status: { phase: "Running", containerStatuses: containerStatuses(pod, phase) } }, "application/merge-patch+json");
+    await this.server.api(
+      "PATCH",
+      `/api/v1/namespaces/${namespace}/pods/${pod}/status`,
+      { status: { phase: "Running", containerStatuses: containerStatuses(pod, phase) } },
+      "application/merge-patch+json",
+    );
     return sentAt;
   }
 
   /** count Pods named prefix-i, spread over the namespaces, each with its sidecars running but not ready. */
   async createPods(prefix: string, count: number): Promise<{ namespace: string; pod: string }[]> {
-    const pods = Array.from({ length: count }, (_, i) => ({ namespace: `fleet-${(i % NAMESPACES) + 1}`, pod: `${prefix}-${i}` }));
+    const pods = Array.from({ length: count }, (_, i) => ({
+      namespace: `fleet-${(i % NAMESPACES) + 1}`,
+      pod: `${prefix}-${i}`,
+    }));
     await inBatches(pods, 10, async ({ namespace, pod }) => {
       const main = { terminationMessagePath: join(this.scratch, "no-such-directory", "termination-log") };
       await this.server.api("POST", `/api/v1/namespaces/${namespace}/pods`, podManifest(pod, { main }));
@@ -149,11 +194,16 @@ class Fleet {
     return pods;
   }
 
-  launch(kind: "proa" | "floor", { namespace, pod }: { namespace: string; pod: string }, port = this.server.env.KUBE_PORT): Client {
+  launch(
+    kind: "proa" | "floor",
+    { namespace, pod }: { namespace: string; pod: string },
+    port = this.server.env.KUBE_PORT,
+  ): Client {
     const stamp = join(this.scratch, `${pod}.stamp`);
     const program = ["sh", "-c", 'date +%s%N > "$0"', stamp];
     const url = `${this.shutdownUrl}/${namespace}/${pod}`;
-    const args = kind === "proa" ? [PROA_BUNDLE, "--shutdown-http-post", url, "--", ...program] : [FLOOR, url, "--", ...program];
+    const args =
+      kind === "proa" ? [PROA_BUNDLE, "--shutdown-http-post", url, "--", ...program] : [FLOOR, url, "--", ...program];
     const env = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       KUBERNETES_SERVICE_HOST: this.server.env.KUBE_HOST,
@@ -166,8 +216,17 @@ class Fleet {
     const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr!.setEncoding("utf8").on("data", (text: string) => void (stderr = (stderr + text).slice(-4000)));
-    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-    const client = { pod, namespace, stamp, child, exit, stderr: () => `${kind} ${namespace}/${pod} stderr:\n${stderr}` };
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    const client = {
+      pod,
+      namespace,
+      stamp,
+      child,
+      exit,
+      stderr: () => `${kind} ${namespace}/${pod} stderr:\n${stderr}`,
+    };
     this.clients.push(client);
     return client;
   }
@@ -192,7 +251,8 @@ class Fleet {
 
   /** Kills every client still running and stops the server: also on failure and on Ctrl-C. */
   async stop(): Promise<void> {
-    for (const client of this.clients) if (client.child.exitCode === null && client.child.signalCode === null) client.child.kill("SIGKILL");
+    for (const client of this.clients)
+      if (client.child.exitCode === null && client.child.signalCode === null) client.child.kill("SIGKILL");
     this.shutdownServer?.closeAllConnections();
     this.shutdownServer?.close();
     await KubeServer.stop(this.server.dir).catch(() => {});
@@ -205,7 +265,9 @@ async function inBatches<T>(items: T[], size: number, run: (item: T) => Promise<
 
 async function exitedWithin(client: Client, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${client.stderr()}`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${client.stderr()}`)), ms)),
+  );
   try {
     const { code, signal } = await Promise.race([client.exit, timeout]);
     if (code !== 0) throw new Error(`exited with ${code ?? signal}, not 0: ${client.stderr()}`);
@@ -233,7 +295,13 @@ export interface LifecycleFigures {
 async function lifecycle(fleet: Fleet, kind: "proa" | "floor", count: number): Promise<LifecycleFigures> {
   const pods = await fleet.createPods(kind, count);
   await sleep(1000); // the creation's own work settles before the figures start
-  const [metricsBefore, apiBefore, etcdBefore, childrenBefore, began] = [podRequestCounts(await fleet.metrics()), cpuMs(fleet.apiserverPid()), cpuMs(fleet.etcdPid()), childrenCpuMs(), now()];
+  const [metricsBefore, apiBefore, etcdBefore, childrenBefore, began] = [
+    podRequestCounts(await fleet.metrics()),
+    cpuMs(fleet.apiserverPid()),
+    cpuMs(fleet.etcdPid()),
+    childrenCpuMs(),
+    now(),
+  ];
   const clients = pods.map((pod) => fleet.launch(kind, pod));
   await fleet.untilWatching(clients, `${count} ${kind} clients watching`);
   await sleep(500);
@@ -247,20 +315,35 @@ async function lifecycle(fleet: Fleet, kind: "proa" | "floor", count: number): P
   fleet.checkProblems();
   const deadline = Date.now() + 30_000; // a watch is counted when its handler returns
   while (openPodWatches(await fleet.metrics()) > 0 && Date.now() < deadline) await sleep(200);
-  const [metricsAfter, apiAfter, etcdAfter, childrenAfter] = [podRequestCounts(await fleet.metrics()), cpuMs(fleet.apiserverPid()), cpuMs(fleet.etcdPid()), childrenCpuMs()];
+  const [metricsAfter, apiAfter, etcdAfter, childrenAfter] = [
+    podRequestCounts(await fleet.metrics()),
+    cpuMs(fleet.apiserverPid()),
+    cpuMs(fleet.etcdPid()),
+    childrenCpuMs(),
+  ];
   const requests = diff(metricsAfter, metricsBefore);
-  const perPod = Object.fromEntries(["LIST", "WATCH", "GET"].map((verb) => [verb, round((requests[verb] ?? 0) / count, 3)]));
+  const perPod = Object.fromEntries(
+    ["LIST", "WATCH", "GET"].map((verb) => [verb, round((requests[verb] ?? 0) / count, 3)]),
+  );
   const reactions = clients.map((client, i) => Number(readFileSync(client.stamp, "utf8").trim()) / 1e6 - sent[i]!);
   const r = (x: number) => round(x, 1);
   return {
     clients: count,
     requests,
     clientRequestsPerPod: perPod,
-    clientRequestsPerPodTotal: round(Object.values(perPod).reduce((a, b) => a + b, 0), 3),
+    clientRequestsPerPodTotal: round(
+      Object.values(perPod).reduce((a, b) => a + b, 0),
+      3,
+    ),
     apiserverCpuMsPerPod: round((apiAfter - apiBefore) / count),
     etcdCpuMsPerPod: round((etcdAfter - etcdBefore) / count),
     clientCpuMsPerPod: round((childrenAfter - childrenBefore) / count),
-    reactionMs: { p50: r(percentile(reactions, 50)), p99: r(percentile(reactions, 99)), max: r(Math.max(...reactions)), p99FirstHalf: r(percentile(reactions.slice(0, count >> 1), 99)) },
+    reactionMs: {
+      p50: r(percentile(reactions, 50)),
+      p99: r(percentile(reactions, 99)),
+      max: r(Math.max(...reactions)),
+      p99FirstHalf: r(percentile(reactions.slice(0, count >> 1), 99)),
+    },
     seconds: round((now() - began) / 1000, 1),
   };
 }
@@ -303,7 +386,11 @@ async function herd(fleet: Fleet, count: number, gated: boolean): Promise<HerdFi
   const pods = await fleet.createPods(prefix, count);
   const gate = gated ? await startGate(fleet.server) : undefined;
   try {
-    return await herdRestart(fleet, pods.map((pod) => fleet.launch("proa", pod, gate?.port)), new Set(pods.map((p) => p.pod)));
+    return await herdRestart(
+      fleet,
+      pods.map((pod) => fleet.launch("proa", pod, gate?.port)),
+      new Set(pods.map((p) => p.pod)),
+    );
   } finally {
     gate?.close();
   }
@@ -328,7 +415,10 @@ async function startGate(server: KubeServer): Promise<{ port: string; close(): v
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
   void (async () => {
     while (!stopped) {
-      ready = await server.call("GET", "/readyz").then(({ status }) => status === 200, () => false);
+      ready = await server.call("GET", "/readyz").then(
+        ({ status }) => status === 200,
+        () => false,
+      );
       await sleep(500);
     }
   })();
@@ -361,18 +451,36 @@ async function herdRestart(fleet: Fleet, clients: Client[], ours: Set<string>): 
     }
     await sleep(250);
   }
-  const firstAudited = auditEvents(audit).find((e) => e.user?.username?.startsWith("system:serviceaccount:") && Date.parse(e.requestReceivedTimestamp) >= restartBegan);
-  if (firstAudited) await sleep(Math.max(0, Date.parse(firstAudited.requestReceivedTimestamp) + HERD_WINDOW_MS - Date.now())); // the whole window
+  const firstAudited = auditEvents(audit).find(
+    (e) =>
+      e.user?.username?.startsWith("system:serviceaccount:") && Date.parse(e.requestReceivedTimestamp) >= restartBegan,
+  );
+  if (firstAudited)
+    await sleep(Math.max(0, Date.parse(firstAudited.requestReceivedTimestamp) + HERD_WINDOW_MS - Date.now())); // the whole window
   const exited = clients.filter((c) => c.child.exitCode !== null || c.child.signalCode !== null).length;
 
   // The proas' requests to the new server (one per auditID, at the time it was received), until all were watching.
   const requests = new Map<string, { at: number; verb: string; pod: string; code?: number; completed: boolean }>();
   for (const event of auditEvents(audit)) {
-    const pod = decodeURIComponent(/fieldSelector=([^&]*)/.exec(event.requestURI)?.[1] ?? "").replace("metadata.name=", "");
-    if (!event.user?.username?.startsWith("system:serviceaccount:") || !ours.has(pod) || Date.parse(event.requestReceivedTimestamp) < restartBegan) continue;
+    const pod = decodeURIComponent(/fieldSelector=([^&]*)/.exec(event.requestURI)?.[1] ?? "").replace(
+      "metadata.name=",
+      "",
+    );
+    if (
+      !event.user?.username?.startsWith("system:serviceaccount:") ||
+      !ours.has(pod) ||
+      Date.parse(event.requestReceivedTimestamp) < restartBegan
+    )
+      continue;
     const known = requests.get(event.auditID);
     const completed = (known?.completed ?? false) || event.stage === "ResponseComplete" || event.stage === "Panic";
-    requests.set(event.auditID, { at: Date.parse(event.requestReceivedTimestamp), verb: event.verb, pod, code: event.responseStatus?.code ?? known?.code, completed });
+    requests.set(event.auditID, {
+      at: Date.parse(event.requestReceivedTimestamp),
+      verb: event.verb,
+      pod,
+      code: event.responseStatus?.code ?? known?.code,
+      completed,
+    });
   }
   const all = [...requests.values()].sort((a, b) => a.at - b.at);
   const start = all[0]?.at ?? readyAt; // "back": the new server's first request from a proa (it serves before /readyz)
@@ -390,7 +498,8 @@ async function herdRestart(fleet: Fleet, clients: Client[], ours: Set<string>): 
   // first event; the gauge above counted it as open in the watch handler).
   const openWatch = new Map<string, number>();
   for (const r of inWindow) if (r.verb === "watch" && !r.completed) openWatch.set(r.pod, r.at);
-  const countBy = (key: (r: (typeof inWindow)[number]) => string) => inWindow.reduce<Record<string, number>>((acc, r) => ((acc[key(r)] = (acc[key(r)] ?? 0) + 1), acc), {});
+  const countBy = (key: (r: (typeof inWindow)[number]) => string) =>
+    inWindow.reduce<Record<string, number>>((acc, r) => ((acc[key(r)] = (acc[key(r)] ?? 0) + 1), acc), {});
   const killedAt = restartBegan + STOP_TIMEOUT_S * 1000; // the old server kept the watches open until its SIGKILL
   const relative = (x: number) => Math.round(x - start);
   const figures: HerdFigures = {
@@ -400,18 +509,45 @@ async function herdRestart(fleet: Fleet, clients: Client[], ours: Set<string>): 
     requests: inWindow.length,
     requestsByVerb: countBy((r) => r.verb),
     requestsByCode: countBy((r) => String(r.code ?? "none")),
-    peakRequestsPerSecond: Math.max(...buckets(inWindow.map((r) => r.at), 1000)),
-    peakRequestsPer100Ms: Math.max(...buckets(inWindow.map((r) => r.at), 100)),
+    peakRequestsPerSecond: Math.max(
+      ...buckets(
+        inWindow.map((r) => r.at),
+        1000,
+      ),
+    ),
+    peakRequestsPer100Ms: Math.max(
+      ...buckets(
+        inWindow.map((r) => r.at),
+        100,
+      ),
+    ),
     peakReconnectsPerSecond: Math.max(...buckets(reconnects, 1000)),
     peakReconnectsPer100Ms: Math.max(...buckets(reconnects, 100)),
-    reconnectSpreadMs: { first: relative(Math.min(...reconnects)), p50: relative(percentile(reconnects, 50)), last: relative(Math.max(...reconnects)) },
+    reconnectSpreadMs: {
+      first: relative(Math.min(...reconnects)),
+      p50: relative(percentile(reconnects, 50)),
+      last: relative(Math.max(...reconnects)),
+    },
     reconnectsPerSecond: buckets(reconnects, 1000),
     readyzAfterMs: relative(readyAt),
-    allWatchingAfterMs: watchingAt !== undefined && openWatch.size >= count ? relative(Math.max(...openWatch.values())) : NaN,
+    allWatchingAfterMs:
+      watchingAt !== undefined && openWatch.size >= count ? relative(Math.max(...openWatch.values())) : NaN,
     exited,
   };
-  if (exited > 0) throw Object.assign(new Error(`${exited} proas exited during the herd; first: ${clients.find((c) => c.child.exitCode !== null)!.stderr()}`), { figures });
-  if (watchingAt === undefined) throw Object.assign(new Error(`not every proa was watching again ${(deadline - readyAt) / 1000} s after the restarted server was ready`), { figures });
+  if (exited > 0)
+    throw Object.assign(
+      new Error(
+        `${exited} proas exited during the herd; first: ${clients.find((c) => c.child.exitCode !== null)!.stderr()}`,
+      ),
+      { figures },
+    );
+  if (watchingAt === undefined)
+    throw Object.assign(
+      new Error(
+        `not every proa was watching again ${(deadline - readyAt) / 1000} s after the restarted server was ready`,
+      ),
+      { figures },
+    );
   // The rest of the lifecycle: every proa runs its program and exits 0.
   for (const client of clients) {
     await fleet.setSidecars(client.namespace, client.pod, { running: true, ready: true });
@@ -443,7 +579,10 @@ export interface FleetFigures {
 }
 
 /** The whole fleet figure: proa's lifecycle, the floor's, the herd; stops everything it started, also on Ctrl-C. */
-export async function fleet(count: number, progress: (line: string) => void): Promise<FleetFigures | { skipped: string }> {
+export async function fleet(
+  count: number,
+  progress: (line: string) => void,
+): Promise<FleetFigures | { skipped: string }> {
   const skip = skipReason();
   if (skip) return { skipped: skip };
   const loadAverageBefore = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -483,24 +622,96 @@ export async function fleet(count: number, progress: (line: string) => void): Pr
   }
 }
 
-export type FleetRow = { scenario: string; proa: string; floor: string; vsFloor: string; target: string; met: boolean | null };
+export type FleetRow = {
+  scenario: string;
+  proa: string;
+  floor: string;
+  vsFloor: string;
+  target: string;
+  met: boolean | null;
+};
 
 export function fleetRows(f: FleetFigures): FleetRow[] {
   const t = FLEET_TARGETS;
   const n = f.pods;
-  const verbs = (x: LifecycleFigures) => `${x.clientRequestsPerPodTotal} (${Object.entries(x.clientRequestsPerPod).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(", ")})`;
+  const verbs = (x: LifecycleFigures) =>
+    `${x.clientRequestsPerPodTotal} (${Object.entries(x.clientRequestsPerPod)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(", ")})`;
   const ms = (x: number) => `${x.toFixed(1)} ms`;
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
   return [
-    { scenario: `fleet of ${n}: API requests per Pod lifecycle, by verb`, proa: verbs(f.proa), floor: verbs(f.floor), vsFloor: ratio(f.proa.clientRequestsPerPodTotal, f.floor.clientRequestsPerPodTotal), target: `≤ ${t.requestsPerPod}`, met: f.proa.clientRequestsPerPodTotal <= t.requestsPerPod },
-    { scenario: `fleet of ${n}: API server CPU per Pod lifecycle`, proa: ms(f.proa.apiserverCpuMsPerPod), floor: ms(f.floor.apiserverCpuMsPerPod), vsFloor: ratio(f.proa.apiserverCpuMsPerPod, f.floor.apiserverCpuMsPerPod), target: `≤ ${t.cpuVsFloor}× floor`, met: f.proa.apiserverCpuMsPerPod <= t.cpuVsFloor * f.floor.apiserverCpuMsPerPod },
-    { scenario: `fleet of ${n}: etcd CPU per Pod lifecycle`, proa: ms(f.proa.etcdCpuMsPerPod), floor: ms(f.floor.etcdCpuMsPerPod), vsFloor: ratio(f.proa.etcdCpuMsPerPod, f.floor.etcdCpuMsPerPod), target: "", met: null },
-    { scenario: `fleet of ${n}: client CPU per Pod (the process and its program)`, proa: ms(f.proa.clientCpuMsPerPod), floor: ms(f.floor.clientCpuMsPerPod), vsFloor: ratio(f.proa.clientCpuMsPerPod, f.floor.clientCpuMsPerPod), target: "", met: null },
-    { scenario: `fleet of ${n}: reaction, status PATCH → program running, p50 (p99)`, proa: `${ms(f.proa.reactionMs.p50)} (${ms(f.proa.reactionMs.p99)})`, floor: `${ms(f.floor.reactionMs.p50)} (${ms(f.floor.reactionMs.p99)})`, vsFloor: ratio(f.proa.reactionMs.p99, f.floor.reactionMs.p99), target: `p99 < ${t.reactionP99Ms} ms`, met: f.proa.reactionMs.p99 < t.reactionP99Ms },
-    ...([["direct", f.herd], ["behind a readyz-gated proxy", f.gatedHerd]] as const).flatMap(([how, h]) => [
-      { scenario: `herd of ${n}, ${how}: restart under waiting proas, peak reconnects per second (per 100 ms)`, proa: `${h.peakReconnectsPerSecond} (${h.peakReconnectsPer100Ms})`, floor: "–", vsFloor: "–", target: `≤ ${t.herdShareOfN * n} (half of N), none exits`, met: h.peakReconnectsPerSecond <= t.herdShareOfN * n && h.exited === 0 },
-      { scenario: `herd of ${n}, ${how}: peak requests per second (per 100 ms), until all watch`, proa: `${h.peakRequestsPerSecond} (${h.peakRequestsPer100Ms})`, floor: "–", vsFloor: "–", target: "", met: null },
-      { scenario: `herd of ${n}, ${how}: every proa watching again, after the server's first request`, proa: `${(h.allWatchingAfterMs / 1000).toFixed(1)} s`, floor: "–", vsFloor: "–", target: "", met: null },
+    {
+      scenario: `fleet of ${n}: API requests per Pod lifecycle, by verb`,
+      proa: verbs(f.proa),
+      floor: verbs(f.floor),
+      vsFloor: ratio(f.proa.clientRequestsPerPodTotal, f.floor.clientRequestsPerPodTotal),
+      target: `≤ ${t.requestsPerPod}`,
+      met: f.proa.clientRequestsPerPodTotal <= t.requestsPerPod,
+    },
+    {
+      scenario: `fleet of ${n}: API server CPU per Pod lifecycle`,
+      proa: ms(f.proa.apiserverCpuMsPerPod),
+      floor: ms(f.floor.apiserverCpuMsPerPod),
+      vsFloor: ratio(f.proa.apiserverCpuMsPerPod, f.floor.apiserverCpuMsPerPod),
+      target: `≤ ${t.cpuVsFloor}× floor`,
+      met: f.proa.apiserverCpuMsPerPod <= t.cpuVsFloor * f.floor.apiserverCpuMsPerPod,
+    },
+    {
+      scenario: `fleet of ${n}: etcd CPU per Pod lifecycle`,
+      proa: ms(f.proa.etcdCpuMsPerPod),
+      floor: ms(f.floor.etcdCpuMsPerPod),
+      vsFloor: ratio(f.proa.etcdCpuMsPerPod, f.floor.etcdCpuMsPerPod),
+      target: "",
+      met: null,
+    },
+    {
+      scenario: `fleet of ${n}: client CPU per Pod (the process and its program)`,
+      proa: ms(f.proa.clientCpuMsPerPod),
+      floor: ms(f.floor.clientCpuMsPerPod),
+      vsFloor: ratio(f.proa.clientCpuMsPerPod, f.floor.clientCpuMsPerPod),
+      target: "",
+      met: null,
+    },
+    {
+      scenario: `fleet of ${n}: reaction, status PATCH → program running, p50 (p99)`,
+      proa: `${ms(f.proa.reactionMs.p50)} (${ms(f.proa.reactionMs.p99)})`,
+      floor: `${ms(f.floor.reactionMs.p50)} (${ms(f.floor.reactionMs.p99)})`,
+      vsFloor: ratio(f.proa.reactionMs.p99, f.floor.reactionMs.p99),
+      target: `p99 < ${t.reactionP99Ms} ms`,
+      met: f.proa.reactionMs.p99 < t.reactionP99Ms,
+    },
+    ...(
+      [
+        ["direct", f.herd],
+        ["behind a readyz-gated proxy", f.gatedHerd],
+      ] as const
+    ).flatMap(([how, h]) => [
+      {
+        scenario: `herd of ${n}, ${how}: restart under waiting proas, peak reconnects per second (per 100 ms)`,
+        proa: `${h.peakReconnectsPerSecond} (${h.peakReconnectsPer100Ms})`,
+        floor: "–",
+        vsFloor: "–",
+        target: `≤ ${t.herdShareOfN * n} (half of N), none exits`,
+        met: h.peakReconnectsPerSecond <= t.herdShareOfN * n && h.exited === 0,
+      },
+      {
+        scenario: `herd of ${n}, ${how}: peak requests per second (per 100 ms), until all watch`,
+        proa: `${h.peakRequestsPerSecond} (${h.peakRequestsPer100Ms})`,
+        floor: "–",
+        vsFloor: "–",
+        target: "",
+        met: null,
+      },
+      {
+        scenario: `herd of ${n}, ${how}: every proa watching again, after the server's first request`,
+        proa: `${(h.allWatchingAfterMs / 1000).toFixed(1)} s`,
+        floor: "–",
+        vsFloor: "–",
+        target: "",
+        met: null,
+      },
     ]),
   ];
 }

@@ -35,7 +35,12 @@ const nested = (bytes: number) => "[".repeat(bytes);
 function paddedPodList(api: FakeApiServer, bytes: number): string {
   const pod = api.pod()! as Pod & { metadata: { annotations?: Record<string, string> } };
   const list = (padding: string) =>
-    JSON.stringify({ kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: pod.metadata.resourceVersion }, items: [{ ...pod, metadata: { ...pod.metadata, annotations: { padding } } }] });
+    JSON.stringify({
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: pod.metadata.resourceVersion },
+      items: [{ ...pod, metadata: { ...pod.metadata, annotations: { padding } } }],
+    });
   return list("x".repeat(bytes - list("").length));
 }
 /** A watch line about another Pod whose spare field holds `count` empty objects. */
@@ -46,7 +51,10 @@ function otherPodLine(count: number): string {
 
 /** The fake server's Pod turned ready, at the next resourceVersion. */
 function readyEvent(api: FakeApiServer): string {
-  const metadata = { ...api.pod()!.metadata, resourceVersion: String(Number(api.pod()!.metadata!.resourceVersion) + 1) };
+  const metadata = {
+    ...api.pod()!.metadata,
+    resourceVersion: String(Number(api.pod()!.metadata!.resourceVersion) + 1),
+  };
   return watchEvent("MODIFIED", { ...ready, metadata });
 }
 const STREAM_LINES = 200;
@@ -60,19 +68,48 @@ const ready = podWith({ sidecars: ["sidecar-1"], ready: true });
 const waiting = podWith({ sidecars: ["sidecar-1"], ready: false });
 const ONLY = process.env.HOSTILE_ONLY;
 const allCases: Case[] = [
-  { name: "list of 16 MiB, empty items (#23)", pod: ready, fault: () => ({ on: "list", status: 200, body: emptyItemsList({ bytes: ISSUE_BYTES }) }) },
-  { name: "list at the cap, empty items", pod: ready, fault: () => ({ on: "list", status: 200, body: emptyItemsList({ bytes: MAX_LINE_BYTES }) }) },
+  {
+    name: "list of 16 MiB, empty items (#23)",
+    pod: ready,
+    fault: () => ({ on: "list", status: 200, body: emptyItemsList({ bytes: ISSUE_BYTES }) }),
+  },
+  {
+    name: "list at the cap, empty items",
+    pod: ready,
+    fault: () => ({ on: "list", status: 200, body: emptyItemsList({ bytes: MAX_LINE_BYTES }) }),
+  },
   // The list, its metadata and its items are 3 of the arrays and objects allowed.
-  { name: "list at the limits, the most empty items allowed", pod: ready, fault: () => ({ on: "list", status: 200, body: emptyItemsList({ count: MAX_JSON_CONTAINERS - 3 }) }) },
+  {
+    name: "list at the limits, the most empty items allowed",
+    pod: ready,
+    fault: () => ({ on: "list", status: 200, body: emptyItemsList({ count: MAX_JSON_CONTAINERS - 3 }) }),
+  },
   { name: "list of 8 MB of [ (#23)", pod: ready, fault: () => ({ on: "list", status: 200, body: nested(8_000_000) }) },
-  { name: "list at the cap, all [", pod: ready, fault: () => ({ on: "list", status: 200, body: nested(MAX_LINE_BYTES) }) },
-  { name: "list at the cap, the Pod padded", pod: ready, fault: (api) => ({ on: "list", status: 200, body: paddedPodList(api, MAX_LINE_BYTES) }) },
+  {
+    name: "list at the cap, all [",
+    pod: ready,
+    fault: () => ({ on: "list", status: 200, body: nested(MAX_LINE_BYTES) }),
+  },
+  {
+    name: "list at the cap, the Pod padded",
+    pod: ready,
+    fault: (api) => ({ on: "list", status: 200, body: paddedPodList(api, MAX_LINE_BYTES) }),
+  },
   // The event, its object, the metadata and the spare field are 4 of them. The stream ends with the Pod turned ready.
-  { name: `watch of ${STREAM_LINES} lines, each the most empty objects allowed, about another Pod`, pod: waiting, fault: (api) => ({ on: "watch", chunks: [...Array(STREAM_LINES).fill(otherPodLine(MAX_JSON_CONTAINERS - 4)), readyEvent(api)], end: "stall" }) },
+  {
+    name: `watch of ${STREAM_LINES} lines, each the most empty objects allowed, about another Pod`,
+    pod: waiting,
+    fault: (api) => ({
+      on: "watch",
+      chunks: [...Array(STREAM_LINES).fill(otherPodLine(MAX_JSON_CONTAINERS - 4)), readyEvent(api)],
+      end: "stall",
+    }),
+  },
 ];
 const cases = ONLY ? allCases.filter((c) => c.name.includes(ONLY)) : allCases;
 
-const statusKiB = (pid: number, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+const statusKiB = (pid: number, field: string) =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
 /** utime + stime, in ms (the kernel counts in 10 ms ticks). */
 function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -93,13 +130,23 @@ async function measure(bundle: string, c: Case): Promise<{ hwmMiB: number; cpuMs
   execFileSync("mkfifo", [fifo]);
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...api.env(), PROA_CONTAINER: "main" };
   const nodeArgs = process.env.HOSTILE_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, bundle, "--", "sh", "-c", `echo > ${fifo}; exec sleep 30`], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [...nodeArgs, bundle, "--", "sh", "-c", `echo > ${fifo}; exec sleep 30`], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let logBytes = 0;
   let tail = "";
-  child.stderr!.on("data", (chunk: Buffer) => ((logBytes += chunk.length), (tail = (tail + chunk.toString()).slice(-4000))));
+  child.stderr!.on(
+    "data",
+    (chunk: Buffer) => ((logBytes += chunk.length), (tail = (tail + chunk.toString()).slice(-4000))),
+  );
   const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
   try {
-    const exited = new Promise<never>((_, reject) => child.on("exit", (code, signal) => reject(new Error(`${c.name}: proa exited (${code ?? signal}) before the program ran\n${tail}`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.on("exit", (code, signal) =>
+        reject(new Error(`${c.name}: proa exited (${code ?? signal}) before the program ran\n${tail}`)),
+      ),
+    );
     await Promise.race([open(fifo, "r").then((file) => file.close()), exited]);
     await sleep(200);
     if (process.env.HOSTILE_SHOW_LOG) process.stderr.write(`\n${tail}\n`);
@@ -130,9 +177,18 @@ async function main(): Promise<void> {
       rows.push({ case: c.name, build, ...figures, hwmMiB: Math.round(figures.hwmMiB * 10) / 10 });
     }
   }
-  if (!ONLY) writeFileSync(RESULTS, JSON.stringify({ date: new Date().toISOString(), node: process.version, maxLineBytes: MAX_LINE_BYTES, builds, rows }, null, 2) + "\n");
+  if (!ONLY)
+    writeFileSync(
+      RESULTS,
+      JSON.stringify(
+        { date: new Date().toISOString(), node: process.version, maxLineBytes: MAX_LINE_BYTES, builds, rows },
+        null,
+        2,
+      ) + "\n",
+    );
   process.stdout.write(`\n| answer | build | peak RSS | CPU | log |\n| --- | --- | --- | --- | --- |\n`);
-  for (const r of rows) process.stdout.write(`| ${r.case} | ${r.build} | ${r.hwmMiB.toFixed(1)} MiB | ${r.cpuMs} ms | ${r.logBytes} B |\n`);
+  for (const r of rows)
+    process.stdout.write(`| ${r.case} | ${r.build} | ${r.hwmMiB.toFixed(1)} MiB | ${r.cpuMs} ms | ${r.logBytes} B |\n`);
   process.stdout.write(`\nnode ${process.version}; cap ${MAX_LINE_BYTES / MIB} MiB; figures in ${RESULTS}\n`);
 }
 

@@ -56,7 +56,12 @@ function run(): void {
   child.on("error", (error) => console.error(`cannot run ${program}:`, error.message));
   child.on("close", (code, signal) => {
     const exit = () => process.exit(code ?? (signal === "SIGTERM" ? 143 : 1));
-    const posts = shutdownUrls.map((url) => fetch(url, { method: "POST" }).then((response) => response.text(), (error) => console.error(`POST ${url} failed:`, error)));
+    const posts = shutdownUrls.map((url) =>
+      fetch(url, { method: "POST" }).then(
+        (response) => response.text(),
+        (error) => console.error(`POST ${url} failed:`, error),
+      ),
+    );
     Promise.all(posts).then(exit, exit);
   });
 }

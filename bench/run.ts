@@ -10,7 +10,20 @@
 // BENCH_QUICK=1 runs a few rounds of each scenario only (a smoke test of the benchmark itself, not figures to quote).
 // BENCH_CANDIDATE=path/to/proa.js adds another build of proa (a proposed fix) to every scenario, in the same run.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -65,7 +78,12 @@ const PLAIN_FLOOR_CODE = `require("node:child_process").spawn(process.argv[1], p
 const proa: Contender = {
   name: "proa",
   watches: true,
-  args: (program, urls = []) => [PROA_BUNDLE, ...urls.flatMap((url) => ["--shutdown-http-post", url]), "--", ...program],
+  args: (program, urls = []) => [
+    PROA_BUNDLE,
+    ...urls.flatMap((url) => ["--shutdown-http-post", url]),
+    "--",
+    ...program,
+  ],
 };
 const reference: Contender = {
   name: "reference",
@@ -76,9 +94,21 @@ const candidate: Contender | undefined = CANDIDATE_BUNDLE
   ? { ...proa, name: "candidate", args: (program, urls) => [CANDIDATE_BUNDLE, ...proa.args(program, urls).slice(1)] }
   : undefined;
 const andCandidate = (contenders: Contender[]) => (candidate ? [...contenders, candidate] : contenders);
-const plainFloor: Contender = { name: "plain floor", watches: false, args: (program) => ["-e", PLAIN_FLOOR_CODE, ...program] };
-const httpsFloor: Contender = { name: "HTTPS floor", watches: false, args: (program) => [join(BENCH, "floor", "https-list.js"), ...program] };
-const watchFloor: Contender = { name: "watch floor", watches: true, args: (program) => [join(BENCH, "floor", "https-watch.js"), ...program] };
+const plainFloor: Contender = {
+  name: "plain floor",
+  watches: false,
+  args: (program) => ["-e", PLAIN_FLOOR_CODE, ...program],
+};
+const httpsFloor: Contender = {
+  name: "HTTPS floor",
+  watches: false,
+  args: (program) => [join(BENCH, "floor", "https-list.js"), ...program],
+};
+const watchFloor: Contender = {
+  name: "watch floor",
+  watches: true,
+  args: (program) => [join(BENCH, "floor", "https-watch.js"), ...program],
+};
 const lifecycleFloor: Contender = {
   name: "lifecycle floor",
   watches: false,
@@ -105,10 +135,21 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
-const summary = (xs: number[]) => ({ median: round(median(xs), 3), p99: round(percentile(xs, 99), 3), min: round(Math.min(...xs), 3), max: round(Math.max(...xs), 3), n: xs.length });
+const summary = (xs: number[]) => ({
+  median: round(median(xs), 3),
+  p99: round(percentile(xs, 99), 3),
+  min: round(Math.min(...xs), 3),
+  max: round(Math.max(...xs), 3),
+  n: xs.length,
+});
 
 /** Each round runs every contender once; the order rotates so that none always goes first or last. */
-async function rounds<T>(count: number, contenders: Contender[], run: (c: Contender) => Promise<T>, warmup = ROUNDS.warmup): Promise<Map<string, T[]>> {
+async function rounds<T>(
+  count: number,
+  contenders: Contender[],
+  run: (c: Contender) => Promise<T>,
+  warmup = ROUNDS.warmup,
+): Promise<Map<string, T[]>> {
   const samples = new Map<string, T[]>(contenders.map((c) => [c.name, []]));
   for (let r = -warmup; r < count; r++) {
     for (let i = 0; i < contenders.length; i++) {
@@ -135,7 +176,10 @@ interface Launched {
 /** Starts `node ARGS`; with a cgroup, node starts inside it (sh moves itself there, then execs node). */
 function launch(contender: Contender, args: string[], env: Record<string, string>, cgroup?: string): Launched {
   const child = cgroup
-    ? spawn("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
+    ? spawn("sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, process.execPath, ...args], {
+        env,
+        stdio: ["ignore", "ignore", "pipe"],
+      })
     : spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (text: string) => void (stderr = (stderr + text).slice(-8000)));
@@ -149,7 +193,9 @@ function launch(contender: Contender, args: string[], env: Record<string, string
 
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)),
+  );
   try {
     return await Promise.race([promise, timeout]);
   } finally {
@@ -167,7 +213,8 @@ const diesEarly = (proc: Launched, what: string) =>
 
 async function expectExit(proc: Launched, codes: (number | null)[] = [0]): Promise<number> {
   const { code, signal, at } = await within(proc.exit, RUN_TIMEOUT_MS, "the process to exit");
-  if (!codes.includes(code)) throw new Error(`exited with ${code ?? signal}, not ${codes.join(" or ")}\n${proc.stderr()}`);
+  if (!codes.includes(code))
+    throw new Error(`exited with ${code ?? signal}, not ${codes.join(" or ")}\n${proc.stderr()}`);
   return at;
 }
 
@@ -210,7 +257,12 @@ async function startApi(pod: Pod): Promise<Api> {
   const prefix = mkdtempSync(join(scratch, "prefix-"));
   mkdirSync(join(prefix, "var/run/secrets/kubernetes.io"), { recursive: true });
   symlinkSync(fake.serviceAccountDir, join(prefix, "var/run/secrets/kubernetes.io/serviceaccount"));
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...fake.env(), PROA_CONTAINER: "main", BENCH_PATH_PREFIX: prefix };
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    ...fake.env(),
+    PROA_CONTAINER: "main",
+    BENCH_PATH_PREFIX: prefix,
+  };
   let waiters: ((at: number) => void)[] = [];
   fake.onRequest = (request) => {
     if (/[?&]watch=(1|true)\b/.test(request.url)) for (const wake of waiters.splice(0)) wake(performance.now());
@@ -255,11 +307,15 @@ const pods = {
 async function startOverhead() {
   const api = await startApi(pods.none);
   try {
-    const samples = await rounds(ROUNDS.start, andCandidate([plainFloor, httpsFloor, proa, reference]), async (contender) => {
-      const began = performance.now();
-      const proc = launch(contender, contender.args(["true"]), api.env);
-      return (await expectExit(proc)) - began;
-    });
+    const samples = await rounds(
+      ROUNDS.start,
+      andCandidate([plainFloor, httpsFloor, proa, reference]),
+      async (contender) => {
+        const began = performance.now();
+        const proc = launch(contender, contender.args(["true"]), api.env);
+        return (await expectExit(proc)) - began;
+      },
+    );
     return Object.fromEntries([...samples].map(([name, xs]) => [name, summary(xs)]));
   } finally {
     await api.close();
@@ -275,12 +331,20 @@ async function reactionRun(contender: Contender): Promise<number> {
   const fifo = new Fifo();
   const proc = launch(contender, contender.args(fifo.writer()), api.env);
   try {
-    await within(Promise.race([api.nextWatch(), diesEarly(proc, "watching")]), RUN_TIMEOUT_MS, `${contender.name} to watch`);
+    await within(
+      Promise.race([api.nextWatch(), diesEarly(proc, "watching")]),
+      RUN_TIMEOUT_MS,
+      `${contender.name} to watch`,
+    );
     await sleep(SETTLE_MS);
     const running = fifo.opened();
     api.fake.setPod(pods.ready);
     const sent = performance.now(); // setPod returns right after res.write of the MODIFIED event
-    const at = await within(Promise.race([running, diesEarly(proc, "running the program")]), RUN_TIMEOUT_MS, `${contender.name} to run the program`);
+    const at = await within(
+      Promise.race([running, diesEarly(proc, "running the program")]),
+      RUN_TIMEOUT_MS,
+      `${contender.name} to run the program`,
+    );
     api.fake.setPod(pods.exited); // lets proa's shutdown step finish at once
     await expectExit(proc);
     return at - sent;
@@ -308,14 +372,18 @@ async function programStart(): Promise<number[]> {
 
 async function reactionLatency() {
   const samples = await rounds(ROUNDS.reaction, andCandidate([watchFloor, proa, reference]), reactionRun);
-  return { ...Object.fromEntries([...samples].map(([name, xs]) => [name, summary(xs)])), "program start": summary(await programStart()) };
+  return {
+    ...Object.fromEntries([...samples].map(([name, xs]) => [name, summary(xs)])),
+    "program start": summary(await programStart()),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // 3. Memory: peak RSS (VmHWM) of the contender's own process, not its child's, while the program sleeps. Those that
 // watch go through the watch: the Pod's sidecar becomes ready by an event.
 
-const statusField = (pid: number, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) * 1024;
+const statusField = (pid: number, field: string) =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) * 1024;
 
 async function memoryRun(contender: Contender): Promise<{ hwm: number; rss: number }> {
   const api = await startApi(pods.waiting);
@@ -326,11 +394,19 @@ async function memoryRun(contender: Contender): Promise<{ hwm: number; rss: numb
   try {
     const running = fifo.opened();
     if (contender.watches) {
-      await within(Promise.race([api.nextWatch(), diesEarly(proc, "watching")]), RUN_TIMEOUT_MS, `${contender.name} to watch`);
+      await within(
+        Promise.race([api.nextWatch(), diesEarly(proc, "watching")]),
+        RUN_TIMEOUT_MS,
+        `${contender.name} to watch`,
+      );
       await sleep(SETTLE_MS);
       api.fake.setPod(pods.ready);
     }
-    await within(Promise.race([running, diesEarly(proc, "running the program")]), RUN_TIMEOUT_MS, `${contender.name} to run the program`);
+    await within(
+      Promise.race([running, diesEarly(proc, "running the program")]),
+      RUN_TIMEOUT_MS,
+      `${contender.name} to run the program`,
+    );
     await sleep(300);
     const figures = { hwm: statusField(pid, "VmHWM"), rss: statusField(pid, "VmRSS") };
     children = childrenOf(pid);
@@ -353,7 +429,10 @@ async function memoryRun(contender: Contender): Promise<{ hwm: number; rss: numb
 async function memory() {
   const samples = await rounds(ROUNDS.memory, andCandidate([plainFloor, httpsFloor, proa, reference]), memoryRun, 1);
   return Object.fromEntries(
-    [...samples].map(([name, xs]) => [name, { hwmMiB: summary(xs.map((x) => x.hwm / 2 ** 20)), rssMiB: summary(xs.map((x) => x.rss / 2 ** 20)) }]),
+    [...samples].map(([name, xs]) => [
+      name,
+      { hwmMiB: summary(xs.map((x) => x.hwm / 2 ** 20)), rssMiB: summary(xs.map((x) => x.rss / 2 ** 20)) },
+    ]),
   );
 }
 
@@ -363,8 +442,19 @@ async function memory() {
 async function sizes() {
   const measure = async (file: string, entry?: string) => {
     const bytes = readFileSync(file);
-    const minify = { bundle: true, platform: "node", target: "node20", format: "cjs", minify: true, write: false, logLevel: "error", define: { PROA_VERSION: '"bench"' } } as const;
-    const minified = entry ? (await build({ entryPoints: [entry], ...minify })).outputFiles[0]!.contents.length : undefined;
+    const minify = {
+      bundle: true,
+      platform: "node",
+      target: "node20",
+      format: "cjs",
+      minify: true,
+      write: false,
+      logLevel: "error",
+      define: { PROA_VERSION: '"bench"' },
+    } as const;
+    const minified = entry
+      ? (await build({ entryPoints: [entry], ...minify })).outputFiles[0]!.contents.length
+      : undefined;
     return { bytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length, minifiedBytes: minified };
   };
   return {
@@ -402,7 +492,10 @@ async function startSidecars(count: number): Promise<Sidecars> {
   return {
     urls: servers.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/quitquitquit`),
     requests,
-    close: async () => void (await Promise.all(servers.map((server) => (server.closeAllConnections(), new Promise((resolve) => server.close(resolve)))))),
+    close: async () =>
+      void (await Promise.all(
+        servers.map((server) => (server.closeAllConnections(), new Promise((resolve) => server.close(resolve)))),
+      )),
   };
 }
 
@@ -412,11 +505,17 @@ async function fanoutRun(contender: Contender, sidecars: Sidecars) {
   sidecars.requests.length = 0;
   const proc = launch(contender, contender.args(fifo.writer(), sidecars.urls), api.env);
   try {
-    const programAt = await within(Promise.race([fifo.opened(), diesEarly(proc, "running the program")]), RUN_TIMEOUT_MS, `${contender.name} to run the program`);
+    const programAt = await within(
+      Promise.race([fifo.opened(), diesEarly(proc, "running the program")]),
+      RUN_TIMEOUT_MS,
+      `${contender.name} to run the program`,
+    );
     const exitAt = await expectExit(proc);
     const { requests } = sidecars;
     if (requests.length !== sidecars.urls.length || requests.some((r) => r.answered === undefined)) {
-      throw new Error(`${contender.name}: ${requests.length} of ${sidecars.urls.length} shutdown requests arrived and were answered\n${proc.stderr()}`);
+      throw new Error(
+        `${contender.name}: ${requests.length} of ${sidecars.urls.length} shutdown requests arrived and were answered\n${proc.stderr()}`,
+      );
     }
     return {
       stepMs: exitAt - programAt,
@@ -436,7 +535,12 @@ async function fanout() {
   for (const count of [10, 50]) {
     const sidecars = await startSidecars(count);
     try {
-      const samples = await rounds(ROUNDS.fanout, andCandidate([shutdownFloor, proa, reference]), (contender) => fanoutRun(contender, sidecars), 1);
+      const samples = await rounds(
+        ROUNDS.fanout,
+        andCandidate([shutdownFloor, proa, reference]),
+        (contender) => fanoutRun(contender, sidecars),
+        1,
+      );
       results[String(count)] = Object.fromEntries(
         [...samples].map(([name, xs]) => [
           name,
@@ -476,15 +580,27 @@ function bigPod(ready: boolean, terminated = false): Pod {
     const name = container.name as string;
     Object.assign(container, {
       args: ["--config", `/etc/${name}/config.yaml`, "--log-level", "info", "--metrics-port", "9090"],
-      env: Array.from({ length: 8 }, (_, i) => ({ name: `${name.toUpperCase().replace(/-/g, "_")}_SETTING_${i}`, value: `value-${i}-of-${name}` })),
-      ports: [{ name: "metrics", containerPort: 9090, protocol: "TCP" }, { name: "admin", containerPort: 15000, protocol: "TCP" }],
+      env: Array.from({ length: 8 }, (_, i) => ({
+        name: `${name.toUpperCase().replace(/-/g, "_")}_SETTING_${i}`,
+        value: `value-${i}-of-${name}`,
+      })),
+      ports: [
+        { name: "metrics", containerPort: 9090, protocol: "TCP" },
+        { name: "admin", containerPort: 15000, protocol: "TCP" },
+      ],
       resources: { limits: { cpu: "500m", memory: "256Mi" }, requests: { cpu: "100m", memory: "128Mi" } },
       volumeMounts: [
         { name: `${name}-config`, mountPath: `/etc/${name}`, readOnly: true },
         { name: "kube-api-access-x7k2p", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
         { name: "tmp", mountPath: "/tmp" },
       ],
-      securityContext: { runAsNonRoot: true, runAsUser: 1337, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true },
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 1337,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+        readOnlyRootFilesystem: true,
+      },
     });
   }
   return pod;
@@ -492,7 +608,12 @@ function bigPod(ready: boolean, terminated = false): Pod {
 
 function throughputStream(namespace: string, name: string, firstResourceVersion: number) {
   const line = (pod: Pod, resourceVersion: number) =>
-    Buffer.from(watchEvent("MODIFIED", { ...pod, metadata: { ...pod.metadata, namespace, name, resourceVersion: String(resourceVersion) } }));
+    Buffer.from(
+      watchEvent("MODIFIED", {
+        ...pod,
+        metadata: { ...pod.metadata, namespace, name, resourceVersion: String(resourceVersion) },
+      }),
+    );
   const waiting = bigPod(false);
   const chunks: Buffer[] = [];
   let bytes = 0;
@@ -509,25 +630,42 @@ async function throughput() {
   const probe = await startApi(bigPod(false));
   const listed = probe.fake.pod()!;
   await probe.close();
-  const stream = throughputStream(listed.metadata!.namespace!, listed.metadata!.name!, Number(listed.metadata!.resourceVersion) + 1);
-  const samples = await rounds(ROUNDS.throughput, andCandidate([watchFloor, proa, reference]), async (contender) => {
-    const api = await startApi(bigPod(false));
-    api.fake.fail({ on: "watch", chunks: stream.chunks, end: "stall" });
-    const fifo = new Fifo();
-    const proc = launch(contender, contender.args(fifo.writer()), api.env);
-    try {
-      const running = fifo.opened();
-      const watched = await within(Promise.race([api.nextWatch(), diesEarly(proc, "watching")]), RUN_TIMEOUT_MS, `${contender.name} to watch`);
-      const at = await within(Promise.race([running, diesEarly(proc, "running the program")]), RUN_TIMEOUT_MS, `${contender.name} to run the program`);
-      api.fake.setPod(bigPod(false, true)); // every sidecar has exited: proa's shutdown step ends at once
-      await expectExit(proc);
-      return (at - watched) / 1000;
-    } finally {
-      fifo.cancel();
-      proc.child.kill("SIGKILL");
-      await api.close();
-    }
-  }, 1);
+  const stream = throughputStream(
+    listed.metadata!.namespace!,
+    listed.metadata!.name!,
+    Number(listed.metadata!.resourceVersion) + 1,
+  );
+  const samples = await rounds(
+    ROUNDS.throughput,
+    andCandidate([watchFloor, proa, reference]),
+    async (contender) => {
+      const api = await startApi(bigPod(false));
+      api.fake.fail({ on: "watch", chunks: stream.chunks, end: "stall" });
+      const fifo = new Fifo();
+      const proc = launch(contender, contender.args(fifo.writer()), api.env);
+      try {
+        const running = fifo.opened();
+        const watched = await within(
+          Promise.race([api.nextWatch(), diesEarly(proc, "watching")]),
+          RUN_TIMEOUT_MS,
+          `${contender.name} to watch`,
+        );
+        const at = await within(
+          Promise.race([running, diesEarly(proc, "running the program")]),
+          RUN_TIMEOUT_MS,
+          `${contender.name} to run the program`,
+        );
+        api.fake.setPod(bigPod(false, true)); // every sidecar has exited: proa's shutdown step ends at once
+        await expectExit(proc);
+        return (at - watched) / 1000;
+      } finally {
+        fifo.cancel();
+        proc.child.kill("SIGKILL");
+        await api.close();
+      }
+    },
+    1,
+  );
   return {
     events: stream.events,
     eventBytes: stream.eventBytes,
@@ -536,7 +674,11 @@ async function throughput() {
     results: Object.fromEntries(
       [...samples].map(([name, seconds]) => [
         name,
-        { seconds: summary(seconds), mbPerSecond: round(stream.bytes / 1e6 / median(seconds), 1), eventsPerSecond: Math.round(stream.events / median(seconds)) },
+        {
+          seconds: summary(seconds),
+          mbPerSecond: round(stream.bytes / 1e6 / median(seconds), 1),
+          eventsPerSecond: Math.round(stream.events / median(seconds)),
+        },
       ]),
     ),
   };
@@ -564,7 +706,9 @@ function throttledCgroup(): { dir: string } | { skipped: string } {
     writeFileSync(join(dir, "cpu.cfs_quota_us"), "10000");
     return { dir };
   } catch (error) {
-    return { skipped: `cannot set up a cgroup under ${CPU_CGROUP}: ${error instanceof Error ? error.message : String(error)}` };
+    return {
+      skipped: `cannot set up a cgroup under ${CPU_CGROUP}: ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
 }
 
@@ -583,13 +727,21 @@ async function throttled() {
   await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(sidecar.address() as AddressInfo).port}/quitquitquit`;
   try {
-    const samples = await rounds(ROUNDS.throttled, andCandidate([lifecycleFloor, proa]), async (contender) => {
-      api.fake.setPod(pods.ready);
-      const began = performance.now();
-      const proc = launch(contender, contender.args(["true"], [url]), api.env, cgroup.dir);
-      return (await expectExit(proc)) - began;
-    }, 1);
-    return { cgroup: { cfsQuotaUs: 10000, cfsPeriodUs: 100000 }, ...Object.fromEntries([...samples].map(([name, xs]) => [name, summary(xs)])) };
+    const samples = await rounds(
+      ROUNDS.throttled,
+      andCandidate([lifecycleFloor, proa]),
+      async (contender) => {
+        api.fake.setPod(pods.ready);
+        const began = performance.now();
+        const proc = launch(contender, contender.args(["true"], [url]), api.env, cgroup.dir);
+        return (await expectExit(proc)) - began;
+      },
+      1,
+    );
+    return {
+      cgroup: { cfsQuotaUs: 10000, cfsPeriodUs: 100000 },
+      ...Object.fromEntries([...samples].map(([name, xs]) => [name, summary(xs)])),
+    };
   } finally {
     sidecar.closeAllConnections();
     sidecar.close();
@@ -601,7 +753,16 @@ async function throttled() {
 // ---------------------------------------------------------------------------------------------------------------
 // The report
 
-type Row = { scenario: string; proa: string; floor: string; reference: string; vsFloor: string; vsReference: string; target: string; met: boolean | null };
+type Row = {
+  scenario: string;
+  proa: string;
+  floor: string;
+  reference: string;
+  vsFloor: string;
+  vsReference: string;
+  target: string;
+  met: boolean | null;
+};
 
 function report(r: Results, who = "proa"): Row[] {
   const ms = (x: number, digits = 1) => `${x.toFixed(digits)} ms`;
@@ -610,65 +771,227 @@ function report(r: Results, who = "proa"): Row[] {
   const rows: Row[] = [];
   if (r.start) {
     const s = r.start as Record<string, { median: number }>;
-    const [p, plain, https, ref] = [s[who]!.median, s["plain floor"]!.median, s["HTTPS floor"]!.median, s.reference!.median];
-    rows.push({ scenario: "start overhead, `-- true`, median wall time (plain `node -e` floor)", proa: ms(p), floor: ms(plain), reference: ms(ref), vsFloor: ratio(p, plain), vsReference: ratio(p, ref), target: "", met: null });
-    rows.push({ scenario: "start overhead, `-- true`, median wall time (HTTPS floor)", proa: ms(p), floor: ms(https), reference: ms(ref), vsFloor: ratio(p, https, 3), vsReference: ratio(p, ref), target: "≤ 1.10× HTTPS floor", met: p / https <= 1.1 });
+    const [p, plain, https, ref] = [
+      s[who]!.median,
+      s["plain floor"]!.median,
+      s["HTTPS floor"]!.median,
+      s.reference!.median,
+    ];
+    rows.push({
+      scenario: "start overhead, `-- true`, median wall time (plain `node -e` floor)",
+      proa: ms(p),
+      floor: ms(plain),
+      reference: ms(ref),
+      vsFloor: ratio(p, plain),
+      vsReference: ratio(p, ref),
+      target: "",
+      met: null,
+    });
+    rows.push({
+      scenario: "start overhead, `-- true`, median wall time (HTTPS floor)",
+      proa: ms(p),
+      floor: ms(https),
+      reference: ms(ref),
+      vsFloor: ratio(p, https, 3),
+      vsReference: ratio(p, ref),
+      target: "≤ 1.10× HTTPS floor",
+      met: p / https <= 1.1,
+    });
   }
   if (r.reaction) {
     const s = r.reaction as Record<string, { median: number; p99: number }>;
     const [p, f, ref] = [s[who]!, s["watch floor"]!, s.reference!];
-    rows.push({ scenario: "reaction latency, ready event → program running, median (watch floor)", proa: ms(p.median, 2), floor: ms(f.median, 2), reference: ms(ref.median, 2), vsFloor: ratio(p.median, f.median), vsReference: ratio(p.median, ref.median), target: "≤ 5 ms", met: p.median <= 5 });
-    rows.push({ scenario: "reaction latency, p99 (watch floor)", proa: ms(p.p99), floor: ms(f.p99), reference: ms(ref.p99), vsFloor: ratio(p.p99, f.p99), vsReference: ratio(p.p99, ref.p99), target: "≤ 20 ms", met: p.p99 <= 20 });
+    rows.push({
+      scenario: "reaction latency, ready event → program running, median (watch floor)",
+      proa: ms(p.median, 2),
+      floor: ms(f.median, 2),
+      reference: ms(ref.median, 2),
+      vsFloor: ratio(p.median, f.median),
+      vsReference: ratio(p.median, ref.median),
+      target: "≤ 5 ms",
+      met: p.median <= 5,
+    });
+    rows.push({
+      scenario: "reaction latency, p99 (watch floor)",
+      proa: ms(p.p99),
+      floor: ms(f.p99),
+      reference: ms(ref.p99),
+      vsFloor: ratio(p.p99, f.p99),
+      vsReference: ratio(p.p99, ref.p99),
+      target: "≤ 20 ms",
+      met: p.p99 <= 20,
+    });
   }
   if (r.memory) {
     const s = r.memory as Record<string, { hwmMiB: { median: number } }>;
-    const [p, plain, https, ref] = [s[who]!, s["plain floor"]!, s["HTTPS floor"]!, s.reference!].map((x) => x.hwmMiB.median) as [number, number, number, number];
-    rows.push({ scenario: "memory, peak RSS while the program sleeps (plain floor)", proa: mib(p), floor: mib(plain), reference: mib(ref), vsFloor: `+${(p - plain).toFixed(1)} MiB`, vsReference: ratio(p, ref), target: "", met: null });
-    rows.push({ scenario: "memory, peak RSS while the program sleeps (HTTPS floor)", proa: mib(p), floor: mib(https), reference: mib(ref), vsFloor: `${p >= https ? "+" : ""}${(p - https).toFixed(1)} MiB`, vsReference: ratio(p, ref), target: "≤ HTTPS floor + 3 MiB", met: p - https <= 3 });
+    const [p, plain, https, ref] = [s[who]!, s["plain floor"]!, s["HTTPS floor"]!, s.reference!].map(
+      (x) => x.hwmMiB.median,
+    ) as [number, number, number, number];
+    rows.push({
+      scenario: "memory, peak RSS while the program sleeps (plain floor)",
+      proa: mib(p),
+      floor: mib(plain),
+      reference: mib(ref),
+      vsFloor: `+${(p - plain).toFixed(1)} MiB`,
+      vsReference: ratio(p, ref),
+      target: "",
+      met: null,
+    });
+    rows.push({
+      scenario: "memory, peak RSS while the program sleeps (HTTPS floor)",
+      proa: mib(p),
+      floor: mib(https),
+      reference: mib(ref),
+      vsFloor: `${p >= https ? "+" : ""}${(p - https).toFixed(1)} MiB`,
+      vsReference: ratio(p, ref),
+      target: "≤ HTTPS floor + 3 MiB",
+      met: p - https <= 3,
+    });
   }
   if (r.size) {
     const s = r.size as Record<string, { bytes: number; gzipBytes: number }>;
     const [p, ref] = [s[who]!, s.reference!];
     const kb = (x: number) => `${(x / 1000).toFixed(1)} KB`;
-    rows.push({ scenario: "size of the bundle, unminified", proa: kb(p.bytes), floor: "–", reference: kb(ref.bytes), vsFloor: "–", vsReference: ratio(p.bytes, ref.bytes), target: "< 40 KB", met: p.bytes < 40_000 });
-    rows.push({ scenario: "size of the bundle, gzipped (-9)", proa: kb(p.gzipBytes), floor: "–", reference: kb(ref.gzipBytes), vsFloor: "–", vsReference: ratio(p.gzipBytes, ref.gzipBytes), target: "", met: null });
+    rows.push({
+      scenario: "size of the bundle, unminified",
+      proa: kb(p.bytes),
+      floor: "–",
+      reference: kb(ref.bytes),
+      vsFloor: "–",
+      vsReference: ratio(p.bytes, ref.bytes),
+      target: "< 40 KB",
+      met: p.bytes < 40_000,
+    });
+    rows.push({
+      scenario: "size of the bundle, gzipped (-9)",
+      proa: kb(p.gzipBytes),
+      floor: "–",
+      reference: kb(ref.gzipBytes),
+      vsFloor: "–",
+      vsReference: ratio(p.gzipBytes, ref.gzipBytes),
+      target: "",
+      met: null,
+    });
   }
   if (r.fanout) {
-    for (const [count, result] of Object.entries(r.fanout as Record<string, Record<string, { stepMs: { median: number }; stepOverSlowest: { median: number } }>>)) {
+    for (const [count, result] of Object.entries(
+      r.fanout as Record<string, Record<string, { stepMs: { median: number }; stepOverSlowest: { median: number } }>>,
+    )) {
       const [p, f, ref] = [result[who]!, result["shutdown floor"]!, result.reference!];
       rows.push({
         scenario: `shutdown fan-out, ${count} URLs answering after ${SIDECAR_DELAY_MS} ms, median step (÷ slowest request) (node:http floor)`,
-        proa: `${ms(p.stepMs.median)} (${p.stepOverSlowest.median.toFixed(2)})`, floor: ms(f.stepMs.median), reference: ms(ref.stepMs.median),
-        vsFloor: ratio(p.stepMs.median, f.stepMs.median), vsReference: ratio(p.stepMs.median, ref.stepMs.median),
-        target: "≤ 1.1× the slowest request", met: p.stepOverSlowest.median <= 1.1,
+        proa: `${ms(p.stepMs.median)} (${p.stepOverSlowest.median.toFixed(2)})`,
+        floor: ms(f.stepMs.median),
+        reference: ms(ref.stepMs.median),
+        vsFloor: ratio(p.stepMs.median, f.stepMs.median),
+        vsReference: ratio(p.stepMs.median, ref.stepMs.median),
+        target: "≤ 1.1× the slowest request",
+        met: p.stepOverSlowest.median <= 1.1,
       });
     }
   }
   if (r.throughput) {
-    const t = r.throughput as { eventBytes: number; results: Record<string, { mbPerSecond: number; eventsPerSecond: number }> };
+    const t = r.throughput as {
+      eventBytes: number;
+      results: Record<string, { mbPerSecond: number; eventsPerSecond: number }>;
+    };
     const [p, f, ref] = [t.results[who]!, t.results["watch floor"]!, t.results.reference!];
     const kb = (t.eventBytes / 1000).toFixed(0);
-    rows.push({ scenario: `watch throughput, ${kb} KB Pod events, MB/s (watch floor)`, proa: `${p.mbPerSecond} MB/s`, floor: `${f.mbPerSecond} MB/s`, reference: `${ref.mbPerSecond} MB/s`, vsFloor: ratio(p.mbPerSecond, f.mbPerSecond), vsReference: ratio(p.mbPerSecond, ref.mbPerSecond), target: "≥ 100 MB/s", met: p.mbPerSecond >= 100 });
-    rows.push({ scenario: "watch throughput, events/s (watch floor)", proa: `${p.eventsPerSecond}/s`, floor: `${f.eventsPerSecond}/s`, reference: `${ref.eventsPerSecond}/s`, vsFloor: ratio(p.eventsPerSecond, f.eventsPerSecond), vsReference: ratio(p.eventsPerSecond, ref.eventsPerSecond), target: "", met: null });
+    rows.push({
+      scenario: `watch throughput, ${kb} KB Pod events, MB/s (watch floor)`,
+      proa: `${p.mbPerSecond} MB/s`,
+      floor: `${f.mbPerSecond} MB/s`,
+      reference: `${ref.mbPerSecond} MB/s`,
+      vsFloor: ratio(p.mbPerSecond, f.mbPerSecond),
+      vsReference: ratio(p.mbPerSecond, ref.mbPerSecond),
+      target: "≥ 100 MB/s",
+      met: p.mbPerSecond >= 100,
+    });
+    rows.push({
+      scenario: "watch throughput, events/s (watch floor)",
+      proa: `${p.eventsPerSecond}/s`,
+      floor: `${f.eventsPerSecond}/s`,
+      reference: `${ref.eventsPerSecond}/s`,
+      vsFloor: ratio(p.eventsPerSecond, f.eventsPerSecond),
+      vsReference: ratio(p.eventsPerSecond, ref.eventsPerSecond),
+      target: "",
+      met: null,
+    });
   }
   if (r.throttled) {
     const s = r.throttled as { skipped?: string } & Record<string, { median: number }>;
     const scenario = "whole lifecycle `-p URL -- true` under a 0.1-CPU limit, median wall time (lifecycle floor)";
-    if (s.skipped) rows.push({ scenario, proa: `skipped: ${s.skipped}`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "≤ 1.25× lifecycle floor", met: null });
+    if (s.skipped)
+      rows.push({
+        scenario,
+        proa: `skipped: ${s.skipped}`,
+        floor: "–",
+        reference: "–",
+        vsFloor: "–",
+        vsReference: "–",
+        target: "≤ 1.25× lifecycle floor",
+        met: null,
+      });
     else {
       const [p, f] = [s[who]!.median, s["lifecycle floor"]!.median];
-      rows.push({ scenario, proa: ms(p, 0), floor: ms(f, 0), reference: "–", vsFloor: ratio(p, f), vsReference: "–", target: "≤ 1.25× lifecycle floor", met: p / f <= 1.25 });
+      rows.push({
+        scenario,
+        proa: ms(p, 0),
+        floor: ms(f, 0),
+        reference: "–",
+        vsFloor: ratio(p, f),
+        vsReference: "–",
+        target: "≤ 1.25× lifecycle floor",
+        met: p / f <= 1.25,
+      });
     }
   }
   const f = r.fleet as (FleetFigures | { skipped: string }) | undefined;
-  if (f && "skipped" in f) rows.push({ scenario: "fleet against a real kube-apiserver", proa: `skipped: ${f.skipped}`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
+  if (f && "skipped" in f)
+    rows.push({
+      scenario: "fleet against a real kube-apiserver",
+      proa: `skipped: ${f.skipped}`,
+      floor: "–",
+      reference: "–",
+      vsFloor: "–",
+      vsReference: "–",
+      target: "",
+      met: null,
+    });
   else if (f && who === "proa") for (const row of fleetRows(f)) rows.push({ ...row, reference: "–", vsReference: "–" });
   if (r.readyurl) {
     const u = (r.readyurl as Record<string, Record<string, { median: number; p99: number }>>)[who]!;
     const [ready, answer, cpu] = [u.fromReadyMs!, u.fromAnswerMs!, u.cpuMsPerS!];
-    rows.push({ scenario: "--ready-url reaction, URL turns ready → program running, median (p99)", proa: `${ms(ready.median)} (${ms(ready.p99)})`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "p99 ≤ 100 ms", met: ready.p99 <= 100 });
-    rows.push({ scenario: "--ready-url reaction, first 200 answer → program running, median (p99)", proa: `${ms(answer.median, 2)} (${ms(answer.p99, 2)})`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
-    rows.push({ scenario: "--ready-url, proa's CPU while polling a URL that answers 503, median", proa: `${cpu.median.toFixed(1)} ms/s`, floor: "–", reference: "–", vsFloor: "–", vsReference: "–", target: "", met: null });
+    rows.push({
+      scenario: "--ready-url reaction, URL turns ready → program running, median (p99)",
+      proa: `${ms(ready.median)} (${ms(ready.p99)})`,
+      floor: "–",
+      reference: "–",
+      vsFloor: "–",
+      vsReference: "–",
+      target: "p99 ≤ 100 ms",
+      met: ready.p99 <= 100,
+    });
+    rows.push({
+      scenario: "--ready-url reaction, first 200 answer → program running, median (p99)",
+      proa: `${ms(answer.median, 2)} (${ms(answer.p99, 2)})`,
+      floor: "–",
+      reference: "–",
+      vsFloor: "–",
+      vsReference: "–",
+      target: "",
+      met: null,
+    });
+    rows.push({
+      scenario: "--ready-url, proa's CPU while polling a URL that answers 503, median",
+      proa: `${cpu.median.toFixed(1)} ms/s`,
+      floor: "–",
+      reference: "–",
+      vsFloor: "–",
+      vsReference: "–",
+      target: "",
+      met: null,
+    });
   }
   return rows;
 }
@@ -678,7 +1001,16 @@ const verdict = (met: boolean | null) => (met === null ? "" : met ? "yes" : "**n
 /** Markdown; with a candidate, two more columns: its figure and whether it meets the target. */
 function table(rows: Row[], candidateRows?: Row[]): string {
   const header = ["scenario", "proa", "floor", "reference", "proa ÷ floor", "proa ÷ reference", "target", "met"];
-  const cells = rows.map((r) => [r.scenario, r.proa, r.floor, r.reference, r.vsFloor, r.vsReference, r.target || "–", verdict(r.met)]);
+  const cells = rows.map((r) => [
+    r.scenario,
+    r.proa,
+    r.floor,
+    r.reference,
+    r.vsFloor,
+    r.vsReference,
+    r.target || "–",
+    verdict(r.met),
+  ]);
   if (candidateRows) {
     header.push("candidate", "candidate met");
     cells.forEach((line, i) => line.push(candidateRows[i]?.proa ?? "", verdict(candidateRows[i]?.met ?? null)));
@@ -699,7 +1031,9 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
 }
 
-async function readyUrlRun(contender: Contender): Promise<{ fromReadyMs: number; fromAnswerMs: number; cpuMsPerS: number }> {
+async function readyUrlRun(
+  contender: Contender,
+): Promise<{ fromReadyMs: number; fromAnswerMs: number; cpuMsPerS: number }> {
   let ready = false;
   let answeredAt: number | undefined;
   const server = createServer((_, res) => {
@@ -710,7 +1044,9 @@ async function readyUrlRun(contender: Contender): Promise<{ fromReadyMs: number;
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`;
   const fifo = new Fifo();
   const bundle = contender === proa ? PROA_BUNDLE : CANDIDATE_BUNDLE!;
-  const proc = launch(contender, [bundle, "--ready-url", url, "--", ...fifo.writer()], { PATH: process.env.PATH ?? "/usr/bin:/bin" });
+  const proc = launch(contender, [bundle, "--ready-url", url, "--", ...fifo.writer()], {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+  });
   try {
     const running = fifo.opened();
     await sleep(300); // past proa's own start
@@ -721,7 +1057,11 @@ async function readyUrlRun(contender: Contender): Promise<{ fromReadyMs: number;
     const cpuMsPerS = ((cpuMs(proc.child.pid!) - cpuBefore) * 1000) / (performance.now() - idleFrom);
     ready = true;
     const flippedAt = performance.now();
-    const at = await within(Promise.race([running, diesEarly(proc, "running the program")]), RUN_TIMEOUT_MS, "proa to run the program");
+    const at = await within(
+      Promise.race([running, diesEarly(proc, "running the program")]),
+      RUN_TIMEOUT_MS,
+      "proa to run the program",
+    );
     server.close(); // proa's wait for exit sees the port refuse at once
     server.closeAllConnections();
     await expectExit(proc);
@@ -738,7 +1078,11 @@ async function readyUrlReaction() {
   return Object.fromEntries(
     [...samples].map(([name, xs]) => [
       name,
-      { fromReadyMs: summary(xs.map((x) => x.fromReadyMs)), fromAnswerMs: summary(xs.map((x) => x.fromAnswerMs)), cpuMsPerS: summary(xs.map((x) => x.cpuMsPerS)) },
+      {
+        fromReadyMs: summary(xs.map((x) => x.fromReadyMs)),
+        fromAnswerMs: summary(xs.map((x) => x.fromAnswerMs)),
+        cpuMsPerS: summary(xs.map((x) => x.cpuMsPerS)),
+      },
     ]),
   );
 }
@@ -749,7 +1093,15 @@ type Results = Record<string, unknown>;
 
 async function main() {
   const began = performance.now();
-  await build({ entryPoints: [join(BENCH, "reference.ts")], bundle: true, platform: "node", target: "node20", format: "cjs", outfile: REFERENCE_BUNDLE, logLevel: "warning" });
+  await build({
+    entryPoints: [join(BENCH, "reference.ts")],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    outfile: REFERENCE_BUNDLE,
+    logLevel: "warning",
+  });
   const git = (...args: string[]) => {
     try {
       return execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
@@ -763,8 +1115,11 @@ async function main() {
     cpus: cpus().length,
     cpu: cpus()[0]?.model,
     commit: git("rev-parse", "HEAD"),
-    uncommittedChanges: (git("status", "--porcelain", "--", "proa.ts", "kube.ts", "shutdown.ts", "http.ts", "log.ts") ?? "") !== "",
-    clientNode: JSON.parse(readFileSync(join(BENCH, "node_modules", "@kubernetes", "client-node", "package.json"), "utf8")).version,
+    uncommittedChanges:
+      (git("status", "--porcelain", "--", "proa.ts", "kube.ts", "shutdown.ts", "http.ts", "log.ts") ?? "") !== "",
+    clientNode: JSON.parse(
+      readFileSync(join(BENCH, "node_modules", "@kubernetes", "client-node", "package.json"), "utf8"),
+    ).version,
     quick: QUICK,
     candidate: CANDIDATE_BUNDLE,
     rounds: ROUNDS,
@@ -786,7 +1141,10 @@ async function main() {
   ];
   const only = ARGS.positionals.length > 0 ? ARGS.positionals : process.env.BENCH_ONLY?.split(",");
   const unknown = only?.filter((name) => !scenarios.some(([known]) => known === name)) ?? [];
-  if (unknown.length > 0) throw new Error(`no such scenario: ${unknown.join(", ")} (there are: ${scenarios.map(([name]) => name).join(", ")})`);
+  if (unknown.length > 0)
+    throw new Error(
+      `no such scenario: ${unknown.join(", ")} (there are: ${scenarios.map(([name]) => name).join(", ")})`,
+    );
   for (const [name, scenario] of scenarios) {
     if (only && !only.includes(name)) continue;
     const t = performance.now();
@@ -802,13 +1160,31 @@ async function main() {
   const rows = report(results);
   const candidateRows = candidate ? report(results, "candidate") : undefined;
   const seconds = round((performance.now() - began) / 1000, 1);
-  writeFileSync(RESULTS, JSON.stringify({ meta: { ...meta, seconds }, table: rows, candidateTable: candidateRows, results, failures }, null, 2) + "\n");
-  process.stdout.write(`\n${table(rows, candidateRows)}\n\nnode ${meta.node} on ${meta.cpus} × ${meta.cpu} (load average ${meta.loadAverage} at the start); @kubernetes/client-node ${meta.clientNode}; ${seconds} s; figures in ${RESULTS}\n`);
+  writeFileSync(
+    RESULTS,
+    JSON.stringify(
+      { meta: { ...meta, seconds }, table: rows, candidateTable: candidateRows, results, failures },
+      null,
+      2,
+    ) + "\n",
+  );
+  process.stdout.write(
+    `\n${table(rows, candidateRows)}\n\nnode ${meta.node} on ${meta.cpus} × ${meta.cpu} (load average ${meta.loadAverage} at the start); @kubernetes/client-node ${meta.clientNode}; ${seconds} s; figures in ${RESULTS}\n`,
+  );
   const start = (results.reaction as Record<string, { median: number }> | undefined)?.["program start"];
-  if (start) process.stdout.write(`reaction latency includes the program's own start: sh -c 'echo > FIFO' spawned by a warm Node process takes ${start.median.toFixed(1)} ms (median) to open the FIFO\n`);
+  if (start)
+    process.stdout.write(
+      `reaction latency includes the program's own start: sh -c 'echo > FIFO' spawned by a warm Node process takes ${start.median.toFixed(1)} ms (median) to open the FIFO\n`,
+    );
   const fleetFigures = results.fleet as FleetFigures | undefined;
-  for (const [how, herd] of [["direct", fleetFigures?.herd], ["gated", fleetFigures?.gatedHerd]] as const) {
-    if (herd) process.stdout.write(`herd (${how}): proas reconnecting to the restarted server, second by second from its first request: ${herd.reconnectsPerSecond.join(" ")}\n`);
+  for (const [how, herd] of [
+    ["direct", fleetFigures?.herd],
+    ["gated", fleetFigures?.gatedHerd],
+  ] as const) {
+    if (herd)
+      process.stdout.write(
+        `herd (${how}): proas reconnecting to the restarted server, second by second from its first request: ${herd.reconnectsPerSecond.join(" ")}\n`,
+      );
   }
   for (const failure of failures) process.stdout.write(`FAILED ${failure}\n`);
   return failures.length === 0 ? 0 : 1;

@@ -12,7 +12,9 @@ import { buildSync, transformSync } from "esbuild";
 const [base = "HEAD", head] = process.argv.slice(2);
 const git = (...args) => execFileSync("git", args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
 process.chdir(git("rev-parse", "--show-toplevel").trim());
-const changed = git("diff", "--name-only", "--no-renames", base, ...(head ? [head] : []), "--").split("\n").filter(Boolean);
+const changed = git("diff", "--name-only", "--no-renames", base, ...(head ? [head] : []), "--")
+  .split("\n")
+  .filter(Boolean);
 const before = (file) => git("show", `${base}:${file}`);
 const after = (file) => (head ? git("show", `${head}:${file}`) : readFileSync(file, "utf8"));
 

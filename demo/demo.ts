@@ -23,15 +23,21 @@ const say = (text: string) => process.stdout.write(`demo  │ ${text}\n`);
 
 async function main(): Promise<number> {
   const started = Date.now();
-  const pod = (shape: Parameters<typeof podWith>[0]) => podWith({ name: "demo-job-x7k2p", sidecars: ["db-proxy"], ...shape });
+  const pod = (shape: Parameters<typeof podWith>[0]) =>
+    podWith({ name: "demo-job-x7k2p", sidecars: ["db-proxy"], ...shape });
   const api = await startFakeApiServer({ pod: pod({ ready: false }) });
-  const sidecar = spawn(process.execPath, [SIDECAR], { env: { ...process.env, READY_AFTER_MS: String(READY_AFTER_MS) }, stdio: ["ignore", "pipe", "inherit"] });
+  const sidecar = spawn(process.execPath, [SIDECAR], {
+    env: { ...process.env, READY_AFTER_MS: String(READY_AFTER_MS) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let proa: ChildProcess | undefined;
   try {
     const [port] = (await once(sidecar.stdout!, "data")) as [Buffer];
     const sidecarUrl = `http://127.0.0.1:${String(port).trim()}`;
     const unused = READY_URL_MODE ? " (which proa must not use)" : "";
-    say(`API stand-in on https://${api.host}:${api.port}${unused}; sidecar db-proxy on ${sidecarUrl}, ready in ${READY_AFTER_MS} ms`);
+    say(
+      `API stand-in on https://${api.host}:${api.port}${unused}; sidecar db-proxy on ${sidecarUrl}, ready in ${READY_AFTER_MS} ms`,
+    );
 
     // The kubelet's part: a readiness probe every 100 ms, and the sidecar's exit written into the Pod.
     const sidecarExit = once(sidecar, "exit").then(([code]) => {
@@ -47,11 +53,23 @@ async function main(): Promise<number> {
         api.setPod(pod({ ready: true }));
       };
       // Not listening yet is a failed probe like a non-2xx answer: the next one comes 100 ms later.
-      fetch(`${sidecarUrl}/ready`).then((response) => response.ok && passed(), () => {});
+      fetch(`${sidecarUrl}/ready`).then(
+        (response) => response.ok && passed(),
+        () => {},
+      );
     }, 100);
 
     const wait = READY_URL_MODE ? ["--ready-url", `${sidecarUrl}/ready`] : [];
-    const args = [...wait, "--shutdown-http-post", `${sidecarUrl}/shutdown`, "--", process.execPath, "--input-type=module", "-e", PROGRAM];
+    const args = [
+      ...wait,
+      "--shutdown-http-post",
+      `${sidecarUrl}/shutdown`,
+      "--",
+      process.execPath,
+      "--input-type=module",
+      "-e",
+      PROGRAM,
+    ];
     say(`running: proa ${args.slice(0, wait.length + 3).join(" ")} node -e <program that calls the sidecar>`);
     proa = spawn(process.execPath, [BUNDLE, ...args], {
       env: { PATH: process.env.PATH ?? "", ...api.env(), PROA_CONTAINER: "main", SIDECAR_URL: sidecarUrl },
@@ -70,13 +88,17 @@ async function main(): Promise<number> {
     });
     const [status] = (await once(proa, "close")) as [number];
     clearInterval(probe);
-    const sidecarStatus = await Promise.race([sidecarExit, new Promise<"running">((resolve) => setTimeout(() => resolve("running"), 1000))]);
+    const sidecarStatus = await Promise.race([
+      sidecarExit,
+      new Promise<"running">((resolve) => setTimeout(() => resolve("running"), 1000)),
+    ]);
 
     const at = (msg: string) => {
       const record = logs.find((entry) => entry.msg === msg);
       return record ? Date.parse(record.time) : undefined;
     };
-    const phase = (from: number | undefined, to: number | undefined) => (from && to ? `${((to - from) / 1000).toFixed(2)} s` : "did not happen");
+    const phase = (from: number | undefined, to: number | undefined) =>
+      from && to ? `${((to - from) / 1000).toFixed(2)} s` : "did not happen";
     const programStarted = at("program started");
     const programExited = at("program exited");
     const exiting = at("exiting");
@@ -92,7 +114,8 @@ Summary
   total                             ${phase(started, Date.now())}`);
     const untouched = !READY_URL_MODE || api.requests.length === 0;
     if (READY_URL_MODE) console.log(`  requests to the API stand-in      ${api.requests.length}`);
-    const behaved = status === 0 && sidecarStatus === 0 && shutdownRequests === 1 && programStarted !== undefined && untouched;
+    const behaved =
+      status === 0 && sidecarStatus === 0 && shutdownRequests === 1 && programStarted !== undefined && untouched;
     console.log(behaved ? "Everything behaved." : "Something did not behave: see the log lines above.");
     return behaved ? 0 : 1;
   } finally {

@@ -26,7 +26,10 @@ describe("the bundle", () => {
   test("imports nothing but node: builtins", () => {
     const required = [...bundle.matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g)].map((match) => match[1]);
     assert.ok(required.length > 0, "expected the bundle to require some builtins");
-    assert.deepEqual(required.filter((name) => !name!.startsWith("node:")), []);
+    assert.deepEqual(
+      required.filter((name) => !name!.startsWith("node:")),
+      [],
+    );
     assert.doesNotMatch(bundle, /\bimport\s*\(|\bfrom\s+["']/, "no dynamic or static imports left in the bundle");
   });
 
@@ -43,10 +46,34 @@ describe("the bundle", () => {
 
   test("--help lists every option and the environment variables proa reads", () => {
     const help = execFileSync(process.execPath, [BUNDLE, "--help"], { encoding: "utf8" });
-    for (const option of ["--shutdown-http-get", "--shutdown-http-post", "--kill", "--kill-all", "--container", "--wait-for", "--ignore", "--ready-timeout", "--shutdown-timeout", "--shutdown-request-timeout", "--no-termination-message", "--help", "--version"]) {
+    for (const option of [
+      "--shutdown-http-get",
+      "--shutdown-http-post",
+      "--kill",
+      "--kill-all",
+      "--container",
+      "--wait-for",
+      "--ignore",
+      "--ready-timeout",
+      "--shutdown-timeout",
+      "--shutdown-request-timeout",
+      "--no-termination-message",
+      "--help",
+      "--version",
+    ]) {
       assert.match(help, new RegExp(`${option}\\b`), option);
     }
-    for (const variable of ["POD_NAME", "POD_NAMESPACE", "PROA_CONTAINER", "PROA_LOG", "RUST_LOG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PROA_SERVICE_ACCOUNT_DIR", "PROA_TERMINATION_MESSAGE_PATH"]) {
+    for (const variable of [
+      "POD_NAME",
+      "POD_NAMESPACE",
+      "PROA_CONTAINER",
+      "PROA_LOG",
+      "RUST_LOG",
+      "KUBERNETES_SERVICE_HOST",
+      "KUBERNETES_SERVICE_PORT",
+      "PROA_SERVICE_ACCOUNT_DIR",
+      "PROA_TERMINATION_MESSAGE_PATH",
+    ]) {
       assert.match(help, new RegExp(variable), variable);
     }
   });
@@ -56,7 +83,11 @@ describe("bad input", () => {
   const cases: [string, string[], RegExp][] = [
     ["an unknown option", ["--shutdown-http-gett=http://a/"], /unknown option --shutdown-http-gett/],
     ["a missing option value", ["-g"], /option -g needs a value/],
-    ["a URL that is not http(s)", ["--shutdown-http-post", "unix:/run/envoy.sock"], /needs an http:\/\/ or https:\/\/ URL/],
+    [
+      "a URL that is not http(s)",
+      ["--shutdown-http-post", "unix:/run/envoy.sock"],
+      /needs an http:\/\/ or https:\/\/ URL/,
+    ],
     ["a value given to the switch -K", ["-K=1"], /option -K, --kill-all takes no value/],
   ];
   for (const [what, args, message] of cases) {
@@ -69,10 +100,13 @@ describe("bad input", () => {
       await new Promise<void>((resolve) => apiServer.listen(0, "127.0.0.1", resolve));
       const port = String((apiServer.address() as { port: number }).port);
       const marker = join(scratch, `started-${what.replace(/\W/g, "-")}`);
-      const proa = startProa([...args, "--", process.execPath, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`], {
-        KUBERNETES_SERVICE_HOST: "127.0.0.1",
-        KUBERNETES_SERVICE_PORT: port,
-      });
+      const proa = startProa(
+        [...args, "--", process.execPath, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`],
+        {
+          KUBERNETES_SERVICE_HOST: "127.0.0.1",
+          KUBERNETES_SERVICE_PORT: port,
+        },
+      );
       const { code } = await proa.exit;
       apiServer.close();
       assert.equal(code, 2);

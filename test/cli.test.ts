@@ -22,7 +22,19 @@ function usageError(argv: string[]): string {
 
 describe("command line", () => {
   test("the program follows --, with the original proa's options before it", () => {
-    const options = run(["--shutdown-http-get", "http://127.0.0.1:15000/quitquitquit", "-p", "http://localhost:9091/shutdown", "-k", "cloud-sql-proxy", "-K", "--", "sh", "-c", "exit 3"]);
+    const options = run([
+      "--shutdown-http-get",
+      "http://127.0.0.1:15000/quitquitquit",
+      "-p",
+      "http://localhost:9091/shutdown",
+      "-k",
+      "cloud-sql-proxy",
+      "-K",
+      "--",
+      "sh",
+      "-c",
+      "exit 3",
+    ]);
     assert.deepEqual(options.command, ["sh", "-c", "exit 3"]);
     assert.deepEqual(options.shutdown.httpGet.map(String), ["http://127.0.0.1:15000/quitquitquit"]);
     assert.deepEqual(options.shutdown.httpPost.map(String), ["http://localhost:9091/shutdown"]);
@@ -38,7 +50,17 @@ describe("command line", () => {
   });
 
   test("an option's value is not mistaken for the program", () => {
-    const options = run(["-g", "http://a/quit", "-g", "http://b/quit", "-w", "proxy", "--ignore", "logger", "main-program"]);
+    const options = run([
+      "-g",
+      "http://a/quit",
+      "-g",
+      "http://b/quit",
+      "-w",
+      "proxy",
+      "--ignore",
+      "logger",
+      "main-program",
+    ]);
     assert.deepEqual(options.command, ["main-program"]);
     assert.deepEqual(options.shutdown.httpGet.map(String), ["http://a/quit", "http://b/quit"]);
     assert.deepEqual(options.ready.waitFor, ["proxy"]);
@@ -55,7 +77,14 @@ describe("command line", () => {
     assert.equal(defaults.shutdown.timeoutMs, undefined);
     assert.equal(defaults.shutdown.requestTimeoutMs, 5000);
     assert.match(defaults.shutdown.userAgent, /^proa\//);
-    const set = run(["--ready-timeout", "5m", "--shutdown-timeout=1m30s", "--shutdown-request-timeout", "250ms", "true"]);
+    const set = run([
+      "--ready-timeout",
+      "5m",
+      "--shutdown-timeout=1m30s",
+      "--shutdown-request-timeout",
+      "250ms",
+      "true",
+    ]);
     assert.equal(set.ready.readyTimeoutMs, 300_000);
     assert.equal(set.shutdown.timeoutMs, 90_000);
     assert.equal(set.shutdown.requestTimeoutMs, 250);
@@ -68,8 +97,30 @@ describe("command line", () => {
   });
 
   test("every short option that takes a value also takes it as -X=VALUE, as clap does in the original proa", () => {
-    const spaced = run(["-g", "http://a/quit?x=1", "-p", "http://b/quit", "-k", "sidecar", "-c", "main", "-w", "proxy", "-i", "logger", "true"]);
-    const joined = run(["-g=http://a/quit?x=1", "-p=http://b/quit", "-k=sidecar", "-c=main", "-w=proxy", "-i=logger", "true"]);
+    const spaced = run([
+      "-g",
+      "http://a/quit?x=1",
+      "-p",
+      "http://b/quit",
+      "-k",
+      "sidecar",
+      "-c",
+      "main",
+      "-w",
+      "proxy",
+      "-i",
+      "logger",
+      "true",
+    ]);
+    const joined = run([
+      "-g=http://a/quit?x=1",
+      "-p=http://b/quit",
+      "-k=sidecar",
+      "-c=main",
+      "-w=proxy",
+      "-i=logger",
+      "true",
+    ]);
     assert.deepEqual(joined, spaced);
     assert.deepEqual(joined.shutdown.kill, ["sidecar"]);
     assert.deepEqual(joined.shutdown.httpGet.map(String), ["http://a/quit?x=1"]);
@@ -90,8 +141,14 @@ describe("command line", () => {
 
   test("--ready-url is repeatable, and PROA_CONTAINER in the environment does not conflict with it", () => {
     assert.deepEqual(run(["true"]).readyUrls, []);
-    const options = run(["--ready-url", "http://localhost:15021/healthz/ready", "--ready-url=https://localhost:9901/ready", "true"], { PROA_CONTAINER: "app" });
-    assert.deepEqual(options.readyUrls.map(String), ["http://localhost:15021/healthz/ready", "https://localhost:9901/ready"]);
+    const options = run(
+      ["--ready-url", "http://localhost:15021/healthz/ready", "--ready-url=https://localhost:9901/ready", "true"],
+      { PROA_CONTAINER: "app" },
+    );
+    assert.deepEqual(options.readyUrls.map(String), [
+      "http://localhost:15021/healthz/ready",
+      "https://localhost:9901/ready",
+    ]);
   });
 
   test("--help and --version win over a missing program", () => {
@@ -108,23 +165,63 @@ describe("command line", () => {
     ["an empty program name without --", ["-K", ""], /no program given/],
     ["a missing option value", ["--shutdown-http-get"], /--shutdown-http-get needs a value/],
     ["an option value missing before --", ["-g", "--", "true"], /option -g needs a value/],
-    ["a URL that is not http(s)", ["-g", "ftp://a/quit", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL .*, not 'ftp:\/\/a\/quit'/],
+    [
+      "a URL that is not http(s)",
+      ["-g", "ftp://a/quit", "true"],
+      /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL .*, not 'ftp:\/\/a\/quit'/,
+    ],
     ["a value that is not a URL", ["-p", "localhost:9091", "true"], /--shutdown-http-post needs an http/],
     ["a bad duration", ["--ready-timeout", "soon", "true"], /--ready-timeout needs a duration like 90s/],
     // Node's timers fire at once for 2^31 ms or more: such a duration is refused, never cut short.
-    ["a duration too long for a timer", ["--ready-timeout", "600h", "true"], /^--ready-timeout can be at most 596h31m23s, not '600h'$/],
-    ["a duration too long for a timer, in ms", ["--shutdown-timeout", "2147483648ms", "true"], /^--shutdown-timeout can be at most 596h31m23s/],
-    ["an endless duration", ["--shutdown-request-timeout", `${"9".repeat(400)}h`, "true"], /^--shutdown-request-timeout can be at most 596h31m23s/],
-    ["a value given to a flag", ["--kill-all=yes", "true"], /option -K, --kill-all takes no value: write --kill-all alone/],
+    [
+      "a duration too long for a timer",
+      ["--ready-timeout", "600h", "true"],
+      /^--ready-timeout can be at most 596h31m23s, not '600h'$/,
+    ],
+    [
+      "a duration too long for a timer, in ms",
+      ["--shutdown-timeout", "2147483648ms", "true"],
+      /^--shutdown-timeout can be at most 596h31m23s/,
+    ],
+    [
+      "an endless duration",
+      ["--shutdown-request-timeout", `${"9".repeat(400)}h`, "true"],
+      /^--shutdown-request-timeout can be at most 596h31m23s/,
+    ],
+    [
+      "a value given to a flag",
+      ["--kill-all=yes", "true"],
+      /option -K, --kill-all takes no value: write --kill-all alone/,
+    ],
     ["a value given to a short flag", ["-K=1", "true"], /option -K, --kill-all takes no value/],
     ["a value given to -h", ["-h=1"], /option -h, --help takes no value/],
     ["an unknown short option with a value", ["-x=1", "true"], /unknown option -x\b/],
-    ["an empty -X= value that must be a URL", ["-g=", "true"], /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL/],
+    [
+      "an empty -X= value that must be a URL",
+      ["-g=", "true"],
+      /--shutdown-http-get needs an http:\/\/ or https:\/\/ URL/,
+    ],
     ["a -X=VALUE URL that is not http(s)", ["-p=ftp://a/", "true"], /--shutdown-http-post needs an http/],
-    ["a ready URL that is not http(s)", ["--ready-url", "tcp://localhost:4191", "true"], /--ready-url needs an http:\/\/ or https:\/\/ URL/],
-    ["--container with --ready-url", ["--ready-url", "http://a/ready", "-c", "main", "true"], /--container cannot be combined with --ready-url/],
-    ["--wait-for with --ready-url", ["-w", "proxy", "--ready-url", "http://a/ready", "true"], /--wait-for cannot be combined with --ready-url: .* knows no containers by name/],
-    ["--ignore with --ready-url", ["--ready-url", "http://a/ready", "--ignore=logger", "true"], /--ignore cannot be combined with --ready-url/],
+    [
+      "a ready URL that is not http(s)",
+      ["--ready-url", "tcp://localhost:4191", "true"],
+      /--ready-url needs an http:\/\/ or https:\/\/ URL/,
+    ],
+    [
+      "--container with --ready-url",
+      ["--ready-url", "http://a/ready", "-c", "main", "true"],
+      /--container cannot be combined with --ready-url/,
+    ],
+    [
+      "--wait-for with --ready-url",
+      ["-w", "proxy", "--ready-url", "http://a/ready", "true"],
+      /--wait-for cannot be combined with --ready-url: .* knows no containers by name/,
+    ],
+    [
+      "--ignore with --ready-url",
+      ["--ready-url", "http://a/ready", "--ignore=logger", "true"],
+      /--ignore cannot be combined with --ready-url/,
+    ],
   ];
   for (const [what, argv, message] of badInputs) {
     test(`rejects ${what} with a message that names it`, () => {
@@ -136,16 +233,29 @@ describe("command line", () => {
     const scheme = usageError(["-g", "ftp://admin:hunter2@files.example/quit?token=abc123", "true"]);
     assert.match(scheme, /not 'ftp:\/\/files.example\/quit\?REDACTED'$/);
     const noScheme = usageError(["-p", "admin:hunter2@localhost:9091/quit", "true"]);
-    for (const message of [scheme, noScheme]) for (const secret of ["hunter2", "admin", "abc123"]) assert.ok(!message.includes(secret), message);
+    for (const message of [scheme, noScheme])
+      for (const secret of ["hunter2", "admin", "abc123"]) assert.ok(!message.includes(secret), message);
   });
 });
 
 describe("durations", () => {
   const table: [string, number | undefined][] = [
-    ["90s", 90_000], ["5m", 300_000], ["1h", 3_600_000], ["500ms", 500], ["1m30s", 90_000], ["2", 2000], ["1.5s", 1500],
-    ["", undefined], ["5 m", undefined], ["-1s", undefined], ["s", undefined], ["10d", undefined], ["1m30", undefined],
+    ["90s", 90_000],
+    ["5m", 300_000],
+    ["1h", 3_600_000],
+    ["500ms", 500],
+    ["1m30s", 90_000],
+    ["2", 2000],
+    ["1.5s", 1500],
+    ["", undefined],
+    ["5 m", undefined],
+    ["-1s", undefined],
+    ["s", undefined],
+    ["10d", undefined],
+    ["1m30", undefined],
   ];
-  for (const [text, ms] of table) test(`'${text}' is ${ms === undefined ? "rejected" : `${ms} ms`}`, () => assert.equal(parseDuration(text), ms));
+  for (const [text, ms] of table)
+    test(`'${text}' is ${ms === undefined ? "rejected" : `${ms} ms`}`, () => assert.equal(parseDuration(text), ms));
   test("the longest duration accepted, 596h31m23s, is a timer's longest", () => {
     assert.equal(run(["--ready-timeout", "596h31m23s", "true"]).ready.readyTimeoutMs, 2_147_483_000);
     assert.equal(run(["--ready-timeout", "2147483647ms", "true"]).ready.readyTimeoutMs, 2 ** 31 - 1);
@@ -191,12 +301,18 @@ describe("logging", () => {
     log.info("i");
     log.warn("w");
     log.error("e");
-    assert.deepEqual(lines.map((line) => JSON.parse(line).level), ["warn", "error"]);
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line).level),
+      ["warn", "error"],
+    );
   });
 
   test("fields that could hold a secret are redacted, whoever passes them", () => {
     const lines: string[] = [];
-    createLog("debug", (line) => lines.push(line)).debug("request", { headers: { Authorization: "Bearer abc.def" }, token: "abc.def" });
+    createLog("debug", (line) => lines.push(line)).debug("request", {
+      headers: { Authorization: "Bearer abc.def" },
+      token: "abc.def",
+    });
     assert.doesNotMatch(lines.join(""), /abc\.def/);
   });
 
@@ -213,5 +329,6 @@ describe("logging", () => {
     [{ PROA_LOG: "error", RUST_LOG: "debug" }, "error"],
     [{ PROA_LOG: "loud" }, "info"],
   ];
-  for (const [env, level] of levels) test(`${JSON.stringify(env)} logs at ${level}`, () => assert.equal(logLevel(env), level));
+  for (const [env, level] of levels)
+    test(`${JSON.stringify(env)} logs at ${level}`, () => assert.equal(logLevel(env), level));
 });

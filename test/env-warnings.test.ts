@@ -33,10 +33,23 @@ describe("nodeEnvironmentWarnings", () => {
   });
 
   test("--check shows them as warnings, not failures, with the fix to remove them", () => {
-    const cluster = { ok: true as const, server: "https://10.96.0.1:443", namespace: "proa-e2e", podName: "proa-demo", dir: "/sa" };
-    const findings = checkEnvironment({ env: { POD_NAME: "proa-demo", NODE_EXTRA_CA_CERTS: EXTRA_CA, OPENSSL_CONF }, nodeVersion: "24.21.0", cluster });
+    const cluster = {
+      ok: true as const,
+      server: "https://10.96.0.1:443",
+      namespace: "proa-e2e",
+      podName: "proa-demo",
+      dir: "/sa",
+    };
+    const findings = checkEnvironment({
+      env: { POD_NAME: "proa-demo", NODE_EXTRA_CA_CERTS: EXTRA_CA, OPENSSL_CONF },
+      nodeVersion: "24.21.0",
+      cluster,
+    });
     const named = findings.filter((finding) => /NODE_EXTRA_CA_CERTS|OPENSSL_CONF/.test(finding.text));
-    assert.deepEqual(named.map((finding) => finding.verdict), ["warn", "warn"]);
+    assert.deepEqual(
+      named.map((finding) => finding.verdict),
+      ["warn", "warn"],
+    );
     for (const finding of named) assert.match(finding.fix ?? "", /remove it/);
   });
 });
@@ -57,11 +70,21 @@ describe("the bundle", () => {
   });
 
   test("names NODE_EXTRA_CA_CERTS and OPENSSL_CONF in warnings at start, and runs with both set", async () => {
-    proa = startProa(["--kill", "no-such-process-name", "--", process.execPath, "-e", "process.exit(0)"],
-      { ...api.env(), PROA_CONTAINER: "main", NODE_EXTRA_CA_CERTS: EXTRA_CA, OPENSSL_CONF });
+    proa = startProa(["--kill", "no-such-process-name", "--", process.execPath, "-e", "process.exit(0)"], {
+      ...api.env(),
+      PROA_CONTAINER: "main",
+      NODE_EXTRA_CA_CERTS: EXTRA_CA,
+      OPENSSL_CONF,
+    });
     assert.equal((await proa.exit).code, 0, proa.stderr());
     const warnings = proa.logs.filter((record) => record.level === "warn").map((record) => record.msg);
-    assert.ok(warnings.some((msg) => /^NODE_EXTRA_CA_CERTS is set/.test(msg)), proa.stderr());
-    assert.ok(warnings.some((msg) => /^OPENSSL_CONF is set/.test(msg)), proa.stderr());
+    assert.ok(
+      warnings.some((msg) => /^NODE_EXTRA_CA_CERTS is set/.test(msg)),
+      proa.stderr(),
+    );
+    assert.ok(
+      warnings.some((msg) => /^OPENSSL_CONF is set/.test(msg)),
+      proa.stderr(),
+    );
   });
 });

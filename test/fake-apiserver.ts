@@ -132,7 +132,8 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
       resourceVersion++;
       const type = pod === null ? "DELETED" : current === null ? "ADDED" : "MODIFIED";
       const next = structuredClone(pod ?? current);
-      if (next) next.metadata = { ...next.metadata, namespace, name: podName, resourceVersion: String(resourceVersion) };
+      if (next)
+        next.metadata = { ...next.metadata, namespace, name: podName, resourceVersion: String(resourceVersion) };
       current = pod === null ? null : next;
       if (next) {
         const line = watchEvent(type, next);
@@ -143,7 +144,9 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     fail: (...more) => void faults.push(...more),
     bookmark() {
       const metadata = { resourceVersion: String(++resourceVersion), creationTimestamp: null }; // as captured in watch-events.jsonl
-      broadcast(watchEvent("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata, spec: { containers: null }, status: {} }));
+      broadcast(
+        watchEvent("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata, spec: { containers: null }, status: {} }),
+      );
     },
     endWatches() {
       for (const res of watches) res.end();
@@ -182,7 +185,11 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     if (path[2] !== undefined) {
       // GET of one Pod by name
       if (path[1] === namespace && path[2] === podName && current) return json(res, 200, current);
-      return json(res, 404, { ...NOT_FOUND, message: `pods "${path[2]}" not found`, details: { name: path[2], kind: "pods" } });
+      return json(res, 404, {
+        ...NOT_FOUND,
+        message: `pods "${path[2]}" not found`,
+        details: { name: path[2], kind: "pods" },
+      });
     }
     const kind = url.searchParams.get("watch") === "1" || url.searchParams.get("watch") === "true" ? "watch" : "list";
     const scripted = faults.findIndex((fault) => fault.on === undefined || fault.on === kind);
@@ -191,14 +198,23 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     const ours = path[1] === namespace && url.searchParams.get("fieldSelector") === `metadata.name=${podName}`;
     if (kind === "list") {
       const items = ours && current ? [current] : [];
-      return json(res, 200, { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: String(resourceVersion) }, items });
+      return json(res, 200, {
+        kind: "PodList",
+        apiVersion: "v1",
+        metadata: { resourceVersion: String(resourceVersion) },
+        items,
+      });
     }
     const from = Number(url.searchParams.get("resourceVersion") ?? "0");
     res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache, private" });
-    if (ours && from < oldest) return void res.end(watchEvent("ERROR", { ...EXPIRED, message: `too old resource version: ${from} (${oldest})` }));
+    if (ours && from < oldest)
+      return void res.end(
+        watchEvent("ERROR", { ...EXPIRED, message: `too old resource version: ${from} (${oldest})` }),
+      );
     res.flushHeaders();
     const timeoutSeconds = Number(url.searchParams.get("timeoutSeconds") ?? "0");
-    const timer = timeoutSeconds > 0 ? setTimeout(() => (watches.delete(res), res.end()), timeoutSeconds * 1000) : undefined;
+    const timer =
+      timeoutSeconds > 0 ? setTimeout(() => (watches.delete(res), res.end()), timeoutSeconds * 1000) : undefined;
     res.on("close", () => (watches.delete(res), clearTimeout(timer)));
     if (!ours) return; // a watch of another Pod: nothing will happen until its timeoutSeconds
     for (const event of history) if (event.resourceVersion > from) res.write(event.line);
@@ -210,7 +226,10 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     if ("hang" in fault) return;
     if ("status" in fault) {
       const text = typeof fault.body === "string";
-      res.writeHead(fault.status, { "Content-Type": text ? "text/plain; charset=utf-8" : "application/json", ...fault.headers });
+      res.writeHead(fault.status, {
+        "Content-Type": text ? "text/plain; charset=utf-8" : "application/json",
+        ...fault.headers,
+      });
       return void res.end(text ? fault.body : JSON.stringify(fault.body ?? {}));
     }
     res.writeHead(200, { "Content-Type": "application/json" });
@@ -263,9 +282,13 @@ export function podWith(shape: PodShape = {}): Pod {
   const pod = capturedPod("all-ready");
   const [mainSpec, sidecarSpec] = pod.spec?.containers as [Container, Container];
   const [mainStatus, running] = pod.status?.containerStatuses as [ContainerStatus, ContainerStatus];
-  const failed = capturedPod("sidecar-failed").status?.containerStatuses?.find((s) => s.state?.terminated)?.state?.terminated;
+  const failed = capturedPod("sidecar-failed").status?.containerStatuses?.find((s) => s.state?.terminated)?.state
+    ?.terminated;
   const init = capturedPod("init-done");
-  const [initSpec, initStatus] = [init.spec?.initContainers?.[0], init.status?.initContainerStatuses?.[0]] as [Container, ContainerStatus];
+  const [initSpec, initStatus] = [init.spec?.initContainers?.[0], init.status?.initContainerStatuses?.[0]] as [
+    Container,
+    ContainerStatus,
+  ];
 
   const main = shape.main ?? "main";
   const uid = shape.uid ?? pod.metadata?.uid;
@@ -274,32 +297,57 @@ export function podWith(shape: PodShape = {}): Pod {
   const status = (template: ContainerStatus, name: string): ContainerStatus => {
     const terminated = shape.terminated?.[name];
     if (!terminated) return { ...template, name, containerID: id(name), ready: ready(name) };
-    const state = { terminated: { ...failed, exitCode: terminated.exitCode, reason: terminated.reason ?? (terminated.exitCode === 0 ? "Completed" : "Error"), containerID: id(name) } };
+    const state = {
+      terminated: {
+        ...failed,
+        exitCode: terminated.exitCode,
+        reason: terminated.reason ?? (terminated.exitCode === 0 ? "Completed" : "Error"),
+        containerID: id(name),
+      },
+    };
     return { ...template, name, containerID: id(name), ready: false, started: false, state } as ContainerStatus;
   };
   const regular = [main, ...(shape.sidecars ?? [])];
   const natives = shape.nativeSidecars ?? [];
   const inits = shape.initContainers ?? [];
-  const statuses = [...regular.map((name) => status(name === main ? mainStatus : running, name)), ...natives.map((name) => status(running, name))];
+  const statuses = [
+    ...regular.map((name) => status(name === main ? mainStatus : running, name)),
+    ...natives.map((name) => status(running, name)),
+  ];
   const unready = statuses.filter((s) => !s.ready).map((s) => s.name);
 
   pod.metadata = { ...pod.metadata, name: shape.name ?? pod.metadata?.name, uid };
   pod.spec = {
     ...pod.spec,
-    containers: regular.map((name) => ({ ...(name === main ? mainSpec : sidecarSpec), name, terminationMessagePath: NO_TERMINATION_LOG })),
-    initContainers: [...inits.map((name) => ({ ...initSpec, name })), ...natives.map((name) => ({ ...sidecarSpec, name, restartPolicy: "Always" }))],
+    containers: regular.map((name) => ({
+      ...(name === main ? mainSpec : sidecarSpec),
+      name,
+      terminationMessagePath: NO_TERMINATION_LOG,
+    })),
+    initContainers: [
+      ...inits.map((name) => ({ ...initSpec, name })),
+      ...natives.map((name) => ({ ...sidecarSpec, name, restartPolicy: "Always" })),
+    ],
     restartPolicy: shape.restartPolicy ?? "Never",
   };
   const conditions = (pod.status as { conditions: { type: string }[] }).conditions.map((c) =>
     (c.type === "Ready" || c.type === "ContainersReady") && unready.length > 0
-      ? { ...c, status: "False", reason: "ContainersNotReady", message: `containers with unready status: [${unready.join(" ")}]` }
+      ? {
+          ...c,
+          status: "False",
+          reason: "ContainersNotReady",
+          message: `containers with unready status: [${unready.join(" ")}]`,
+        }
       : c,
   );
   pod.status = {
     ...pod.status,
     conditions,
     containerStatuses: statuses.slice(0, regular.length),
-    initContainerStatuses: [...inits.map((name) => ({ ...initStatus, name, containerID: id(name) })), ...statuses.slice(regular.length)],
+    initContainerStatuses: [
+      ...inits.map((name) => ({ ...initStatus, name, containerID: id(name) })),
+      ...statuses.slice(regular.length),
+    ],
   } as Pod["status"];
   if (pod.spec.initContainers?.length === 0) delete pod.spec.initContainers;
   if (pod.status?.initContainerStatuses?.length === 0) delete pod.status.initContainerStatuses;

@@ -24,7 +24,8 @@ async function raw(script: (socket: Socket, request: () => Promise<string>) => v
     let text = "";
     const request = () =>
       new Promise<string>((resolve) => {
-        const check = () => (text.includes("\r\n\r\n") ? resolve(text) : socket.once("data", (chunk) => ((text += chunk), check())));
+        const check = () =>
+          text.includes("\r\n\r\n") ? resolve(text) : socket.once("data", (chunk) => ((text += chunk), check()));
         check();
       });
     // A script that throws drops the connection, so the request under test fails instead of a stray rejection.
@@ -37,7 +38,13 @@ async function raw(script: (socket: Socket, request: () => Promise<string>) => v
 }
 
 const get = (url: string, timeoutMs = 2000, maxBodyBytes?: number) =>
-  httpRequest({ method: "GET", url: new URL(url), timeoutMs, userAgent: "proa/test", ...(maxBodyBytes ? { maxBodyBytes } : {}) });
+  httpRequest({
+    method: "GET",
+    url: new URL(url),
+    timeoutMs,
+    userAgent: "proa/test",
+    ...(maxBodyBytes ? { maxBodyBytes } : {}),
+  });
 
 describe("httpRequest", () => {
   test("returns the status and body of a plain answer", async () => {
@@ -81,7 +88,10 @@ describe("httpRequest", () => {
 
   test("a server that never answers times out in the headers phase", async () => {
     const host = await raw(() => {});
-    await assert.rejects(get(`http://${host}/`, 100), (error: HttpError) => error.phase === "headers" && /within 100 ms.*response headers/.test(error.message));
+    await assert.rejects(
+      get(`http://${host}/`, 100),
+      (error: HttpError) => error.phase === "headers" && /within 100 ms.*response headers/.test(error.message),
+    );
   });
 
   test("a body that stalls times out in the body phase", async () => {
@@ -89,24 +99,36 @@ describe("httpRequest", () => {
       await request();
       socket.write("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
     });
-    await assert.rejects(get(`http://${host}/`, 100), (error: HttpError) => error.phase === "body" && /rest of the body/.test(error.message));
+    await assert.rejects(
+      get(`http://${host}/`, 100),
+      (error: HttpError) => error.phase === "body" && /rest of the body/.test(error.message),
+    );
   });
 
   test("a TLS server that never completes the handshake times out in the connect phase", async () => {
     const host = await raw(() => {});
-    await assert.rejects(get(`https://${host}/`, 100), (error: HttpError) => error.phase === "connect" && /to connect/.test(error.message));
+    await assert.rejects(
+      get(`https://${host}/`, 100),
+      (error: HttpError) => error.phase === "connect" && /to connect/.test(error.message),
+    );
   });
 
   test("HTTPS is verified against Node.js's CA list even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
     const dir = new URL("./fixtures/tls/", import.meta.url);
-    const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) }, (_, res) => res.end("ok"));
+    const server = (await import("node:https")).createServer(
+      { key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) },
+      (_, res) => res.end("ok"),
+    );
     servers.push(server);
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
     try {
-      await assert.rejects(get(`https://127.0.0.1:${(server.address() as AddressInfo).port}/`), (error: HttpError) => error.phase === "connect");
+      await assert.rejects(
+        get(`https://127.0.0.1:${(server.address() as AddressInfo).port}/`),
+        (error: HttpError) => error.phase === "connect",
+      );
     } finally {
       if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
       else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
@@ -118,7 +140,11 @@ describe("httpRequest", () => {
     const server = servers.pop()!;
     server.close();
     await once(server, "close");
-    await assert.rejects(get(`http://${host}/`), (error: HttpError) => error.phase === "connect" && error.code === "ECONNREFUSED" && error.message === "connection refused");
+    await assert.rejects(
+      get(`http://${host}/`),
+      (error: HttpError) =>
+        error.phase === "connect" && error.code === "ECONNREFUSED" && error.message === "connection refused",
+    );
   });
 
   test("credentials in the URL go out as Basic authentication, not in the request line", async () => {
@@ -131,7 +157,12 @@ describe("httpRequest", () => {
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     const { port } = server.address() as AddressInfo;
-    await httpRequest({ method: "POST", url: new URL(`http://admin:p%40ss@127.0.0.1:${port}/quit?now=1`), timeoutMs: 2000, userAgent: "proa/test" });
+    await httpRequest({
+      method: "POST",
+      url: new URL(`http://admin:p%40ss@127.0.0.1:${port}/quit?now=1`),
+      timeoutMs: 2000,
+      userAgent: "proa/test",
+    });
     assert.equal(seen.url, "/quit?now=1");
     assert.equal(seen.authorization, `Basic ${Buffer.from("admin:p@ss").toString("base64")}`);
   });
@@ -148,11 +179,18 @@ describe("httpRequest over a kept connection (keptConnection), as the ready URLs
     const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`);
     const connection = keptConnection(url);
     try {
-      for (let i = 0; i < 3; i++) assert.equal((await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).body, "ok");
+      for (let i = 0; i < 3; i++)
+        assert.equal(
+          (await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).body,
+          "ok",
+        );
       assert.equal(connections, 1);
       server.closeAllConnections();
       await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.equal((await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).status, 200);
+      assert.equal(
+        (await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).status,
+        200,
+      );
       assert.equal(connections, 2);
     } finally {
       connection.destroy();
@@ -163,14 +201,21 @@ describe("httpRequest over a kept connection (keptConnection), as the ready URLs
     let requests = 0;
     const host = await raw((socket) => {
       socket.on("data", (chunk) => {
-        if (String(chunk).includes("\r\n\r\n") && ++requests === 1) socket.write("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+        if (String(chunk).includes("\r\n\r\n") && ++requests === 1)
+          socket.write("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
       });
     });
     const url = new URL(`http://${host}/ready`);
     const connection = keptConnection(url);
     try {
-      assert.equal((await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).status, 503);
-      await assert.rejects(httpRequest({ method: "GET", url, timeoutMs: 100, userAgent: "proa/test", connection }), (error: HttpError) => error.phase === "headers" && /response headers/.test(error.message));
+      assert.equal(
+        (await httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection })).status,
+        503,
+      );
+      await assert.rejects(
+        httpRequest({ method: "GET", url, timeoutMs: 100, userAgent: "proa/test", connection }),
+        (error: HttpError) => error.phase === "headers" && /response headers/.test(error.message),
+      );
       assert.equal(requests, 2, "the second request went over the first one's connection");
     } finally {
       connection.destroy();
@@ -180,7 +225,10 @@ describe("httpRequest over a kept connection (keptConnection), as the ready URLs
   test("a kept HTTPS connection verifies the certificate against Node.js's CA list, even with NODE_TLS_REJECT_UNAUTHORIZED=0", async () => {
     const dir = new URL("./fixtures/tls/", import.meta.url);
     let asked = false;
-    const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) }, (_, res) => ((asked = true), res.end("ok")));
+    const server = (await import("node:https")).createServer(
+      { key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) },
+      (_, res) => ((asked = true), res.end("ok")),
+    );
     servers.push(server);
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
@@ -190,7 +238,10 @@ describe("httpRequest over a kept connection (keptConnection), as the ready URLs
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
     try {
       for (let i = 0; i < 2; i++) {
-        await assert.rejects(httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection }), (error: HttpError) => error.phase === "connect");
+        await assert.rejects(
+          httpRequest({ method: "GET", url, timeoutMs: 2000, userAgent: "proa/test", connection }),
+          (error: HttpError) => error.phase === "connect",
+        );
       }
       assert.equal(asked, false);
     } finally {
@@ -221,7 +272,11 @@ describe("connectOnce: whether something listens, without sending it a byte", ()
     await once(server, "listening");
     const { port } = server.address() as AddressInfo;
     server.close();
-    assert.deepEqual(await connectOnce(new URL(`http://127.0.0.1:${port}/`), 2000), { ok: false, code: "ECONNREFUSED", message: "connection refused" });
+    assert.deepEqual(await connectOnce(new URL(`http://127.0.0.1:${port}/`), 2000), {
+      ok: false,
+      code: "ECONNREFUSED",
+      message: "connection refused",
+    });
   });
 
   test("an abort ends the attempt at once, before it connects, and so does a signal already aborted", async () => {
@@ -244,11 +299,18 @@ describe("checkServerIdentity", () => {
   /** The certificate as a TLS client receives it from the test server (names: 127.0.0.1, ::1, localhost). */
   async function peerCertificate(): Promise<PeerCertificate> {
     const dir = new URL("./fixtures/tls/", import.meta.url);
-    const server = (await import("node:https")).createServer({ key: readFileSync(new URL("server.key", dir)), cert: readFileSync(new URL("server.crt", dir)) });
+    const server = (await import("node:https")).createServer({
+      key: readFileSync(new URL("server.key", dir)),
+      cert: readFileSync(new URL("server.crt", dir)),
+    });
     servers.push(server);
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
-    const socket = connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, ca: readFileSync(new URL("ca.crt", dir)) });
+    const socket = connect({
+      host: "127.0.0.1",
+      port: (server.address() as AddressInfo).port,
+      ca: readFileSync(new URL("ca.crt", dir)),
+    });
     sockets.add(socket);
     await once(socket, "secureConnect");
     const certificate = socket.getPeerCertificate();

@@ -22,21 +22,45 @@ describe("an IPv6 server's certificate", () => {
     if (expected === undefined) return t.skip(`${process.version} is not a Node of the CI matrix`);
     const error = nodeCheckServerIdentity("::1", CERTIFICATE.toLegacyObject());
     assert.equal(error === undefined, expected, `${process.version}: ${error?.message ?? "accepted"}`);
-    assert.equal(nodeCheckServerIdentity("127.0.0.1", CERTIFICATE.toLegacyObject()), undefined, "an IPv4 address is accepted everywhere");
+    assert.equal(
+      nodeCheckServerIdentity("127.0.0.1", CERTIFICATE.toLegacyObject()),
+      undefined,
+      "an IPv4 address is accepted everywhere",
+    );
   });
 
   test("the table covers the Node builds ci/node-versions pins", () => {
-    const pinned = JSON.parse(readFileSync(new URL("../ci/node-versions/package.json", import.meta.url), "utf8")) as { dependencies: Record<string, string> };
-    for (const spec of Object.values(pinned.dependencies)) assert.ok(`v${spec.split("@").pop()}` in NODE_OWN_CHECK_ACCEPTS_IPV6, spec);
+    const pinned = JSON.parse(readFileSync(new URL("../ci/node-versions/package.json", import.meta.url), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    for (const spec of Object.values(pinned.dependencies))
+      assert.ok(`v${spec.split("@").pop()}` in NODE_OWN_CHECK_ACCEPTS_IPV6, spec);
   });
 
   test("the bundle on this Node verifies an https ready URL at [::1] and finds it ready", async () => {
-    const server = createServer({ key: readFileSync(new URL("server.key", TLS)), cert: readFileSync(new URL("server.crt", TLS)) }, (_request, response) => response.end("ready"));
+    const server = createServer(
+      { key: readFileSync(new URL("server.key", TLS)), cert: readFileSync(new URL("server.crt", TLS)) },
+      (_request, response) => response.end("ready"),
+    );
     server.listen(0, "::1");
     await once(server, "listening");
     try {
       const url = `https://[::1]:${(server.address() as AddressInfo).port}/ready`;
-      const proa = startProa(["--ready-url", url, "--ready-timeout", "2s", "--shutdown-timeout", "200ms", "--", process.execPath, "-e", "process.exit(0)"], { NODE_EXTRA_CA_CERTS: new URL("ca.crt", TLS).pathname });
+      const proa = startProa(
+        [
+          "--ready-url",
+          url,
+          "--ready-timeout",
+          "2s",
+          "--shutdown-timeout",
+          "200ms",
+          "--",
+          process.execPath,
+          "-e",
+          "process.exit(0)",
+        ],
+        { NODE_EXTRA_CA_CERTS: new URL("ca.crt", TLS).pathname },
+      );
       assert.equal((await proa.exit).code, 0, proa.stderr());
     } finally {
       server.close();

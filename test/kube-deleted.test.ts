@@ -7,7 +7,14 @@ import { podWith, startFakeApiServer, type FakeApiServer } from "./fake-apiserve
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 // giveUpMs is short enough that a deleted Pod taken for a missing one fails the test with the give-up error, not a hang.
-const fast: Partial<Timing> = { backoffBaseMs: 10, backoffMaxMs: 40, watchTimeoutSeconds: 0, idleMarginMs: 2000, reminderMs: 60_000, giveUpMs: 2000 };
+const fast: Partial<Timing> = {
+  backoffBaseMs: 10,
+  backoffMaxMs: 40,
+  watchTimeoutSeconds: 0,
+  idleMarginMs: 2000,
+  reminderMs: 60_000,
+  giveUpMs: 2000,
+};
 
 let api: FakeApiServer | undefined;
 let cluster: Cluster | undefined;
@@ -27,13 +34,27 @@ describe("a Pod deleted while proa waits for its containers", { timeout: 20_000 
       api.onRequest = () => void (deleting.requests.length === 2 && setImmediate(() => deleting.setPod(null)));
       const log = recordingLog();
       const controller = new AbortController(); // stops the watch whatever the outcome, so that nothing retries a closed server
-      const waiting = waitUntilReady(cluster, { waitFor: [], ignore: [], ...(readyTimeoutMs === undefined ? {} : { readyTimeoutMs }) }, log, controller.signal, undefined, fast);
+      const waiting = waitUntilReady(
+        cluster,
+        { waitFor: [], ignore: [], ...(readyTimeoutMs === undefined ? {} : { readyTimeoutMs }) },
+        log,
+        controller.signal,
+        undefined,
+        fast,
+      );
       try {
-        await assert.rejects(waiting, /^Error: Pod proa-e2e\/proa-demo was deleted while proa waited for its containers to be ready$/);
+        await assert.rejects(
+          waiting,
+          /^Error: Pod proa-e2e\/proa-demo was deleted while proa waited for its containers to be ready$/,
+        );
       } finally {
         controller.abort(new Error("the test ended"));
       }
-      assert.deepEqual(log.lines.filter((line) => /POD_NAME/.test(line.msg)), [], "a deleted Pod is not a configuration error");
+      assert.deepEqual(
+        log.lines.filter((line) => /POD_NAME/.test(line.msg)),
+        [],
+        "a deleted Pod is not a configuration error",
+      );
     });
   }
 });

@@ -7,12 +7,39 @@ import { join } from "node:path";
 import { json } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, test } from "node:test";
-import { loadCluster, waitUntilReady, watchPod, type Cluster, type Pod, type ReadyOptions, type Timing } from "../kube.ts";
+import {
+  loadCluster,
+  waitUntilReady,
+  watchPod,
+  type Cluster,
+  type Pod,
+  type ReadyOptions,
+  type Timing,
+} from "../kube.ts";
 import type { Fields, Level, Log } from "../log.ts";
 import { captured, capturedStream } from "./fixtures/pods.ts";
-import { EXPIRED, FORBIDDEN, GONE, OTHER_CA, TEST_CA, UNAUTHORIZED, podWith, startFakeApiServer, watchEvent, type FakeApiServer, type FakeApiServerOptions } from "./fake-apiserver.ts";
+import {
+  EXPIRED,
+  FORBIDDEN,
+  GONE,
+  OTHER_CA,
+  TEST_CA,
+  UNAUTHORIZED,
+  podWith,
+  startFakeApiServer,
+  watchEvent,
+  type FakeApiServer,
+  type FakeApiServerOptions,
+} from "./fake-apiserver.ts";
 
-const fast: Partial<Timing> = { backoffBaseMs: 10, backoffMaxMs: 40, watchTimeoutSeconds: 0, idleMarginMs: 2000, reminderMs: 60_000, giveUpMs: 60_000 };
+const fast: Partial<Timing> = {
+  backoffBaseMs: 10,
+  backoffMaxMs: 40,
+  watchTimeoutSeconds: 0,
+  idleMarginMs: 2000,
+  reminderMs: 60_000,
+  giveUpMs: 60_000,
+};
 const options: ReadyOptions = { waitFor: [], ignore: [] };
 
 interface Entry {
@@ -23,7 +50,8 @@ interface Entry {
 }
 function recordingLog(): Log & { entries: Entry[] } {
   const entries: Entry[] = [];
-  const at = (level: Level) => (msg: string, fields?: Fields) => void entries.push({ level, msg, ...(fields && { fields }), at: Date.now() });
+  const at = (level: Level) => (msg: string, fields?: Fields) =>
+    void entries.push({ level, msg, ...(fields && { fields }), at: Date.now() });
   return { entries, error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
 }
 
@@ -51,10 +79,18 @@ async function start(fake: FakeApiServerOptions = {}): Promise<{ api: FakeApiSer
 }
 
 /** Runs watchPod until it has delivered `count` Pods (or nulls), then stops it; fails after 5 s rather than hang. */
-async function firstDeliveries(cluster: Cluster, count: number, timing: Partial<Timing> = fast, log = recordingLog()): Promise<(Pod | null)[]> {
+async function firstDeliveries(
+  cluster: Cluster,
+  count: number,
+  timing: Partial<Timing> = fast,
+  log = recordingLog(),
+): Promise<(Pod | null)[]> {
   const stop = stopper();
   const seen: (Pod | null)[] = [];
-  const timer = setTimeout(() => stop.abort(new Error(`only ${seen.length} of ${count} deliveries: ${JSON.stringify(versions(seen))}`)), 5000);
+  const timer = setTimeout(
+    () => stop.abort(new Error(`only ${seen.length} of ${count} deliveries: ${JSON.stringify(versions(seen))}`)),
+    5000,
+  );
   try {
     for await (const pod of watchPod(cluster, log, stop.signal, timing)) if (seen.push(pod) === count) break;
   } finally {
@@ -72,7 +108,10 @@ function afterRequest(api: FakeApiServer, n: number, action: () => void): void {
   };
 }
 const versions = (pods: (Pod | null)[]) => pods.map((pod) => pod?.metadata?.resourceVersion ?? null);
-const kinds = (api: FakeApiServer) => api.requests.map((r) => (r.url.includes("watch=1") ? `watch@${new URL(r.url, "https://x").searchParams.get("resourceVersion")}` : "list"));
+const kinds = (api: FakeApiServer) =>
+  api.requests.map((r) =>
+    r.url.includes("watch=1") ? `watch@${new URL(r.url, "https://x").searchParams.get("resourceVersion")}` : "list",
+  );
 const ready = podWith({ sidecars: ["sidecar-1"], ready: true });
 const notReady = podWith({ sidecars: ["sidecar-1"] });
 const eventually = async (condition: () => boolean) => {
@@ -84,16 +123,29 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("lists by field selector, then watches from the list's resourceVersion with bookmarks and a timeout, as proa's user agent", async () => {
     const { api, cluster } = await start({ pod: notReady });
     afterRequest(api, 2, () => api.setPod(ready));
-    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 290, random: () => 0.5 })), ["1001", "1002"]);
+    assert.deepEqual(
+      versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 290, random: () => 0.5 })),
+      ["1001", "1002"],
+    );
     assert.equal(api.requests[0]?.url, "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo");
-    assert.equal(api.requests[1]?.url, "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo&watch=1&resourceVersion=1001&allowWatchBookmarks=true&timeoutSeconds=276");
+    assert.equal(
+      api.requests[1]?.url,
+      "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo&watch=1&resourceVersion=1001&allowWatchBookmarks=true&timeoutSeconds=276",
+    );
     assert.ok(api.requests.every((r) => r.authorized && r.userAgent === "proa/test" && r.method === "GET"));
   });
 
   test("an event split byte by byte, with multi-byte characters cut in half, arrives intact", async () => {
     const { api, cluster } = await start({ pod: notReady });
-    const pod = { ...ready, metadata: { ...ready.metadata, resourceVersion: "2000", annotations: { note: "café 日本 🚀" } } };
-    api.fail({ on: "watch", chunks: [...Buffer.from(watchEvent("MODIFIED", pod))].map((byte) => Uint8Array.of(byte)), end: "stall" });
+    const pod = {
+      ...ready,
+      metadata: { ...ready.metadata, resourceVersion: "2000", annotations: { note: "café 日本 🚀" } },
+    };
+    api.fail({
+      on: "watch",
+      chunks: [...Buffer.from(watchEvent("MODIFIED", pod))].map((byte) => Uint8Array.of(byte)),
+      end: "stall",
+    });
     // Some 6,000 writes take seconds on a loaded machine: a watch asked for 60 s is not cut meanwhile.
     const [, second] = await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 60 });
     assert.deepEqual(second, pod);
@@ -102,14 +154,29 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("several events in one chunk are each delivered, in order", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const at = (resourceVersion: string) => ({ ...notReady, metadata: { ...notReady.metadata, resourceVersion } });
-    api.fail({ on: "watch", chunks: [watchEvent("MODIFIED", at("2001")) + watchEvent("MODIFIED", at("2002")) + watchEvent("MODIFIED", at("2003"))], end: "stall" });
+    api.fail({
+      on: "watch",
+      chunks: [
+        watchEvent("MODIFIED", at("2001")) + watchEvent("MODIFIED", at("2002")) + watchEvent("MODIFIED", at("2003")),
+      ],
+      end: "stall",
+    });
     assert.deepEqual(versions(await firstDeliveries(cluster, 4)), ["1001", "2001", "2002", "2003"]);
   });
 
   test("the stream captured from kube-apiserver, cut into odd-sized chunks, delivers each Pod state once; bookmarks move the resourceVersion", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const stream = capturedStream("watch-events.jsonl"); // from pod-list.json's resourceVersion 196: 197..202, then BOOKMARK 202 twice
-    api.fail({ on: "list", status: 200, body: captured("pod-list.json") }, { on: "watch", chunks: Array.from({ length: Math.ceil(stream.length / 997) }, (_, i) => stream.subarray(i * 997, (i + 1) * 997)), end: "clean" });
+    api.fail(
+      { on: "list", status: 200, body: captured("pod-list.json") },
+      {
+        on: "watch",
+        chunks: Array.from({ length: Math.ceil(stream.length / 997) }, (_, i) =>
+          stream.subarray(i * 997, (i + 1) * 997),
+        ),
+        end: "clean",
+      },
+    );
     const pods = await firstDeliveries(cluster, 8); // the 8th comes from the fake's own history, after the captured stream ended
     assert.deepEqual(versions(pods), ["196", "197", "198", "199", "200", "201", "202", "1001"]);
     assert.deepEqual(kinds(api), ["list", "watch@196", "watch@202"]);
@@ -131,7 +198,10 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const log = recordingLog();
     assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "1002"]);
     assert.deepEqual(kinds(api), ["list", "watch@1001", "watch@1001"]);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /^watching Pod proa-e2e\/proa-demo at https:\/\/127\.0\.0\.1:\d+ failed: the API server closed the connection/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /^watching Pod proa-e2e\/proa-demo at https:\/\/127\.0\.0\.1:\d+ failed: the API server closed the connection/,
+    );
   });
 
   test("a clean end in the middle of an event is a failure too, not a lost event", async () => {
@@ -149,11 +219,16 @@ describe("watchPod", { timeout: 60_000 }, () => {
     afterRequest(api, 2, () => api.setPod(ready)); // sent again by the next watch
     const log = recordingLog();
     assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "1002"]);
-    assert.ok(log.entries.some((e) => e.level === "warn" && /failed: the watch sent a line that is not JSON/.test(e.msg)));
+    assert.ok(
+      log.entries.some((e) => e.level === "warn" && /failed: the watch sent a line that is not JSON/.test(e.msg)),
+    );
   });
 
   // Expired: the captured stream byte for byte. Gone: the same Status with that reason.
-  for (const [reason, stream] of [["Expired", capturedStream("watch-expired.jsonl")], ["Gone", watchEvent("ERROR", GONE)]] as const) {
+  for (const [reason, stream] of [
+    ["Expired", capturedStream("watch-expired.jsonl")],
+    ["Gone", watchEvent("ERROR", GONE)],
+  ] as const) {
     test(`an ERROR event 410 ${reason} lists again and never retries the expired resourceVersion`, async () => {
       const { api, cluster } = await start({ pod: notReady });
       api.fail({ on: "watch", chunks: [stream], end: "clean" });
@@ -198,13 +273,25 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("429 with a plain-text body honours Retry-After", async () => {
     const { api, cluster } = await start({ pod: ready });
     // As kube-apiserver's max-in-flight filter sends it: http.Error, text/plain.
-    api.fail({ on: "list", status: 429, body: "Too many requests, please try again later.\n", headers: { "Retry-After": "1" } });
+    api.fail({
+      on: "list",
+      status: 429,
+      body: "Too many requests, please try again later.\n",
+      headers: { "Retry-After": "1" },
+    });
     const log = recordingLog();
     await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 1, backoffMaxMs: 200 }, log);
     const [first, second] = api.requests;
-    assert.ok(second && first && second.at - first.at >= 190, `retried after ${second && first && second.at - first.at} ms; Retry-After: 1 capped at 200 ms`);
+    assert.ok(
+      second && first && second.at - first.at >= 190,
+      `retried after ${second && first && second.at - first.at} ms; Retry-After: 1 capped at 200 ms`,
+    );
     const { at: _, ...warning } = log.entries.find((e) => e.level === "warn") ?? { at: 0 };
-    assert.deepEqual(warning, { level: "warn", msg: `listing Pod proa-e2e/proa-demo at ${cluster.server} failed: HTTP 429: Too many requests, please try again later.`, fields: { retryInMs: 200 } });
+    assert.deepEqual(warning, {
+      level: "warn",
+      msg: `listing Pod proa-e2e/proa-demo at ${cluster.server} failed: HTTP 429: Too many requests, please try again later.`,
+      fields: { retryInMs: 200 },
+    });
   });
 
   test("500 backs off and retries", async () => {
@@ -222,11 +309,17 @@ describe("watchPod", { timeout: 60_000 }, () => {
     };
     const log = recordingLog();
     await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 10_000 }, log);
-    assert.deepEqual(api.requests.map((r) => r.authorized), [false, true]);
-    assert.deepEqual(log.entries.map((e) => [e.level, e.msg]), [
-      ["debug", "the API server refused the token: reading it again and retrying once"],
-      ["debug", "listed the Pod"],
-    ]);
+    assert.deepEqual(
+      api.requests.map((r) => r.authorized),
+      [false, true],
+    );
+    assert.deepEqual(
+      log.entries.map((e) => [e.level, e.msg]),
+      [
+        ["debug", "the API server refused the token: reading it again and retrying once"],
+        ["debug", "listed the Pod"],
+      ],
+    );
     assert.ok(!/test-token-1|rotated|bearer|authorization/i.test(JSON.stringify(log.entries)));
   });
 
@@ -237,7 +330,10 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const log = recordingLog();
     await firstDeliveries(cluster, 1, fast, log);
     const error = log.entries.find((e) => e.level === "error");
-    assert.match(error?.msg ?? "", /failed: HTTP 401: Unauthorized; the token at .*\/token was re-read and still refused/);
+    assert.match(
+      error?.msg ?? "",
+      /failed: HTTP 401: Unauthorized; the token at .*\/token was re-read and still refused/,
+    );
     assert.ok(api.requests.length >= 4 && api.requests.length < 40, `${api.requests.length} requests`);
   });
 
@@ -260,15 +356,24 @@ describe("watchPod", { timeout: 60_000 }, () => {
     afterRequest(api, 3, () => api.setPod(ready));
     const log = recordingLog();
     await firstDeliveries(cluster, 2, fast, log);
-    assert.deepEqual(log.entries.filter((e) => e.level === "error"), []);
+    assert.deepEqual(
+      log.entries.filter((e) => e.level === "error"),
+      [],
+    );
     const warning = log.entries.find((e) => e.level === "warn");
-    assert.match(warning?.msg ?? "", /^watching Pod .* failed: HTTP 403: .* \(allowed before: the API server may still be starting, or the permission was removed; retrying\)$/);
+    assert.match(
+      warning?.msg ?? "",
+      /^watching Pod .* failed: HTTP 403: .* \(allowed before: the API server may still be starting, or the permission was removed; retrying\)$/,
+    );
   });
 
   test("403 that lasts past the give-up time ends the watch with the fix", async () => {
     const { api, cluster } = await start({ pod: ready });
     api.fail(...Array.from({ length: 100 }, () => ({ on: "list" as const, status: 403, body: FORBIDDEN })));
-    await assert.rejects(firstDeliveries(cluster, 1, { ...fast, giveUpMs: 150 }), /^Error: giving up after 0\.\d+ s: listing .* HTTP 403: .*verbs: \["list", "watch"\]/);
+    await assert.rejects(
+      firstDeliveries(cluster, 1, { ...fast, giveUpMs: 150 }),
+      /^Error: giving up after 0\.\d+ s: listing .* HTTP 403: .*verbs: \["list", "watch"\]/,
+    );
   });
 
   test("a stalled watch (headers, then silence) is cut after timeoutSeconds plus the margin and started again", async () => {
@@ -277,7 +382,10 @@ describe("watchPod", { timeout: 60_000 }, () => {
     afterRequest(api, 2, () => api.setPod(ready)); // the stalled watch never sends it
     const log = recordingLog();
     const started = Date.now();
-    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, idleMarginMs: 150 }, log)), ["1001", "1002"]);
+    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, idleMarginMs: 150 }, log)), [
+      "1001",
+      "1002",
+    ]);
     assert.ok(Date.now() - started >= 150);
     assert.deepEqual(kinds(api), ["list", "watch@1001", "watch@1001"]);
     assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: no data from .* for 150 ms/);
@@ -288,8 +396,16 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const later = { ...ready, metadata: { ...ready.metadata, resourceVersion: "2000" } };
     api.fail({ on: "watch", chunks: [400, watchEvent("MODIFIED", later)], end: "stall" });
     const log = recordingLog();
-    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 1, idleMarginMs: 100, random: () => 0 }, log)), ["1001", "2000"]);
-    assert.deepEqual(log.entries.filter((e) => e.level === "warn"), []);
+    assert.deepEqual(
+      versions(
+        await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 1, idleMarginMs: 100, random: () => 0 }, log),
+      ),
+      ["1001", "2000"],
+    );
+    assert.deepEqual(
+      log.entries.filter((e) => e.level === "warn"),
+      [],
+    );
     assert.deepEqual(kinds(api), ["list", "watch@1001"]);
   });
 
@@ -299,7 +415,10 @@ describe("watchPod", { timeout: 60_000 }, () => {
     afterRequest(api, 2, () => api.setPod(ready));
     const log = recordingLog();
     await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 60, idleMarginMs: 100 }, log);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /^watching .* failed: no data from .* for 100 ms$/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /^watching .* failed: no data from .* for 100 ms$/,
+    );
   });
 
   test("the idle timer measures silence, not the length of the request", async () => {
@@ -310,7 +429,10 @@ describe("watchPod", { timeout: 60_000 }, () => {
     afterRequest(api, 3, () => api.setPod(ready));
     const log = recordingLog();
     await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 1, idleMarginMs: 300 }, log);
-    assert.deepEqual(log.entries.filter((e) => e.level === "warn"), []);
+    assert.deepEqual(
+      log.entries.filter((e) => e.level === "warn"),
+      [],
+    );
     assert.deepEqual(kinds(api), ["list", "watch@1001", "watch@1001"]);
   });
 
@@ -324,24 +446,41 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("a list answered a byte at a time is abandoned after listTimeoutMs, however steadily the bytes come, and sent again", async () => {
     const { api, cluster } = await start({ pod: ready });
     // A byte every 20 ms, for 1.2 s: the idle timer (2 s) never runs out.
-    api.fail({ on: "list", chunks: ['{"kind":"PodList",', ...Array.from({ length: 60 }, () => [20, " "]).flat()], end: "clean" });
+    api.fail({
+      on: "list",
+      chunks: ['{"kind":"PodList",', ...Array.from({ length: 60 }, () => [20, " "]).flat()],
+      end: "clean",
+    });
     const log = recordingLog();
     const started = Date.now();
     assert.deepEqual(versions(await firstDeliveries(cluster, 1, { ...fast, listTimeoutMs: 200 }, log)), ["1001"]);
     assert.ok(Date.now() - started >= 200);
     assert.deepEqual(kinds(api), ["list", "list"]);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /^listing Pod .* failed: the answer was not complete within 200 ms$/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /^listing Pod .* failed: the answer was not complete within 200 ms$/,
+    );
   });
 
   test("a watch still open a margin after its timeoutSeconds plus the margin is cut, though bytes keep coming, and started again", async () => {
     const { api, cluster } = await start({ pod: notReady });
     // A line that never ends, a byte every 20 ms for 1.2 s: never 300 ms of silence.
-    api.fail({ on: "watch", chunks: ['{"type":"BOOKMARK",', ...Array.from({ length: 60 }, () => [20, " "]).flat()], end: "clean" });
+    api.fail({
+      on: "watch",
+      chunks: ['{"type":"BOOKMARK",', ...Array.from({ length: 60 }, () => [20, " "]).flat()],
+      end: "clean",
+    });
     afterRequest(api, 3, () => api.setPod(ready));
     const log = recordingLog();
-    assert.deepEqual(versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 0, idleMarginMs: 300 }, log)), ["1001", "1002"]);
+    assert.deepEqual(
+      versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 0, idleMarginMs: 300 }, log)),
+      ["1001", "1002"],
+    );
     assert.deepEqual(kinds(api), ["list", "watch@1001", "watch@1001"]);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /^watching Pod .* failed: the answer was not complete within 600 ms$/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /^watching Pod .* failed: the answer was not complete within 600 ms$/,
+    );
   });
 
   test("a server that closes at once, a hundred times, is retried at a bounded rate", async () => {
@@ -368,11 +507,21 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("Retry-After: 0, empty, negative or not a number never shortens the backoff", async () => {
     const { api, cluster } = await start({ pod: ready });
     const values = ["0", "", "-5", "soon", "0", "", "-5", "soon"];
-    api.fail(...values.map((value) => ({ on: "list" as const, status: 429, body: "Too many requests", headers: { "Retry-After": value } })));
+    api.fail(
+      ...values.map((value) => ({
+        on: "list" as const,
+        status: 429,
+        body: "Too many requests",
+        headers: { "Retry-After": value },
+      })),
+    );
     await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 40, backoffMaxMs: 40, random: () => 0 });
     const gaps = api.requests.slice(1).map((request, i) => request.at - (api.requests[i]?.at ?? 0));
     assert.equal(gaps.length, values.length);
-    assert.ok(gaps.every((gap) => gap >= 19), `retried after ${gaps.join(", ")} ms; the backoff is at least 20 ms`);
+    assert.ok(
+      gaps.every((gap) => gap >= 19),
+      `retried after ${gaps.join(", ")} ms; the backoff is at least 20 ms`,
+    );
   });
 
   test("Retry-After lengthens the backoff up to the cap", async () => {
@@ -380,21 +529,39 @@ describe("watchPod", { timeout: 60_000 }, () => {
     api.fail({ on: "list", status: 503, body: "try later", headers: { "Retry-After": "3600" } });
     await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 10, backoffMaxMs: 150, random: () => 0 });
     const [first, second] = api.requests;
-    assert.ok(second && first && second.at - first.at >= 145, `retried after ${second && first && second.at - first.at} ms`);
+    assert.ok(
+      second && first && second.at - first.at >= 145,
+      `retried after ${second && first && second.at - first.at} ms`,
+    );
   });
 
   // A server (or proxy) that ends each watch at once, after one bookmark or one event: no more than a few watches a
   // second, whatever it delivers. With a backoff of 10..40 ms and no jitter, 50 watches take at least 975 ms.
   for (const [what, line] of [
-    ["one BOOKMARK", (_: number) => watchEvent("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata: { resourceVersion: "1001" } })],
-    ["one event", (i: number) => watchEvent("MODIFIED", { ...notReady, metadata: { ...notReady.metadata, resourceVersion: String(2000 + i) } })],
+    [
+      "one BOOKMARK",
+      (_: number) => watchEvent("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata: { resourceVersion: "1001" } }),
+    ],
+    [
+      "one event",
+      (i: number) =>
+        watchEvent("MODIFIED", { ...notReady, metadata: { ...notReady.metadata, resourceVersion: String(2000 + i) } }),
+    ],
   ] as const) {
     test(`watches that end right after ${what}, over and over, are retried with backoff`, async () => {
       const { api, cluster } = await start({ pod: notReady });
-      api.fail(...Array.from({ length: 50 }, (_, i) => ({ on: "watch" as const, chunks: [line(i)], end: "clean" as const })));
+      api.fail(
+        ...Array.from({ length: 50 }, (_, i) => ({ on: "watch" as const, chunks: [line(i)], end: "clean" as const })),
+      );
       const stop = stopper();
       const watching = (async () => {
-        for await (const _ of watchPod(cluster, recordingLog(), stop.signal, { ...fast, backoffBaseMs: 10, backoffMaxMs: 40, minWatchMs: 1000, random: () => 0 }));
+        for await (const _ of watchPod(cluster, recordingLog(), stop.signal, {
+          ...fast,
+          backoffBaseMs: 10,
+          backoffMaxMs: 40,
+          minWatchMs: 1000,
+          random: () => 0,
+        }));
       })().catch(() => {});
       const started = Date.now();
       await sleep(500);
@@ -408,26 +575,43 @@ describe("watchPod", { timeout: 60_000 }, () => {
   test("a list naming another Pod is not taken for proa's Pod: it is ignored with a warning", async () => {
     const { api, cluster } = await start({ pod: ready });
     const other = { ...ready, metadata: { ...ready.metadata, name: "someone-else", resourceVersion: "900" } };
-    api.fail({ on: "list", status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [other] } });
+    api.fail({
+      on: "list",
+      status: 200,
+      body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [other] },
+    });
     const log = recordingLog();
     assert.deepEqual(await firstDeliveries(cluster, 1, fast, log), [null]);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /Pod proa-e2e\/someone-else .*proa-e2e\/proa-demo/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /Pod proa-e2e\/someone-else .*proa-e2e\/proa-demo/,
+    );
   });
 
   test("watch events naming another Pod, or another uid under the same name, are ignored: the first with a warning, the rest counted", async () => {
     const { api, cluster } = await start({ pod: notReady });
-    const at = (resourceVersion: string, metadata: object = {}) => ({ ...ready, metadata: { ...ready.metadata, resourceVersion, ...metadata } });
-    api.fail({ on: "watch", chunks: [
-      watchEvent("MODIFIED", at("2001", { name: "someone-else" })),
-      watchEvent("MODIFIED", at("2002", { namespace: "elsewhere" })),
-      watchEvent("MODIFIED", at("2003", { uid: "0b1c5a5e-0000-4000-8000-000000000000" })),
-      watchEvent("DELETED", at("2004", { uid: "0b1c5a5e-0000-4000-8000-000000000000" })),
-      watchEvent("MODIFIED", { ...notReady, metadata: { ...notReady.metadata, resourceVersion: "2005" } }),
-    ], end: "stall" });
+    const at = (resourceVersion: string, metadata: object = {}) => ({
+      ...ready,
+      metadata: { ...ready.metadata, resourceVersion, ...metadata },
+    });
+    api.fail({
+      on: "watch",
+      chunks: [
+        watchEvent("MODIFIED", at("2001", { name: "someone-else" })),
+        watchEvent("MODIFIED", at("2002", { namespace: "elsewhere" })),
+        watchEvent("MODIFIED", at("2003", { uid: "0b1c5a5e-0000-4000-8000-000000000000" })),
+        watchEvent("DELETED", at("2004", { uid: "0b1c5a5e-0000-4000-8000-000000000000" })),
+        watchEvent("MODIFIED", { ...notReady, metadata: { ...notReady.metadata, resourceVersion: "2005" } }),
+      ],
+      end: "stall",
+    });
     const log = recordingLog();
     assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "2005"]);
     const warnings = log.entries.filter((e) => e.level === "warn");
-    assert.match(warnings[0]?.msg ?? "", /sent Pod proa-e2e\/someone-else when asked for proa-e2e\/proa-demo: ignoring it$/);
+    assert.match(
+      warnings[0]?.msg ?? "",
+      /sent Pod proa-e2e\/someone-else when asked for proa-e2e\/proa-demo: ignoring it$/,
+    );
     // Written when the watch ended, as the 30 s had not passed.
     assert.match(warnings[1]?.msg ?? "", /^ignored 3 events about another Pod in the last 0 s$/);
     assert.match(String(warnings[1]?.fields?.last), /another Pod named proa-e2e\/proa-demo \(uid 0b1c5a5e-/);
@@ -436,35 +620,54 @@ describe("watchPod", { timeout: 60_000 }, () => {
 
   test("a Pod with fields of the wrong type is one clear error, and the watch starts again", async () => {
     const { api, cluster } = await start({ pod: notReady });
-    const malformed = { ...ready, metadata: { ...ready.metadata, resourceVersion: "2001" }, status: { ...ready.status, containerStatuses: 5 } };
+    const malformed = {
+      ...ready,
+      metadata: { ...ready.metadata, resourceVersion: "2001" },
+      status: { ...ready.status, containerStatuses: 5 },
+    };
     api.fail({ on: "watch", chunks: [watchEvent("MODIFIED", malformed)], end: "stall" });
     afterRequest(api, 2, () => api.setPod(ready));
     const log = recordingLog();
     assert.deepEqual(versions(await firstDeliveries(cluster, 2, fast, log)), ["1001", "1002"]);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: the API server's answer was not a Pod: status\.containerStatuses is a number, not a list$/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /failed: the API server's answer was not a Pod: status\.containerStatuses is a number, not a list$/,
+    );
   });
 
   test("a list whose Pod has fields of the wrong type is one clear error, and the list is sent again", async () => {
     const { api, cluster } = await start({ pod: ready });
     const malformed = { ...ready, spec: { ...ready.spec, containers: [{ name: "main" }, "sidecar-1"] } };
-    api.fail({ on: "list", status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [malformed] } });
+    api.fail({
+      on: "list",
+      status: 200,
+      body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [malformed] },
+    });
     const log = recordingLog();
     await firstDeliveries(cluster, 1, fast, log);
     assert.deepEqual(kinds(api), ["list", "list"]);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: the API server's answer was not a Pod: spec\.containers\[1\] is a string, not an object$/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /failed: the API server's answer was not a Pod: spec\.containers\[1\] is a string, not an object$/,
+    );
   });
 
   test("a long message from the server is quoted in a few hundred characters, in every log line", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const long = `etcdserver: ${"x".repeat(60_000)}`;
     api.fail({ on: "list", status: 500, body: { ...FORBIDDEN, code: 500, reason: "InternalError", message: long } });
-    api.fail({ on: "watch", chunks: [watchEvent("ERROR", { ...EXPIRED, code: 500, reason: "InternalError", message: long })], end: "stall" });
+    api.fail({
+      on: "watch",
+      chunks: [watchEvent("ERROR", { ...EXPIRED, code: 500, reason: "InternalError", message: long })],
+      end: "stall",
+    });
     afterRequest(api, 4, () => api.setPod(ready));
     const log = recordingLog();
     await firstDeliveries(cluster, 2, fast, log);
     const warnings = log.entries.filter((e) => e.level === "warn");
     assert.equal(warnings.length, 2);
-    for (const warning of warnings) assert.ok(JSON.stringify(warning).length < 1000, `a log line of ${JSON.stringify(warning).length} characters`);
+    for (const warning of warnings)
+      assert.ok(JSON.stringify(warning).length < 1000, `a log line of ${JSON.stringify(warning).length} characters`);
   });
 
   test("an API server on the IPv6 loopback works", async () => {
@@ -478,7 +681,10 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const { api, cluster } = await start({ pod: ready });
     api.fail(...Array.from({ length: 100 }, () => ({ on: "list" as const, status: 403, body: FORBIDDEN })));
     const started = Date.now();
-    await assert.rejects(firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 2000, backoffMaxMs: 2000, random: () => 1, giveUpMs: 250 }), /^Error: giving up after 0\.25 s: listing .* HTTP 403/);
+    await assert.rejects(
+      firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 2000, backoffMaxMs: 2000, random: () => 1, giveUpMs: 250 }),
+      /^Error: giving up after 0\.25 s: listing .* HTTP 403/,
+    );
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 240 && elapsed < 1000, `gave up after ${elapsed} ms`);
   });
@@ -487,9 +693,15 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const { api, cluster } = await start({ pod: ready, ca: OTHER_CA });
     const log = recordingLog();
     const wait = waitUntilReady(cluster, { ...options, readyTimeoutMs: 150 }, log, stopper().signal, undefined, fast);
-    await assert.rejects(wait, /--ready-timeout \(0.15 s\) passed: Pod proa-e2e\/proa-demo was never read from the API server/);
+    await assert.rejects(
+      wait,
+      /--ready-timeout \(0.15 s\) passed: Pod proa-e2e\/proa-demo was never read from the API server/,
+    );
     assert.equal(api.requests.length, 0);
-    assert.match(log.entries.find((e) => e.level === "warn")?.msg ?? "", /failed: (self-signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/);
+    assert.match(
+      log.entries.find((e) => e.level === "warn")?.msg ?? "",
+      /failed: (self-signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/,
+    );
   });
 
   test("stopping the watch destroys the request and clears every timer; nothing reconnects afterwards", async () => {
@@ -523,7 +735,13 @@ describe("watchPod", { timeout: 60_000 }, () => {
 });
 
 describe("waitUntilReady", { timeout: 30_000 }, () => {
-  const wait = (cluster: Cluster, more: Partial<ReadyOptions> = {}, timing: Partial<Timing> = fast, log = recordingLog(), signal = stopper().signal) => {
+  const wait = (
+    cluster: Cluster,
+    more: Partial<ReadyOptions> = {},
+    timing: Partial<Timing> = fast,
+    log = recordingLog(),
+    signal = stopper().signal,
+  ) => {
     const seen: Pod[] = [];
     const promise = waitUntilReady(cluster, { ...options, ...more }, log, signal, (pod) => void seen.push(pod), timing);
     return { promise, seen, log };
@@ -544,7 +762,10 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
       log.entries.filter((e) => e.level === "info").map((e) => [e.msg, e.fields?.notReady ?? e.fields?.rule]),
       [
         ["waiting for the other containers of Pod proa-e2e/proa-demo to be ready", undefined],
-        ["proa runs in container main", "the Pod's first container, as the original proa did (set --container to choose)"],
+        [
+          "proa runs in container main",
+          "the Pod's first container, as the original proa did (set --container to choose)",
+        ],
         ["waiting for containers to be ready", ["sidecar-1", "sidecar-2"]],
         ["waiting for containers to be ready", ["sidecar-2"]],
         ["the other containers are ready", undefined],
@@ -554,10 +775,16 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
 
   test("waits through the list and watch captured from kube-apiserver until both sidecars are ready", async () => {
     const { api, cluster } = await start({ pod: notReady });
-    api.fail({ on: "list", status: 200, body: captured("pod-list.json") }, { on: "watch", chunks: [capturedStream("watch-events.jsonl")], end: "stall" });
+    api.fail(
+      { on: "list", status: 200, body: captured("pod-list.json") },
+      { on: "watch", chunks: [capturedStream("watch-events.jsonl")], end: "stall" },
+    );
     const { promise, log } = wait(cluster);
     assert.equal((await promise).pod.metadata?.resourceVersion, "199");
-    assert.deepEqual(log.entries.filter((e) => e.fields?.notReady).map((e) => e.fields?.notReady), [["sidecar-1", "sidecar-2"], ["sidecar-2"]]);
+    assert.deepEqual(
+      log.entries.filter((e) => e.fields?.notReady).map((e) => e.fields?.notReady),
+      [["sidecar-1", "sidecar-2"], ["sidecar-2"]],
+    );
   });
 
   test("a Pod with only proa's container is ready at once", async () => {
@@ -581,7 +808,8 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
     assert.deepEqual(reminders.at(-1)?.fields?.notReady, ["sidecar-1", "sidecar-2"]);
     for (let i = 1; i < progress.length; i++) {
       const [before, after] = [progress[i - 1] as Entry, progress[i] as Entry];
-      if (after.msg.startsWith("still")) assert.ok(after.at - before.at >= 95, `a reminder ${after.at - before.at} ms after the previous progress line`);
+      if (after.msg.startsWith("still"))
+        assert.ok(after.at - before.at >= 95, `a reminder ${after.at - before.at} ms after the previous progress line`);
     }
   });
 
@@ -590,14 +818,22 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
     const failed = podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 2 } } });
     afterRequest(api, 2, () => api.setPod(failed));
     const { promise, seen } = wait(cluster);
-    await assert.rejects(promise, /^Error: container sidecar-1 terminated with exit code 2 \(Error\) before it was ready, and the Pod's restartPolicy is Never/);
+    await assert.rejects(
+      promise,
+      /^Error: container sidecar-1 terminated with exit code 2 \(Error\) before it was ready, and the Pod's restartPolicy is Never/,
+    );
     assert.equal(seen.at(-1)?.metadata?.resourceVersion, "1002");
   });
 
   test("--ready-timeout names the containers that are still not ready", async () => {
-    const { cluster } = await start({ pod: podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: { "sidecar-1": true } }) });
+    const { cluster } = await start({
+      pod: podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: { "sidecar-1": true } }),
+    });
     // 500 ms: long enough for the list to arrive first on a loaded machine, whose answer the message quotes.
-    await assert.rejects(wait(cluster, { readyTimeoutMs: 500 }).promise, /^Error: --ready-timeout \(0.5 s\) passed: containers still not ready: sidecar-2$/);
+    await assert.rejects(
+      wait(cluster, { readyTimeoutMs: 500 }).promise,
+      /^Error: --ready-timeout \(0.5 s\) passed: containers still not ready: sidecar-2$/,
+    );
   });
 
   test("--wait-for and --ignore choose the containers; an unknown name fails with the Pod's containers", async () => {
@@ -605,7 +841,10 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
     assert.equal((await wait(cluster, { waitFor: ["a"] }).promise).ownContainer, "main");
     assert.equal((await wait(cluster, { ignore: ["b"] }).promise).ownContainer, "main");
     await assert.rejects(wait(cluster, { waitFor: ["c"] }).promise, /--wait-for c: no such container .* are: a, b$/);
-    await assert.rejects(wait(cluster, { container: "x" }).promise, /--container x: the Pod has no such container; its containers are: main, a, b$/);
+    await assert.rejects(
+      wait(cluster, { container: "x" }).promise,
+      /--container x: the Pod has no such container; its containers are: main, a, b$/,
+    );
   });
 
   test("--container chooses proa's container", async () => {
@@ -618,22 +857,35 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
   test("a missing Pod is logged with the downward API fix and ends the wait after the bounded default", async () => {
     const { cluster } = await start({ pod: null });
     const { promise, log } = wait(cluster, {}, { ...fast, giveUpMs: 100 });
-    await assert.rejects(promise, /^Error: giving up after 0.1 s: there is no Pod proa-e2e\/proa-demo; set POD_NAME with the downward API$/);
-    assert.match(log.entries.find((e) => e.level === "error")?.msg ?? "", /there is no Pod proa-e2e\/proa-demo: set POD_NAME and POD_NAMESPACE with the downward API: env: \[\{name: POD_NAME/);
+    await assert.rejects(
+      promise,
+      /^Error: giving up after 0.1 s: there is no Pod proa-e2e\/proa-demo; set POD_NAME with the downward API$/,
+    );
+    assert.match(
+      log.entries.find((e) => e.level === "error")?.msg ?? "",
+      /there is no Pod proa-e2e\/proa-demo: set POD_NAME and POD_NAMESPACE with the downward API: env: \[\{name: POD_NAME/,
+    );
   });
 
   test("a Pod deleted during the wait ends it with an error that says so", async () => {
     const { api, cluster } = await start({ pod: notReady });
     afterRequest(api, 2, () => api.setPod(null));
     const { promise, log } = wait(cluster, { readyTimeoutMs: 5000 });
-    await assert.rejects(promise, /^Error: Pod proa-e2e\/proa-demo was deleted while proa waited for its containers to be ready$/);
+    await assert.rejects(
+      promise,
+      /^Error: Pod proa-e2e\/proa-demo was deleted while proa waited for its containers to be ready$/,
+    );
     assert.ok(!log.entries.some((e) => /POD_NAME/.test(e.msg)), "a deleted Pod is not a configuration error");
   });
 
   test("a list naming another, ready Pod does not end the wait", async () => {
     const { api, cluster } = await start({ pod: notReady });
     const other = { ...ready, metadata: { ...ready.metadata, name: "someone-else", resourceVersion: "900" } };
-    api.fail({ on: "list", status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [other] } });
+    api.fail({
+      on: "list",
+      status: 200,
+      body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [other] },
+    });
     await assert.rejects(wait(cluster, { readyTimeoutMs: 300 }).promise, /--ready-timeout \(0\.3 s\) passed/);
   });
 
@@ -650,7 +902,10 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
   test("with --ready-timeout, a missing Pod ends the wait at the timeout with an error that says the Pod does not exist", async () => {
     const { cluster } = await start({ pod: null });
     const { promise } = wait(cluster, { readyTimeoutMs: 100 });
-    await assert.rejects(promise, /^Error: --ready-timeout \(0.1 s\) passed: there is no Pod proa-e2e\/proa-demo: set POD_NAME and POD_NAMESPACE/);
+    await assert.rejects(
+      promise,
+      /^Error: --ready-timeout \(0.1 s\) passed: there is no Pod proa-e2e\/proa-demo: set POD_NAME and POD_NAMESPACE/,
+    );
   });
 
   test("a missing Pod that appears in time is waited for", async () => {
@@ -662,7 +917,10 @@ describe("waitUntilReady", { timeout: 30_000 }, () => {
   test("with --ready-timeout set, a persistent 403 lasts until that timeout, not the default bound", async () => {
     const { api, cluster } = await start({ pod: ready });
     api.fail(...Array.from({ length: 100 }, () => ({ on: "list" as const, status: 403, body: FORBIDDEN })));
-    await assert.rejects(wait(cluster, { readyTimeoutMs: 200 }, { ...fast, giveUpMs: 50 }).promise, /^Error: --ready-timeout \(0.2 s\) passed: Pod proa-e2e\/proa-demo was never read/);
+    await assert.rejects(
+      wait(cluster, { readyTimeoutMs: 200 }, { ...fast, giveUpMs: 50 }).promise,
+      /^Error: --ready-timeout \(0.2 s\) passed: Pod proa-e2e\/proa-demo was never read/,
+    );
   });
 
   test("an abort rejects with the signal's reason, and the token never appears in the log", async () => {
@@ -689,22 +947,37 @@ describe("the fake API server", () => {
 
   test("answers a wrong token with the captured 401, never recording the token itself", async () => {
     const { api } = await start();
-    assert.deepEqual(await fetchJson(api, "/api/v1/namespaces/proa-e2e/pods", "wrong"), { status: 401, body: UNAUTHORIZED });
+    assert.deepEqual(await fetchJson(api, "/api/v1/namespaces/proa-e2e/pods", "wrong"), {
+      status: 401,
+      body: UNAUTHORIZED,
+    });
     assert.deepEqual(Object.keys(api.requests[0] ?? {}), ["method", "url", "authorized", "userAgent", "at"]);
     assert.ok(!JSON.stringify(api.requests).includes(api.token));
   });
 
   test("serves the Pod by name, and 404 for another name or path", async () => {
     const { api } = await start({ pod: ready });
-    assert.deepEqual(await fetchJson(api, "/api/v1/namespaces/proa-e2e/pods/proa-demo"), { status: 200, body: api.pod() });
+    assert.deepEqual(await fetchJson(api, "/api/v1/namespaces/proa-e2e/pods/proa-demo"), {
+      status: 200,
+      body: api.pod(),
+    });
     assert.equal((await fetchJson(api, "/api/v1/namespaces/proa-e2e/pods/other")).status, 404);
     assert.equal((await fetchJson(api, "/apis/batch/v1/jobs")).status, 404);
   });
 
   test("lists only the selected Pod, with the current resourceVersion", async () => {
     const { api } = await start({ pod: ready });
-    const list = (name: string) => fetchJson(api, `/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3D${name}`);
-    assert.deepEqual(await list("proa-demo"), { status: 200, body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [api.pod()] } });
-    assert.deepEqual((await list("other")).body, { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [] });
+    const list = (name: string) =>
+      fetchJson(api, `/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3D${name}`);
+    assert.deepEqual(await list("proa-demo"), {
+      status: 200,
+      body: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "1001" }, items: [api.pod()] },
+    });
+    assert.deepEqual((await list("other")).body, {
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: "1001" },
+      items: [],
+    });
   });
 });

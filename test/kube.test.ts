@@ -56,7 +56,12 @@ describe("in-cluster configuration", () => {
     for (const [name, content] of Object.entries(files)) writeFileSync(join(sa, name), content);
     return sa;
   };
-  const env = (sa: string, more: Record<string, string> = {}) => ({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443", PROA_SERVICE_ACCOUNT_DIR: sa, ...more });
+  const env = (sa: string, more: Record<string, string> = {}) => ({
+    KUBERNETES_SERVICE_HOST: "10.96.0.1",
+    KUBERNETES_SERVICE_PORT: "443",
+    PROA_SERVICE_ACCOUNT_DIR: sa,
+    ...more,
+  });
 
   test("loadCluster reads the namespace file, takes the Pod name from the hostname, and re-reads the token from its path", () => {
     const sa = serviceAccount({ token: "t", "ca.crt": "not parsed until the first request", namespace: "jobs\n" });
@@ -77,8 +82,23 @@ describe("in-cluster configuration", () => {
 
   test("loadCluster refuses a POD_NAME or POD_NAMESPACE that Kubernetes would not accept as a name, before any request", () => {
     const sa = serviceAccount({ token: "t", "ca.crt": "x", namespace: "jobs" });
-    for (const [variable, value] of <[string, string][]>[["POD_NAMESPACE", ".."], ["POD_NAMESPACE", "a/b"], ["POD_NAMESPACE", "a.b"], ["POD_NAMESPACE", "x".repeat(64)], ["POD_NAME", "p/../x"], ["POD_NAME", "P"], ["POD_NAME", "p?watch=1"], ["POD_NAME", `${"a".repeat(250)}.bcd`]]) {
-      assert.throws(() => loadCluster(env(sa, { POD_NAME: "p", [variable]: value }), "proa/1"), new RegExp(`^Error: ${variable} is not a (namespace|Pod name) .*set POD_NAME and POD_NAMESPACE with the downward API`), `${variable}=${value}`);
+    for (const [variable, value] of <[string, string][]>[
+      ["POD_NAMESPACE", ".."],
+      ["POD_NAMESPACE", "a/b"],
+      ["POD_NAMESPACE", "a.b"],
+      ["POD_NAMESPACE", "x".repeat(64)],
+      ["POD_NAME", "p/../x"],
+      ["POD_NAME", "P"],
+      ["POD_NAME", "p?watch=1"],
+      ["POD_NAME", `${"a".repeat(250)}.bcd`],
+    ]) {
+      assert.throws(
+        () => loadCluster(env(sa, { POD_NAME: "p", [variable]: value }), "proa/1"),
+        new RegExp(
+          `^Error: ${variable} is not a (namespace|Pod name) .*set POD_NAME and POD_NAMESPACE with the downward API`,
+        ),
+        `${variable}=${value}`,
+      );
     }
     const longest = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`;
     assert.equal(loadCluster(env(sa, { POD_NAME: longest, POD_NAMESPACE: "x".repeat(63) }), "proa/1").podName, longest);
@@ -92,7 +112,11 @@ describe("in-cluster configuration", () => {
 
   test("the variables through which Node.js acts on proa are each named in one warning", () => {
     assert.deepEqual(nodeEnvironmentWarnings({ PATH: "/bin" }), []);
-    const warnings = nodeEnvironmentWarnings({ NODE_TLS_REJECT_UNAUTHORIZED: "0", NODE_OPTIONS: "--require /x.js", NODE_DEBUG: "http" });
+    const warnings = nodeEnvironmentWarnings({
+      NODE_TLS_REJECT_UNAUTHORIZED: "0",
+      NODE_OPTIONS: "--require /x.js",
+      NODE_DEBUG: "http",
+    });
     assert.equal(warnings.length, 3);
     assert.match(warnings[0] ?? "", /^NODE_TLS_REJECT_UNAUTHORIZED is set: proa ignores it/);
     assert.match(warnings[1] ?? "", /^NODE_OPTIONS is set/);
@@ -105,12 +129,21 @@ describe("in-cluster configuration", () => {
   });
 
   test("loadCluster without a token or CA file names automountServiceAccountToken", () => {
-    assert.throws(() => loadCluster(env(serviceAccount({ "ca.crt": "x", namespace: "n" })), "proa/1"), /service account token .*automountServiceAccountToken: true/);
-    assert.throws(() => loadCluster(env(serviceAccount({ token: "t", namespace: "n" })), "proa/1"), /service account ca\.crt .*automountServiceAccountToken: true/);
+    assert.throws(
+      () => loadCluster(env(serviceAccount({ "ca.crt": "x", namespace: "n" })), "proa/1"),
+      /service account token .*automountServiceAccountToken: true/,
+    );
+    assert.throws(
+      () => loadCluster(env(serviceAccount({ token: "t", namespace: "n" })), "proa/1"),
+      /service account ca\.crt .*automountServiceAccountToken: true/,
+    );
   });
 
   test("loadCluster without a namespace file or POD_NAMESPACE shows the downward API snippet", () => {
-    assert.throws(() => loadCluster(env(serviceAccount({ token: "t", "ca.crt": "x" })), "proa/1"), /POD_NAMESPACE with the downward API: env: \[\{name: POD_NAME, valueFrom: \{fieldRef: \{fieldPath: metadata\.name\}\}\}/);
+    assert.throws(
+      () => loadCluster(env(serviceAccount({ token: "t", "ca.crt": "x" })), "proa/1"),
+      /POD_NAMESPACE with the downward API: env: \[\{name: POD_NAME, valueFrom: \{fieldRef: \{fieldPath: metadata\.name\}\}\}/,
+    );
   });
 });
 
@@ -122,11 +155,17 @@ describe("line splitting", () => {
   };
 
   test("several lines in one chunk come out in order", () => {
-    assert.deepEqual(splitAll([bytes('{"a":1}\n{"b":2}\n{"c":3}\n')]), { lines: ['{"a":1}', '{"b":2}', '{"c":3}'], pendingBytes: 0 });
+    assert.deepEqual(splitAll([bytes('{"a":1}\n{"b":2}\n{"c":3}\n')]), {
+      lines: ['{"a":1}', '{"b":2}', '{"c":3}'],
+      pendingBytes: 0,
+    });
   });
 
   test("one line across many chunks comes out once, when its newline arrives", () => {
-    assert.deepEqual(splitAll([bytes('{"a":'), bytes("12"), bytes("34}"), bytes("\n")]), { lines: ['{"a":1234}'], pendingBytes: 0 });
+    assert.deepEqual(splitAll([bytes('{"a":'), bytes("12"), bytes("34}"), bytes("\n")]), {
+      lines: ['{"a":1234}'],
+      pendingBytes: 0,
+    });
   });
 
   test("multi-byte characters split byte by byte across chunks are decoded intact", () => {
@@ -140,18 +179,24 @@ describe("line splitting", () => {
   });
 
   test("any chunking of the same bytes gives the same lines", () => {
-    const events = Array.from({ length: 50 }, (_, i) => JSON.stringify({ type: "MODIFIED", object: { i, text: "é€😀".repeat(i) } }));
+    const events = Array.from({ length: 50 }, (_, i) =>
+      JSON.stringify({ type: "MODIFIED", object: { i, text: "é€😀".repeat(i) } }),
+    );
     const all = bytes(events.map((e) => `${e}\n`).join(""));
     for (let seed = 1; seed <= 20; seed++) {
       const chunks: Buffer[] = [];
-      for (let at = 0, size = seed; at < all.length; at += size, size = ((size * 7919) % 97) + 1) chunks.push(all.subarray(at, at + size));
+      for (let at = 0, size = seed; at < all.length; at += size, size = ((size * 7919) % 97) + 1)
+        chunks.push(all.subarray(at, at + size));
       assert.deepEqual(splitAll(chunks).lines, events);
     }
   });
 
   test("a line of exactly the cap is accepted, also while it waits for a newline that comes in a later chunk", () => {
     assert.deepEqual(splitAll([bytes("12345678"), bytes("\n")], 8), { lines: ["12345678"], pendingBytes: 0 });
-    assert.deepEqual(splitAll([bytes("1234"), bytes("5678"), bytes("\nab")], 8), { lines: ["12345678"], pendingBytes: 2 });
+    assert.deepEqual(splitAll([bytes("1234"), bytes("5678"), bytes("\nab")], 8), {
+      lines: ["12345678"],
+      pendingBytes: 2,
+    });
     assert.deepEqual(splitAll([bytes("x\n12345678")], 8), { lines: ["x"], pendingBytes: 8 });
   });
 
@@ -163,7 +208,10 @@ describe("line splitting", () => {
   });
 
   test("parseWatchEvent refuses a line that is not JSON or not a watch event, instead of skipping it", () => {
-    assert.deepEqual(parseWatchEvent('{"type":"ADDED","object":{"metadata":{"resourceVersion":"5"}}}'), { type: "ADDED", object: { metadata: { resourceVersion: "5" } } });
+    assert.deepEqual(parseWatchEvent('{"type":"ADDED","object":{"metadata":{"resourceVersion":"5"}}}'), {
+      type: "ADDED",
+      object: { metadata: { resourceVersion: "5" } },
+    });
     assert.throws(() => parseWatchEvent('{"type":"ADDED","object":'), /not JSON \(25 characters\)/);
     assert.throws(() => parseWatchEvent('{"kind":"Status"}'), /not a watch event/);
     assert.throws(() => parseWatchEvent('{"type":"SURPRISE","object":{}}'), /not a watch event: type "SURPRISE"/);
@@ -176,8 +224,14 @@ describe("line splitting", () => {
     assert.equal(beyondJsonLimits(`[${"{},".repeat(9)}{}]`, 5, 10), "holds more than 10 arrays and objects");
     assert.equal(beyondJsonLimits(`[${"{},".repeat(8)}{}]`, 5, 10), undefined);
     // Brackets in strings are text, whatever escapes come before the closing quote.
-    assert.equal(beyondJsonLimits(JSON.stringify({ a: "[[[[[[[[{{{{{{", b: '\\"[[[[[[[[[[', c: "\\" }), 2, 2), undefined);
-    assert.equal(beyondJsonLimits(JSON.stringify({ a: "\\" }) + "[[[", 2, 5), "nests arrays and objects deeper than 2 levels");
+    assert.equal(
+      beyondJsonLimits(JSON.stringify({ a: "[[[[[[[[{{{{{{", b: '\\"[[[[[[[[[[', c: "\\" }), 2, 2),
+      undefined,
+    );
+    assert.equal(
+      beyondJsonLimits(JSON.stringify({ a: "\\" }) + "[[[", 2, 5),
+      "nests arrays and objects deeper than 2 levels",
+    );
     // Not JSON: left to JSON.parse, which says so.
     assert.equal(beyondJsonLimits('["unterminated [[[[[[', 2, 2), undefined);
   });
@@ -186,91 +240,343 @@ describe("line splitting", () => {
     // The event and its object are 2 levels and 2 objects.
     const deep = (levels: number) => `{"type":"ADDED","object":{"spare":${"[".repeat(levels)}${"]".repeat(levels)}}}`;
     assert.equal(parseWatchEvent(deep(MAX_JSON_DEPTH - 2)).type, "ADDED");
-    assert.throws(() => parseWatchEvent(deep(MAX_JSON_DEPTH - 1)), new RegExp(`^Error: the watch sent a line that nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels$`));
+    assert.throws(
+      () => parseWatchEvent(deep(MAX_JSON_DEPTH - 1)),
+      new RegExp(`^Error: the watch sent a line that nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels$`),
+    );
     const wide = (count: number) => `{"type":"ADDED","object":{"spare":[${Array(count).fill("{}").join(",")}]}}`;
     assert.equal(parseWatchEvent(wide(MAX_JSON_CONTAINERS - 3)).type, "ADDED");
-    assert.throws(() => parseWatchEvent(wide(MAX_JSON_CONTAINERS - 2)), /^Error: the watch sent a line that holds more than 100,000 arrays and objects$/);
+    assert.throws(
+      () => parseWatchEvent(wide(MAX_JSON_CONTAINERS - 2)),
+      /^Error: the watch sent a line that holds more than 100,000 arrays and objects$/,
+    );
   });
 
   test("parseWatchEvent checks the fields proa reads: a malformed Pod or Status is one clear error naming the field", () => {
     const line = (type: string, object: unknown) => JSON.stringify({ type, object });
     const notAPod = /^Error: the API server's answer was not a Pod: /;
-    assert.throws(() => parseWatchEvent(line("MODIFIED", { status: { containerStatuses: 5 } })), /not a Pod: status\.containerStatuses is a number, not a list$/);
-    assert.throws(() => parseWatchEvent(line("ADDED", { status: { containerStatuses: [{ name: "a", ready: "yes" }] } })), /not a Pod: status\.containerStatuses\[0\]\.ready is a string, not a boolean$/);
-    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [null] } })), /not a Pod: spec\.containers\[0\] is null$/);
-    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "A".repeat(1000) }] } })), /not a Pod: spec\.containers\[0\]\.name is not a container name: A{80}… \(920 more characters\)$/);
-    assert.throws(() => parseWatchEvent(line("DELETED", { metadata: [] })), /not a Pod: metadata is a list, not an object$/);
+    assert.throws(
+      () => parseWatchEvent(line("MODIFIED", { status: { containerStatuses: 5 } })),
+      /not a Pod: status\.containerStatuses is a number, not a list$/,
+    );
+    assert.throws(
+      () => parseWatchEvent(line("ADDED", { status: { containerStatuses: [{ name: "a", ready: "yes" }] } })),
+      /not a Pod: status\.containerStatuses\[0\]\.ready is a string, not a boolean$/,
+    );
+    assert.throws(
+      () => parseWatchEvent(line("ADDED", { spec: { containers: [null] } })),
+      /not a Pod: spec\.containers\[0\] is null$/,
+    );
+    assert.throws(
+      () => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "A".repeat(1000) }] } })),
+      /not a Pod: spec\.containers\[0\]\.name is not a container name: A{80}… \(920 more characters\)$/,
+    );
+    assert.throws(
+      () => parseWatchEvent(line("DELETED", { metadata: [] })),
+      /not a Pod: metadata is a list, not an object$/,
+    );
     // Where proa writes its termination message: a path, never an object or a number handed to open().
-    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "main", terminationMessagePath: 3 }] } })), /not a Pod: spec\.containers\[0\]\.terminationMessagePath is a number, not a string$/);
-    assert.throws(() => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "main", terminationMessagePolicy: {} }] } })), /not a Pod: spec\.containers\[0\]\.terminationMessagePolicy is a object, not a string$/);
+    assert.throws(
+      () => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "main", terminationMessagePath: 3 }] } })),
+      /not a Pod: spec\.containers\[0\]\.terminationMessagePath is a number, not a string$/,
+    );
+    assert.throws(
+      () => parseWatchEvent(line("ADDED", { spec: { containers: [{ name: "main", terminationMessagePolicy: {} }] } })),
+      /not a Pod: spec\.containers\[0\]\.terminationMessagePolicy is a object, not a string$/,
+    );
     assert.throws(() => parseWatchEvent(line("ADDED", [])), notAPod);
-    assert.throws(() => parseWatchEvent(line("ERROR", { code: "410" })), /ERROR event that is not a Status: code is a string, not a number$/);
+    assert.throws(
+      () => parseWatchEvent(line("ERROR", { code: "410" })),
+      /ERROR event that is not a Status: code is a string, not a number$/,
+    );
     // As the API server sends them: null for empty fields, and bookmarks with hardly anything in them.
     for (const stream of ["watch-events.jsonl", "watch-expired.jsonl"]) {
-      for (const text of capturedStream(stream).toString().trim().split("\n")) assert.doesNotThrow(() => parseWatchEvent(text));
+      for (const text of capturedStream(stream).toString().trim().split("\n"))
+        assert.doesNotThrow(() => parseWatchEvent(text));
     }
-    assert.doesNotThrow(() => parseWatchEvent(line("BOOKMARK", { metadata: { resourceVersion: "5" }, spec: { containers: null }, status: {} })));
-    for (const state of ["all-ready", "deleting", "init-done", "init-running", "onfailure-restarted", "sidecar-failed", "sidecars-not-ready", "sidecars-terminated", "succeeded", "waiting"]) {
+    assert.doesNotThrow(() =>
+      parseWatchEvent(line("BOOKMARK", { metadata: { resourceVersion: "5" }, spec: { containers: null }, status: {} })),
+    );
+    for (const state of [
+      "all-ready",
+      "deleting",
+      "init-done",
+      "init-running",
+      "onfailure-restarted",
+      "sidecar-failed",
+      "sidecars-not-ready",
+      "sidecars-terminated",
+      "succeeded",
+      "waiting",
+    ]) {
       assert.doesNotThrow(() => checkPod(capturedPod(state)), state);
     }
   });
 });
 
 describe("the watch's step function", () => {
-  const timing: Timing = { ...defaultTiming, backoffBaseMs: 100, backoffMaxMs: 1000, giveUpMs: 60_000, minWatchMs: 1000, random: () => 1 };
+  const timing: Timing = {
+    ...defaultTiming,
+    backoffBaseMs: 100,
+    backoffMaxMs: 1000,
+    giveUpMs: 60_000,
+    minWatchMs: 1000,
+    random: () => 1,
+  };
   const want: PodName = { namespace: "ns", name: "p" };
-  const pod = (resourceVersion: string, metadata: Pod["metadata"] = {}): Pod => ({ metadata: { namespace: "ns", name: "p", uid: "u1", resourceVersion, ...metadata } });
+  const pod = (resourceVersion: string, metadata: Pod["metadata"] = {}): Pod => ({
+    metadata: { namespace: "ns", name: "p", uid: "u1", resourceVersion, ...metadata },
+  });
   type Trouble = { since: number; error: string };
-  const watching = (resourceVersion: string, more: Partial<{ failures: number; delivered: string; trouble: Trouble; uid: string }> = {}): WatchState => ({
-    kind: "watching",
-    resourceVersion,
-    failures: 0,
-    ...more,
-  } as WatchState);
-  const listing = (more: Partial<{ failures: number; delivered: string; trouble: Trouble; uid: string }> = {}) => ({ kind: "listing", failures: 0, ...more }) as WatchState;
+  const watching = (
+    resourceVersion: string,
+    more: Partial<{ failures: number; delivered: string; trouble: Trouble; uid: string }> = {},
+  ): WatchState =>
+    ({
+      kind: "watching",
+      resourceVersion,
+      failures: 0,
+      ...more,
+    }) as WatchState;
+  const listing = (more: Partial<{ failures: number; delivered: string; trouble: Trouble; uid: string }> = {}) =>
+    ({ kind: "listing", failures: 0, ...more }) as WatchState;
   const error403 = (since: number): Trouble => ({ since, error: "HTTP 403" });
   const troubled = (since: number) => ({ since, error: new KubeError("HTTP 403", 403) });
-  const failed = (status: number | undefined, at = 0, retryAfterMs?: number, lastedMs = 0): WatchOutcome => ({ kind: "failed", error: new KubeError(`HTTP ${status}`, status, retryAfterMs), at, lastedMs });
-  const event = (type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK", object: Pod): WatchOutcome => ({ kind: "event", event: { type, object } });
-  const errorEvent = (code: number, reason: string): WatchOutcome => ({ kind: "event", event: { type: "ERROR", object: { code, reason } } });
-  const backingOff = (delayMs: number, then: object, failures: number, more: object = {}) => ({ kind: "backingOff", delayMs, then, failures, ...more }) as WatchState;
+  const failed = (status: number | undefined, at = 0, retryAfterMs?: number, lastedMs = 0): WatchOutcome => ({
+    kind: "failed",
+    error: new KubeError(`HTTP ${status}`, status, retryAfterMs),
+    at,
+    lastedMs,
+  });
+  const event = (type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK", object: Pod): WatchOutcome => ({
+    kind: "event",
+    event: { type, object },
+  });
+  const errorEvent = (code: number, reason: string): WatchOutcome => ({
+    kind: "event",
+    event: { type: "ERROR", object: { code, reason } },
+  });
+  const backingOff = (delayMs: number, then: object, failures: number, more: object = {}) =>
+    ({ kind: "backingOff", delayMs, then, failures, ...more }) as WatchState;
   const listed = (items: Pod[], resourceVersion = "9"): WatchOutcome => ({ kind: "listed", items, resourceVersion });
 
-  const cases: { name: string; state: WatchState; outcome: WatchOutcome; next: WatchState; deliver?: Pod | null; ignored?: RegExp }[] = [
-    { name: "a list delivers the Pod, keeps its uid, and watches from the list's resourceVersion", state: listing(), outcome: listed([pod("7")]), next: watching("9", { delivered: "7", uid: "u1" }), deliver: pod("7") },
-    { name: "an empty list delivers null", state: listing(), outcome: listed([]), next: watching("9", { delivered: "absent" }), deliver: null },
-    { name: "a relist that finds the Pod already delivered delivers nothing", state: listing({ failures: 1, delivered: "7", uid: "u1" }), outcome: listed([pod("7")], "12"), next: watching("12", { failures: 1, delivered: "7", uid: "u1" }) },
-    { name: "a list of another Pod delivers null and says why", state: listing(), outcome: listed([pod("7", { name: "q" })]), next: watching("9", { delivered: "absent" }), deliver: null, ignored: /sent Pod ns\/q when asked for ns\/p: ignoring it/ },
-    { name: "a list of a Pod in another namespace delivers null", state: listing(), outcome: listed([pod("7", { namespace: "other" })]), next: watching("9", { delivered: "absent" }), deliver: null, ignored: /sent Pod other\/p/ },
-    { name: "a list of the same name with another uid delivers null: proa's Pod is gone", state: listing({ failures: 1, delivered: "7", uid: "u1" }), outcome: listed([pod("8", { uid: "u2" })]), next: watching("9", { failures: 1, delivered: "absent", uid: "u1" }), deliver: null, ignored: /another Pod named ns\/p \(uid u2, not u1\)/ },
-    { name: "MODIFIED delivers the Pod and moves to its resourceVersion, keeping the failure count", state: watching("9", { failures: 2 }), outcome: event("MODIFIED", pod("10")), next: watching("10", { failures: 2, delivered: "10", uid: "u1" }), deliver: pod("10") },
-    { name: "MODIFIED of another Pod changes nothing and says why", state: watching("9", { uid: "u1" }), outcome: event("MODIFIED", pod("10", { name: "q" })), next: watching("9", { uid: "u1" }), ignored: /sent Pod ns\/q/ },
-    { name: "MODIFIED of another uid changes nothing", state: watching("9", { uid: "u1" }), outcome: event("MODIFIED", pod("10", { uid: "u2" })), next: watching("9", { uid: "u1" }), ignored: /uid u2, not u1/ },
-    { name: "DELETED delivers null", state: watching("9", { delivered: "8", uid: "u1" }), outcome: event("DELETED", pod("10")), next: watching("10", { delivered: "absent", uid: "u1" }), deliver: null },
-    { name: "DELETED of another uid changes nothing", state: watching("9", { delivered: "8", uid: "u1" }), outcome: event("DELETED", pod("10", { uid: "u2" })), next: watching("9", { delivered: "8", uid: "u1" }), ignored: /uid u2/ },
-    { name: "a BOOKMARK only advances the resourceVersion", state: watching("9", { delivered: "8" }), outcome: event("BOOKMARK", { metadata: { resourceVersion: "15" } }), next: watching("15", { delivered: "8" }) },
-    { name: "a clean end of a watch that lasted watches again at once from the same resourceVersion, without a list", state: watching("10", { failures: 3, delivered: "10" }), outcome: { kind: "ended", lines: 0, lastedMs: 1000 }, next: watching("10", { delivered: "10" }) },
-    { name: "a clean end of a short watch backs off, whatever it delivered", state: watching("10", { delivered: "10" }), outcome: { kind: "ended", lines: 3, lastedMs: 999 }, next: backingOff(100, { kind: "watching", resourceVersion: "10" }, 1, { delivered: "10" }) },
-    { name: "ERROR 410 Expired lists again at once", state: watching("10", { delivered: "10" }), outcome: errorEvent(410, "Expired"), next: listing({ failures: 1, delivered: "10" }) },
-    { name: "ERROR 410 Gone lists again at once: the code decides, not the reason", state: watching("10"), outcome: errorEvent(410, "Gone"), next: listing({ failures: 1 }) },
-    { name: "a 410 right after a relist backs off before listing again", state: watching("10", { failures: 1 }), outcome: errorEvent(410, "Expired"), next: backingOff(200, { kind: "listing" }, 2) },
-    { name: "another ERROR event backs off, then lists", state: watching("10"), outcome: errorEvent(500, "InternalError"), next: backingOff(100, { kind: "listing" }, 1) },
-    { name: "HTTP 410 on the watch lists again", state: watching("10"), outcome: failed(410), next: listing({ failures: 1 }) },
-    { name: "a cut watch backs off, then watches from the same resourceVersion", state: watching("10", { failures: 2 }), outcome: failed(undefined), next: backingOff(400, { kind: "watching", resourceVersion: "10" }, 3) },
-    { name: "a watch cut after it lasted starts a new streak", state: watching("10", { failures: 5 }), outcome: failed(undefined, 0, undefined, 1000), next: backingOff(100, { kind: "watching", resourceVersion: "10" }, 1) },
-    { name: "a failed list backs off, then lists", state: listing(), outcome: failed(500), next: backingOff(100, { kind: "listing" }, 1) },
-    { name: "Retry-After lengthens the delay", state: listing(), outcome: failed(429, 0, 700), next: backingOff(700, { kind: "listing" }, 1) },
-    { name: "Retry-After never shortens the delay", state: listing({ failures: 3 }), outcome: failed(503, 0, 100), next: backingOff(800, { kind: "listing" }, 4) },
-    { name: "Retry-After is capped at the maximum backoff", state: listing(), outcome: failed(503, 0, 3_600_000), next: backingOff(1000, { kind: "listing" }, 1) },
-    { name: "the backoff is capped", state: listing({ failures: 30 }), outcome: failed(500), next: backingOff(1000, { kind: "listing" }, 31) },
-    { name: "403 starts the give-up clock and backs off", state: listing(), outcome: failed(403, 5000), next: backingOff(100, { kind: "listing" }, 1, { trouble: error403(5000) }) },
-    { name: "401 within the give-up time backs off, but never past the give-up moment", state: listing({ failures: 3, trouble: troubled(5000) as never }), outcome: failed(401, 64_900), next: backingOff(100, { kind: "listing" }, 4, { trouble: { since: 5000, error: "HTTP 401" } }) },
-    { name: "another failure during a run of 403 keeps the give-up clock", state: listing({ failures: 1, trouble: troubled(5000) as never }), outcome: failed(500, 6000), next: backingOff(200, { kind: "listing" }, 2, { trouble: error403(5000) }) },
-    { name: "a list succeeding clears the give-up clock", state: listing({ failures: 3, trouble: troubled(5000) as never }), outcome: listed([pod("1")], "2"), next: watching("2", { failures: 3, delivered: "1", uid: "u1" }), deliver: pod("1") },
-    { name: "the end of a backoff resumes what it interrupted", state: backingOff(5, { kind: "watching", resourceVersion: "10" }, 2, { delivered: "9" }), outcome: { kind: "waited", at: 0 }, next: watching("10", { failures: 2, delivered: "9" }) },
-    { name: "the end of a backoff during 403 resumes, keeping the give-up clock", state: backingOff(5, { kind: "listing" }, 2, { trouble: troubled(5000) }), outcome: { kind: "waited", at: 64_999 }, next: listing({ failures: 2, trouble: error403(5000) }) },
+  const cases: {
+    name: string;
+    state: WatchState;
+    outcome: WatchOutcome;
+    next: WatchState;
+    deliver?: Pod | null;
+    ignored?: RegExp;
+  }[] = [
+    {
+      name: "a list delivers the Pod, keeps its uid, and watches from the list's resourceVersion",
+      state: listing(),
+      outcome: listed([pod("7")]),
+      next: watching("9", { delivered: "7", uid: "u1" }),
+      deliver: pod("7"),
+    },
+    {
+      name: "an empty list delivers null",
+      state: listing(),
+      outcome: listed([]),
+      next: watching("9", { delivered: "absent" }),
+      deliver: null,
+    },
+    {
+      name: "a relist that finds the Pod already delivered delivers nothing",
+      state: listing({ failures: 1, delivered: "7", uid: "u1" }),
+      outcome: listed([pod("7")], "12"),
+      next: watching("12", { failures: 1, delivered: "7", uid: "u1" }),
+    },
+    {
+      name: "a list of another Pod delivers null and says why",
+      state: listing(),
+      outcome: listed([pod("7", { name: "q" })]),
+      next: watching("9", { delivered: "absent" }),
+      deliver: null,
+      ignored: /sent Pod ns\/q when asked for ns\/p: ignoring it/,
+    },
+    {
+      name: "a list of a Pod in another namespace delivers null",
+      state: listing(),
+      outcome: listed([pod("7", { namespace: "other" })]),
+      next: watching("9", { delivered: "absent" }),
+      deliver: null,
+      ignored: /sent Pod other\/p/,
+    },
+    {
+      name: "a list of the same name with another uid delivers null: proa's Pod is gone",
+      state: listing({ failures: 1, delivered: "7", uid: "u1" }),
+      outcome: listed([pod("8", { uid: "u2" })]),
+      next: watching("9", { failures: 1, delivered: "absent", uid: "u1" }),
+      deliver: null,
+      ignored: /another Pod named ns\/p \(uid u2, not u1\)/,
+    },
+    {
+      name: "MODIFIED delivers the Pod and moves to its resourceVersion, keeping the failure count",
+      state: watching("9", { failures: 2 }),
+      outcome: event("MODIFIED", pod("10")),
+      next: watching("10", { failures: 2, delivered: "10", uid: "u1" }),
+      deliver: pod("10"),
+    },
+    {
+      name: "MODIFIED of another Pod changes nothing and says why",
+      state: watching("9", { uid: "u1" }),
+      outcome: event("MODIFIED", pod("10", { name: "q" })),
+      next: watching("9", { uid: "u1" }),
+      ignored: /sent Pod ns\/q/,
+    },
+    {
+      name: "MODIFIED of another uid changes nothing",
+      state: watching("9", { uid: "u1" }),
+      outcome: event("MODIFIED", pod("10", { uid: "u2" })),
+      next: watching("9", { uid: "u1" }),
+      ignored: /uid u2, not u1/,
+    },
+    {
+      name: "DELETED delivers null",
+      state: watching("9", { delivered: "8", uid: "u1" }),
+      outcome: event("DELETED", pod("10")),
+      next: watching("10", { delivered: "absent", uid: "u1" }),
+      deliver: null,
+    },
+    {
+      name: "DELETED of another uid changes nothing",
+      state: watching("9", { delivered: "8", uid: "u1" }),
+      outcome: event("DELETED", pod("10", { uid: "u2" })),
+      next: watching("9", { delivered: "8", uid: "u1" }),
+      ignored: /uid u2/,
+    },
+    {
+      name: "a BOOKMARK only advances the resourceVersion",
+      state: watching("9", { delivered: "8" }),
+      outcome: event("BOOKMARK", { metadata: { resourceVersion: "15" } }),
+      next: watching("15", { delivered: "8" }),
+    },
+    {
+      name: "a clean end of a watch that lasted watches again at once from the same resourceVersion, without a list",
+      state: watching("10", { failures: 3, delivered: "10" }),
+      outcome: { kind: "ended", lines: 0, lastedMs: 1000 },
+      next: watching("10", { delivered: "10" }),
+    },
+    {
+      name: "a clean end of a short watch backs off, whatever it delivered",
+      state: watching("10", { delivered: "10" }),
+      outcome: { kind: "ended", lines: 3, lastedMs: 999 },
+      next: backingOff(100, { kind: "watching", resourceVersion: "10" }, 1, { delivered: "10" }),
+    },
+    {
+      name: "ERROR 410 Expired lists again at once",
+      state: watching("10", { delivered: "10" }),
+      outcome: errorEvent(410, "Expired"),
+      next: listing({ failures: 1, delivered: "10" }),
+    },
+    {
+      name: "ERROR 410 Gone lists again at once: the code decides, not the reason",
+      state: watching("10"),
+      outcome: errorEvent(410, "Gone"),
+      next: listing({ failures: 1 }),
+    },
+    {
+      name: "a 410 right after a relist backs off before listing again",
+      state: watching("10", { failures: 1 }),
+      outcome: errorEvent(410, "Expired"),
+      next: backingOff(200, { kind: "listing" }, 2),
+    },
+    {
+      name: "another ERROR event backs off, then lists",
+      state: watching("10"),
+      outcome: errorEvent(500, "InternalError"),
+      next: backingOff(100, { kind: "listing" }, 1),
+    },
+    {
+      name: "HTTP 410 on the watch lists again",
+      state: watching("10"),
+      outcome: failed(410),
+      next: listing({ failures: 1 }),
+    },
+    {
+      name: "a cut watch backs off, then watches from the same resourceVersion",
+      state: watching("10", { failures: 2 }),
+      outcome: failed(undefined),
+      next: backingOff(400, { kind: "watching", resourceVersion: "10" }, 3),
+    },
+    {
+      name: "a watch cut after it lasted starts a new streak",
+      state: watching("10", { failures: 5 }),
+      outcome: failed(undefined, 0, undefined, 1000),
+      next: backingOff(100, { kind: "watching", resourceVersion: "10" }, 1),
+    },
+    {
+      name: "a failed list backs off, then lists",
+      state: listing(),
+      outcome: failed(500),
+      next: backingOff(100, { kind: "listing" }, 1),
+    },
+    {
+      name: "Retry-After lengthens the delay",
+      state: listing(),
+      outcome: failed(429, 0, 700),
+      next: backingOff(700, { kind: "listing" }, 1),
+    },
+    {
+      name: "Retry-After never shortens the delay",
+      state: listing({ failures: 3 }),
+      outcome: failed(503, 0, 100),
+      next: backingOff(800, { kind: "listing" }, 4),
+    },
+    {
+      name: "Retry-After is capped at the maximum backoff",
+      state: listing(),
+      outcome: failed(503, 0, 3_600_000),
+      next: backingOff(1000, { kind: "listing" }, 1),
+    },
+    {
+      name: "the backoff is capped",
+      state: listing({ failures: 30 }),
+      outcome: failed(500),
+      next: backingOff(1000, { kind: "listing" }, 31),
+    },
+    {
+      name: "403 starts the give-up clock and backs off",
+      state: listing(),
+      outcome: failed(403, 5000),
+      next: backingOff(100, { kind: "listing" }, 1, { trouble: error403(5000) }),
+    },
+    {
+      name: "401 within the give-up time backs off, but never past the give-up moment",
+      state: listing({ failures: 3, trouble: troubled(5000) as never }),
+      outcome: failed(401, 64_900),
+      next: backingOff(100, { kind: "listing" }, 4, { trouble: { since: 5000, error: "HTTP 401" } }),
+    },
+    {
+      name: "another failure during a run of 403 keeps the give-up clock",
+      state: listing({ failures: 1, trouble: troubled(5000) as never }),
+      outcome: failed(500, 6000),
+      next: backingOff(200, { kind: "listing" }, 2, { trouble: error403(5000) }),
+    },
+    {
+      name: "a list succeeding clears the give-up clock",
+      state: listing({ failures: 3, trouble: troubled(5000) as never }),
+      outcome: listed([pod("1")], "2"),
+      next: watching("2", { failures: 3, delivered: "1", uid: "u1" }),
+      deliver: pod("1"),
+    },
+    {
+      name: "the end of a backoff resumes what it interrupted",
+      state: backingOff(5, { kind: "watching", resourceVersion: "10" }, 2, { delivered: "9" }),
+      outcome: { kind: "waited", at: 0 },
+      next: watching("10", { failures: 2, delivered: "9" }),
+    },
+    {
+      name: "the end of a backoff during 403 resumes, keeping the give-up clock",
+      state: backingOff(5, { kind: "listing" }, 2, { trouble: troubled(5000) }),
+      outcome: { kind: "waited", at: 64_999 },
+      next: listing({ failures: 2, trouble: error403(5000) }),
+    },
   ];
-  const plain = (state: WatchState) => JSON.parse(JSON.stringify(state, (_, value) => (value instanceof Error ? value.message : value)));
+  const plain = (state: WatchState) =>
+    JSON.parse(JSON.stringify(state, (_, value) => (value instanceof Error ? value.message : value)));
   for (const c of cases) {
     test(c.name, () => {
       const step = nextWatchState(c.state, c.outcome, timing, want);
@@ -283,8 +589,16 @@ describe("the watch's step function", () => {
 
   for (const [what, state, outcome] of [
     ["a 401 or 403", listing({ failures: 3, trouble: troubled(5000) as never }), failed(403, 65_000)],
-    ["any failure during a run of 403", listing({ failures: 3, trouble: troubled(5000) as never }), failed(undefined, 65_000)],
-    ["the end of a backoff", backingOff(100, { kind: "listing" }, 3, { trouble: troubled(5000) }), { kind: "waited", at: 65_000 }],
+    [
+      "any failure during a run of 403",
+      listing({ failures: 3, trouble: troubled(5000) as never }),
+      failed(undefined, 65_000),
+    ],
+    [
+      "the end of a backoff",
+      backingOff(100, { kind: "listing" }, 3, { trouble: troubled(5000) }),
+      { kind: "waited", at: 65_000 },
+    ],
   ] as const) {
     test(`${what} at the give-up moment stops the watch with the server's message`, () => {
       const step = nextWatchState(state, outcome as WatchOutcome, timing, want);
@@ -300,23 +614,47 @@ describe("the watch's step function", () => {
 
   test("backoff doubles from base/2..base, with jitter, up to the cap", () => {
     const at = (random: number, failures: number) => backoffMs(failures, { ...timing, random: () => random });
-    assert.deepEqual([at(0, 0), at(1, 0), at(0, 1), at(1, 1), at(1, 3), at(0, 20), at(1, 20)], [50, 100, 100, 200, 800, 500, 1000]);
+    assert.deepEqual(
+      [at(0, 0), at(1, 0), at(0, 1), at(1, 1), at(1, 3), at(0, 20), at(1, 20)],
+      [50, 100, 100, 200, 800, 500, 1000],
+    );
   });
 
   test("Retry-After counts only as a positive number of seconds, or an HTTP date still to come", () => {
     const now = Date.parse("Wed, 21 Oct 2026 07:28:00 GMT");
     const parse = (header: string | undefined) => retryAfter(header, now);
-    assert.deepEqual(["1", " 30 ", "0", "", "-1", "1.5", "soon", undefined].map(parse), [1000, 30_000, undefined, undefined, undefined, undefined, undefined, undefined]);
-    assert.deepEqual(["Wed, 21 Oct 2026 07:28:02 GMT", "Wed, 21 Oct 2026 07:28:00 GMT", "Tue, 20 Oct 2026 07:28:00 GMT", "2026-10-21T07:28:05Z"].map(parse), [2000, undefined, undefined, undefined]);
+    assert.deepEqual(["1", " 30 ", "0", "", "-1", "1.5", "soon", undefined].map(parse), [
+      1000,
+      30_000,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    assert.deepEqual(
+      [
+        "Wed, 21 Oct 2026 07:28:02 GMT",
+        "Wed, 21 Oct 2026 07:28:00 GMT",
+        "Tue, 20 Oct 2026 07:28:00 GMT",
+        "2026-10-21T07:28:05Z",
+      ].map(parse),
+      [2000, undefined, undefined, undefined],
+    );
   });
 });
 
 describe("which container is proa's own", () => {
   const pod = capturedPod("all-ready"); // containers main, sidecar-1, sidecar-2
   const uid = pod.metadata?.uid as string;
-  const idOf = (name: string) => pod.status?.containerStatuses?.find((s) => s.name === name)?.containerID?.replace("containerd://", "") as string;
+  const idOf = (name: string) =>
+    pod.status?.containerStatuses?.find((s) => s.name === name)?.containerID?.replace("containerd://", "") as string;
   // /proc/self/mountinfo of a container under containerd (the usual mounts, a few left out).
-  const mountinfo = (name: string, podUid = uid) => `1489 1298 0:317 / / rw,relatime master:421 - overlay overlay rw,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/112/fs,upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/113/fs,workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/113/work
+  const mountinfo = (
+    name: string,
+    podUid = uid,
+  ) => `1489 1298 0:317 / / rw,relatime master:421 - overlay overlay rw,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/112/fs,upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/113/fs,workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/113/work
 1490 1489 0:320 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
 1491 1489 0:321 / /dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
 1495 1494 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw
@@ -325,20 +663,31 @@ describe("which container is proa's own", () => {
 1498 1489 254:1 /var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/3a7b9c0d1e2f/hostname /etc/hostname rw,relatime - ext4 /dev/vda1 rw
 1501 1489 0:314 / /var/run/secrets/kubernetes.io/serviceaccount ro,relatime - tmpfs tmpfs rw,size=7901800k
 `;
-  const cgroupV1 = (id: string) => `12:pids:/kubepods/besteffort/pod${uid}/${id}\n11:memory:/kubepods/besteffort/pod${uid}/${id}\n0::/\n`;
-  const cgroupSystemd = (id: string) => `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice/cri-containerd-${id}.scope\n`;
+  const cgroupV1 = (id: string) =>
+    `12:pids:/kubepods/besteffort/pod${uid}/${id}\n11:memory:/kubepods/besteffort/pod${uid}/${id}\n0::/\n`;
+  const cgroupSystemd = (id: string) =>
+    `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice/cri-containerd-${id}.scope\n`;
   const fallback = "the Pod's first container, as the original proa did (set --container to choose)";
 
   test("--container wins over everything", () => {
-    assert.deepEqual(ownContainerName(pod, { container: "sidecar-2", mountinfo: mountinfo("main") }), { name: "sidecar-2", rule: "--container" });
+    assert.deepEqual(ownContainerName(pod, { container: "sidecar-2", mountinfo: mountinfo("main") }), {
+      name: "sidecar-2",
+      rule: "--container",
+    });
   });
 
   test("--container naming no container is an error that lists the Pod's containers", () => {
-    assert.throws(() => ownContainerName(pod, { container: "mian" }), /--container mian: the Pod has no such container; its containers are: main, sidecar-1, sidecar-2$/);
+    assert.throws(
+      () => ownContainerName(pod, { container: "mian" }),
+      /--container mian: the Pod has no such container; its containers are: main, sidecar-1, sidecar-2$/,
+    );
   });
 
   test("the termination log mount names the container", () => {
-    assert.deepEqual(ownContainerName(pod, { mountinfo: mountinfo("main") }), { name: "main", rule: "the termination log mount in /proc/self/mountinfo" });
+    assert.deepEqual(ownContainerName(pod, { mountinfo: mountinfo("main") }), {
+      name: "main",
+      rule: "the termination log mount in /proc/self/mountinfo",
+    });
     assert.equal(ownContainerName(pod, { mountinfo: mountinfo("sidecar-2") }).name, "sidecar-2");
     assert.equal(containerFromMountinfo(mountinfo("main").replaceAll("/var/lib/kubelet", ""), uid), "main"); // the kubelet's directory on its own filesystem
   });
@@ -351,7 +700,10 @@ describe("which container is proa's own", () => {
   test("the container id in /proc/self/cgroup is matched against the statuses' containerID", () => {
     assert.equal(containerIdFromCgroup(cgroupV1(idOf("main"))), idOf("main"));
     assert.equal(containerIdFromCgroup(cgroupSystemd(idOf("main"))), idOf("main"));
-    assert.deepEqual(ownContainerName(pod, { mountinfo: "", cgroup: cgroupSystemd(idOf("main")) }), { name: "main", rule: "the container id in /proc/self/cgroup" });
+    assert.deepEqual(ownContainerName(pod, { mountinfo: "", cgroup: cgroupSystemd(idOf("main")) }), {
+      name: "main",
+      rule: "the container id in /proc/self/cgroup",
+    });
     assert.equal(ownContainerName(pod, { cgroup: cgroupV1(idOf("sidecar-2")) }).name, "sidecar-2");
   });
 
@@ -361,7 +713,10 @@ describe("which container is proa's own", () => {
   });
 
   test("the only regular container is proa's, even beside native sidecars", () => {
-    assert.deepEqual(ownContainerName(withNativeSidecar(withNativeSidecar(pod, "sidecar-1"), "sidecar-2"), {}), { name: "main", rule: "the Pod's only regular container" });
+    assert.deepEqual(ownContainerName(withNativeSidecar(withNativeSidecar(pod, "sidecar-1"), "sidecar-2"), {}), {
+      name: "main",
+      rule: "the Pod's only regular container",
+    });
   });
 
   test("otherwise the first container, as the original proa chose", () => {
@@ -382,7 +737,11 @@ describe("restartPolicyOf: a Pod read from the API has the server's default, Alw
 describe("readiness, over Pods captured from a real API server", () => {
   const check = (pod: Pod, waitFor: string[] = [], ignore: string[] = []) => readiness(pod, "main", waitFor, ignore);
   // The captured watch: sidecar-1 ready at [1], both at [2] (test/fixtures/README.md).
-  const watched = capturedStream("watch-events.jsonl").toString().trim().split("\n").map((line) => parseWatchEvent(line).object as Pod);
+  const watched = capturedStream("watch-events.jsonl")
+    .toString()
+    .trim()
+    .split("\n")
+    .map((line) => parseWatchEvent(line).object as Pod);
   const oneReady = watched[1] as Pod;
 
   test("no sidecar ready, while the containers are created or running", () => {
@@ -407,30 +766,47 @@ describe("readiness, over Pods captured from a real API server", () => {
   test("a sidecar that terminated fails the wait when the restartPolicy is Never, naming it, its exit code and reason", () => {
     assert.deepEqual(check(capturedPod("sidecar-failed")), {
       notReady: ["sidecar-1", "sidecar-2"],
-      failed: "container sidecar-1 terminated with exit code 1 (Error) before it was ready, and the Pod's restartPolicy is Never, so it will not be restarted",
+      failed:
+        "container sidecar-1 terminated with exit code 1 (Error) before it was ready, and the Pod's restartPolicy is Never, so it will not be restarted",
     });
   });
 
   test("a terminated sidecar's reason, written by whoever wrote the status, is quoted in at most 80 characters", () => {
-    const pod = podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 1, reason: `Error\n${"x".repeat(5000)}` } } });
+    const pod = podWith({
+      sidecars: ["sidecar-1"],
+      terminated: { "sidecar-1": { exitCode: 1, reason: `Error\n${"x".repeat(5000)}` } },
+    });
     const failed = check(pod).failed ?? "";
-    assert.match(failed, /^container sidecar-1 terminated with exit code 1 \(Error x+… \(4926 more characters\)\) before it was ready/);
+    assert.match(
+      failed,
+      /^container sidecar-1 terminated with exit code 1 \(Error x+… \(4926 more characters\)\) before it was ready/,
+    );
     assert.ok(failed.length < 300, `${failed.length} characters`);
   });
 
   for (const restartPolicy of ["OnFailure", "Always"] as const) {
     test(`a sidecar that terminated is waited for when the restartPolicy is ${restartPolicy}: the kubelet restarts it`, () => {
-      assert.deepEqual(check(withRestartPolicy(capturedPod("sidecar-failed"), restartPolicy)), { notReady: ["sidecar-1", "sidecar-2"] });
+      assert.deepEqual(check(withRestartPolicy(capturedPod("sidecar-failed"), restartPolicy)), {
+        notReady: ["sidecar-1", "sidecar-2"],
+      });
     });
   }
 
   test("a sidecar that exited 0 fails the wait under OnFailure, at once and naming it: the kubelet never restarts it", () => {
     assert.deepEqual(check(withRestartPolicy(capturedPod("sidecars-terminated"), "OnFailure")), {
       notReady: ["sidecar-1", "sidecar-2"],
-      failed: "container sidecar-1 terminated with exit code 0 (Completed) before it was ready, and the Pod's restartPolicy is OnFailure, so it will not be restarted",
+      failed:
+        "container sidecar-1 terminated with exit code 0 (Completed) before it was ready, and the Pod's restartPolicy is OnFailure, so it will not be restarted",
     });
-    assert.deepEqual(check(withRestartPolicy(capturedPod("sidecars-terminated"), "Always")), { notReady: ["sidecar-1", "sidecar-2"] });
-    assert.deepEqual(check(withNativeSidecar(withRestartPolicy(capturedPod("sidecars-terminated"), "OnFailure"), "sidecar-1")).failed?.split(" ")[1], "sidecar-2");
+    assert.deepEqual(check(withRestartPolicy(capturedPod("sidecars-terminated"), "Always")), {
+      notReady: ["sidecar-1", "sidecar-2"],
+    });
+    assert.deepEqual(
+      check(
+        withNativeSidecar(withRestartPolicy(capturedPod("sidecars-terminated"), "OnFailure"), "sidecar-1"),
+      ).failed?.split(" ")[1],
+      "sidecar-2",
+    );
   });
 
   test("a sidecar restarted after a failure (OnFailure) is waited for", () => {
@@ -440,13 +816,17 @@ describe("readiness, over Pods captured from a real API server", () => {
   test("native sidecars are waited for, and one that terminated is restarted by the kubelet whatever the Pod's policy", () => {
     assert.deepEqual(check(withNativeSidecar(oneReady, "sidecar-2")), { notReady: ["sidecar-2"] });
     assert.deepEqual(check(withNativeSidecar(capturedPod("all-ready"), "sidecar-2")), { notReady: [] });
-    assert.deepEqual(check(withNativeSidecar(capturedPod("sidecar-failed"), "sidecar-1")), { notReady: ["sidecar-2", "sidecar-1"] });
+    assert.deepEqual(check(withNativeSidecar(capturedPod("sidecar-failed"), "sidecar-1")), {
+      notReady: ["sidecar-2", "sidecar-1"],
+    });
   });
 
   test("plain init containers are not sidecars, running or completed", () => {
     assert.deepEqual(check(capturedPod("init-running")), { notReady: ["sidecar-1", "sidecar-2"] });
     assert.deepEqual(check(capturedPod("init-done")), { notReady: ["sidecar-1", "sidecar-2"] });
-    assert.deepEqual(check(podWith({ initContainers: ["migrate"], sidecars: ["sidecar-1"], ready: true })), { notReady: [] });
+    assert.deepEqual(check(podWith({ initContainers: ["migrate"], sidecars: ["sidecar-1"], ready: true })), {
+      notReady: [],
+    });
   });
 
   test("--wait-for narrows the set and --ignore removes from it", () => {
@@ -458,7 +838,10 @@ describe("readiness, over Pods captured from a real API server", () => {
 
   test("an unknown --wait-for or --ignore name is an error that lists the Pod's other containers", () => {
     const pod = withNativeSidecar(capturedPod("init-done"), "sidecar-2");
-    assert.throws(() => check(pod, ["sidecar-3"]), /^Error: --wait-for sidecar-3: no such container besides proa's own \(main\); the Pod's other containers are: sidecar-1, sidecar-2$/);
+    assert.throws(
+      () => check(pod, ["sidecar-3"]),
+      /^Error: --wait-for sidecar-3: no such container besides proa's own \(main\); the Pod's other containers are: sidecar-1, sidecar-2$/,
+    );
     assert.throws(() => check(pod, [], ["init"]), /^Error: --ignore init: no such container/);
     assert.throws(() => check(pod, ["main"]), /^Error: --wait-for main: no such container besides proa's own \(main\)/);
   });
@@ -467,7 +850,10 @@ describe("readiness, over Pods captured from a real API server", () => {
     const { spec } = capturedPod("all-ready");
     assert.deepEqual(check({ spec }), { notReady: ["sidecar-1", "sidecar-2"] });
     assert.deepEqual(check({ spec, status: { phase: "Pending" } }), { notReady: ["sidecar-1", "sidecar-2"] });
-    assert.deepEqual(check({ spec, status: { containerStatuses: [{ name: "sidecar-1" }, { name: "sidecar-2", ready: true }] } }), { notReady: ["sidecar-1"] });
+    assert.deepEqual(
+      check({ spec, status: { containerStatuses: [{ name: "sidecar-1" }, { name: "sidecar-2", ready: true }] } }),
+      { notReady: ["sidecar-1"] },
+    );
     assert.deepEqual(check({}), { notReady: [] });
   });
 
@@ -475,7 +861,9 @@ describe("readiness, over Pods captured from a real API server", () => {
     assert.deepEqual(runningContainers(capturedPod("all-ready"), "main"), ["sidecar-1", "sidecar-2"]);
     assert.deepEqual(runningContainers(capturedPod("sidecar-failed"), "main"), ["sidecar-2"]);
     assert.deepEqual(runningContainers(capturedPod("sidecars-terminated"), "main"), []);
-    assert.deepEqual(runningContainers(withNativeSidecar(capturedPod("all-ready"), "sidecar-2"), "main"), ["sidecar-1"]);
+    assert.deepEqual(runningContainers(withNativeSidecar(capturedPod("all-ready"), "sidecar-2"), "main"), [
+      "sidecar-1",
+    ]);
     assert.deepEqual(runningContainers({ spec: capturedPod("all-ready").spec }, "main"), ["sidecar-1", "sidecar-2"]);
   });
 });

@@ -13,7 +13,13 @@ import { defaultTiming, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, MAX_LINE_BYTES, typ
 import { REPEAT_WINDOW_MS } from "../log.ts";
 import { HELP, parseCommandLine } from "../proa.ts";
 import { defaultReadyUrlTiming } from "../readyurl.ts";
-import { BEFORE_KUBELET_KILL_MS, DEFAULT_TIMING, gracePeriodMs, MAX_ANSWER_BYTES, shutdownDeadline } from "../shutdown.ts";
+import {
+  BEFORE_KUBELET_KILL_MS,
+  DEFAULT_TIMING,
+  gracePeriodMs,
+  MAX_ANSWER_BYTES,
+  shutdownDeadline,
+} from "../shutdown.ts";
 import { MAX_MESSAGE_BYTES } from "../summary.ts";
 import { podWith, startFakeApiServer, watchEvent, type FakeApiServer } from "./fake-apiserver.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
@@ -83,7 +89,12 @@ describe("the durations README and SECURITY.md give", () => {
   });
 
   test("--ready-url: each URL polled every 50 ms, each request limited to 1 s, reminders every 30 s, a Retry-After honoured up to 30 s", () => {
-    assert.deepEqual(defaultReadyUrlTiming, { pollMs: 50, requestTimeoutMs: 1000, reminderMs: 30_000, retryAfterMaxMs: 30_000 });
+    assert.deepEqual(defaultReadyUrlTiming, {
+      pollMs: 50,
+      requestTimeoutMs: 1000,
+      reminderMs: 30_000,
+      retryAfterMaxMs: 30_000,
+    });
   });
 
   test("each shutdown request: 5 s unless --shutdown-request-timeout says otherwise, in the help too, and at least 1 s of what the budget leaves", () => {
@@ -114,7 +125,10 @@ describe("each limit, in the built bundle", () => {
       });
     });
     const port = await listen(sidecar);
-    const proa = run(["-g", `http://127.0.0.1:${port}/quitquitquit`, "--shutdown-request-timeout", "2s", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    const proa = run(
+      ["-g", `http://127.0.0.1:${port}/quitquitquit`, "--shutdown-request-timeout", "2s", "--", NODE, "-e", "0"],
+      { ...api.env(), PROA_CONTAINER: "main" },
+    );
     assert.equal((await proa.exit).code, 0, proa.stderr());
     const answer = proa.logs.find((record) => record.msg.startsWith("sidecar shutdown request answered 500"));
     assert.ok(answer, proa.stderr());
@@ -129,7 +143,12 @@ describe("each limit, in the built bundle", () => {
   test("http.ts reads DEFAULT_MAX_BODY_BYTES of a longer body when the caller gives no limit", async () => {
     const server = createServer((_request, response) => response.end("x".repeat(4 * DEFAULT_MAX_BODY_BYTES)));
     const port = await listen(server);
-    const answer = await httpRequest({ method: "GET", url: new URL(`http://127.0.0.1:${port}/`), timeoutMs: 5000, userAgent: "limits-test" });
+    const answer = await httpRequest({
+      method: "GET",
+      url: new URL(`http://127.0.0.1:${port}/`),
+      timeoutMs: 5000,
+      userAgent: "limits-test",
+    });
     assert.equal(answer.body.length, DEFAULT_MAX_BODY_BYTES);
   });
 
@@ -149,7 +168,8 @@ describe("each limit, in the built bundle", () => {
   }
 
   // The Pod's sidecar exits at once (its shutdown step is not what is tested here), so proa exits on its own.
-  const listRequests = (api: FakeApiServer) => api.requests.filter((request) => !request.url.includes("watch=1")).length;
+  const listRequests = (api: FakeApiServer) =>
+    api.requests.filter((request) => !request.url.includes("watch=1")).length;
 
   test("a list answer of exactly MAX_LINE_BYTES is accepted: the program runs after one list", async () => {
     const api = await apiServer();
@@ -175,10 +195,19 @@ describe("each limit, in the built bundle", () => {
   /** The fake server's list with a spare field in its Pod's spec, for the nesting and counting limits. */
   function listWithSpare(api: FakeApiServer, spare: unknown): object {
     const pod = api.pod()!;
-    return { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: pod.metadata!.resourceVersion }, items: [{ ...pod, spec: { ...pod.spec, spare } }] };
+    return {
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: pod.metadata!.resourceVersion },
+      items: [{ ...pod, spec: { ...pod.spec, spare } }],
+    };
   }
-  const depthOf = (value: unknown): number => (typeof value === "object" && value !== null ? 1 + Math.max(0, ...Object.values(value).map(depthOf)) : 0);
-  const containersIn = (value: unknown): number => (typeof value === "object" && value !== null ? 1 + Object.values(value).reduce((sum: number, inner) => sum + containersIn(inner), 0) : 0);
+  const depthOf = (value: unknown): number =>
+    typeof value === "object" && value !== null ? 1 + Math.max(0, ...Object.values(value).map(depthOf)) : 0;
+  const containersIn = (value: unknown): number =>
+    typeof value === "object" && value !== null
+      ? 1 + Object.values(value).reduce((sum: number, inner) => sum + containersIn(inner), 0)
+      : 0;
   /** Arrays nested `levels` deep. */
   const nested = (levels: number): unknown => (levels === 0 ? 0 : [nested(levels - 1)]);
 
@@ -191,7 +220,10 @@ describe("each limit, in the built bundle", () => {
     api.fail({ on: "list", status: 200, body: over }, { on: "list", status: 200, body: atLimit });
     const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
     const refused = await proa.waitForLog((record) => /deeper than/.test(record.msg));
-    assert.match(refused.msg, new RegExp(`^listing Pod .* failed: the answer nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels$`));
+    assert.match(
+      refused.msg,
+      new RegExp(`^listing Pod .* failed: the answer nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels$`),
+    );
     await proa.waitForLog((record) => record.msg === "the other containers are ready");
     assert.equal(listRequests(api), 2);
     assert.equal((await proa.exit).code, 0, proa.stderr());
@@ -199,9 +231,15 @@ describe("each limit, in the built bundle", () => {
 
   test("a list answer of exactly MAX_JSON_CONTAINERS arrays and objects is accepted; one more is refused unparsed, and the next list is used", async () => {
     const api = await apiServer();
-    const atLimit = listWithSpare(api, Array.from({ length: MAX_JSON_CONTAINERS - containersIn(listWithSpare(api, [])) }, () => ({})));
+    const atLimit = listWithSpare(
+      api,
+      Array.from({ length: MAX_JSON_CONTAINERS - containersIn(listWithSpare(api, [])) }, () => ({})),
+    );
     assert.equal(containersIn(atLimit), MAX_JSON_CONTAINERS);
-    const over = listWithSpare(api, Array.from({ length: MAX_JSON_CONTAINERS - containersIn(listWithSpare(api, [])) + 1 }, () => ({})));
+    const over = listWithSpare(
+      api,
+      Array.from({ length: MAX_JSON_CONTAINERS - containersIn(listWithSpare(api, [])) + 1 }, () => ({})),
+    );
     api.fail({ on: "list", status: 200, body: over }, { on: "list", status: 200, body: atLimit });
     const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
     const refused = await proa.waitForLog((record) => /arrays and objects/.test(record.msg));
@@ -214,8 +252,18 @@ describe("each limit, in the built bundle", () => {
   /** A watch line (newline excluded) of exactly `bytes` bytes: the fake server's Pod turned ready, at a newer
    * resourceVersion, padded with an annotation. */
   function readyEventOf(api: FakeApiServer, bytes: number): string {
-    const ready = podWith({ sidecars: ["sidecar-1"], ready: true }) as Pod & { metadata: { annotations?: Record<string, string> } };
-    const event = (padding: string) => watchEvent("MODIFIED", { ...ready, metadata: { ...ready.metadata, resourceVersion: String(Number(api.pod()!.metadata!.resourceVersion) + 1), annotations: { padding } } });
+    const ready = podWith({ sidecars: ["sidecar-1"], ready: true }) as Pod & {
+      metadata: { annotations?: Record<string, string> };
+    };
+    const event = (padding: string) =>
+      watchEvent("MODIFIED", {
+        ...ready,
+        metadata: {
+          ...ready.metadata,
+          resourceVersion: String(Number(api.pod()!.metadata!.resourceVersion) + 1),
+          annotations: { padding },
+        },
+      });
     const line = event("x".repeat(bytes - (Buffer.byteLength(event("")) - 1)));
     assert.equal(Buffer.byteLength(line) - 1, bytes);
     return line;
@@ -236,8 +284,14 @@ describe("each limit, in the built bundle", () => {
     api.fail({ on: "watch", chunks: [readyEventOf(api, MAX_LINE_BYTES + 1)], end: "stall" });
     const proa = run(["--shutdown-timeout", "100ms", "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
     const refused = await proa.waitForLog((record) => /longer than/.test(record.msg));
-    assert.match(refused.msg, new RegExp(`^watching Pod .* failed: .*the API server sent a line longer than ${MAX_LINE_BYTES} bytes$`));
-    assert.ok(!proa.logs.some((record) => record.msg === "the other containers are ready"), "the refused line's Pod was not used");
+    assert.match(
+      refused.msg,
+      new RegExp(`^watching Pod .* failed: .*the API server sent a line longer than ${MAX_LINE_BYTES} bytes$`),
+    );
+    assert.ok(
+      !proa.logs.some((record) => record.msg === "the other containers are ready"),
+      "the refused line's Pod was not used",
+    );
     api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true }));
     await proa.waitForLog((record) => record.msg === "the other containers are ready");
     assert.equal((await proa.exit).code, 0, proa.stderr());
@@ -247,7 +301,9 @@ describe("each limit, in the built bundle", () => {
     const api = await apiServer(podWith({ sidecars: ["sidecar-1"], ready: false }));
     const ours = api.pod()!;
     const other = { ...ours, metadata: { ...ours.metadata, name: "someone-else" } };
-    const events = Array.from({ length: 5000 }, (_, i) => watchEvent("MODIFIED", { ...other, metadata: { ...other.metadata, resourceVersion: String(2000 + i) } }));
+    const events = Array.from({ length: 5000 }, (_, i) =>
+      watchEvent("MODIFIED", { ...other, metadata: { ...other.metadata, resourceVersion: String(2000 + i) } }),
+    );
     const ready = podWith({ sidecars: ["sidecar-1"], ready: true });
     const readyEvent = watchEvent("MODIFIED", { ...ready, metadata: { ...ours.metadata, resourceVersion: "9000" } });
     const chunks = Array.from({ length: 10 }, (_, i) => events.slice(i * 500, (i + 1) * 500).join(""));
@@ -270,7 +326,12 @@ describe("each limit, in the built bundle", () => {
       return pod;
     };
     const api = await apiServer(withPath(podWith({ sidecars: ["sidecar-1"], ready: true })));
-    return { api, path, exit: () => api.setPod(withPath(podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 0 } } }))) };
+    return {
+      api,
+      path,
+      exit: () =>
+        api.setPod(withPath(podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 0 } } }))),
+    };
   }
 
   test("a summary longer than MAX_MESSAGE_BYTES is written cut at a line, within MAX_MESSAGE_BYTES; the log line has it all", async () => {
@@ -281,14 +342,24 @@ describe("each limit, in the built bundle", () => {
     });
     const port = await listen(sidecar);
     // 40 requests of some 140 characters each: about 5,600 bytes of message before the cut.
-    const urls = Array.from({ length: 40 }, (_, i) => `http://127.0.0.1:${port}/${String(i).padStart(2, "0")}/${"p".repeat(100)}`);
-    const proa = run([...urls.flatMap((url) => ["-g", url]), "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    const urls = Array.from(
+      { length: 40 },
+      (_, i) => `http://127.0.0.1:${port}/${String(i).padStart(2, "0")}/${"p".repeat(100)}`,
+    );
+    const proa = run([...urls.flatMap((url) => ["-g", url]), "--", NODE, "-e", "0"], {
+      ...api.env(),
+      PROA_CONTAINER: "main",
+    });
     assert.equal((await proa.exit).code, 0, proa.stderr());
     const message = readFileSync(path);
     assert.ok(message.length <= MAX_MESSAGE_BYTES, `${message.length} bytes`);
-    assert.ok(message.length > MAX_MESSAGE_BYTES - 200, `${message.length} bytes: cut at the last line that fits, not sooner`);
+    assert.ok(
+      message.length > MAX_MESSAGE_BYTES - 200,
+      `${message.length} bytes: cut at the last line that fits, not sooner`,
+    );
     assert.ok(!message.toString().includes(urls.at(-1)!), "the last request did not fit");
-    const summary = proa.logs.find((record) => record.msg === "summary") as { shutdown: { requests: unknown[] } } | undefined;
+    const summary = proa.logs.find((record) => record.msg === "summary") as
+      { shutdown: { requests: unknown[] } } | undefined;
     assert.equal(summary?.shutdown.requests.length, urls.length);
   });
 
@@ -299,9 +370,15 @@ describe("each limit, in the built bundle", () => {
       response.end("bye");
     });
     const port = await listen(sidecar);
-    const proa = run(["-g", `http://127.0.0.1:${port}/quitquitquit`, "--", NODE, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main" });
+    const proa = run(["-g", `http://127.0.0.1:${port}/quitquitquit`, "--", NODE, "-e", "0"], {
+      ...api.env(),
+      PROA_CONTAINER: "main",
+    });
     assert.equal((await proa.exit).code, 0, proa.stderr());
     assert.equal(readFileSync(path, "utf8"), "x");
-    assert.ok(proa.logs.some((record) => /the program wrote its own/.test(record.msg)), proa.stderr());
+    assert.ok(
+      proa.logs.some((record) => /the program wrote its own/.test(record.msg)),
+      proa.stderr(),
+    );
   });
 });

@@ -27,7 +27,9 @@ afterEach(async () => {
   proa = undefined;
 });
 
-async function listening<T extends Server | ReturnType<typeof createTcpServer>>(server: T): Promise<T & { port: number }> {
+async function listening<T extends Server | ReturnType<typeof createTcpServer>>(
+  server: T,
+): Promise<T & { port: number }> {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return Object.assign(server, { port: (server.address() as AddressInfo).port });
@@ -38,16 +40,29 @@ describe("the API server is checked against the service account's ca.crt alone",
   for (const [what, env] of [
     ["NODE_EXTRA_CA_CERTS", { NODE_EXTRA_CA_CERTS: SERVERS_CA }],
     ["NODE_USE_SYSTEM_CA=1 with SSL_CERT_FILE", { NODE_USE_SYSTEM_CA: "1", SSL_CERT_FILE: SERVERS_CA }],
-    ["NODE_OPTIONS=--use-openssl-ca with SSL_CERT_FILE", { NODE_OPTIONS: "--use-openssl-ca", SSL_CERT_FILE: SERVERS_CA }],
+    [
+      "NODE_OPTIONS=--use-openssl-ca with SSL_CERT_FILE",
+      { NODE_OPTIONS: "--use-openssl-ca", SSL_CERT_FILE: SERVERS_CA },
+    ],
   ] as const) {
     test(`${what} naming the CA that signed it does not make proa trust it: no request, and a warning`, async () => {
-      const untrusted = await startFakeApiServer({ pod: podWith({ sidecars: ["sidecar-1"], ready: true }), ca: OTHER_CA });
+      const untrusted = await startFakeApiServer({
+        pod: podWith({ sidecars: ["sidecar-1"], ready: true }),
+        ca: OTHER_CA,
+      });
       try {
-        proa = startProa(["--ready-timeout", "300ms", "--", process.execPath, "-e", "process.exit(0)"], { ...untrusted.env(), PROA_CONTAINER: "main", ...env });
+        proa = startProa(["--ready-timeout", "300ms", "--", process.execPath, "-e", "process.exit(0)"], {
+          ...untrusted.env(),
+          PROA_CONTAINER: "main",
+          ...env,
+        });
         assert.equal((await proa.exit).code, 1, proa.stderr());
         assert.equal(untrusted.requests.length, 0, "the token was sent to a server proa must not trust");
         const named = Object.keys(env).find((name) => name !== "SSL_CERT_FILE")!;
-        assert.ok(proa.logs.some((record) => record.level === "warn" && record.msg.startsWith(`${named} is set`)), proa.stderr());
+        assert.ok(
+          proa.logs.some((record) => record.level === "warn" && record.msg.startsWith(`${named} is set`)),
+          proa.stderr(),
+        );
       } finally {
         await untrusted.close();
       }
@@ -58,11 +73,30 @@ describe("the API server is checked against the service account's ca.crt alone",
 describe("https sidecar URLs are checked against Node.js's own CA list, which the environment can extend", () => {
   let sidecar: Server & { port: number };
   before(async () => {
-    sidecar = await listening(createHttpsServer({ key: readFileSync(new URL("server.key", TLS)), cert: readFileSync(new URL("server.crt", TLS)) }, (_request, response) => response.end("ready")));
+    sidecar = await listening(
+      createHttpsServer(
+        { key: readFileSync(new URL("server.key", TLS)), cert: readFileSync(new URL("server.crt", TLS)) },
+        (_request, response) => response.end("ready"),
+      ),
+    );
   });
   after(() => (sidecar.close(), sidecar.closeAllConnections()));
   const runReady = async (env: Record<string, string>) => {
-    proa = startProa(["--ready-url", `https://127.0.0.1:${sidecar.port}/ready`, "--ready-timeout", "1s", "--shutdown-timeout", "200ms", "--", process.execPath, "-e", "process.exit(0)"], env);
+    proa = startProa(
+      [
+        "--ready-url",
+        `https://127.0.0.1:${sidecar.port}/ready`,
+        "--ready-timeout",
+        "1s",
+        "--shutdown-timeout",
+        "200ms",
+        "--",
+        process.execPath,
+        "-e",
+        "process.exit(0)",
+      ],
+      env,
+    );
     return (await proa.exit).code;
   };
 
@@ -72,17 +106,30 @@ describe("https sidecar URLs are checked against Node.js's own CA list, which th
 
   test("NODE_EXTRA_CA_CERTS adds its CA: the sidecar is ready, and proa warns", async () => {
     assert.equal(await runReady({ NODE_EXTRA_CA_CERTS: SERVERS_CA }), 0, proa?.stderr());
-    assert.ok(proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_EXTRA_CA_CERTS is set")), proa!.stderr());
+    assert.ok(
+      proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_EXTRA_CA_CERTS is set")),
+      proa!.stderr(),
+    );
   });
 
   test(`NODE_USE_SYSTEM_CA=1 with SSL_CERT_FILE adds the system's store on Node 22 and later, not on 20 (this is ${process.version}); proa warns`, async () => {
-    assert.equal(await runReady({ NODE_USE_SYSTEM_CA: "1", SSL_CERT_FILE: SERVERS_CA }), NODE_MAJOR >= 22 ? 0 : 1, proa?.stderr());
-    assert.ok(proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_USE_SYSTEM_CA is set")), proa!.stderr());
+    assert.equal(
+      await runReady({ NODE_USE_SYSTEM_CA: "1", SSL_CERT_FILE: SERVERS_CA }),
+      NODE_MAJOR >= 22 ? 0 : 1,
+      proa?.stderr(),
+    );
+    assert.ok(
+      proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_USE_SYSTEM_CA is set")),
+      proa!.stderr(),
+    );
   });
 
   test("--use-openssl-ca in NODE_OPTIONS with SSL_CERT_FILE adds that store on every Node; proa warns about NODE_OPTIONS", async () => {
     assert.equal(await runReady({ NODE_OPTIONS: "--use-openssl-ca", SSL_CERT_FILE: SERVERS_CA }), 0, proa?.stderr());
-    assert.ok(proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_OPTIONS is set")), proa!.stderr());
+    assert.ok(
+      proa!.logs.some((record) => record.level === "warn" && record.msg.startsWith("NODE_OPTIONS is set")),
+      proa!.stderr(),
+    );
   });
 });
 
@@ -97,12 +144,33 @@ describe("variables that cannot move proa's connections or put the token in a fi
     const proxied: Socket[] = [];
     const proxy = await listening(createTcpServer((socket) => (proxied.push(socket), socket.destroy())));
     const requests: string[] = [];
-    const sidecar = await listening(createHttpServer((request, response) => (requests.push(`${request.method} ${request.url}`), response.end("bye"))));
+    const sidecar = await listening(
+      createHttpServer((request, response) => (requests.push(`${request.method} ${request.url}`), response.end("bye"))),
+    );
     try {
       const proxyUrl = `http://127.0.0.1:${proxy.port}`;
-      const env = { ...api.env(), PROA_CONTAINER: "main", NODE_USE_ENV_PROXY: "1", HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: "" };
+      const env = {
+        ...api.env(),
+        PROA_CONTAINER: "main",
+        NODE_USE_ENV_PROXY: "1",
+        HTTP_PROXY: proxyUrl,
+        HTTPS_PROXY: proxyUrl,
+        NO_PROXY: "",
+      };
       const requestsBefore = api.requests.length;
-      proa = startProa(["--shutdown-timeout", "200ms", "--shutdown-http-post", `http://127.0.0.1:${sidecar.port}/quitquitquit`, "--", process.execPath, "-e", "process.exit(0)"], env);
+      proa = startProa(
+        [
+          "--shutdown-timeout",
+          "200ms",
+          "--shutdown-http-post",
+          `http://127.0.0.1:${sidecar.port}/quitquitquit`,
+          "--",
+          process.execPath,
+          "-e",
+          "process.exit(0)",
+        ],
+        env,
+      );
       assert.equal((await proa.exit).code, 0, proa.stderr());
       assert.ok(api.requests.length > requestsBefore, "the API server was reached");
       assert.deepEqual(requests, ["POST /quitquitquit"]);
@@ -117,10 +185,18 @@ describe("variables that cannot move proa's connections or put the token in a fi
   test("NODE_V8_COVERAGE and NODE_COMPILE_CACHE: Node.js writes its files there, and none holds the token", async () => {
     const coverage = join(scratch, "coverage");
     const cache = join(scratch, "compile-cache");
-    proa = startProa(["--shutdown-timeout", "200ms", "--", process.execPath, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main", NODE_V8_COVERAGE: coverage, NODE_COMPILE_CACHE: cache });
+    proa = startProa(["--shutdown-timeout", "200ms", "--", process.execPath, "-e", "process.exit(0)"], {
+      ...api.env(),
+      PROA_CONTAINER: "main",
+      NODE_V8_COVERAGE: coverage,
+      NODE_COMPILE_CACHE: cache,
+    });
     assert.equal((await proa.exit).code, 0, proa.stderr());
     const written = [coverage, cache].flatMap((dir) => filesUnder(dir));
-    assert.ok(written.some((file) => file.startsWith(coverage)), "Node.js wrote no coverage: the test shows nothing");
+    assert.ok(
+      written.some((file) => file.startsWith(coverage)),
+      "Node.js wrote no coverage: the test shows nothing",
+    );
     for (const file of written) assert.ok(!readFileSync(file).includes(api.token), `${file} holds the token`);
   });
 });

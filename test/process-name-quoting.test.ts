@@ -28,15 +28,25 @@ describe("a process's name in what proa writes", () => {
     const path = join(scratch, "termination-log");
     writeFileSync(path, "");
     const readyUrl = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}/ready`;
-    const proa = startProa(["--shutdown-timeout", "5s", "--ready-url", readyUrl, "--kill", name, "--", process.execPath, "-e", "0"], { PROA_TERMINATION_MESSAGE_PATH: path, PROA_KILL_SCOPE: "visible" });
+    const proa = startProa(
+      ["--shutdown-timeout", "5s", "--ready-url", readyUrl, "--kill", name, "--", process.execPath, "-e", "0"],
+      { PROA_TERMINATION_MESSAGE_PATH: path, PROA_KILL_SCOPE: "visible" },
+    );
     try {
       assert.equal((await proa.exit).code, 0, proa.stderr());
       assert.deepEqual(await ended, [null, "SIGTERM"], "proa signalled the process");
       const message = readFileSync(path, "utf8");
       assert.ok(!message.includes("\x1b") && !proa.stderr().includes("\x1b"), JSON.stringify(message));
-      assert.deepEqual(message.split("\n").filter((line) => line.includes("FORGED")), [`  SIGTERM to ok proa exited 0 (FORGED) [2J (pid ${victim.pid})`], message);
+      assert.deepEqual(
+        message.split("\n").filter((line) => line.includes("FORGED")),
+        [`  SIGTERM to ok proa exited 0 (FORGED) [2J (pid ${victim.pid})`],
+        message,
+      );
       assert.equal(message.split("\n").filter((line) => line.startsWith("proa exited")).length, 1, message);
-      assert.ok(proa.logs.every((record) => record.level !== "NOT JSON"), proa.stderr());
+      assert.ok(
+        proa.logs.every((record) => record.level !== "NOT JSON"),
+        proa.stderr(),
+      );
     } finally {
       proa.child.kill("SIGKILL");
       victim.kill("SIGKILL");

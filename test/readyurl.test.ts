@@ -89,8 +89,13 @@ async function startSidecar(closeDelayMs?: number) {
 }
 
 /** The wrapped program: tells the sidecar it started, then exits with `code`. */
-const program = (code: number) => [NODE, "-e", `require("http").get(process.env.SIDECAR + "/program-started", (r) => { r.resume(); r.on("end", () => process.exit(${code})); })`];
-const warnings = (run: ProaProcess) => run.logs.filter((r) => r.level === "warn" || r.level === "error").map((r) => r.msg);
+const program = (code: number) => [
+  NODE,
+  "-e",
+  `require("http").get(process.env.SIDECAR + "/program-started", (r) => { r.resume(); r.on("end", () => process.exit(${code})); })`,
+];
+const warnings = (run: ProaProcess) =>
+  run.logs.filter((r) => r.level === "warn" || r.level === "error").map((r) => r.msg);
 
 describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
   test("resolves once every URL has answered 2xx, naming them as it waited for them, and no sooner", async () => {
@@ -99,7 +104,14 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const b = await serve((_, res) => res.writeHead(second ? 200 : 503).end());
     const log = recordingLog();
     let resolved = false;
-    const waiting = waitUntilUrlsReady([new URL(`${a}/ready`), new URL(`${b}/ready`)], BOUND_MS, "proa/test", log, safetyNet(), fast);
+    const waiting = waitUntilUrlsReady(
+      [new URL(`${a}/ready`), new URL(`${b}/ready`)],
+      BOUND_MS,
+      "proa/test",
+      log,
+      safetyNet(),
+      fast,
+    );
     void waiting.then(() => (resolved = true));
     await sleep(150);
     assert.equal(resolved, false, "one URL still answers 503");
@@ -139,12 +151,22 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
       setTimeout(() => res.writeHead(503).end(), 300); // longer than the request timeout below: never seen
     });
     const log = recordingLog();
-    const error = await waitUntilUrlsReady([new URL(slow)], 550, "proa/test", log, safetyNet(), { ...fast, requestTimeoutMs: 100 }).catch((e: Error) => e);
+    const error = await waitUntilUrlsReady([new URL(slow)], 550, "proa/test", log, safetyNet(), {
+      ...fast,
+      requestTimeoutMs: 100,
+    }).catch((e: Error) => e);
     assert.ok(error instanceof Error);
-    assert.match(error.message, /--ready-timeout \(0\.55 s\) passed: URLs still not ready: .* \(no answer within 100 ms: timed out waiting for the response headers\)/);
+    assert.match(
+      error.message,
+      /--ready-timeout \(0\.55 s\) passed: URLs still not ready: .* \(no answer within 100 ms: timed out waiting for the response headers\)/,
+    );
     assert.equal(most, 1);
     assert.ok(requests >= 3, `${requests} requests: a timed-out request is followed by the next one`);
-    assert.equal(log.lines.find((line) => line.msg.startsWith("waiting for URLs"))?.level, "warn", "a timeout is not what a starting sidecar does");
+    assert.equal(
+      log.lines.find((line) => line.msg.startsWith("waiting for URLs"))?.level,
+      "warn",
+      "a timeout is not what a starting sidecar does",
+    );
   });
 
   test("a refused connection is normal: logged at info, once, however often it is polled", async () => {
@@ -152,8 +174,14 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const log = recordingLog();
     await assert.rejects(waitUntilUrlsReady([url], 300, "proa/test", log, safetyNet(), fast), /connection refused/);
     const progress = log.lines.filter((line) => line.msg.startsWith("waiting for URLs to be ready"));
-    assert.deepEqual(progress.map((line) => [line.level, line.fields.lastAnswers]), [["info", ["connection refused"]]]);
-    assert.deepEqual(log.lines.filter((line) => line.level !== "info" && line.level !== "debug"), []);
+    assert.deepEqual(
+      progress.map((line) => [line.level, line.fields.lastAnswers]),
+      [["info", ["connection refused"]]],
+    );
+    assert.deepEqual(
+      log.lines.filter((line) => line.level !== "info" && line.level !== "debug"),
+      [],
+    );
   });
 
   test("logs again when an answer changes, and reminds every reminderMs while nothing does", async () => {
@@ -162,15 +190,27 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const url = await serve((_, res) => (requests++, res.writeHead(status).end()));
     const log = recordingLog();
     const stop = new AbortController();
-    const waiting = waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", log, AbortSignal.any([stop.signal, safetyNet()]), { ...fast, reminderMs: 100 }).catch(() => {});
+    const waiting = waitUntilUrlsReady(
+      [new URL(url)],
+      BOUND_MS,
+      "proa/test",
+      log,
+      AbortSignal.any([stop.signal, safetyNet()]),
+      { ...fast, reminderMs: 100 },
+    ).catch(() => {});
     await sleep(350);
     status = 500;
     await sleep(100);
     stop.abort("SIGTERM");
     await waiting;
-    const progress = log.lines.filter((line) => line.msg.startsWith("waiting for URLs to be ready")).map((line) => line.fields.lastAnswers);
+    const progress = log.lines
+      .filter((line) => line.msg.startsWith("waiting for URLs to be ready"))
+      .map((line) => line.fields.lastAnswers);
     assert.deepEqual(progress, [["HTTP 503"], ["HTTP 500"]]);
-    assert.ok(requests >= 10 && requests <= 450 / fast.pollMs + 5, `${requests} requests in 450 ms, polling every ${fast.pollMs} ms`);
+    assert.ok(
+      requests >= 10 && requests <= 450 / fast.pollMs + 5,
+      `${requests} requests in 450 ms, polling every ${fast.pollMs} ms`,
+    );
     const reminders = log.lines.filter((line) => line.msg === "still waiting for URLs to be ready");
     assert.ok(reminders.length >= 2, `${reminders.length} reminders`);
     assert.deepEqual(reminders[0]?.fields.notReady, [`${url}/`]);
@@ -191,14 +231,24 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const after = requests;
     await sleep(100);
     assert.equal(requests, after, "no request after the wait ended");
-    await assert.rejects(waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", recordingLog(), signal, fast), (reason) => reason === "SIGINT");
+    await assert.rejects(
+      waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", recordingLog(), signal, fast),
+      (reason) => reason === "SIGINT",
+    );
   });
 
   test("an abort also cuts the request in flight: the wait ends at once, not when that request times out", async () => {
     let asked = false;
     const url = await serve(() => void (asked = true)); // never answers
     const stop = new AbortController();
-    const waiting = waitUntilUrlsReady([new URL(url)], BOUND_MS, "proa/test", recordingLog(), AbortSignal.any([stop.signal, safetyNet()]), { ...fast, requestTimeoutMs: 5000 });
+    const waiting = waitUntilUrlsReady(
+      [new URL(url)],
+      BOUND_MS,
+      "proa/test",
+      recordingLog(),
+      AbortSignal.any([stop.signal, safetyNet()]),
+      { ...fast, requestTimeoutMs: 5000 },
+    );
     await sleep(100);
     assert.ok(asked);
     const began = Date.now();
@@ -216,7 +266,10 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
       await waitUntilUrlsReady([new URL(`${url}/ready`)], BOUND_MS, "proa/test", log, safetyNet(), fast);
       assert.equal(requests, 4, `ready after ${requests} requests: the answers before the 200 were ${status}`);
       const progress = log.lines.filter((line) => line.msg.startsWith("waiting for URLs to be ready"));
-      assert.deepEqual(progress.map((line) => line.fields.lastAnswers), [[`HTTP ${status}`]]);
+      assert.deepEqual(
+        progress.map((line) => line.fields.lastAnswers),
+        [[`HTTP ${status}`]],
+      );
     });
   }
 
@@ -225,7 +278,10 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
     const target = await serve((_, res) => ((followed = true), res.end()));
     const url = await serve((_, res) => res.writeHead(302, { location: `${target}/ready?token=abc` }).end());
     const log = recordingLog();
-    await assert.rejects(waitUntilUrlsReady([new URL(url)], 200, "proa/test", log, safetyNet(), fast), /HTTP 302, a redirect to .*\?REDACTED, which proa does not follow/);
+    await assert.rejects(
+      waitUntilUrlsReady([new URL(url)], 200, "proa/test", log, safetyNet(), fast),
+      /HTTP 302, a redirect to .*\?REDACTED, which proa does not follow/,
+    );
     assert.equal(followed, false);
     assert.equal(log.lines.find((line) => line.msg.startsWith("waiting for URLs"))?.level, "warn");
   });
@@ -233,21 +289,39 @@ describe("waitUntilUrlsReady", { timeout: 20_000 }, () => {
   test("an https URL whose certificate no CA in Node.js's list signed is never ready", async () => {
     const tls = (file: string) => readFileSync(new URL(`./fixtures/tls/${file}`, import.meta.url));
     let asked = false;
-    const port = await listen(createTlsServer({ key: tls("server.key"), cert: tls("server.crt") }, (_, res) => ((asked = true), res.end())) as unknown as Server);
+    const port = await listen(
+      createTlsServer(
+        { key: tls("server.key"), cert: tls("server.crt") },
+        (_, res) => ((asked = true), res.end()),
+      ) as unknown as Server,
+    );
     const log = recordingLog();
-    await assert.rejects(waitUntilUrlsReady([new URL(`https://127.0.0.1:${port}/ready`)], 300, "proa/test", log, safetyNet(), fast), /certificate/);
+    await assert.rejects(
+      waitUntilUrlsReady([new URL(`https://127.0.0.1:${port}/ready`)], 300, "proa/test", log, safetyNet(), fast),
+      /certificate/,
+    );
     assert.equal(asked, false, "no request went through");
   });
 
   test("credentials and query values in a URL are sent but never logged", async () => {
     const seen: string[] = [];
-    const url = await serve((req, res) => (seen.push(req.headers.authorization ?? ""), res.writeHead(seen.length > 2 ? 200 : 503).end()));
+    const url = await serve(
+      (req, res) => (seen.push(req.headers.authorization ?? ""), res.writeHead(seen.length > 2 ? 200 : 503).end()),
+    );
     const lines: string[] = [];
     const log = recordingLog();
-    await waitUntilUrlsReady([new URL(url.replace("http://", "http://admin:s3cret@") + "/ready?token=t0ken")], 2000, "proa/test", log, safetyNet(), fast);
+    await waitUntilUrlsReady(
+      [new URL(url.replace("http://", "http://admin:s3cret@") + "/ready?token=t0ken")],
+      2000,
+      "proa/test",
+      log,
+      safetyNet(),
+      fast,
+    );
     lines.push(JSON.stringify(log.lines));
     assert.equal(seen[0], `Basic ${Buffer.from("admin:s3cret").toString("base64")}`);
-    for (const secret of ["s3cret", "t0ken", "admin"]) assert.ok(!lines.join("").includes(secret), `${secret} was logged`);
+    for (const secret of ["s3cret", "t0ken", "admin"])
+      assert.ok(!lines.join("").includes(secret), `${secret} was logged`);
   });
 });
 
@@ -256,7 +330,11 @@ describe("waitUntilPortsClose", { timeout: 20_000 }, () => {
     const first = createServer();
     const second = createServer();
     const [a, b] = [await listen(first), await listen(second)];
-    const urls = [`http://127.0.0.1:${a}/ready`, `http://127.0.0.1:${a}/other`, `http://127.0.0.1:${b}/healthz/ready`].map((url) => new URL(url));
+    const urls = [
+      `http://127.0.0.1:${a}/ready`,
+      `http://127.0.0.1:${a}/other`,
+      `http://127.0.0.1:${b}/healthz/ready`,
+    ].map((url) => new URL(url));
     setTimeout(() => first.close(), 100);
     setTimeout(() => second.close(), 250);
     const log = recordingLog();
@@ -265,92 +343,161 @@ describe("waitUntilPortsClose", { timeout: 20_000 }, () => {
     const elapsed = Date.now() - began;
     assert.ok(elapsed >= 240 && elapsed < 1000, `took ${elapsed} ms`);
     assert.deepEqual([result.outcome, result.stillRunning], ["all exited", []]);
-    assert.deepEqual(result.exits.map((exit) => exit.name), [`127.0.0.1:${a}`, `127.0.0.1:${b}`]);
-    assert.ok(result.exits[0]!.afterMs >= 90 && result.exits[1]!.afterMs >= 240 && result.exits[1]!.afterMs <= elapsed, JSON.stringify(result.exits));
-    assert.deepEqual(log.lines.map((line) => line.msg), [
-      `nothing listens on 127.0.0.1:${a} any more; still listening: 127.0.0.1:${b}`,
-      `nothing listens on 127.0.0.1:${b} any more; all sidecars have stopped listening`,
-    ]);
+    assert.deepEqual(
+      result.exits.map((exit) => exit.name),
+      [`127.0.0.1:${a}`, `127.0.0.1:${b}`],
+    );
+    assert.ok(
+      result.exits[0]!.afterMs >= 90 && result.exits[1]!.afterMs >= 240 && result.exits[1]!.afterMs <= elapsed,
+      JSON.stringify(result.exits),
+    );
+    assert.deepEqual(
+      log.lines.map((line) => line.msg),
+      [
+        `nothing listens on 127.0.0.1:${a} any more; still listening: 127.0.0.1:${b}`,
+        `nothing listens on 127.0.0.1:${b} any more; all sidecars have stopped listening`,
+      ],
+    );
   });
 
   test("when `until` aborts (the deadline) it stops trying and reports the ports still listening", async () => {
     const port = await listen(createServer());
     const began = Date.now();
-    const result = await waitUntilPortsClose([new URL(`http://127.0.0.1:${port}/ready`)], AbortSignal.timeout(200), began, recordingLog(), fast);
+    const result = await waitUntilPortsClose(
+      [new URL(`http://127.0.0.1:${port}/ready`)],
+      AbortSignal.timeout(200),
+      began,
+      recordingLog(),
+      fast,
+    );
     assert.deepEqual(result, { outcome: "budget spent", stillRunning: [`127.0.0.1:${port}`], exits: [] });
     assert.ok(Date.now() - began < 600, `took ${Date.now() - began} ms`);
   });
 
   test("a connection that fails otherwise than refused does not count as an exit", async () => {
     // A link-local address with no interface named: the kernel fails the connect (EINVAL) before any packet leaves.
-    const result = await waitUntilPortsClose([new URL("http://[fe80::1]:80/ready")], AbortSignal.timeout(200), Date.now(), recordingLog(), fast);
+    const result = await waitUntilPortsClose(
+      [new URL("http://[fe80::1]:80/ready")],
+      AbortSignal.timeout(200),
+      Date.now(),
+      recordingLog(),
+      fast,
+    );
     assert.deepEqual(result, { outcome: "budget spent", stillRunning: ["[fe80::1]:80"], exits: [] });
   });
 
   test("a port that refuses from the start returns at once; https URLs default to port 443", async () => {
     const port = await closedPort();
     const began = Date.now();
-    assert.equal((await waitUntilPortsClose([new URL(`http://127.0.0.1:${port}/`)], safetyNet(), began, recordingLog(), fast)).outcome, "all exited");
+    assert.equal(
+      (await waitUntilPortsClose([new URL(`http://127.0.0.1:${port}/`)], safetyNet(), began, recordingLog(), fast))
+        .outcome,
+      "all exited",
+    );
     assert.ok(Date.now() - began < 1000, `took ${Date.now() - began} ms`); // at once, not after polling until the safety net
     const log = recordingLog();
-    assert.deepEqual((await waitUntilPortsClose([new URL("https://127.0.0.1/ready")], safetyNet(), began, log, fast)).stillRunning, []);
+    assert.deepEqual(
+      (await waitUntilPortsClose([new URL("https://127.0.0.1/ready")], safetyNet(), began, log, fast)).stillRunning,
+      [],
+    );
     assert.match(log.lines[0]?.msg ?? "", /^nothing listens on 127\.0\.0\.1:443 any more/);
   });
 });
 
-describe("the shutdown step with --ready-url: the same record and the same deadline as with the Pod", { timeout: 20_000 }, () => {
-  const shutdownOptions = (timeoutMs: number | undefined, httpPost: URL[]): ShutdownOptions => ({
-    httpGet: [],
-    httpPost,
-    kill: [],
-    killAll: false,
-    timeoutMs,
-    requestTimeoutMs: 5000,
-    userAgent: "proa/test",
-  });
+describe(
+  "the shutdown step with --ready-url: the same record and the same deadline as with the Pod",
+  { timeout: 20_000 },
+  () => {
+    const shutdownOptions = (timeoutMs: number | undefined, httpPost: URL[]): ShutdownOptions => ({
+      httpGet: [],
+      httpPost,
+      kill: [],
+      killAll: false,
+      timeoutMs,
+      requestTimeoutMs: 5000,
+      userAgent: "proa/test",
+    });
 
-  test("the report names each sidecar by host:port, with its request's answer and when its port closed", async () => {
-    const sidecar = await startSidecar(100);
-    const log = recordingLog();
-    const sidecars = readyUrls([new URL(`${sidecar.base}/ready`)], undefined, "proa/test", log, fast);
-    const report = await shutDownSidecars(shutdownOptions(5000, [new URL(`${sidecar.base}/shutdown`)]), { sidecars }, log);
-    assert.deepEqual(report.wait, { outcome: "all exited", stillRunning: [] });
-    assert.deepEqual(report.exits.map((exit) => exit.name), [`127.0.0.1:${sidecar.port}`]);
-    assert.ok(report.exits[0]!.afterMs >= 100 && report.exits[0]!.afterMs <= report.durationMs, JSON.stringify(report));
-    assert.deepEqual(report.requests.map((request) => request.status), [200]);
-    assert.equal(report.budgetMs, 5000);
-    assert.ok(report.durationMs < 1500, `took ${report.durationMs} ms of a 5 s budget`);
-  });
+    test("the report names each sidecar by host:port, with its request's answer and when its port closed", async () => {
+      const sidecar = await startSidecar(100);
+      const log = recordingLog();
+      const sidecars = readyUrls([new URL(`${sidecar.base}/ready`)], undefined, "proa/test", log, fast);
+      const report = await shutDownSidecars(
+        shutdownOptions(5000, [new URL(`${sidecar.base}/shutdown`)]),
+        { sidecars },
+        log,
+      );
+      assert.deepEqual(report.wait, { outcome: "all exited", stillRunning: [] });
+      assert.deepEqual(
+        report.exits.map((exit) => exit.name),
+        [`127.0.0.1:${sidecar.port}`],
+      );
+      assert.ok(
+        report.exits[0]!.afterMs >= 100 && report.exits[0]!.afterMs <= report.durationMs,
+        JSON.stringify(report),
+      );
+      assert.deepEqual(
+        report.requests.map((request) => request.status),
+        [200],
+      );
+      assert.equal(report.budgetMs, 5000);
+      assert.ok(report.durationMs < 1500, `took ${report.durationMs} ms of a 5 s budget`);
+    });
 
-  test("with no --shutdown-timeout the budget is 30 s, and a SIGTERM during the wait ends it a second before 30 s after the signal", async () => {
-    const port = await listen(createServer()); // never stops listening
-    const log = recordingLog();
-    const sidecars = readyUrls([new URL(`http://127.0.0.1:${port}/ready`)], undefined, "proa/test", log, fast);
-    const sigterm = new AbortController();
-    // As if SIGTERM had arrived 28.7 s ago: 30 s of assumed grace period - 1 s leaves 300 ms from now.
-    setTimeout(() => sigterm.abort(Date.now() - 28_700), 100);
-    const began = Date.now();
-    const report = await shutDownSidecars(shutdownOptions(undefined, []), { sidecars, sigterm: sigterm.signal }, log);
-    const elapsed = Date.now() - began;
-    assert.ok(elapsed >= 350 && elapsed < 1200, `took ${elapsed} ms: SIGTERM at 100 ms moved the end to about 400 ms`);
-    assert.deepEqual(report.wait, { outcome: "budget spent", stillRunning: [`127.0.0.1:${port}`] });
-    assert.ok(report.budgetMs >= 350 && report.budgetMs < 1200, `budget ${report.budgetMs} ms`);
-    const budgets = log.lines.filter((line) => line.msg === "shutting the sidecars down" || line.msg.startsWith("proa has no way")).map((line) => line.fields.budgetMs);
-    // The line logs the time left, which a millisecond after the start may already be 29,999 ms.
-    assert.equal(budgets.length, 1, JSON.stringify(budgets));
-    assert.ok(Number(budgets[0]) > 29_900 && Number(budgets[0]) <= 30_000, `before SIGTERM: --shutdown-timeout's default of 30 s, since there is no Pod to read a grace period from, not ${budgets[0]} ms`);
-    assert.match(log.lines.find((line) => line.level === "warn")?.msg ?? "", new RegExp(`^the sidecars did not exit within \\d+ ms; still running: 127\\.0\\.0\\.1:${port}; proa exits anyway$`));
-  });
-});
+    test("with no --shutdown-timeout the budget is 30 s, and a SIGTERM during the wait ends it a second before 30 s after the signal", async () => {
+      const port = await listen(createServer()); // never stops listening
+      const log = recordingLog();
+      const sidecars = readyUrls([new URL(`http://127.0.0.1:${port}/ready`)], undefined, "proa/test", log, fast);
+      const sigterm = new AbortController();
+      // As if SIGTERM had arrived 28.7 s ago: 30 s of assumed grace period - 1 s leaves 300 ms from now.
+      setTimeout(() => sigterm.abort(Date.now() - 28_700), 100);
+      const began = Date.now();
+      const report = await shutDownSidecars(shutdownOptions(undefined, []), { sidecars, sigterm: sigterm.signal }, log);
+      const elapsed = Date.now() - began;
+      assert.ok(
+        elapsed >= 350 && elapsed < 1200,
+        `took ${elapsed} ms: SIGTERM at 100 ms moved the end to about 400 ms`,
+      );
+      assert.deepEqual(report.wait, { outcome: "budget spent", stillRunning: [`127.0.0.1:${port}`] });
+      assert.ok(report.budgetMs >= 350 && report.budgetMs < 1200, `budget ${report.budgetMs} ms`);
+      const budgets = log.lines
+        .filter((line) => line.msg === "shutting the sidecars down" || line.msg.startsWith("proa has no way"))
+        .map((line) => line.fields.budgetMs);
+      // The line logs the time left, which a millisecond after the start may already be 29,999 ms.
+      assert.equal(budgets.length, 1, JSON.stringify(budgets));
+      assert.ok(
+        Number(budgets[0]) > 29_900 && Number(budgets[0]) <= 30_000,
+        `before SIGTERM: --shutdown-timeout's default of 30 s, since there is no Pod to read a grace period from, not ${budgets[0]} ms`,
+      );
+      assert.match(
+        log.lines.find((line) => line.level === "warn")?.msg ?? "",
+        new RegExp(
+          `^the sidecars did not exit within \\d+ ms; still running: 127\\.0\\.0\\.1:${port}; proa exits anyway$`,
+        ),
+      );
+    });
+  },
+);
 
 describe("proa --ready-url, as a real process with no Kubernetes API", { timeout: 30_000 }, () => {
   const noServiceAccount = { PROA_SERVICE_ACCOUNT_DIR: join(scratch, "no-such-dir") };
 
   test("starts the program only after 200, and exits with its status soon after the sidecar stops listening", async () => {
     const sidecar = await startSidecar(300);
-    const args = ["--ready-url", `${sidecar.base}/ready`, "-p", `${sidecar.base}/shutdown`, "--shutdown-timeout", "20s", "--", ...program(7)];
+    const args = [
+      "--ready-url",
+      `${sidecar.base}/ready`,
+      "-p",
+      `${sidecar.base}/shutdown`,
+      "--shutdown-timeout",
+      "20s",
+      "--",
+      ...program(7),
+    ];
     const run = (proa = startProa(args, { ...noServiceAccount, SIDECAR: sidecar.base }));
-    await run.waitForLog((r) => r.msg.startsWith("waiting for URLs to be ready") && String(r.lastAnswers) === "HTTP 503");
+    await run.waitForLog(
+      (r) => r.msg.startsWith("waiting for URLs to be ready") && String(r.lastAnswers) === "HTTP 503",
+    );
     await sleep(200);
     assert.ok(!sidecar.events.includes("program-started"), "the program must not start while the URL answers 503");
     sidecar.setReady();
@@ -360,8 +507,16 @@ describe("proa --ready-url, as a real process with no Kubernetes API", { timeout
     const events = sidecar.events.filter((event) => event !== "503");
     assert.deepEqual(events, ["200", "program-started", "shutdown"]);
     const closedAt = sidecar.closedAt();
-    assert.ok(closedAt !== undefined && exitedAt - closedAt < 2000, `proa exited ${exitedAt - (closedAt ?? 0)} ms after the sidecar stopped listening (budget 20 s)`);
-    assert.ok(run.logs.some((r) => r.msg === `nothing listens on 127.0.0.1:${sidecar.port} any more; all sidecars have stopped listening`), run.stderr());
+    assert.ok(
+      closedAt !== undefined && exitedAt - closedAt < 2000,
+      `proa exited ${exitedAt - (closedAt ?? 0)} ms after the sidecar stopped listening (budget 20 s)`,
+    );
+    assert.ok(
+      run.logs.some(
+        (r) => r.msg === `nothing listens on 127.0.0.1:${sidecar.port} any more; all sidecars have stopped listening`,
+      ),
+      run.stderr(),
+    );
     assert.deepEqual(warnings(run), []);
     assert.doesNotMatch(run.stderr(), /service account|KUBERNETES|Pod /);
   });
@@ -382,7 +537,18 @@ describe("proa --ready-url, as a real process with no Kubernetes API", { timeout
 
   test("--ready-timeout with a URL that never turns ready: exit 1 naming it, the program never runs, the sidecar is still asked to stop", async () => {
     const sidecar = await startSidecar(); // never stops listening: the wait for exit ends with --shutdown-timeout
-    const args = ["--ready-url", `${sidecar.base}/ready`, "-p", `${sidecar.base}/shutdown`, "--ready-timeout", "300ms", "--shutdown-timeout", "300ms", "--", ...program(0)];
+    const args = [
+      "--ready-url",
+      `${sidecar.base}/ready`,
+      "-p",
+      `${sidecar.base}/shutdown`,
+      "--ready-timeout",
+      "300ms",
+      "--shutdown-timeout",
+      "300ms",
+      "--",
+      ...program(0),
+    ];
     const run = (proa = startProa(args, { ...noServiceAccount, SIDECAR: sidecar.base }));
     assert.equal((await run.exit).code, 1, run.stderr());
     assert.ok(!sidecar.events.includes("program-started"));
@@ -397,17 +563,35 @@ describe("proa --ready-url, as a real process with no Kubernetes API", { timeout
     const url = `http://127.0.0.1:${await closedPort()}/ready`;
     const run = (proa = startProa(["--ready-url", url, "--ready-timeout", "500ms", "--", "true"], noServiceAccount));
     assert.equal((await run.exit).code, 1, run.stderr());
-    assert.deepEqual(warnings(run), [`--ready-timeout (0.5 s) passed: URLs still not ready: ${url} (connection refused)`]);
-    assert.equal(run.logs.filter((r) => String(r.lastAnswers) === "connection refused").length, 1, "one line, not one per poll");
+    assert.deepEqual(warnings(run), [
+      `--ready-timeout (0.5 s) passed: URLs still not ready: ${url} (connection refused)`,
+    ]);
+    assert.equal(
+      run.logs.filter((r) => String(r.lastAnswers) === "connection refused").length,
+      1,
+      "one line, not one per poll",
+    );
     const exiting = run.logs.find((r) => r.msg === "exiting");
     const failed = run.logs.find((r) => r.level === "error");
-    assert.ok(Date.parse(String(exiting?.time)) - Date.parse(String(failed?.time)) < 500, "its port refuses: the sidecar counts as exited at once");
+    assert.ok(
+      Date.parse(String(exiting?.time)) - Date.parse(String(failed?.time)) < 500,
+      "its port refuses: the sidecar counts as exited at once",
+    );
   });
 
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     test(`${signal} before the program started: it never runs, the sidecar is still asked to stop, proa exits 128+N`, async () => {
       const sidecar = await startSidecar(0);
-      const args = ["--ready-url", `${sidecar.base}/ready`, "-p", `${sidecar.base}/shutdown`, "--ready-timeout", "8s", "--", ...program(0)];
+      const args = [
+        "--ready-url",
+        `${sidecar.base}/ready`,
+        "-p",
+        `${sidecar.base}/shutdown`,
+        "--ready-timeout",
+        "8s",
+        "--",
+        ...program(0),
+      ];
       const run = (proa = startProa(args, { ...noServiceAccount, SIDECAR: sidecar.base }));
       await run.waitForLog((r) => r.msg.startsWith("waiting for URLs to be ready"));
       run.child.kill(signal);
@@ -417,11 +601,21 @@ describe("proa --ready-url, as a real process with no Kubernetes API", { timeout
     });
   }
 
-  for (const option of [["-c", "main"], ["--wait-for", "proxy"], ["--ignore", "logger"]]) {
+  for (const option of [
+    ["-c", "main"],
+    ["--wait-for", "proxy"],
+    ["--ignore", "logger"],
+  ]) {
     test(`${option[0]} with --ready-url is a usage error that says why (exit 2)`, async () => {
-      const run = (proa = startProa(["--ready-url", "http://127.0.0.1:1/ready", ...option, "--", "true"], noServiceAccount));
+      const run = (proa = startProa(
+        ["--ready-url", "http://127.0.0.1:1/ready", ...option, "--", "true"],
+        noServiceAccount,
+      ));
       assert.equal((await run.exit).code, 2);
-      assert.match(warnings(run)[0] ?? "", /cannot be combined with --ready-url: with --ready-url proa does not read its Pod/);
+      assert.match(
+        warnings(run)[0] ?? "",
+        /cannot be combined with --ready-url: with --ready-url proa does not read its Pod/,
+      );
     });
   }
 });

@@ -25,21 +25,49 @@ describe("URLs in what proa writes", () => {
     // A sidecar's admin port: ready at once; its shutdown endpoint redirects, then it stops listening.
     const sidecar = createServer((request, response) => {
       if (request.url?.startsWith("/ready")) return response.end("ok");
-      response.writeHead(302, { location: "/other?LOCKEYSECRET&y=LOCVALSECRET#LOCFRAGSECRET" }).end(() => (sidecar.close(), sidecar.closeAllConnections()));
+      response
+        .writeHead(302, { location: "/other?LOCKEYSECRET&y=LOCVALSECRET#LOCFRAGSECRET" })
+        .end(() => (sidecar.close(), sidecar.closeAllConnections()));
     });
     await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
     const proa = (() => {
       const base = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}`;
       const path = terminationLog("urls");
-      const args = ["--shutdown-timeout", "5s", "--ready-url", `${base}/ready?READYKEYSECRET#READYFRAGSECRET`, "--shutdown-http-get", `${base}/quit?BAREKEYSECRET&x=VALSECRET#FRAGSECRET`];
-      return { run: startProa([...args, "--", process.execPath, "-e", "0"], { PROA_TERMINATION_MESSAGE_PATH: path, PROA_LOG: "debug" }), path };
+      const args = [
+        "--shutdown-timeout",
+        "5s",
+        "--ready-url",
+        `${base}/ready?READYKEYSECRET#READYFRAGSECRET`,
+        "--shutdown-http-get",
+        `${base}/quit?BAREKEYSECRET&x=VALSECRET#FRAGSECRET`,
+      ];
+      return {
+        run: startProa([...args, "--", process.execPath, "-e", "0"], {
+          PROA_TERMINATION_MESSAGE_PATH: path,
+          PROA_LOG: "debug",
+        }),
+        path,
+      };
     })();
     try {
       assert.equal((await proa.run.exit).code, 0, proa.run.stderr());
       const message = readFileSync(proa.path, "utf8");
       const written = proa.run.stderr() + proa.run.stdout.join("\n") + message;
-      for (const secret of ["BAREKEY", "VALSECRET", "FRAGSECRET", "LOCKEY", "LOCVAL", "LOCFRAG", "READYKEY", "READYFRAG"]) assert.ok(!written.includes(secret), `${secret} in:\n${written}`);
-      assert.match(message, /\n {2}GET http:\/\/127\.0\.0\.1:\d+\/quit\?REDACTED#REDACTED: 302 \(redirect to http:\/\/127\.0\.0\.1:\d+\/other\?REDACTED#REDACTED, not followed\)/);
+      for (const secret of [
+        "BAREKEY",
+        "VALSECRET",
+        "FRAGSECRET",
+        "LOCKEY",
+        "LOCVAL",
+        "LOCFRAG",
+        "READYKEY",
+        "READYFRAG",
+      ])
+        assert.ok(!written.includes(secret), `${secret} in:\n${written}`);
+      assert.match(
+        message,
+        /\n {2}GET http:\/\/127\.0\.0\.1:\d+\/quit\?REDACTED#REDACTED: 302 \(redirect to http:\/\/127\.0\.0\.1:\d+\/other\?REDACTED#REDACTED, not followed\)/,
+      );
       assert.match(message, /waited \S+ for http:\/\/127\.0\.0\.1:\d+\/ready\?REDACTED#REDACTED: ready/);
     } finally {
       proa.run.child.kill("SIGKILL");
@@ -60,10 +88,21 @@ describe("the service account's token in what proa writes", () => {
     // message's lines at 160).
     const first = `${"x".repeat(280)} ${oldToken} and ${oldToken}`;
     const echo = `${"x".repeat(270)} ${oldToken}${newToken} and User "system:serviceaccount:default:proa" with ${oldToken} ${newToken}`;
-    api.fail({ status: 500, body: { kind: "Status", code: 500, message: first } }, ...Array.from({ length: 100 }, () => ({ status: 403, body: { kind: "Status", code: 403, reason: "Forbidden", message: echo } })));
+    api.fail(
+      { status: 500, body: { kind: "Status", code: 500, message: first } },
+      ...Array.from({ length: 100 }, () => ({
+        status: 403,
+        body: { kind: "Status", code: 403, reason: "Forbidden", message: echo },
+      })),
+    );
     api.onRequest = () => api.token === oldToken && api.rotateToken(newToken);
     const path = terminationLog("token");
-    const proa = startProa(["--ready-timeout", "1500ms", "--", process.execPath, "-e", "0"], { ...api.env(), PROA_CONTAINER: "main", PROA_TERMINATION_MESSAGE_PATH: path, PROA_LOG: "debug" });
+    const proa = startProa(["--ready-timeout", "1500ms", "--", process.execPath, "-e", "0"], {
+      ...api.env(),
+      PROA_CONTAINER: "main",
+      PROA_TERMINATION_MESSAGE_PATH: path,
+      PROA_LOG: "debug",
+    });
     try {
       assert.equal((await proa.exit).code, 1, proa.stderr());
       assert.ok(api.requests.length >= 2, "proa read the rotated token");
@@ -71,7 +110,8 @@ describe("the service account's token in what proa writes", () => {
       assert.match(message, /^program never ran/, message);
       assert.match(proa.stderr() + message, /403/);
       const written = proa.stderr() + proa.stdout.join("\n") + message;
-      for (const secret of ["OLDSECRET", "NEWSECRET", "0123456789", "9876543210"]) assert.ok(!written.includes(secret), `${secret} in:\n${written}`);
+      for (const secret of ["OLDSECRET", "NEWSECRET", "0123456789", "9876543210"])
+        assert.ok(!written.includes(secret), `${secret} in:\n${written}`);
       assert.match(written, /\[redacted\]/);
     } finally {
       proa.child.kill("SIGKILL");

@@ -21,7 +21,11 @@ afterEach(() => {
 
 /** A ready URL that answers `status` with `headers` to its first `refusals` requests, then 200; it records when each
  * request came. */
-async function sidecar(status: number, headers: OutgoingHttpHeaders | (() => OutgoingHttpHeaders), refusals = Infinity) {
+async function sidecar(
+  status: number,
+  headers: OutgoingHttpHeaders | (() => OutgoingHttpHeaders),
+  refusals = Infinity,
+) {
   const requests: number[] = [];
   const server = createServer((_req, res) => {
     requests.push(Date.now());
@@ -42,13 +46,18 @@ describe("--ready-url and Retry-After", () => {
       const { url, requests } = await sidecar(status, { "retry-after": "1" }, 2);
       await waitUntilUrlsReady([url], 8000, "proa/test", recordingLog(), safetyNet(), fast);
       assert.equal(requests.length, 3, "two refusals, then the 200");
-      for (const gap of gaps(requests)) assert.ok(gap >= 950, `asked again after ${gap} ms, not the 1000 ms the server asked for`);
+      for (const gap of gaps(requests))
+        assert.ok(gap >= 950, `asked again after ${gap} ms, not the 1000 ms the server asked for`);
     });
   }
 
   test("an HTTP date is honoured too", async () => {
     // Whole seconds: the date is rounded down, so the wait is between 1 and 2 s.
-    const { url, requests } = await sidecar(429, () => ({ "retry-after": new Date(Date.now() + 2000).toUTCString() }), 1);
+    const { url, requests } = await sidecar(
+      429,
+      () => ({ "retry-after": new Date(Date.now() + 2000).toUTCString() }),
+      1,
+    );
     await waitUntilUrlsReady([url], 8000, "proa/test", recordingLog(), safetyNet(), fast);
     assert.equal(requests.length, 2);
     assert.ok(gaps(requests)[0]! >= 900, `asked again after ${gaps(requests)[0]} ms`);
@@ -58,21 +67,33 @@ describe("--ready-url and Retry-After", () => {
     const { url, requests } = await sidecar(503, { "retry-after": "3600" }, 1);
     await waitUntilUrlsReady([url], 8000, "proa/test", recordingLog(), safetyNet(), { ...fast, retryAfterMaxMs: 300 });
     assert.equal(requests.length, 2);
-    assert.ok(gaps(requests)[0]! < 2000, `asked again after ${gaps(requests)[0]} ms: an hour's Retry-After was not capped`);
+    assert.ok(
+      gaps(requests)[0]! < 2000,
+      `asked again after ${gaps(requests)[0]} ms: an hour's Retry-After was not capped`,
+    );
   });
 
   test("never past --ready-timeout: a long Retry-After still ends the wait at the timeout", async () => {
     const { url, requests } = await sidecar(429, { "retry-after": "20" });
     const started = Date.now();
-    await assert.rejects(waitUntilUrlsReady([url], 500, "proa/test", recordingLog(), safetyNet(), fast), ReadyTimeoutError);
+    await assert.rejects(
+      waitUntilUrlsReady([url], 500, "proa/test", recordingLog(), safetyNet(), fast),
+      ReadyTimeoutError,
+    );
     assert.ok(Date.now() - started < 2000, `the wait ended ${Date.now() - started} ms after it began`);
     assert.equal(requests.length, 1);
   });
 
   test("Retry-After: 0 keeps the poll interval: no busy loop", async () => {
     const { url, requests } = await sidecar(429, { "retry-after": "0" });
-    await assert.rejects(waitUntilUrlsReady([url], 500, "proa/test", recordingLog(), safetyNet(), fast), ReadyTimeoutError);
-    assert.ok(requests.length <= 500 / fast.pollMs + 2, `${requests.length} requests in 500 ms at one per ${fast.pollMs} ms`);
+    await assert.rejects(
+      waitUntilUrlsReady([url], 500, "proa/test", recordingLog(), safetyNet(), fast),
+      ReadyTimeoutError,
+    );
+    assert.ok(
+      requests.length <= 500 / fast.pollMs + 2,
+      `${requests.length} requests in 500 ms at one per ${fast.pollMs} ms`,
+    );
     assert.ok(requests.length >= 5, `${requests.length} requests: the poll went on`);
   });
 

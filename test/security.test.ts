@@ -28,12 +28,20 @@ interface Io {
 let runs = 0;
 /** Runs the bundle under the recorder with a program that exits 0, and returns what it touched (the bundle itself,
  * which Node's loader reads, left out). */
-async function recordRun(args: string[], env: Record<string, string>, pod: Pod = podWith({ sidecars: ["sidecar-1"], ready: true })): Promise<Io & { code: number | null; stderr: string }> {
+async function recordRun(
+  args: string[],
+  env: Record<string, string>,
+  pod: Pod = podWith({ sidecars: ["sidecar-1"], ready: true }),
+): Promise<Io & { code: number | null; stderr: string }> {
   api.setPod(pod);
   const recordFile = join(scratch, `io-${++runs}.jsonl`);
   writeFileSync(recordFile, "");
   // Unless a shutdown request makes it exit, the sidecar never exits in the fake Pod: a short budget ends the wait.
-  const proa = startProa(["--shutdown-timeout", "200ms", ...args, "--", process.execPath, "-e", "0"], { ...env, PROA_TEST_IO_RECORD: recordFile }, [process.execPath, "--require", RECORDER, BUNDLE]);
+  const proa = startProa(
+    ["--shutdown-timeout", "200ms", ...args, "--", process.execPath, "-e", "0"],
+    { ...env, PROA_TEST_IO_RECORD: recordFile },
+    [process.execPath, "--require", RECORDER, BUNDLE],
+  );
   const { code } = await proa.exit;
   const io: Io = { reads: new Set(), writes: new Set(), connections: new Set(), env: new Set() };
   for (const line of readFileSync(recordFile, "utf8").split("\n").filter(Boolean)) {
@@ -79,10 +87,17 @@ const SOURCES = ["proa.ts", "kube.ts", "shutdown.ts", "http.ts", "log.ts", "read
 describe("what proa reads, writes and connects to", () => {
   test("only the environment variables SECURITY.md lists", async () => {
     const { POD_NAMESPACE: _, ...env } = api.env();
-    for (const run of [await recordRun(["--shutdown-http-get", shutdownUrl], api.env()), await recordRun(["--kill", NO_SUCH_PROCESS], env)]) {
+    for (const run of [
+      await recordRun(["--shutdown-http-get", shutdownUrl], api.env()),
+      await recordRun(["--kill", NO_SUCH_PROCESS], env),
+    ]) {
       assert.equal(run.code, 0, run.stderr);
-      assert.deepEqual([...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)), []);
-      for (const name of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "PROA_LOG"]) assert.ok(run.env.has(name), `${name} is read`);
+      assert.deepEqual(
+        [...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)),
+        [],
+      );
+      for (const name of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "PROA_LOG"])
+        assert.ok(run.env.has(name), `${name} is read`);
     }
   });
 
@@ -93,19 +108,35 @@ describe("what proa reads, writes and connects to", () => {
       const source = readFileSync(new URL(`../${file}`, import.meta.url), "utf8");
       // env.NAME, a name destructured from env, and check.ts's from("NAME", ...), which reads env[NAME].
       for (const [, name] of source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)) named.add(name!);
-      for (const [, names] of source.matchAll(/\{([^}]*)\} = env\b/g)) for (const [, name] of names!.matchAll(/([A-Z][A-Z0-9_]+):/g)) named.add(name!);
+      for (const [, names] of source.matchAll(/\{([^}]*)\} = env\b/g))
+        for (const [, name] of names!.matchAll(/([A-Z][A-Z0-9_]+):/g)) named.add(name!);
       for (const [, name] of source.matchAll(/\bfrom\("([A-Z][A-Z0-9_]+)"/g)) named.add(name!);
     }
-    assert.deepEqual([...named].filter((name) => !DOCUMENTED_ENV.includes(name)).sort(), [], "read by proa, missing from SECURITY.md");
-    assert.deepEqual(DOCUMENTED_ENV.filter((name) => !named.has(name)).sort(), [], "in SECURITY.md, read nowhere in the source");
+    assert.deepEqual(
+      [...named].filter((name) => !DOCUMENTED_ENV.includes(name)).sort(),
+      [],
+      "read by proa, missing from SECURITY.md",
+    );
+    assert.deepEqual(
+      DOCUMENTED_ENV.filter((name) => !named.has(name)).sort(),
+      [],
+      "in SECURITY.md, read nowhere in the source",
+    );
   });
 
   test("the service account's token and ca.crt, and /proc/self/mountinfo and cgroup to find its container; it writes nothing but tries the termination log, and connects only to the API server and the shutdown URL", async () => {
     const run = await recordRun(["--shutdown-http-post", shutdownUrl], api.env());
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
-    assert.deepEqual([...run.reads].sort(), [`${sa}/ca.crt`, `${sa}/token`, "/proc/self/cgroup", "/proc/self/mountinfo"].sort());
-    assert.deepEqual([...run.writes], [], "the termination log the Pod spec names does not exist, so nothing is opened for writing");
+    assert.deepEqual(
+      [...run.reads].sort(),
+      [`${sa}/ca.crt`, `${sa}/token`, "/proc/self/cgroup", "/proc/self/mountinfo"].sort(),
+    );
+    assert.deepEqual(
+      [...run.writes],
+      [],
+      "the termination log the Pod spec names does not exist, so nothing is opened for writing",
+    );
     assert.equal(existsSync(NO_TERMINATION_LOG), false, "and, as it does not exist, it is not created");
     assert.deepEqual([...run.connections].sort(), [`${api.host}:${api.port}`, `127.0.0.1:${shutdownPort}`].sort());
   });
@@ -132,14 +163,28 @@ describe("what proa reads, writes and connects to", () => {
 
   test("with --kill, also /proc/self/cgroup, the list of /proc and, per process, its /proc/PID/exe link, comm, cmdline, stat and cgroup, and nothing else", async () => {
     // PROA_KILL_SCOPE=visible: this machine is no Pod, and without it proa would stop at its own cgroup.
-    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], { ...api.env(), PROA_KILL_SCOPE: "visible" });
+    const run = await recordRun(["--container", "main", "--kill", NO_SUCH_PROCESS], {
+      ...api.env(),
+      PROA_KILL_SCOPE: "visible",
+    });
     assert.equal(run.code, 0, run.stderr);
     const sa = api.serviceAccountDir;
     const others = [...run.reads].filter((path) => path !== `${sa}/ca.crt` && path !== `${sa}/token`);
     assert.ok(others.includes("/proc"), others.join(", "));
-    assert.ok(others.some((path) => /^\/proc\/\d+\/exe$/.test(path)), others.join(", "));
+    assert.ok(
+      others.some((path) => /^\/proc\/\d+\/exe$/.test(path)),
+      others.join(", "),
+    );
     assert.ok(others.includes("/proc/self/cgroup"), others.join(", "));
-    assert.deepEqual(others.filter((path) => path !== "/proc" && path !== "/proc/self/cgroup" && !/^\/proc\/\d+\/(exe|comm|cmdline|stat|cgroup)$/.test(path)), []);
+    assert.deepEqual(
+      others.filter(
+        (path) =>
+          path !== "/proc" &&
+          path !== "/proc/self/cgroup" &&
+          !/^\/proc\/\d+\/(exe|comm|cmdline|stat|cgroup)$/.test(path),
+      ),
+      [],
+    );
     assert.deepEqual([...run.writes], []);
   });
 
@@ -177,14 +222,23 @@ describe("what proa reads and connects to with --ready-url", () => {
       const terminationLog = join(scratch, "ready-url-termination-log");
       writeFileSync(terminationLog, "");
       const env = { ...api.env(), PROA_TERMINATION_MESSAGE_PATH: terminationLog };
-      const run = await recordRun(["--shutdown-timeout", "20s", "--ready-url", `${base}/ready`, "--shutdown-http-post", `${base}/quitquitquit`], env);
+      const run = await recordRun(
+        ["--shutdown-timeout", "20s", "--ready-url", `${base}/ready`, "--shutdown-http-post", `${base}/quitquitquit`],
+        env,
+      );
       assert.equal(run.code, 0, run.stderr);
       assert.deepEqual([...run.reads], []);
       assert.deepEqual([...run.writes], [terminationLog]);
       assert.match(readFileSync(terminationLog, "utf8"), /^program exited 0 after .*; sidecars stopped: .*POST 200/);
       assert.deepEqual([...run.connections], [new URL(base).host]);
-      assert.deepEqual([...run.env].filter((name) => /^(KUBERNETES_|POD_)/.test(name) || name === "PROA_SERVICE_ACCOUNT_DIR"), []);
-      assert.deepEqual([...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)), []);
+      assert.deepEqual(
+        [...run.env].filter((name) => /^(KUBERNETES_|POD_)/.test(name) || name === "PROA_SERVICE_ACCOUNT_DIR"),
+        [],
+      );
+      assert.deepEqual(
+        [...run.env].filter((name) => !DOCUMENTED_ENV.includes(name)),
+        [],
+      );
       assert.equal(api.requests.length, requestsBefore, "not one request to the API server");
       assert.match(run.stderr, /nothing listens on 127\.0\.0\.1:\d+ any more; all sidecars have stopped listening/);
     } finally {
@@ -198,10 +252,20 @@ describe("what proa sends and runs", () => {
   test("a shutdown request carries no token, no Authorization header and no body: only the method, the URL's path and proa's User-Agent", async () => {
     shutdownRequests.length = 0;
     // A budget long enough for a loaded machine: the sidecar "exits" on its request, which ends the wait at once.
-    const args = ["--shutdown-timeout", "20s", "--shutdown-http-post", shutdownUrl, "--shutdown-http-get", `${shutdownUrl}?step=2`];
+    const args = [
+      "--shutdown-timeout",
+      "20s",
+      "--shutdown-http-post",
+      shutdownUrl,
+      "--shutdown-http-get",
+      `${shutdownUrl}?step=2`,
+    ];
     const run = await recordRun(args, { ...api.env(), PROA_CONTAINER: "main" });
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(shutdownRequests.map((r) => `${r.method} ${r.url}`).sort(), ["GET /quitquitquit?step=2", "POST /quitquitquit"]);
+    assert.deepEqual(shutdownRequests.map((r) => `${r.method} ${r.url}`).sort(), [
+      "GET /quitquitquit?step=2",
+      "POST /quitquitquit",
+    ]);
     const token = readFileSync(join(api.serviceAccountDir, "token"), "utf8");
     for (const r of shutdownRequests) {
       assert.equal(r.body, "");
@@ -216,7 +280,10 @@ describe("what proa sends and runs", () => {
     const marker = join(scratch, "a-shell-ran");
     const args = [`$(touch ${marker})`, `; touch ${marker}`, "*", "`id`", "a b", ""];
     const printArgs = "process.stdout.write(JSON.stringify(process.argv.slice(1)))";
-    const proa = startProa(["--shutdown-timeout", "200ms", "--", process.execPath, "-e", printArgs, ...args], { ...api.env(), PROA_CONTAINER: "main" });
+    const proa = startProa(["--shutdown-timeout", "200ms", "--", process.execPath, "-e", printArgs, ...args], {
+      ...api.env(),
+      PROA_CONTAINER: "main",
+    });
     assert.equal((await proa.exit).code, 0, proa.stderr());
     assert.deepEqual(JSON.parse(proa.stdout.join("\n")), args);
     assert.equal(existsSync(marker), false);

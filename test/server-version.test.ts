@@ -7,11 +7,15 @@ import { loadCluster, serverVersion } from "../kube.ts";
 import { startFakeApiServer } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
-test("a provider's version: major and the leading digits of minor (\"29+\"), and the request carried the token", async () => {
+test('a provider\'s version: major and the leading digits of minor ("29+"), and the request carried the token', async () => {
   const api = await startFakeApiServer({ version: { major: "1", minor: "29+", gitVersion: "v1.29.3-gke.1" } });
   const cluster = loadCluster(api.env(), "proa/test");
   try {
-    assert.deepEqual(await serverVersion(cluster, recordingLog(), 2000), { major: 1, minor: 29, gitVersion: "v1.29.3-gke.1" });
+    assert.deepEqual(await serverVersion(cluster, recordingLog(), 2000), {
+      major: 1,
+      minor: 29,
+      gitVersion: "v1.29.3-gke.1",
+    });
     const request = api.requests.find((r) => r.url === "/version");
     assert.ok(request?.authorized, JSON.stringify(api.requests));
   } finally {
@@ -26,7 +30,10 @@ test("unknown, never an error: a 404, or a body without numbers", async () => {
     const cluster = loadCluster(api.env(), "proa/test");
     try {
       assert.equal(await serverVersion(cluster, recordingLog(), 2000), undefined);
-      assert.ok(api.requests.some((r) => r.url === "/version"), "the request was made");
+      assert.ok(
+        api.requests.some((r) => r.url === "/version"),
+        "the request was made",
+      );
     } finally {
       cluster.agent.destroy();
       await api.close();
@@ -39,7 +46,10 @@ test("unknown after the limit when the server accepts and never answers", async 
   const silent = createServer((socket) => void sockets.add(socket));
   await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
   const api = await startFakeApiServer();
-  const cluster = loadCluster({ ...api.env(), KUBERNETES_SERVICE_PORT: String((silent.address() as { port: number }).port) }, "proa/test");
+  const cluster = loadCluster(
+    { ...api.env(), KUBERNETES_SERVICE_PORT: String((silent.address() as { port: number }).port) },
+    "proa/test",
+  );
   try {
     const started = Date.now();
     assert.equal(await serverVersion(cluster, recordingLog(), 200), undefined);

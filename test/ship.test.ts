@@ -3,7 +3,17 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
@@ -63,9 +73,13 @@ function parseDockerfile(text: string): Stage[] {
 function copyOf(instruction: Instruction): { from: string | undefined; sources: string[]; dest: string } {
   const flags: Record<string, string> = {};
   let rest = instruction.args;
-  for (let flag; (flag = /^--([\w-]+)(?:=(\S*))?\s+/.exec(rest)); rest = rest.slice(flag[0].length)) flags[flag[1]!] = flag[2] ?? "";
+  for (let flag; (flag = /^--([\w-]+)(?:=(\S*))?\s+/.exec(rest)); rest = rest.slice(flag[0].length))
+    flags[flag[1]!] = flag[2] ?? "";
   const paths: string[] = rest.startsWith("[") ? JSON.parse(rest) : rest.split(/\s+/);
-  assert.ok(paths.length >= 2, `Dockerfile line ${instruction.line}: ${instruction.keyword} needs a source and a destination`);
+  assert.ok(
+    paths.length >= 2,
+    `Dockerfile line ${instruction.line}: ${instruction.keyword} needs a source and a destination`,
+  );
   return { from: flags.from, sources: paths.slice(0, -1), dest: paths.at(-1)! };
 }
 
@@ -73,7 +87,10 @@ const isCopy = (i: Instruction) => i.keyword === "COPY" || i.keyword === "ADD";
 
 /** The exec (JSON) form of ENTRYPOINT or CMD, the only form that works in an image without a shell. */
 function execForm(instruction: Instruction): string[] {
-  assert.ok(instruction.args.startsWith("["), `Dockerfile line ${instruction.line}: ${instruction.keyword} must use the exec form ["node", ...]: the final image has no shell`);
+  assert.ok(
+    instruction.args.startsWith("["),
+    `Dockerfile line ${instruction.line}: ${instruction.keyword} must use the exec form ["node", ...]: the final image has no shell`,
+  );
   return JSON.parse(instruction.args);
 }
 
@@ -95,7 +112,11 @@ function dockerignored(patterns: string[], path: string): boolean {
     const glob = posix.normalize((negated ? pattern.slice(1) : pattern).trim().replace(/^\/+/, ""));
     const source = glob
       .split(/(\*\*\/|\*\*|\*|\?)/)
-      .map((part) => ({ "**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]" })[part] ?? part.replace(/[.+^${}()|[\]\\]/g, "\\$&"))
+      .map(
+        (part) =>
+          ({ "**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]" })[part] ??
+          part.replace(/[.+^${}()|[\]\\]/g, "\\$&"),
+      )
       .join("");
     return { negated, regex: new RegExp(`^${source}(?:/.*)?$`) };
   });
@@ -124,7 +145,11 @@ function buildStage(): { stage: Stage; run: Instruction } {
 
 /** Paths the build stage copies from the build context, relative to the repository. */
 function contextSources(stage: Stage): string[] {
-  return stage.instructions.filter(isCopy).map(copyOf).filter((copy) => copy.from === undefined).flatMap((copy) => copy.sources.map((source) => posix.normalize(source)));
+  return stage.instructions
+    .filter(isCopy)
+    .map(copyOf)
+    .filter((copy) => copy.from === undefined)
+    .flatMap((copy) => copy.sources.map((source) => posix.normalize(source)));
 }
 
 describe("Dockerfile", () => {
@@ -135,22 +160,32 @@ describe("Dockerfile", () => {
 
   test("uses no end-of-life Node.js: every node image it names, as a stage or in its comments, and job.yaml's, is Node 24", () => {
     // Node.js 20 reached its end of life on 2026-04-30; 24 is the LTS the README recommends.
-    const nodeImages = `${read("Dockerfile")}\n${read("job.yaml")}`.match(/\bnode:\d[\w.-]*|\bdistroless\/nodejs\d+[\w.:-]*/g) ?? [];
-    assert.ok(nodeImages.length >= 4, `expected the build stage, the final image, the copy examples and job.yaml's sidecar: ${nodeImages.join(", ")}`);
-    for (const image of nodeImages) assert.match(image, /^(?:node:|distroless\/nodejs)24\b/, `${image}: use Node.js 24, the current LTS`);
+    const nodeImages =
+      `${read("Dockerfile")}\n${read("job.yaml")}`.match(/\bnode:\d[\w.-]*|\bdistroless\/nodejs\d+[\w.:-]*/g) ?? [];
+    assert.ok(
+      nodeImages.length >= 4,
+      `expected the build stage, the final image, the copy examples and job.yaml's sidecar: ${nodeImages.join(", ")}`,
+    );
+    for (const image of nodeImages)
+      assert.match(image, /^(?:node:|distroless\/nodejs)24\b/, `${image}: use Node.js 24, the current LTS`);
   });
 
   test("pins every base image by a tag or a digest, never latest", () => {
     const stageNames = new Set<string>();
     for (const stage of stages) {
       if (!stageNames.has(stage.image)) {
-        assert.doesNotMatch(stage.image, /\$/, `FROM ${stage.image}: a base image from a build argument cannot be checked`);
+        assert.doesNotMatch(
+          stage.image,
+          /\$/,
+          `FROM ${stage.image}: a base image from a build argument cannot be checked`,
+        );
         const [reference = "", digest] = stage.image.split("@");
         const lastPart = reference.split("/").at(-1) ?? "";
         const tag = lastPart.includes(":") ? lastPart.split(":").at(-1) : undefined;
         assert.ok(tag !== undefined || digest !== undefined, `FROM ${stage.image}: no tag, so it means latest`);
         assert.notEqual(tag, "latest", `FROM ${stage.image}: latest is not a pin`);
-        if (digest !== undefined) assert.match(digest, /^sha256:[0-9a-f]{64}$/, `FROM ${stage.image}: a malformed digest`);
+        if (digest !== undefined)
+          assert.match(digest, /^sha256:[0-9a-f]{64}$/, `FROM ${stage.image}: a malformed digest`);
       }
       if (stage.name) stageNames.add(stage.name);
     }
@@ -162,12 +197,24 @@ describe("Dockerfile", () => {
     for (const source of sources) {
       assert.doesNotMatch(source, /[*?[]/, `COPY ${source}: name the files, so that this test can check them`);
       assert.ok(existsSync(join(ROOT, source)) || source === outfile, `COPY ${source}: no such file in the repository`);
-      assert.equal(dockerignored(ignorePatterns, source), false, `COPY ${source}: .dockerignore leaves it out of the build context`);
+      assert.equal(
+        dockerignored(ignorePatterns, source),
+        false,
+        `COPY ${source}: .dockerignore leaves it out of the build context`,
+      );
     }
   });
 
   test(".dockerignore leaves dependencies, build output and git history out of the build context", () => {
-    for (const path of [".git", ".git/HEAD", "node_modules", "node_modules/esbuild/package.json", "bench/node_modules/x", "dist", "dist/proa.js"]) {
+    for (const path of [
+      ".git",
+      ".git/HEAD",
+      "node_modules",
+      "node_modules/esbuild/package.json",
+      "bench/node_modules/x",
+      "dist",
+      "dist/proa.js",
+    ]) {
       assert.ok(dockerignored(ignorePatterns, path), `${path} should be in .dockerignore`);
     }
     assert.equal(dockerignored(ignorePatterns, "proa.ts"), false);
@@ -179,7 +226,11 @@ describe("Dockerfile", () => {
     const instructions = stage.instructions;
     const install = instructions.find((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
     assert.ok(install, "the build stage must install with `npm ci`, which follows package-lock.json exactly");
-    assert.match(install.args, /(^|\s)--ignore-scripts(\s|$)/, "`npm ci --ignore-scripts`: no dependency's install script runs in the build");
+    assert.match(
+      install.args,
+      /(^|\s)--ignore-scripts(\s|$)/,
+      "`npm ci --ignore-scripts`: no dependency's install script runs in the build",
+    );
     assert.ok(instructions.indexOf(install) < instructions.indexOf(run), "`npm ci` must come before `npm run build`");
     const copiedBefore = (instruction: Instruction) =>
       instructions
@@ -188,10 +239,20 @@ describe("Dockerfile", () => {
         .map(copyOf)
         .filter((copy) => copy.from === undefined)
         .flatMap((copy) => copy.sources.map((source) => posix.normalize(source)));
-    for (const file of ["package.json", "package-lock.json"]) assert.ok(copiedBefore(install).includes(file), `${file} must be copied before \`npm ci\``);
-    assert.deepEqual(copiedBefore(run).sort(), contextSources(stage).sort(), "every file the build stage copies must be there before `npm run build`");
+    for (const file of ["package.json", "package-lock.json"])
+      assert.ok(copiedBefore(install).includes(file), `${file} must be copied before \`npm ci\``);
+    assert.deepEqual(
+      copiedBefore(run).sort(),
+      contextSources(stage).sort(),
+      "every file the build stage copies must be there before `npm run build`",
+    );
     for (const instruction of instructions) {
-      if (instruction.keyword === "RUN") assert.doesNotMatch(instruction.args, /\besbuild\b/, `line ${instruction.line}: run \`npm run build\` rather than esbuild itself`);
+      if (instruction.keyword === "RUN")
+        assert.doesNotMatch(
+          instruction.args,
+          /\besbuild\b/,
+          `line ${instruction.line}: run \`npm run build\` rather than esbuild itself`,
+        );
     }
   });
 
@@ -202,9 +263,15 @@ describe("Dockerfile", () => {
     const copies = finalStage.instructions.filter(isCopy);
     assert.equal(copies.length, 1, "the final stage should copy the bundle and nothing else");
     const copy = copyOf(copies[0]!);
-    assert.ok(copy.from !== undefined && [stage.name, String(stage.index)].includes(copy.from), `the final stage must copy from the build stage, not ${copy.from ?? "the build context"}`);
+    assert.ok(
+      copy.from !== undefined && [stage.name, String(stage.index)].includes(copy.from),
+      `the final stage must copy from the build stage, not ${copy.from ?? "the build context"}`,
+    );
     assert.deepEqual(copy.sources, [built], `the build script writes ${built}`);
-    const dest = posix.resolve(workdirBefore(finalStage, copies[0]), copy.dest.endsWith("/") ? posix.join(copy.dest, posix.basename(built)) : copy.dest);
+    const dest = posix.resolve(
+      workdirBefore(finalStage, copies[0]),
+      copy.dest.endsWith("/") ? posix.join(copy.dest, posix.basename(built)) : copy.dest,
+    );
 
     const entrypoint = finalStage.instructions.filter((i) => i.keyword === "ENTRYPOINT").at(-1);
     assert.ok(entrypoint, "the final stage needs an ENTRYPOINT");
@@ -241,7 +308,11 @@ describe("the build", () => {
     const build = (dir: string) => {
       // Without the npm_* variables of an enclosing `npm test`, which would point npm at this checkout.
       const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
-      execFileSync("npm", ["run", "build"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...env, npm_config_update_notifier: "false" } });
+      execFileSync("npm", ["run", "build"], {
+        cwd: dir,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...env, npm_config_update_notifier: "false" },
+      });
       return { bytes: readFileSync(join(dir, outfile)), mode: statSync(join(dir, outfile)).mode & 0o777 };
     };
     const first = prepare("first", ROOT);
@@ -259,7 +330,9 @@ describe("the build", () => {
     assert.deepEqual([modeA, modeB], [0o755, 0o755], "the bundle must be executable (rwxr-xr-x) whatever the umask");
     if (!a.equals(b)) {
       const at = a.findIndex((byte, i) => byte !== b[i]);
-      assert.fail(`the two builds differ from byte ${at}: ${JSON.stringify(a.subarray(at, at + 80).toString())} vs ${JSON.stringify(b.subarray(at, at + 80).toString())}`);
+      assert.fail(
+        `the two builds differ from byte ${at}: ${JSON.stringify(a.subarray(at, at + 80).toString())} vs ${JSON.stringify(b.subarray(at, at + 80).toString())}`,
+      );
     }
   });
 });
@@ -300,7 +373,9 @@ function httpRequest(port: number, method: string, path: string): Promise<{ stat
 
 describe("package.json", () => {
   test("covers every dependency with an install script in allowScripts, and allows none, so npm ci neither warns nor runs one", () => {
-    const lock = JSON.parse(read("package-lock.json")) as { packages: Record<string, { name?: string; version?: string; hasInstallScript?: boolean }> };
+    const lock = JSON.parse(read("package-lock.json")) as {
+      packages: Record<string, { name?: string; version?: string; hasInstallScript?: boolean }>;
+    };
     const { allowScripts = {} } = JSON.parse(read("package.json")) as { allowScripts?: Record<string, boolean> };
     const withScripts = Object.entries(lock.packages)
       .filter(([, entry]) => entry.hasInstallScript)
@@ -308,7 +383,11 @@ describe("package.json", () => {
     assert.ok(withScripts.length > 0, "expected esbuild's postinstall in the lockfile");
     for (const { name, version } of withScripts) {
       const entry = allowScripts[`${name}@${version}`] ?? allowScripts[name];
-      assert.equal(entry, false, `${name}@${version}: deny its install script in package.json's allowScripts (npm install-scripts deny ${name})`);
+      assert.equal(
+        entry,
+        false,
+        `${name}@${version}: deny its install script in package.json's allowScripts (npm install-scripts deny ${name})`,
+      );
     }
   });
 });
@@ -316,7 +395,13 @@ describe("package.json", () => {
 describe("npm sbom", () => {
   test("lists no component once the dev dependencies are left out: nothing ships but proa's own bundle", () => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
-    const sbom = JSON.parse(execFileSync("npm", ["sbom", "--sbom-format", "cyclonedx", "--omit", "dev"], { cwd: ROOT, encoding: "utf8", env: { ...env, npm_config_update_notifier: "false" } }));
+    const sbom = JSON.parse(
+      execFileSync("npm", ["sbom", "--sbom-format", "cyclonedx", "--omit", "dev"], {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...env, npm_config_update_notifier: "false" },
+      }),
+    );
     assert.deepEqual(sbom.components ?? [], []);
   });
 });
@@ -335,7 +420,10 @@ describe("job.yaml", () => {
         .filter((line) => line.trim() !== "")
         .map((line) => {
           const match = /^\s*(\w+):\s*(\[.*\])\s*$/.exec(line);
-          assert.ok(match, `write the rule's lists in flow style, like verbs: ["list", "watch"], for this check: ${line}`);
+          assert.ok(
+            match,
+            `write the rule's lists in flow style, like verbs: ["list", "watch"], for this check: ${line}`,
+          );
           return [match[1]!, (JSON.parse(match[2]!) as string[]).sort()];
         }),
     );
@@ -366,7 +454,10 @@ describe("job.yaml", () => {
   test("its sidecar becomes ready only after a while, serves /work, and exits 0 on POST /shutdown", async () => {
     const script = join(scratch, "sidecar.mjs");
     writeFileSync(script, blockScalar(jobYaml, "sidecar.mjs"));
-    const sidecar: ChildProcess = spawn(process.execPath, [script], { env: { PORT: "0", READY_AFTER_SECONDS: "1" }, stdio: ["ignore", "pipe", "inherit"] });
+    const sidecar: ChildProcess = spawn(process.execPath, [script], {
+      env: { PORT: "0", READY_AFTER_SECONDS: "1" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     try {
       let stdout = "";
       sidecar.stdout!.setEncoding("utf8");
@@ -385,7 +476,10 @@ describe("job.yaml", () => {
         assert.ok(Date.now() < deadline, "never became ready");
         await sleep(100);
       }
-      assert.deepEqual(await httpRequest(port, "GET", "/work"), { status: 200, body: "42 rows copied by the sidecar\n" });
+      assert.deepEqual(await httpRequest(port, "GET", "/work"), {
+        status: 200,
+        body: "42 rows copied by the sidecar\n",
+      });
       assert.equal((await httpRequest(port, "POST", "/shutdown")).status, 200);
       assert.deepEqual(await exited, [0, null]);
     } finally {

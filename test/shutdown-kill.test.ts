@@ -17,7 +17,8 @@ const dir = mkdtempSync(join(tmpdir(), "proa-shutdown-kill-"));
 const bin = (name: string) => join(dir, name);
 const helper = join(dir, "helper.mjs");
 const unshare = ["--pid", "--fork", "--mount-proc", "--kill-child"];
-const skip = spawnSync("unshare", [...unshare, "true"]).status === 0 ? false : "needs `unshare --pid` (root or user namespaces)";
+const skip =
+  spawnSync("unshare", [...unshare, "true"]).status === 0 ? false : "needs `unshare --pid` (root or user namespaces)";
 
 interface Report {
   pid: number;
@@ -30,11 +31,18 @@ interface Report {
  * runs in a subshell (so neither is the helper's parent); without, the helper is PID 1 as in a Pod without
  * shareProcessNamespace.
  */
-async function inNamespace(request: { start: string[]; child?: number; kill?: string[]; killAll?: boolean; uid?: number }, pid1: "pause" | "proa" | "shell" = "pause",
-  env: NodeJS.ProcessEnv = { PROA_KILL_SCOPE: "visible" }): Promise<Report> {
+async function inNamespace(
+  request: { start: string[]; child?: number; kill?: string[]; killAll?: boolean; uid?: number },
+  pid1: "pause" | "proa" | "shell" = "pause",
+  env: NodeJS.ProcessEnv = { PROA_KILL_SCOPE: "visible" },
+): Promise<Report> {
   const json = JSON.stringify({ kill: [], killAll: false, ...request, start: request.start.map(bin) });
   // "shell": PID 1 is a shell, and proa runs under three layers of wrapper scripts, as under an init wrapper.
-  const scripts = { pause: `("$0" "$1" "$2"; true) & exec "$3" 60`, proa: `exec "$0" "$1" "$2"`, shell: `"$4" 2 "$0" "$1" "$2"; true` };
+  const scripts = {
+    pause: `("$0" "$1" "$2"; true) & exec "$3" 60`,
+    proa: `exec "$0" "$1" "$2"`,
+    shell: `"$4" 2 "$0" "$1" "$2"; true`,
+  };
   const script = scripts[pid1];
   const args = [...unshare, "sh", "-c", script, process.execPath, helper, json, bin("pause"), bin("wrapper")];
   // These tests run in no Pod: PROA_KILL_SCOPE=visible lets the step signal what the fresh namespace shows.
@@ -53,12 +61,16 @@ async function inNamespace(request: { start: string[]; child?: number; kill?: st
   return JSON.parse(output) as Report;
 }
 
-const signalled = (report: Report) => report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.msg.slice("sent SIGTERM to ".length));
+const signalled = (report: Report) =>
+  report.logs
+    .filter((line) => line.msg.startsWith("sent SIGTERM"))
+    .map((line) => line.msg.slice("sent SIGTERM to ".length));
 const warnings = (report: Report) => report.logs.filter((line) => line.level === "warn").map((line) => line.msg);
 
 describe("--kill and --kill-all on real processes", { skip }, () => {
   before(async () => {
-    for (const name of ["pause", "sidecar-a", "sidecar-a-v2", "sidecar-b", "a-very-long-sidecar-name", "program"]) copyFileSync("/usr/bin/sleep", bin(name));
+    for (const name of ["pause", "sidecar-a", "sidecar-a-v2", "sidecar-b", "a-very-long-sidecar-name", "program"])
+      copyFileSync("/usr/bin/sleep", bin(name));
     // Executable but not readable: a process started from them is not dumpable, so even its own user cannot read
     // its /proc/PID/exe (as without CAP_SYS_PTRACE); only cmdline and the 15-character comm are left.
     for (const name of ["cloud-sql-proxy", "cloud-sql-proxy-v2"]) {
@@ -66,32 +78,59 @@ describe("--kill and --kill-all on real processes", { skip }, () => {
       chmodSync(bin(name), 0o711);
     }
     chmodSync(dir, 0o755);
-    writeFileSync(bin("wrapper"), `#!/bin/sh\n# wrapper N command...: N more wrappers, then the command\nn=$1; shift\nif [ "$n" -gt 0 ]; then "$0" $((n - 1)) "$@"; else "$@"; fi\ntrue\n`);
+    writeFileSync(
+      bin("wrapper"),
+      `#!/bin/sh\n# wrapper N command...: N more wrappers, then the command\nn=$1; shift\nif [ "$n" -gt 0 ]; then "$0" $((n - 1)) "$@"; else "$@"; fi\ntrue\n`,
+    );
     chmodSync(bin("wrapper"), 0o755);
     const entry = fileURLToPath(new URL("./helpers/shutdown-kill.ts", import.meta.url));
     // Plain node, not tsx: tsx starts an esbuild process, which --kill-all would see and signal.
-    await build({ entryPoints: [entry], outfile: helper, bundle: true, platform: "node", format: "esm", target: "node20", logLevel: "warning" });
+    await build({
+      entryPoints: [entry],
+      outfile: helper,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      logLevel: "warning",
+    });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test("--kill NAME sends SIGTERM to every process of that name and to no other", async () => {
-    const report = await inNamespace({ start: ["sidecar-a", "sidecar-b", "sidecar-a", "program"], child: 3, kill: ["sidecar-a"] });
+    const report = await inNamespace({
+      start: ["sidecar-a", "sidecar-b", "sidecar-a", "program"],
+      child: 3,
+      kill: ["sidecar-a"],
+    });
     assert.deepEqual(report.signals, ["SIGTERM", null, "SIGTERM", null]);
     assert.deepEqual(signalled(report), ["sidecar-a", "sidecar-a"]);
     assert.deepEqual(warnings(report), []);
   });
 
-  const inPod = podUidOf(readFileSync("/proc/self/cgroup", "utf8")) === undefined ? false : "the tests run in a Pod's cgroup";
-  test("outside any Pod's cgroup, and without PROA_KILL_SCOPE=visible, --kill and --kill-all signal nothing and say why", { skip: inPod }, async () => {
-    const report = await inNamespace({ start: ["sidecar-a", "sidecar-b"], kill: ["sidecar-a"], killAll: true }, "pause", {});
-    assert.deepEqual(report.signals, [null, null]);
-    assert.deepEqual(warnings(report), [
-      "--kill and --kill-all signal nothing: proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process",
-    ]);
-  });
+  const inPod =
+    podUidOf(readFileSync("/proc/self/cgroup", "utf8")) === undefined ? false : "the tests run in a Pod's cgroup";
+  test(
+    "outside any Pod's cgroup, and without PROA_KILL_SCOPE=visible, --kill and --kill-all signal nothing and say why",
+    { skip: inPod },
+    async () => {
+      const report = await inNamespace(
+        { start: ["sidecar-a", "sidecar-b"], kill: ["sidecar-a"], killAll: true },
+        "pause",
+        {},
+      );
+      assert.deepEqual(report.signals, [null, null]);
+      assert.deepEqual(warnings(report), [
+        "--kill and --kill-all signal nothing: proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others; set PROA_KILL_SCOPE=visible to signal every visible process",
+      ]);
+    },
+  );
 
   test("--kill matches names longer than the kernel's 15-character comm and says which names matched nothing", async () => {
-    const report = await inNamespace({ start: ["a-very-long-sidecar-name", "sidecar-b"], kill: ["a-very-long-sidecar-name", "envoy"] });
+    const report = await inNamespace({
+      start: ["a-very-long-sidecar-name", "sidecar-b"],
+      kill: ["a-very-long-sidecar-name", "envoy"],
+    });
     assert.deepEqual(report.signals, ["SIGTERM", null]);
     assert.deepEqual(warnings(report), ["no process named envoy is running, so --kill envoy signals nothing"]);
   });
@@ -106,13 +145,23 @@ describe("--kill and --kill-all on real processes", { skip }, () => {
   test("--kill NAME does not hit a readable executable whose name only begins with NAME", async () => {
     const report = await inNamespace({ start: ["sidecar-a-v2", "sidecar-a"], kill: ["sidecar-a"] });
     assert.deepEqual(report.signals, [null, "SIGTERM"]);
-    assert.deepEqual(report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.fields.rule), ["executable"]);
+    assert.deepEqual(
+      report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.fields.rule),
+      ["executable"],
+    );
   });
 
   test("--kill NAME does not hit a longer name that shares its first 15 characters when /proc/PID/exe is unreadable", async () => {
-    const report = await inNamespace({ start: ["cloud-sql-proxy-v2", "cloud-sql-proxy"], kill: ["cloud-sql-proxy"], uid: 65534 });
+    const report = await inNamespace({
+      start: ["cloud-sql-proxy-v2", "cloud-sql-proxy"],
+      kill: ["cloud-sql-proxy"],
+      uid: 65534,
+    });
     assert.deepEqual(report.signals, [null, "SIGTERM"]);
-    assert.deepEqual(report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.fields.rule), ["argv[0]"]);
+    assert.deepEqual(
+      report.logs.filter((line) => line.msg.startsWith("sent SIGTERM")).map((line) => line.fields.rule),
+      ["argv[0]"],
+    );
     assert.deepEqual(warnings(report), []);
   });
 

@@ -48,13 +48,18 @@ describe("the shutdown step's report", () => {
       const record = await shutDownSidecars(
         options({
           httpGet: [new URL(`http://127.0.0.1:${closedPort}/quit`)],
-          httpPost: [new URL(`http://admin:hunter2@127.0.0.1:${busyPort}/quitquitquit?key=s3cr3t`), new URL(`http://127.0.0.1:${okPort}/stop`)],
+          httpPost: [
+            new URL(`http://admin:hunter2@127.0.0.1:${busyPort}/quitquitquit?key=s3cr3t`),
+            new URL(`http://127.0.0.1:${okPort}/stop`),
+          ],
         }),
         {},
         recordingLog(),
         fast,
       );
-      const requests = record.requests.map(({ durationMs, ...rest }) => (assert.ok(durationMs >= 0 && durationMs < 2000, `${durationMs} ms`), rest));
+      const requests = record.requests.map(
+        ({ durationMs, ...rest }) => (assert.ok(durationMs >= 0 && durationMs < 2000, `${durationMs} ms`), rest),
+      );
       assert.equal(requests.length, 3);
       assert.deepEqual([requests[0]?.method, requests[0]?.phase, requests[0]?.status], ["GET", "connect", undefined]);
       assert.match(requests[0]?.error ?? "", /connection refused/);
@@ -62,7 +67,11 @@ describe("the shutdown step's report", () => {
         { method: "POST", url: `http://127.0.0.1:${busyPort}/quitquitquit?REDACTED`, status: 503, attempts: 1 },
         { method: "POST", url: `http://127.0.0.1:${okPort}/stop`, status: 200, attempts: 1 },
       ]);
-      assert.deepEqual(record.wait, { outcome: "not watched", stillRunning: [] }, "no Pod known: the exit is not watched");
+      assert.deepEqual(
+        record.wait,
+        { outcome: "not watched", stillRunning: [] },
+        "no Pod known: the exit is not watched",
+      );
       assert.equal(record.budgetMs, 5000);
     } finally {
       ok.close();
@@ -75,11 +84,29 @@ describe("the shutdown step's report", () => {
     try {
       const cluster = loadCluster(api.env(), "proa/test");
       const pod = api.pod() ?? undefined;
-      const done = shutDownSidecars(options({ timeoutMs: 400 }), { sidecars: podExitWatch({ cluster, pod, ownContainer: "main" }, { backoffBaseMs: 20, backoffMaxMs: 50 }), pod }, recordingLog(), fast);
+      const done = shutDownSidecars(
+        options({ timeoutMs: 400 }),
+        {
+          sidecars: podExitWatch({ cluster, pod, ownContainer: "main" }, { backoffBaseMs: 20, backoffMaxMs: 50 }),
+          pod,
+        },
+        recordingLog(),
+        fast,
+      );
       await sleep(100);
-      api.setPod(podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true, terminated: { "sidecar-1": { exitCode: 7 } } }));
+      api.setPod(
+        podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true, terminated: { "sidecar-1": { exitCode: 7 } } }),
+      );
       const record = await done;
-      assert.deepEqual(record.exits.map(({ name, exitCode, afterMs }) => (assert.ok(afterMs >= 50 && afterMs < 400, `${afterMs} ms`), { name, exitCode })), [{ name: "sidecar-1", exitCode: 7 }]);
+      assert.deepEqual(
+        record.exits.map(
+          ({ name, exitCode, afterMs }) => (
+            assert.ok(afterMs >= 50 && afterMs < 400, `${afterMs} ms`),
+            { name, exitCode }
+          ),
+        ),
+        [{ name: "sidecar-1", exitCode: 7 }],
+      );
       assert.deepEqual(record.wait, { outcome: "budget spent", stillRunning: ["sidecar-2"] });
       assert.equal(record.budgetMs, 400);
       assert.ok(record.durationMs >= 300 && record.durationMs < 2000, `${record.durationMs} ms`);

@@ -57,7 +57,8 @@ function withGrace(pod: Pod | null, seconds: number): Pod {
   return { ...pod, spec: { ...pod?.spec, terminationGracePeriodSeconds: seconds } };
 }
 
-const messages = (log: ReturnType<typeof recordingLog>, level: string) => log.lines.filter((line) => line.level === level).map((line) => line.msg);
+const messages = (log: ReturnType<typeof recordingLog>, level: string) =>
+  log.lines.filter((line) => line.level === level).map((line) => line.msg);
 
 describe("waiting for the sidecars to exit", () => {
   test("waits until every regular sidecar has exited, logging each exit and who still runs, but not for native sidecars", async () => {
@@ -87,7 +88,9 @@ describe("waiting for the sidecars to exit", () => {
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-2": { exitCode: 0 } } }));
     const elapsed = await done;
     assert.ok(elapsed >= 390 && elapsed < 900, `took ${elapsed} ms`);
-    assert.deepEqual(messages(log, "warn"), ["the sidecars did not exit within 400 ms; still running: sidecar-1; proa exits anyway"]);
+    assert.deepEqual(messages(log, "warn"), [
+      "the sidecars did not exit within 400 ms; still running: sidecar-1; proa exits anyway",
+    ]);
   });
 
   test("after SIGTERM the budget counts from the signal and ends a second before the kubelet's kill", async () => {
@@ -96,8 +99,14 @@ describe("waiting for the sidecars to exit", () => {
     api.setPod(withGrace(api.pod(), 2));
     const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now() - 600) };
     const elapsed = await timed(() => shutDownSidecars(options(undefined), context, log));
-    assert.ok(elapsed >= 350 && elapsed < 700, `took ${elapsed} ms: 2000 ms grace period - 600 ms since SIGTERM - 1000 ms margin`);
-    assert.match(messages(log, "warn")[0] ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
+    assert.ok(
+      elapsed >= 350 && elapsed < 700,
+      `took ${elapsed} ms: 2000 ms grace period - 600 ms since SIGTERM - 1000 ms margin`,
+    );
+    assert.match(
+      messages(log, "warn")[0] ?? "",
+      /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/,
+    );
   });
 
   test("a sidecar the kubelet restarts after it exited counts as exited", async () => {
@@ -116,7 +125,10 @@ describe("waiting for the sidecars to exit", () => {
   });
 
   test("sidecars that had already exited, or none at all, need no watch", async () => {
-    const { api, cluster } = await start({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } } });
+    const { api, cluster } = await start({
+      ...sidecars,
+      terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } },
+    });
     for (const pod of [api.pod() ?? undefined, podWith({})]) {
       const elapsed = await timed(() => shutDownSidecars(options(5000), podContext(cluster, pod), recordingLog()));
       assert.ok(elapsed < 100, `took ${elapsed} ms`);
@@ -143,7 +155,10 @@ describe("the grace period is a hard limit, whatever the flags", () => {
     const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now() - 100) };
     const elapsed = await timed(() => shutDownSidecars(options(20_000), context, log));
     assert.ok(elapsed < 1000, `took ${elapsed} ms: 1500 ms grace period - 100 ms since SIGTERM - 1000 ms margin`);
-    assert.match(messages(log, "warn").at(-1) ?? "", /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/);
+    assert.match(
+      messages(log, "warn").at(-1) ?? "",
+      /^the sidecars did not exit within \d+ ms; still running: sidecar-1, sidecar-2/,
+    );
   });
 
   test("SIGTERM during the step brings its end forward, cutting a request that hangs", async () => {
@@ -155,15 +170,23 @@ describe("the grace period is a hard limit, whatever the flags", () => {
     const log = recordingLog();
     api.setPod(withGrace(api.pod(), 1.5));
     const context = { ...podContext(cluster, api.pod()), sigterm: sigterm.signal };
-    const done = timed(() => shutDownSidecars(options(20_000, { httpPost: [url] }), context, log, { minRequestMs: 100 }));
+    const done = timed(() =>
+      shutDownSidecars(options(20_000, { httpPost: [url] }), context, log, { minRequestMs: 100 }),
+    );
     await sleep(100);
     sigterm.abort(Date.now());
     const elapsed = await done;
     hanging.closeAllConnections();
     hanging.close();
-    assert.ok(elapsed >= 550 && elapsed < 1200, `took ${elapsed} ms: 100 ms, then SIGTERM + 1500 ms grace period - 1000 ms margin`);
+    assert.ok(
+      elapsed >= 550 && elapsed < 1200,
+      `took ${elapsed} ms: 100 ms, then SIGTERM + 1500 ms grace period - 1000 ms margin`,
+    );
     assert.ok(log.lines.some((line) => /^received SIGTERM: the shutdown step now ends in \d+ ms/.test(line.msg)));
-    assert.match(messages(log, "warn").join("\n"), /sidecar shutdown request failed: the shutdown budget ran out after \d+ ms, in the headers phase/);
+    assert.match(
+      messages(log, "warn").join("\n"),
+      /sidecar shutdown request failed: the shutdown budget ran out after \d+ ms, in the headers phase/,
+    );
   });
 
   test("a deletion that first appears in the step's own watch shortens the deadline to its grace period", async () => {
@@ -173,11 +196,22 @@ describe("the grace period is a hard limit, whatever the flags", () => {
     const done = timed(() => shutDownSidecars(options(undefined), context, log));
     await sleep(100);
     const deleting = podWith(sidecars);
-    deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 1500).toISOString(), deletionGracePeriodSeconds: 1.5 };
+    deleting.metadata = {
+      ...deleting.metadata,
+      deletionTimestamp: new Date(Date.now() + 1500).toISOString(),
+      deletionGracePeriodSeconds: 1.5,
+    };
     api.setPod(deleting);
     const elapsed = await done;
-    assert.ok(elapsed < 1200, `took ${elapsed} ms: SIGTERM + 1500 ms deletion grace period - 1000 ms margin, not the spec's 30 s`);
-    assert.ok(log.lines.some((line) => /^the Pod is being deleted, with a grace period of 1.5 s: the shutdown step now ends in/.test(line.msg)));
+    assert.ok(
+      elapsed < 1200,
+      `took ${elapsed} ms: SIGTERM + 1500 ms deletion grace period - 1000 ms margin, not the spec's 30 s`,
+    );
+    assert.ok(
+      log.lines.some((line) =>
+        /^the Pod is being deleted, with a grace period of 1.5 s: the shutdown step now ends in/.test(line.msg),
+      ),
+    );
   });
 });
 
@@ -190,9 +224,18 @@ describe("the exits, said once and truthfully", () => {
     api.setPod(podWith({ ...sidecars, terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 143 } } }));
     const report = await done;
     const exits = log.lines.filter((line) => line.msg.includes(" exited"));
-    assert.deepEqual(exits.map((line) => line.msg), ["sidecar-1 exited with 0, sidecar-2 exited with 143; all sidecars have exited"]);
+    assert.deepEqual(
+      exits.map((line) => line.msg),
+      ["sidecar-1 exited with 0, sidecar-2 exited with 143; all sidecars have exited"],
+    );
     assert.deepEqual(exits[0]?.fields, { exited: { "sidecar-1": 0, "sidecar-2": 143 }, stillRunning: [] });
-    assert.deepEqual(report.exits.map(({ name, exitCode }) => [name, exitCode]), [["sidecar-1", 0], ["sidecar-2", 143]]);
+    assert.deepEqual(
+      report.exits.map(({ name, exitCode }) => [name, exitCode]),
+      [
+        ["sidecar-1", 0],
+        ["sidecar-2", 143],
+      ],
+    );
     assert.deepEqual(report.wait, { outcome: "all exited", stillRunning: [] });
   });
 });
@@ -208,7 +251,10 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const context = podContext({ ...cluster, port }, api.pod());
     const elapsed = await timed(() => shutDownSidecars(options(300), context, log));
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
-    assert.equal(messages(log, "warn").at(-1), "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway");
+    assert.equal(
+      messages(log, "warn").at(-1),
+      "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway",
+    );
   });
 
   test("an API server that accepts the connection and then goes silent, with a shutdown request that hangs too", async () => {
@@ -219,13 +265,21 @@ describe("an API server that cannot be reached does not stall proa past the budg
     const url = new URL(`http://127.0.0.1:${(hanging.address() as AddressInfo).port}/quitquitquit`);
     const log = recordingLog();
     const context = podContext(cluster, api.pod());
-    const elapsed = await timed(() => shutDownSidecars(options(300, { httpPost: [url] }), context, log, { minRequestMs: 200 }));
+    const elapsed = await timed(() =>
+      shutDownSidecars(options(300, { httpPost: [url] }), context, log, { minRequestMs: 200 }),
+    );
     hanging.closeAllConnections();
     hanging.close();
     assert.ok(elapsed < 800, `took ${elapsed} ms`);
     const [request, wait, ...more] = messages(log, "warn").sort();
-    assert.match(request ?? "", /^sidecar shutdown request failed: no answer within \d+ ms: timed out waiting for the response headers \(the rest of the shutdown budget\)$/);
-    assert.equal(wait, "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway");
+    assert.match(
+      request ?? "",
+      /^sidecar shutdown request failed: no answer within \d+ ms: timed out waiting for the response headers \(the rest of the shutdown budget\)$/,
+    );
+    assert.equal(
+      wait,
+      "the sidecars did not exit within 300 ms; still running: sidecar-1, sidecar-2; proa exits anyway",
+    );
     assert.deepEqual(more, []);
   });
 
@@ -263,18 +317,28 @@ describe("whether proa's container runs again decides the step", () => {
     try {
       const before = api.pod(); // as the wait for readiness last saw it
       const deleting = podWith(sidecars); // the kubelet hides the statuses: the sidecars look running
-      deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 };
+      deleting.metadata = {
+        ...deleting.metadata,
+        deletionTimestamp: new Date(Date.now() + 30_000).toISOString(),
+        deletionGracePeriodSeconds: 30,
+      };
       api.setPod(deleting);
       const log = recordingLog();
       const context = { ...podContext(cluster, before), sigterm: sigtermAt(Date.now()), status: 0 };
       let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
-      const elapsed = await timed(async () => (report = await shutDownSidecars(options(undefined, { httpPost: [endpoint.url] }), context, log)));
+      const elapsed = await timed(
+        async () => (report = await shutDownSidecars(options(undefined, { httpPost: [endpoint.url] }), context, log)),
+      );
       assert.ok(elapsed < 1000, `took ${elapsed} ms: not the 29 s left of the grace period`);
       assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
       assert.equal(api.requests.filter(({ url }) => url.includes("watch=1")).length, 0, "no watch for exits");
       assert.equal(report?.plan.reason, "the Pod is being deleted: the kubelet stops the sidecars");
       const shuttingDown = log.lines.find(({ msg }) => msg === "shutting the sidecars down");
-      assert.equal(shuttingDown?.fields.why, report?.plan.reason, "the deletion was read before the requests went out, not found later by a watch");
+      assert.equal(
+        shuttingDown?.fields.why,
+        report?.plan.reason,
+        "the deletion was read before the requests went out, not found later by a watch",
+      );
       assert.deepEqual(report?.wait, { outcome: "not watched", stillRunning: [] });
       assert.deepEqual(messages(log, "warn"), []);
     } finally {
@@ -285,14 +349,26 @@ describe("whether proa's container runs again decides the step", () => {
   test("a deletion first seen in the step's own watch ends the wait at once, not at the end of its grace period", async () => {
     const { api, cluster } = await start(sidecars);
     const log = recordingLog();
-    const done = timed(() => shutDownSidecars(options(undefined), { ...podContext(cluster, api.pod()), status: 0 }, log));
+    const done = timed(() =>
+      shutDownSidecars(options(undefined), { ...podContext(cluster, api.pod()), status: 0 }, log),
+    );
     await sleep(100);
     const deleting = podWith(sidecars);
-    deleting.metadata = { ...deleting.metadata, deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 };
+    deleting.metadata = {
+      ...deleting.metadata,
+      deletionTimestamp: new Date(Date.now() + 30_000).toISOString(),
+      deletionGracePeriodSeconds: 30,
+    };
     api.setPod(deleting);
     const elapsed = await done;
     assert.ok(elapsed < 1000, `took ${elapsed} ms`);
-    assert.ok(log.lines.some(({ msg }) => msg === "the Pod is being deleted: the kubelet stops the sidecars: proa stops waiting for their exits, which it cannot see"));
+    assert.ok(
+      log.lines.some(
+        ({ msg }) =>
+          msg ===
+          "the Pod is being deleted: the kubelet stops the sidecars: proa stops waiting for their exits, which it cannot see",
+      ),
+    );
     assert.deepEqual(messages(log, "warn"), []);
   });
 
@@ -303,12 +379,24 @@ describe("whether proa's container runs again decides the step", () => {
       const log = recordingLog();
       const context = { ...podContext(cluster, api.pod()), status: 3 };
       let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
-      const elapsed = await timed(async () => (report = await shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), context, log)));
+      const elapsed = await timed(
+        async () => (report = await shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), context, log)),
+      );
       assert.ok(elapsed < 200, `took ${elapsed} ms`);
       assert.deepEqual(endpoint.received, []);
       assert.deepEqual(api.requests, []);
-      assert.deepEqual(report?.plan, { shutDown: false, waitForExit: false, reason: "sidecars left running for the restart (restartPolicy OnFailure)" });
-      assert.ok(log.lines.some(({ msg }) => msg.startsWith("sidecars left running for the restart (restartPolicy OnFailure): proa sends no shutdown request")));
+      assert.deepEqual(report?.plan, {
+        shutDown: false,
+        waitForExit: false,
+        reason: "sidecars left running for the restart (restartPolicy OnFailure)",
+      });
+      assert.ok(
+        log.lines.some(({ msg }) =>
+          msg.startsWith(
+            "sidecars left running for the restart (restartPolicy OnFailure): proa sends no shutdown request",
+          ),
+        ),
+      );
     } finally {
       await endpoint.close();
     }
@@ -320,9 +408,17 @@ describe("whether proa's container runs again decides the step", () => {
     try {
       const pod = api.pod()!;
       const withoutPolicy: Pod = { ...pod, spec: { ...pod.spec, restartPolicy: undefined } };
-      const report = await shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), { ...podContext(cluster, withoutPolicy), status: 1 }, recordingLog());
+      const report = await shutDownSidecars(
+        options(5000, { httpPost: [endpoint.url] }),
+        { ...podContext(cluster, withoutPolicy), status: 1 },
+        recordingLog(),
+      );
       assert.deepEqual(endpoint.received, []);
-      assert.deepEqual(report.plan, { shutDown: false, waitForExit: false, reason: "sidecars left running for the restart (restartPolicy Always)" });
+      assert.deepEqual(report.plan, {
+        shutDown: false,
+        waitForExit: false,
+        reason: "sidecars left running for the restart (restartPolicy Always)",
+      });
     } finally {
       await endpoint.close();
     }
@@ -333,9 +429,19 @@ describe("whether proa's container runs again decides the step", () => {
     const endpoint = await shutdownEndpoint();
     try {
       const log = recordingLog();
-      const done = shutDownSidecars(options(5000, { httpPost: [endpoint.url] }), { ...podContext(cluster, api.pod()), status: 0 }, log);
+      const done = shutDownSidecars(
+        options(5000, { httpPost: [endpoint.url] }),
+        { ...podContext(cluster, api.pod()), status: 0 },
+        log,
+      );
       await sleep(100);
-      api.setPod(podWith({ ...sidecars, restartPolicy: "OnFailure", terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } } }));
+      api.setPod(
+        podWith({
+          ...sidecars,
+          restartPolicy: "OnFailure",
+          terminated: { "sidecar-1": { exitCode: 0 }, "sidecar-2": { exitCode: 0 } },
+        }),
+      );
       const report = await done;
       assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
       assert.equal(report.plan.waitForExit, true);

@@ -3,7 +3,18 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,13 +23,36 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "../kube.ts";
-import { containerCgroupNames, gracePeriodMs, inKillScope, killScope, type KillScope, MAX_ARGV0_BYTES, podExitWatch, podUidOf, readArgv0, readProcesses, selectProcesses, shutDownSidecars, shutdownDeadline, shutdownPlan, signalTargets, type OwnProcesses, type ProcessInfo, type ShutdownOptions } from "../shutdown.ts";
+import {
+  containerCgroupNames,
+  gracePeriodMs,
+  inKillScope,
+  killScope,
+  type KillScope,
+  MAX_ARGV0_BYTES,
+  podExitWatch,
+  podUidOf,
+  readArgv0,
+  readProcesses,
+  selectProcesses,
+  shutDownSidecars,
+  shutdownDeadline,
+  shutdownPlan,
+  signalTargets,
+  type OwnProcesses,
+  type ProcessInfo,
+  type ShutdownOptions,
+} from "../shutdown.ts";
 import { recordRun, terminationMessage } from "../summary.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
 
 type Urls = { httpGet?: string[]; httpPost?: string[] };
-const options = ({ httpGet = [], httpPost = [], ...overrides }: Partial<Omit<ShutdownOptions, keyof Urls>> & Urls): ShutdownOptions => ({
+const options = ({
+  httpGet = [],
+  httpPost = [],
+  ...overrides
+}: Partial<Omit<ShutdownOptions, keyof Urls>> & Urls): ShutdownOptions => ({
   httpGet: httpGet.map((url) => new URL(url)),
   httpPost: httpPost.map((url) => new URL(url)),
   kill: [],
@@ -39,7 +73,10 @@ interface Received {
  * A real HTTP server on 127.0.0.1 that records each request and answers with `handle` (which may never answer);
  * `late` makes it start listening on that port only after a while, like a sidecar that is restarting.
  */
-async function serve(handle: (request: IncomingMessage, response: ServerResponse) => void, late?: { port: number; afterMs: number }) {
+async function serve(
+  handle: (request: IncomingMessage, response: ServerResponse) => void,
+  late?: { port: number; afterMs: number },
+) {
   const received: Received[] = [];
   const server = createServer((request, response) => {
     received.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers });
@@ -59,7 +96,10 @@ async function serve(handle: (request: IncomingMessage, response: ServerResponse
   };
 }
 
-const answer = (status: number, body = "") => (_request: IncomingMessage, response: ServerResponse) => response.writeHead(status).end(body);
+const answer =
+  (status: number, body = "") =>
+  (_request: IncomingMessage, response: ServerResponse) =>
+    response.writeHead(status).end(body);
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -80,13 +120,20 @@ describe("HTTP shutdown requests", () => {
   test("every --shutdown-http-get URL gets a GET and every --shutdown-http-post URL a POST, with proa's User-Agent", async () => {
     const server = await serve(answer(200, "OK"));
     const log = recordingLog();
-    await shutDownSidecars(options({ httpGet: [server.url("/get")], httpPost: [server.url("/quitquitquit")] }), {}, log);
+    await shutDownSidecars(
+      options({ httpGet: [server.url("/get")], httpPost: [server.url("/quitquitquit")] }),
+      {},
+      log,
+    );
     await server.close();
     const seen = server.received.map(({ method, url, headers }) => `${method} ${url} ${headers["user-agent"]}`).sort();
     assert.deepEqual(seen, ["GET /get proa/1.2.3", "POST /quitquitquit proa/1.2.3"]);
     const answered = log.lines.filter((line) => line.msg === "sidecar shutdown request answered 200");
     assert.deepEqual(answered.map((line) => line.fields.url).sort(), [server.url("/get"), server.url("/quitquitquit")]);
-    assert.deepEqual(log.lines.filter((line) => line.level !== "info" && line.level !== "debug"), []);
+    assert.deepEqual(
+      log.lines.filter((line) => line.level !== "info" && line.level !== "debug"),
+      [],
+    );
   });
 
   test("ten URLs each answering after 300 ms take about 300 ms in all, not 3 s: the requests go out at once", async () => {
@@ -101,19 +148,31 @@ describe("HTTP shutdown requests", () => {
   test("a server that never answers is given up after --shutdown-request-timeout, and the step moves on", async () => {
     const server = await serve(() => {});
     const log = recordingLog();
-    const elapsed = await timed(() => shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 200 }), {}, log));
+    const elapsed = await timed(() =>
+      shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 200 }), {}, log),
+    );
     await server.close();
     assert.ok(elapsed >= 190 && elapsed < 700, `took ${elapsed} ms`);
-    assert.deepEqual(log.lines.filter((line) => line.level === "warn").map((line) => line.msg), ["sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the response headers"]);
+    assert.deepEqual(
+      log.lines.filter((line) => line.level === "warn").map((line) => line.msg),
+      ["sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the response headers"],
+    );
   });
 
   test("the shutdown budget cuts a request short when it is shorter than the request timeout", async () => {
     const server = await serve(() => {});
     const log = recordingLog();
-    const elapsed = await timed(() => shutDownSidecars(options({ httpPost: [server.url()], requestTimeoutMs: 10_000, timeoutMs: 200 }), {}, log, { minRequestMs: 100 }));
+    const elapsed = await timed(() =>
+      shutDownSidecars(options({ httpPost: [server.url()], requestTimeoutMs: 10_000, timeoutMs: 200 }), {}, log, {
+        minRequestMs: 100,
+      }),
+    );
     await server.close();
     assert.ok(elapsed < 700, `took ${elapsed} ms`);
-    assert.match(log.lines.find((line) => line.level === "warn")?.msg ?? "", /no answer within (19\d|200) ms: timed out waiting for the response headers \(the rest of the shutdown budget\)$/);
+    assert.match(
+      log.lines.find((line) => line.level === "warn")?.msg ?? "",
+      /no answer within (19\d|200) ms: timed out waiting for the response headers \(the rest of the shutdown budget\)$/,
+    );
   });
 
   test("a refused connection is retried a few times with backoff, then logged, and is not fatal", async () => {
@@ -130,14 +189,32 @@ describe("HTTP shutdown requests", () => {
   test("on a Pod being deleted a refused connection is not retried: the sidecar exited on the kubelet's SIGTERM, and nothing restarts it", async () => {
     const url = `http://127.0.0.1:${await closedPort()}/quitquitquit`;
     const log = recordingLog();
-    const pod: Pod = { metadata: { deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 }, spec: { restartPolicy: "Never" } };
+    const pod: Pod = {
+      metadata: { deletionTimestamp: new Date(Date.now() + 30_000).toISOString(), deletionGracePeriodSeconds: 30 },
+      spec: { restartPolicy: "Never" },
+    };
     let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
-    const elapsed = await timed(async () => (report = await shutDownSidecars(options({ httpPost: [url] }), { pod, status: 0 }, log, { refusedRetryDelaysMs: [500] })));
+    const elapsed = await timed(
+      async () =>
+        (report = await shutDownSidecars(options({ httpPost: [url] }), { pod, status: 0 }, log, {
+          refusedRetryDelaysMs: [500],
+        })),
+    );
     assert.ok(elapsed < 400, `took ${elapsed} ms: the refused connection was retried`);
-    assert.deepEqual(log.lines.filter((line) => line.msg.includes("retrying")), []);
-    assert.deepEqual(log.lines.filter((line) => line.level === "warn"), [], "the expected outcome on a deleted Pod is no warning");
+    assert.deepEqual(
+      log.lines.filter((line) => line.msg.includes("retrying")),
+      [],
+    );
+    assert.deepEqual(
+      log.lines.filter((line) => line.level === "warn"),
+      [],
+      "the expected outcome on a deleted Pod is no warning",
+    );
     assert.equal(report?.requests[0]?.attempts, 1);
-    assert.match(report?.requests[0]?.error ?? "", /^connection refused \(the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM\)$/);
+    assert.match(
+      report?.requests[0]?.error ?? "",
+      /^connection refused \(the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM\)$/,
+    );
     // Whole in the termination message, which quotes at most 100 characters of a request's error.
     const message = terminationMessage(recordRun("my-job", "pod").finish(["sidecar"], report!, 0));
     assert.ok(message.includes(`POST ${url}: ${report?.requests[0]?.error} in `), message);
@@ -146,7 +223,9 @@ describe("HTTP shutdown requests", () => {
   test("a sidecar that starts listening a moment later (restarting) still gets the request", async () => {
     const server = await serve(answer(200), { port: await closedPort(), afterMs: 100 });
     const log = recordingLog();
-    await shutDownSidecars(options({ httpPost: [server.url()] }), {}, log, { refusedRetryDelaysMs: [40, 40, 40, 40, 40, 40] });
+    await shutDownSidecars(options({ httpPost: [server.url()] }), {}, log, {
+      refusedRetryDelaysMs: [40, 40, 40, 40, 40, 40],
+    });
     await server.close();
     assert.equal(server.received.length, 1);
     assert.ok(log.lines.some((line) => line.msg.includes("retrying")));
@@ -169,7 +248,11 @@ describe("HTTP shutdown requests", () => {
   test("a 405 answer to a GET suggests --shutdown-http-post (Envoy's /quitquitquit); a 405 to a POST does not", async () => {
     const server = await serve(answer(405, "method not allowed"));
     const log = recordingLog();
-    await shutDownSidecars(options({ httpGet: [server.url("/quitquitquit")], httpPost: [server.url("/other")] }), {}, log);
+    await shutDownSidecars(
+      options({ httpGet: [server.url("/quitquitquit")], httpPost: [server.url("/other")] }),
+      {},
+      log,
+    );
     await server.close();
     const warnings = log.lines.filter((line) => line.level === "warn");
     const get = warnings.find((line) => line.fields.method === "GET");
@@ -185,7 +268,9 @@ describe("HTTP shutdown requests", () => {
     const stray = server.url("/quit").replace("http://", "http://admin:100%cret@");
     await shutDownSidecars(options({ httpPost: [url, stray] }), {}, log);
     await server.close();
-    const sent = server.received.map(({ headers }) => Buffer.from(headers.authorization?.replace("Basic ", "") ?? "", "base64").toString()).sort();
+    const sent = server.received
+      .map(({ headers }) => Buffer.from(headers.authorization?.replace("Basic ", "") ?? "", "base64").toString())
+      .sort();
     assert.deepEqual(sent, ["admin:100%cret", "admin:s@cret"]);
     const logged = JSON.stringify(log.lines);
     assert.ok(!logged.includes("cret") && !logged.includes("admin"), logged);
@@ -202,7 +287,10 @@ describe("shutDownSidecars without means or knowledge", () => {
 
   test("with no means on a Pod being deleted, the log says proa does not wait for the exits, which the kubelet hides", async () => {
     const log = recordingLog();
-    const pod: Pod = { metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: 30 }, spec: { restartPolicy: "Never" } };
+    const pod: Pod = {
+      metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: 30 },
+      spec: { restartPolicy: "Never" },
+    };
     await shutDownSidecars(options({}), { pod, status: 0 }, log);
     const line = log.lines.find(({ msg }) => msg.includes("no way to stop the sidecars"));
     assert.match(line?.msg ?? "", /no way to stop the sidecars .* does not wait for their exits/);
@@ -249,14 +337,19 @@ async function raw(script: (socket: Socket) => void) {
 describe("HTTP shutdown requests under faults and attack", () => {
   test("a redirect is logged as an answer with its Location, and nothing is sent to where it points", async () => {
     const elsewhere = await serve(answer(200, "third party"));
-    const server = await serve((_request, response) => response.writeHead(307, { location: elsewhere.url("/other?token=abc") }).end());
+    const server = await serve((_request, response) =>
+      response.writeHead(307, { location: elsewhere.url("/other?token=abc") }).end(),
+    );
     const log = recordingLog();
     const report = await shutDownSidecars(options({ httpPost: [server.url("/quitquitquit")] }), {}, log);
     await Promise.all([server.close(), elsewhere.close()]);
     assert.equal(elsewhere.received.length, 0);
     const [warning, ...more] = log.lines.filter((line) => line.level === "warn");
     assert.deepEqual(more, []);
-    assert.match(warning?.msg ?? "", /^sidecar shutdown request answered 307, a redirect to .*other\?REDACTED: proa follows no redirects/);
+    assert.match(
+      warning?.msg ?? "",
+      /^sidecar shutdown request answered 307, a redirect to .*other\?REDACTED: proa follows no redirects/,
+    );
     assert.equal(warning?.fields.url, server.url("/quitquitquit"));
     assert.equal(report.requests[0]?.status, 307);
     assert.equal(report.requests[0]?.location, elsewhere.url("/other?REDACTED"));
@@ -267,7 +360,9 @@ describe("HTTP shutdown requests under faults and attack", () => {
     const server = await raw((socket) => (closed = sendEndless500(socket)));
     const log = recordingLog();
     const before = process.memoryUsage().rss;
-    const elapsed = await timed(() => shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 3000 }), {}, log));
+    const elapsed = await timed(() =>
+      shutDownSidecars(options({ httpGet: [server.url()], requestTimeoutMs: 3000 }), {}, log),
+    );
     const grownMiB = (process.memoryUsage().rss - before) / 2 ** 20;
     for (let i = 0; i < 100 && !closed(); i++) await sleep(10);
     await server.close();
@@ -283,20 +378,35 @@ describe("HTTP shutdown requests under faults and attack", () => {
     const silent = await raw(() => {});
     const stalling = await raw((socket) => socket.write("HTTP/1.1 500 Oops\r\ncontent-length: 100\r\n\r\nabc"));
     const log = recordingLog();
-    await shutDownSidecars(options({ httpGet: [silent.url()], httpPost: [stalling.url()], requestTimeoutMs: 200 }), {}, log);
+    await shutDownSidecars(
+      options({ httpGet: [silent.url()], httpPost: [stalling.url()], requestTimeoutMs: 200 }),
+      {},
+      log,
+    );
     await Promise.all([silent.close(), stalling.close()]);
     const warnings = log.lines.filter((line) => line.level === "warn");
-    assert.equal(warnings.find((line) => line.fields.method === "GET")?.msg, "sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the response headers");
-    assert.equal(warnings.find((line) => line.fields.method === "POST")?.msg, "sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the rest of the body");
+    assert.equal(
+      warnings.find((line) => line.fields.method === "GET")?.msg,
+      "sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the response headers",
+    );
+    assert.equal(
+      warnings.find((line) => line.fields.method === "POST")?.msg,
+      "sidecar shutdown request failed: no answer within 200 ms: timed out waiting for the rest of the body",
+    );
   });
 
   test("with --shutdown-timeout 0 the requests still go out, and get their minimum time to be answered", async () => {
     const server = await serve((_request, response) => void setTimeout(() => response.end("OK"), 100));
     const log = recordingLog();
-    const report = await shutDownSidecars(options({ httpPost: [server.url("/quitquitquit")], timeoutMs: 0 }), {}, log, { minRequestMs: 500 });
+    const report = await shutDownSidecars(options({ httpPost: [server.url("/quitquitquit")], timeoutMs: 0 }), {}, log, {
+      minRequestMs: 500,
+    });
     await server.close();
     assert.equal(server.received.length, 1);
-    assert.ok(log.lines.some((line) => line.msg === "sidecar shutdown request answered 200"), JSON.stringify(log.lines));
+    assert.ok(
+      log.lines.some((line) => line.msg === "sidecar shutdown request answered 200"),
+      JSON.stringify(log.lines),
+    );
     assert.equal(report.requests[0]?.status, 200);
   });
 
@@ -306,7 +416,9 @@ describe("HTTP shutdown requests under faults and attack", () => {
     sigterm.abort(Date.now() - 1500); // a 2 s grace period: the step should have ended 500 ms ago
     const pod: Pod = { spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 2 } };
     const log = recordingLog();
-    const report = await shutDownSidecars(options({ httpGet: [server.url()] }), { pod, sigterm: sigterm.signal }, log, { minRequestMs: 500 });
+    const report = await shutDownSidecars(options({ httpGet: [server.url()] }), { pod, sigterm: sigterm.signal }, log, {
+      minRequestMs: 500,
+    });
     await server.close();
     assert.equal(server.received.length, 1);
     assert.equal(report.requests[0]?.status, 200);
@@ -315,7 +427,9 @@ describe("HTTP shutdown requests under faults and attack", () => {
   test("the minimum time is a floor, not a wait: a request that never answers is cut at the minimum when the budget is spent", async () => {
     const server = await serve(() => {});
     const log = recordingLog();
-    const elapsed = await timed(() => shutDownSidecars(options({ httpPost: [server.url()], timeoutMs: 0 }), {}, log, { minRequestMs: 200 }));
+    const elapsed = await timed(() =>
+      shutDownSidecars(options({ httpPost: [server.url()], timeoutMs: 0 }), {}, log, { minRequestMs: 200 }),
+    );
     await server.close();
     assert.ok(elapsed >= 190 && elapsed < 700, `took ${elapsed} ms`);
     assert.equal(server.received.length, 1);
@@ -334,7 +448,11 @@ describe("HTTP shutdown requests under faults and attack", () => {
   });
 
   test("an answer that echoes the request's Authorization header is quoted with the credentials masked", async () => {
-    const server = await serve((request, response) => response.writeHead(400).end(`bad request; you sent authorization: ${request.headers.authorization} and Bearer abc.def.ghi`));
+    const server = await serve((request, response) =>
+      response
+        .writeHead(400)
+        .end(`bad request; you sent authorization: ${request.headers.authorization} and Bearer abc.def.ghi`),
+    );
     const log = recordingLog();
     await shutDownSidecars(options({ httpPost: [server.url().replace("http://", "http://admin:hunter2@")] }), {}, log);
     await server.close();
@@ -345,27 +463,59 @@ describe("HTTP shutdown requests under faults and attack", () => {
 });
 
 describe("the deadline", () => {
-  const deleting = (graceS: number): Pod => ({ metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: graceS }, spec: { terminationGracePeriodSeconds: 120 } });
+  const deleting = (graceS: number): Pod => ({
+    metadata: { deletionTimestamp: "2025-01-01T00:00:10Z", deletionGracePeriodSeconds: graceS },
+    spec: { terminationGracePeriodSeconds: 120 },
+  });
   const grace: [string, Pod | undefined, number][] = [
     ["no Pod known: 30 s", undefined, 30_000],
     ["no grace period in the spec: 30 s", { spec: {} }, 30_000],
     ["the spec's terminationGracePeriodSeconds", { spec: { terminationGracePeriodSeconds: 120 } }, 120_000],
     ["a grace period of 0", { spec: { terminationGracePeriodSeconds: 0 } }, 0],
     ["a Pod being deleted: its deletionGracePeriodSeconds", deleting(10), 10_000],
-    ["deletionGracePeriodSeconds left over without a deletionTimestamp is ignored", { metadata: { deletionGracePeriodSeconds: 10 }, spec: { terminationGracePeriodSeconds: 120 } }, 120_000],
+    [
+      "deletionGracePeriodSeconds left over without a deletionTimestamp is ignored",
+      { metadata: { deletionGracePeriodSeconds: 10 }, spec: { terminationGracePeriodSeconds: 120 } },
+      120_000,
+    ],
   ];
-  for (const [name, pod, expected] of grace) test(`grace period: ${name}`, () => assert.equal(gracePeriodMs(pod), expected));
+  for (const [name, pod, expected] of grace)
+    test(`grace period: ${name}`, () => assert.equal(gracePeriodMs(pod), expected));
 
   const start = 1_000_000;
   const fiveSeconds: Pod = { spec: { terminationGracePeriodSeconds: 5 } };
   const deadlines: [string, number | undefined, Pod | undefined, number | undefined, number][] = [
     ["no SIGTERM: the grace period from the step's start", undefined, fiveSeconds, undefined, start + 5000],
-    ["no SIGTERM: --shutdown-timeout from the step's start, even past the grace period", 20_000, fiveSeconds, undefined, start + 20_000],
-    ["SIGTERM while the program ran: a second before SIGTERM + the grace period", undefined, fiveSeconds, start - 2000, start + 2000],
-    ["SIGTERM while the program ran, --shutdown-timeout 20s, grace period 5 s: still 4 s after SIGTERM", 20_000, fiveSeconds, start - 100, start + 3900],
+    [
+      "no SIGTERM: --shutdown-timeout from the step's start, even past the grace period",
+      20_000,
+      fiveSeconds,
+      undefined,
+      start + 20_000,
+    ],
+    [
+      "SIGTERM while the program ran: a second before SIGTERM + the grace period",
+      undefined,
+      fiveSeconds,
+      start - 2000,
+      start + 2000,
+    ],
+    [
+      "SIGTERM while the program ran, --shutdown-timeout 20s, grace period 5 s: still 4 s after SIGTERM",
+      20_000,
+      fiveSeconds,
+      start - 100,
+      start + 3900,
+    ],
     ["SIGTERM: a shorter --shutdown-timeout still shortens it", 1000, fiveSeconds, start - 100, start + 1000],
     ["SIGTERM to a Pod being deleted: the deletion's grace period", 20_000, deleting(3), start, start + 2000],
-    ["SIGTERM long ago: a deadline in the past (the requests still go out)", undefined, fiveSeconds, start - 10_000, start - 6000],
+    [
+      "SIGTERM long ago: a deadline in the past (the requests still go out)",
+      undefined,
+      fiveSeconds,
+      start - 10_000,
+      start - 6000,
+    ],
   ];
   for (const [name, timeoutMs, pod, sigtermAt, expected] of deadlines) {
     test(`deadline: ${name}`, () => assert.equal(shutdownDeadline(start, timeoutMs, pod, sigtermAt), expected));
@@ -374,9 +524,17 @@ describe("the deadline", () => {
 
 describe("selectProcesses", () => {
   const own: OwnProcesses = { pid: 40, ppid: 1, childPid: 41 };
-  const ps = (...entries: [number, Partial<ProcessInfo>][]): ProcessInfo[] => entries.map(([pid, names]) => ({ pid, ppid: 1, startTime: 1000 + pid, ...names }));
+  const ps = (...entries: [number, Partial<ProcessInfo>][]): ProcessInfo[] =>
+    entries.map(([pid, names]) => ({ pid, ppid: 1, startTime: 1000 + pid, ...names }));
   const exe = (name: string) => ({ exe: name, argv0: name, comm: name.slice(0, 15) });
-  const shared = ps([1, exe("pause")], [7, exe("envoy")], [8, exe("pilot-agent")], [9, exe("envoy")], [40, exe("node")], [41, exe("program")]);
+  const shared = ps(
+    [1, exe("pause")],
+    [7, exe("envoy")],
+    [8, exe("pilot-agent")],
+    [9, exe("envoy")],
+    [40, exe("node")],
+    [41, exe("program")],
+  );
   interface Case {
     name: string;
     processes: ProcessInfo[];
@@ -386,14 +544,41 @@ describe("selectProcesses", () => {
     expected: { targets: [number, string][]; unmatched?: string[]; interpreters?: string[]; sidecarsVisible?: boolean };
   }
   const cases: Case[] = [
-    { name: "--kill NAME picks every process of that name", processes: shared, kill: ["envoy"], expected: { targets: [[7, "executable"], [9, "executable"]] } },
+    {
+      name: "--kill NAME picks every process of that name",
+      processes: shared,
+      kill: ["envoy"],
+      expected: {
+        targets: [
+          [7, "executable"],
+          [9, "executable"],
+        ],
+      },
+    },
     {
       name: "--kill NAME that matches nothing is reported",
       processes: shared,
       kill: ["envoy", "cloud-sql-proxy"],
-      expected: { targets: [[7, "executable"], [9, "executable"]], unmatched: ["cloud-sql-proxy"] },
+      expected: {
+        targets: [
+          [7, "executable"],
+          [9, "executable"],
+        ],
+        unmatched: ["cloud-sql-proxy"],
+      },
     },
-    { name: "--kill-all picks all but PID 1, proa and its child", processes: shared, killAll: true, expected: { targets: [[7, "--kill-all"], [8, "--kill-all"], [9, "--kill-all"]] } },
+    {
+      name: "--kill-all picks all but PID 1, proa and its child",
+      processes: shared,
+      killAll: true,
+      expected: {
+        targets: [
+          [7, "--kill-all"],
+          [8, "--kill-all"],
+          [9, "--kill-all"],
+        ],
+      },
+    },
     {
       name: "--kill never picks proa itself or its child, even by name, and warns for an interpreter",
       processes: shared,
@@ -402,14 +587,25 @@ describe("selectProcesses", () => {
     },
     {
       name: "--kill-all spares PID 1 (a shell, not pause) and every ancestor of proa",
-      processes: ps([1, exe("sh")], [5, { ...exe("tini"), ppid: 1 }], [6, { ...exe("bash"), ppid: 5 }], [40, { ...exe("node"), ppid: 6 }], [50, exe("envoy")]),
+      processes: ps(
+        [1, exe("sh")],
+        [5, { ...exe("tini"), ppid: 1 }],
+        [6, { ...exe("bash"), ppid: 5 }],
+        [40, { ...exe("node"), ppid: 6 }],
+        [50, exe("envoy")],
+      ),
       killAll: true,
       own: { pid: 40, ppid: 6 },
       expected: { targets: [[50, "--kill-all"]] },
     },
     {
       name: "--kill NAME spares an ancestor of that name too",
-      processes: ps([1, exe("pause")], [5, { ...exe("sh"), ppid: 1 }], [40, { ...exe("node"), ppid: 5 }], [50, exe("sh")]),
+      processes: ps(
+        [1, exe("pause")],
+        [5, { ...exe("sh"), ppid: 1 }],
+        [40, { ...exe("node"), ppid: 5 }],
+        [50, exe("sh")],
+      ),
       kill: ["sh"],
       own: { pid: 40, ppid: 5 },
       expected: { targets: [[50, "executable"]], interpreters: ["sh"] },
@@ -422,7 +618,11 @@ describe("selectProcesses", () => {
     },
     {
       name: "an unreadable executable falls back to argv[0] from cmdline",
-      processes: ps([1, { comm: "pause" }], [7, { argv0: "cloud-sql-proxy", comm: "cloud-sql-proxy" }], [8, { argv0: "cloud-sql-proxy-v2", comm: "cloud-sql-proxy" }]),
+      processes: ps(
+        [1, { comm: "pause" }],
+        [7, { argv0: "cloud-sql-proxy", comm: "cloud-sql-proxy" }],
+        [8, { argv0: "cloud-sql-proxy-v2", comm: "cloud-sql-proxy" }],
+      ),
       kill: ["cloud-sql-proxy"],
       expected: { targets: [[7, "argv[0]"]] },
     },
@@ -463,7 +663,10 @@ describe("selectProcesses", () => {
     test(name, () => {
       const selection = selectProcesses(processes, kill, killAll, self, "visible");
       const targets = selection.targets.map(({ process, rule }) => [process.pid, rule]);
-      assert.deepEqual({ ...selection, targets }, { unmatched: [], interpreters: [], sidecarsVisible: true, outOfScope: [], ...expected });
+      assert.deepEqual(
+        { ...selection, targets },
+        { unmatched: [], interpreters: [], sidecarsVisible: true, outOfScope: [], ...expected },
+      );
     });
   }
 });
@@ -480,10 +683,20 @@ describe("readProcesses", () => {
         if (files.stat) writeFileSync(join(proc, pid, "stat"), files.stat);
       };
       // Fields 3 onwards of /proc/PID/stat, from the state to the start time (field 22).
-      const stat = (pid: number, comm: string, ppid: number, start: number) => `${pid} (${comm}) S ${ppid} ${"0 ".repeat(17)}${start} 100 200\n`;
+      const stat = (pid: number, comm: string, ppid: number, start: number) =>
+        `${pid} (${comm}) S ${ppid} ${"0 ".repeat(17)}${start} 100 200\n`;
       add("1", { comm: "pause", cmdline: "", stat: stat(1, "pause", 0, 5) }); // another user's process: no readable exe; a kernel thread's empty cmdline
-      add("7", { exe: "/usr/local/bin/envoy", cmdline: "/usr/local/bin/envoy\0-c\0/etc/envoy.yaml\0", comm: "envoy", stat: stat(7, "envoy", 1, 70) });
-      add("8", { cmdline: "/cloud-sql-proxy-v2\0--port\0", comm: "cloud-sql-proxy", stat: stat(8, "cloud-sql-proxy", 1, 80) });
+      add("7", {
+        exe: "/usr/local/bin/envoy",
+        cmdline: "/usr/local/bin/envoy\0-c\0/etc/envoy.yaml\0",
+        comm: "envoy",
+        stat: stat(7, "envoy", 1, 70),
+      });
+      add("8", {
+        cmdline: "/cloud-sql-proxy-v2\0--port\0",
+        comm: "cloud-sql-proxy",
+        stat: stat(8, "cloud-sql-proxy", 1, 80),
+      });
       add("9", { exe: "/usr/bin/odd (deleted)", comm: "a) b (c", stat: stat(9, "a) b (c", 7, 90) }); // comm may hold ") "
       add("10", { exe: "/usr/bin/gone" }); // exited while being read: no stat
       add("self", { exe: "/usr/bin/node" });
@@ -503,7 +716,10 @@ describe("readProcesses", () => {
   test("readArgv0: argv[0] up to its NUL, the whole text when a rewritten command line has none, nothing when it runs past MAX_ARGV0_BYTES", () => {
     const dir = mkdtempSync(join(tmpdir(), "proa-cmdline-"));
     try {
-      const argv0 = (cmdline: string) => (writeFileSync(join(dir, "cmdline"), cmdline), readArgv0(join(dir, "cmdline")));
+      const argv0 = (cmdline: string) => (
+        writeFileSync(join(dir, "cmdline"), cmdline),
+        readArgv0(join(dir, "cmdline"))
+      );
       assert.equal(argv0("/usr/local/bin/envoy\0-c\0/etc/envoy.yaml\0"), "/usr/local/bin/envoy");
       assert.equal(argv0(`/bin/sidecar\0--password=${"x".repeat(10 * MAX_ARGV0_BYTES)}\0`), "/bin/sidecar");
       assert.equal(argv0("nginx: master process /usr/sbin/nginx"), "nginx: master process /usr/sbin/nginx");
@@ -548,7 +764,10 @@ describe("signalTargets", () => {
     await once(child, "spawn");
     const read = readProcesses().find(({ pid }) => pid === child.pid)!;
     const log = recordingLog();
-    const [stale] = signalTargets([{ process: { ...read, startTime: read.startTime - 1 }, name: "sleep", rule: "executable" }], log);
+    const [stale] = signalTargets(
+      [{ process: { ...read, startTime: read.startTime - 1 }, name: "sleep", rule: "executable" }],
+      log,
+    );
     await sleep(50);
     assert.equal(child.exitCode ?? child.signalCode, null, "the process whose start time differs was not signalled");
     assert.deepEqual(stale, { pid: child.pid, name: "sleep", rule: "executable", sent: false, error: "exited" });
@@ -556,7 +775,10 @@ describe("signalTargets", () => {
     await once(child, "exit");
     assert.equal(child.signalCode, "SIGTERM");
     assert.equal(sent?.sent, true);
-    assert.deepEqual(log.lines.find((line) => line.msg === "sent SIGTERM to sleep")?.fields, { pid: child.pid, rule: "executable" });
+    assert.deepEqual(log.lines.find((line) => line.msg === "sent SIGTERM to sleep")?.fields, {
+      pid: child.pid,
+      rule: "executable",
+    });
   });
 });
 
@@ -573,7 +795,8 @@ describe("the shutdown plan: whether proa's container runs again", () => {
     [undefined, false, false, true, true, /restartPolicy is unknown/],
   ];
   for (const policy of ["Never", "OnFailure", "Always", undefined]) {
-    for (const succeeded of [true, false]) table.push([policy, succeeded, true, true, false, /^the Pod is being deleted: the kubelet stops the sidecars$/]);
+    for (const succeeded of [true, false])
+      table.push([policy, succeeded, true, true, false, /^the Pod is being deleted: the kubelet stops the sidecars$/]);
   }
   for (const [policy, succeeded, deleting, shutDown, waitForExit, reason] of table) {
     test(`${policy ?? "unknown"}, program ${succeeded ? "succeeded" : "failed"}${deleting ? ", Pod being deleted" : ""}: ${shutDown ? "shut down" : "left running"}${waitForExit ? ", wait" : ""}`, () => {
@@ -582,61 +805,125 @@ describe("the shutdown plan: whether proa's container runs again", () => {
       assert.match(plan.reason, reason);
     });
   }
-  test("the table covers every combination", () => assert.equal(new Set(table.map(([p, s, d]) => `${p}/${s}/${d}`)).size, 16));
+  test("the table covers every combination", () =>
+    assert.equal(new Set(table.map(([p, s, d]) => `${p}/${s}/${d}`)).size, 16));
 });
 
 describe("which Pod a process's cgroup is in", () => {
   const uid = "6f1c5a3e-2b7d-4c9e-8a01-3d5e7f9b1c2a";
-  const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`./fixtures/cgroup/${name}`, import.meta.url)), "utf8");
-  for (const name of ["v1-cgroupfs-docker-burstable.txt", "v1-cgroupfs-guaranteed.txt", "v1-systemd-containerd.txt", "v2-cgroupfs-containerd.txt", "v2-systemd-containerd-guaranteed.txt", "v2-systemd-crio.txt"]) {
+  const fixture = (name: string) =>
+    readFileSync(fileURLToPath(new URL(`./fixtures/cgroup/${name}`, import.meta.url)), "utf8");
+  for (const name of [
+    "v1-cgroupfs-docker-burstable.txt",
+    "v1-cgroupfs-guaranteed.txt",
+    "v1-systemd-containerd.txt",
+    "v2-cgroupfs-containerd.txt",
+    "v2-systemd-containerd-guaranteed.txt",
+    "v2-systemd-crio.txt",
+  ]) {
     test(`${name}: the Pod's UID`, () => assert.equal(podUidOf(fixture(name)), uid));
   }
-  for (const name of ["this-machine.txt", "v2-private-cgroupns.txt"]) test(`${name}: no Pod`, () => assert.equal(podUidOf(fixture(name)), undefined));
+  for (const name of ["this-machine.txt", "v2-private-cgroupns.txt"])
+    test(`${name}: no Pod`, () => assert.equal(podUidOf(fixture(name)), undefined));
   test("no Pod: a pod-like segment outside kubepods, a UID cut short, hierarchies naming different Pods", () => {
     assert.equal(podUidOf(`0::/system.slice/pod${uid}/x\n`), undefined);
     assert.equal(podUidOf(`0::/kubepods/pod${uid.slice(0, -1)}/x\n`), undefined);
     assert.equal(podUidOf(`0::/kubepods/pod${uid}0/x\n`), undefined);
-    assert.equal(podUidOf(`2:memory:/kubepods/pod${uid}/x\n1:name=systemd:/kubepods/pod${uid.replace("6f", "7f")}/x\n`), undefined);
+    assert.equal(
+      podUidOf(`2:memory:/kubepods/pod${uid}/x\n1:name=systemd:/kubepods/pod${uid.replace("6f", "7f")}/x\n`),
+      undefined,
+    );
   });
   const podWithIds = (ids: Record<string, string>): Pod => ({
     metadata: { uid },
-    status: { containerStatuses: Object.entries(ids).map(([name, containerID]) => ({ name, ready: true, containerID })) },
+    status: {
+      containerStatuses: Object.entries(ids).map(([name, containerID]) => ({ name, ready: true, containerID })),
+    },
   });
   test("the scope: the cgroup's Pod, checked against the API's UID; refused outside a Pod; PROA_KILL_SCOPE=visible", () => {
     const own = fixture("v2-systemd-crio.txt");
     assert.deepEqual(killScope(own, { metadata: { uid } }, {}), { podUid: uid, containers: new Set() });
     assert.deepEqual(killScope(own, undefined, {}), { podUid: uid, containers: new Set() });
-    assert.match((killScope(own, { metadata: { uid: uid.replace("6f", "7f") } }, {}) as { refused: string }).refused, /but the API says/);
-    assert.match((killScope(fixture("this-machine.txt"), undefined, {}) as { refused: string }).refused, /names no Pod cgroup/);
-    assert.match((killScope(fixture("real-node-containerd-v1-cgroupfs.txt").replace(/pod[0-9a-f-]{36}/g, "podX"), { metadata: { uid } }, {}) as { refused: string }).refused, /names no Pod cgroup/);
-    assert.match((killScope(undefined, { metadata: { uid } }, {}) as { refused: string }).refused, /names no Pod cgroup/);
+    assert.match(
+      (killScope(own, { metadata: { uid: uid.replace("6f", "7f") } }, {}) as { refused: string }).refused,
+      /but the API says/,
+    );
+    assert.match(
+      (killScope(fixture("this-machine.txt"), undefined, {}) as { refused: string }).refused,
+      /names no Pod cgroup/,
+    );
+    assert.match(
+      (
+        killScope(
+          fixture("real-node-containerd-v1-cgroupfs.txt").replace(/pod[0-9a-f-]{36}/g, "podX"),
+          { metadata: { uid } },
+          {},
+        ) as { refused: string }
+      ).refused,
+      /names no Pod cgroup/,
+    );
+    assert.match(
+      (killScope(undefined, { metadata: { uid } }, {}) as { refused: string }).refused,
+      /names no Pod cgroup/,
+    );
     assert.equal(killScope(undefined, undefined, { PROA_KILL_SCOPE: "visible" }), "visible");
   });
   test("the containers' cgroup names from the API: containerd's, CRI-O's and Docker's for each driver; other ids and runtimes name none", () => {
     const id = "ab".repeat(32);
-    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `containerd://${id}` }))], [`cri-containerd-${id}.scope`, id]);
+    assert.deepEqual(
+      [...containerCgroupNames(podWithIds({ a: `containerd://${id}` }))],
+      [`cri-containerd-${id}.scope`, id],
+    );
     assert.deepEqual([...containerCgroupNames(podWithIds({ a: `cri-o://${id}` }))], [`crio-${id}.scope`, `crio-${id}`]);
     assert.deepEqual([...containerCgroupNames(podWithIds({ a: `docker://${id}` }))], [`docker-${id}.scope`, id]);
-    assert.deepEqual([...containerCgroupNames(podWithIds({ a: `containerd://${id.slice(1)}`, b: "containerd://..", c: `containerd://${id}/x`, d: `kata://${id}`, e: "" }))], []);
+    assert.deepEqual(
+      [
+        ...containerCgroupNames(
+          podWithIds({
+            a: `containerd://${id.slice(1)}`,
+            b: "containerd://..",
+            c: `containerd://${id}/x`,
+            d: `kata://${id}`,
+            e: "",
+          }),
+        ),
+      ],
+      [],
+    );
   });
 
   describe("in a private cgroup namespace (containerd and CRI-O on cgroup v2): proa's own container and the Pod's others by id", () => {
     // Texts made to the kernel's cgroup-v2.rst ("Namespace": paths outside the cgroupns root show a "/.." per level)
     // and the runtimes' cgroup names; proa's own /proc/self/cgroup there is "0::/".
     const privateFixture = (name: string) => fixture(`private-cgroupns/${name}.txt`);
-    const pod = JSON.parse(readFileSync(fileURLToPath(new URL("./fixtures/cgroup/private-cgroupns/pod.json", import.meta.url)), "utf8")) as Pod;
+    const pod = JSON.parse(
+      readFileSync(fileURLToPath(new URL("./fixtures/cgroup/private-cgroupns/pod.json", import.meta.url)), "utf8"),
+    ) as Pod;
     const crioPod = JSON.parse(JSON.stringify(pod).replaceAll("containerd://", "cri-o://")) as Pod;
     const scope = killScope(privateFixture("own"), pod, {});
     const crioScope = killScope(privateFixture("own"), crioPod, {});
-    const inScope = (text: string, within = scope) => inKillScope(text, within as Exclude<KillScope, "visible" | { refused: string }>);
+    const inScope = (text: string, within = scope) =>
+      inKillScope(text, within as Exclude<KillScope, "visible" | { refused: string }>);
     test("0::/ alone is a private namespace; beside cgroup v1 lines it is not (a v1 host's unused v2 hierarchy)", () => {
       assert.ok(typeof scope === "object" && "privateNamespace" in scope, JSON.stringify(scope));
-      assert.match((killScope(fixture("this-machine.txt"), pod, {}) as { refused: string }).refused, /names no Pod cgroup/);
+      assert.match(
+        (killScope(fixture("this-machine.txt"), pod, {}) as { refused: string }).refused,
+        /names no Pod cgroup/,
+      );
     });
     test("without the Pod from the API (--ready-url), refused: nothing would tell the Pod's containers from others", () => {
-      assert.match((killScope(privateFixture("own"), undefined, {}) as { refused: string }).refused, /0::\/ \(its own cgroup namespace\)/);
+      assert.match(
+        (killScope(privateFixture("own"), undefined, {}) as { refused: string }).refused,
+        /0::\/ \(its own cgroup namespace\)/,
+      );
     });
-    for (const name of ["own", "own-child", "sibling-containerd-systemd", "sibling-containerd-cgroupfs", "sibling-native-sidecar-child"]) {
+    for (const name of [
+      "own",
+      "own-child",
+      "sibling-containerd-systemd",
+      "sibling-containerd-cgroupfs",
+      "sibling-native-sidecar-child",
+    ]) {
       test(`containerd: ${name} is in scope`, () => assert.equal(inScope(privateFixture(name)), true));
     }
     for (const name of ["sibling-crio-systemd", "sibling-crio-cgroupfs"]) {
@@ -653,7 +940,12 @@ describe("which Pod a process's cgroup is in", () => {
     }
     test("out of scope: a cgroup v1 text, /.. twice over a name, no text at all", () => {
       assert.equal(inScope(`1:name=systemd:/\n0::/\n`), false);
-      assert.equal(inScope(`0::/../../cri-containerd-${"9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d"}.scope\n`), false);
+      assert.equal(
+        inScope(
+          `0::/../../cri-containerd-${"9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d"}.scope\n`,
+        ),
+        false,
+      );
       assert.equal(inKillScope(undefined, scope as Exclude<KillScope, "visible" | { refused: string }>), false);
     });
   });
@@ -663,22 +955,37 @@ describe("which Pod a process's cgroup is in", () => {
     const own = fixture("real-node-containerd-v1-cgroupfs.txt");
     const sidecar = fixture("real-node-containerd-v1-cgroupfs-sidecar.txt");
     const idIn = (text: string) => /[0-9a-f]{64}$/m.exec(text)![0];
-    const pod: Pod = { metadata: { uid: realUid }, status: { containerStatuses: [
-      { name: "main", ready: true, containerID: `containerd://${idIn(own)}` }, { name: "victim", ready: true, containerID: `containerd://${idIn(sidecar)}` },
-    ] } };
+    const pod: Pod = {
+      metadata: { uid: realUid },
+      status: {
+        containerStatuses: [
+          { name: "main", ready: true, containerID: `containerd://${idIn(own)}` },
+          { name: "victim", ready: true, containerID: `containerd://${idIn(sidecar)}` },
+        ],
+      },
+    };
     const scope = killScope(own, pod, {});
     assert.deepEqual(scope, { podUid: realUid, containers: containerCgroupNames(pod) });
     const inScope = (text: string) => inKillScope(text, scope as Exclude<KillScope, "visible" | { refused: string }>);
     assert.equal(inScope(sidecar), true);
     assert.equal(inScope(own), true);
     assert.equal(inScope(fixture("real-node-host-process.txt")), false);
-    assert.match((killScope(fixture("real-node-host-process.txt"), pod, {}) as { refused: string }).refused, /names no Pod cgroup/, "its 0::/ sits beside v1 lines: no private namespace");
+    assert.match(
+      (killScope(fixture("real-node-host-process.txt"), pod, {}) as { refused: string }).refused,
+      /names no Pod cgroup/,
+      "its 0::/ sits beside v1 lines: no private namespace",
+    );
   });
 
   test("in the host's view, with the Pod's container ids from the API: only its containers, not its sandbox (pause) or CRI-O's conmon", () => {
     const id = "4a7b9c1d2e3f40516273849a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8";
-    const scope = killScope(fixture("v2-systemd-crio.txt"), podWithIds({ main: `cri-o://${id}`, sidecar: `cri-o://${"cd".repeat(32)}` }), {});
-    const at = (leaf: string) => `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice/${leaf}\n`;
+    const scope = killScope(
+      fixture("v2-systemd-crio.txt"),
+      podWithIds({ main: `cri-o://${id}`, sidecar: `cri-o://${"cd".repeat(32)}` }),
+      {},
+    );
+    const at = (leaf: string) =>
+      `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice/${leaf}\n`;
     const inScope = (text: string) => inKillScope(text, scope as Exclude<KillScope, "visible" | { refused: string }>);
     assert.equal(inScope(fixture("v2-systemd-crio.txt")), true);
     assert.equal(inScope(at(`crio-${"cd".repeat(32)}.scope`)), true);
@@ -686,7 +993,10 @@ describe("which Pod a process's cgroup is in", () => {
     assert.equal(inScope(at(`crio-${"ef".repeat(32)}.scope`)), false, "the sandbox, whose id no status carries");
     assert.equal(inScope(at("")), false, "the Pod's own cgroup");
     // Without ids (a Pod read before the kubelet reported them), the Pod's cgroup decides, conmon still left out.
-    const byPod = killScope(fixture("v2-systemd-crio.txt"), undefined, {}) as Exclude<KillScope, "visible" | { refused: string }>;
+    const byPod = killScope(fixture("v2-systemd-crio.txt"), undefined, {}) as Exclude<
+      KillScope,
+      "visible" | { refused: string }
+    >;
     assert.equal(inKillScope(at(`crio-${"ef".repeat(32)}.scope`), byPod), true);
     assert.equal(inKillScope(at(`crio-conmon-${"cd".repeat(32)}.scope`), byPod), false);
   });
@@ -706,14 +1016,50 @@ describe("which Pod a process's cgroup is in", () => {
       const near = `${uid.slice(0, -1)}b`; // another Pod whose UID differs only in its last digit
       add(10, `0::/kubepods/burstable/pod${near}/c\n`);
       const processes = readProcesses(proc);
-      assert.deepEqual(processes.map((p) => [p.pid, p.argv0, p.cgroup && podUidOf(p.cgroup)]).sort((a, b) => Number(a[0]) - Number(b[0])),
-        [[7, "envoy", uid], [8, "envoy", undefined], [9, "envoy", uid.replace("6f1c", "7f1c")], [10, "envoy", near]]);
-      const selection = selectProcesses(processes, ["envoy"], false, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}));
-      assert.deepEqual(selection.targets.map((t) => t.process.pid), [7]);
-      assert.deepEqual(selection.outOfScope.map((p) => p.pid).sort((a, b) => a - b), [8, 9, 10]);
-      const all = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}));
-      assert.deepEqual(all.targets.map((t) => t.process.pid), [7]);
-      const refused = selectProcesses(processes, [], true, { pid: 40, ppid: 39 }, killScope(fixture("this-machine.txt"), undefined, {}));
+      assert.deepEqual(
+        processes
+          .map((p) => [p.pid, p.argv0, p.cgroup && podUidOf(p.cgroup)])
+          .sort((a, b) => Number(a[0]) - Number(b[0])),
+        [
+          [7, "envoy", uid],
+          [8, "envoy", undefined],
+          [9, "envoy", uid.replace("6f1c", "7f1c")],
+          [10, "envoy", near],
+        ],
+      );
+      const selection = selectProcesses(
+        processes,
+        ["envoy"],
+        false,
+        { pid: 40, ppid: 39 },
+        killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}),
+      );
+      assert.deepEqual(
+        selection.targets.map((t) => t.process.pid),
+        [7],
+      );
+      assert.deepEqual(
+        selection.outOfScope.map((p) => p.pid).sort((a, b) => a - b),
+        [8, 9, 10],
+      );
+      const all = selectProcesses(
+        processes,
+        [],
+        true,
+        { pid: 40, ppid: 39 },
+        killScope(fixture("v1-systemd-containerd.txt"), { metadata: { uid } }, {}),
+      );
+      assert.deepEqual(
+        all.targets.map((t) => t.process.pid),
+        [7],
+      );
+      const refused = selectProcesses(
+        processes,
+        [],
+        true,
+        { pid: 40, ppid: 39 },
+        killScope(fixture("this-machine.txt"), undefined, {}),
+      );
       assert.deepEqual(refused.targets, []);
     } finally {
       rmSync(proc, { recursive: true, force: true });

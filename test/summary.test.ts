@@ -51,10 +51,28 @@ const run = (over: Partial<RunRecord>): RunRecord => ({
 describe("the termination message, for each way a run ends", () => {
   test("tells a restart's and a deletion's plan, and never says still running for sidecars proa did not watch", () => {
     const notWatched = { exits: [], wait: { outcome: "not watched" as const, stillRunning: [] } };
-    const left = terminationMessage(run({ program: { name: "my-job", outcome: { kind: "exited", code: 1 }, durationMs: 3000 }, shutdown: shutdown({ ...notWatched, requests: [], plan: shutdownPlan("Always", false, false) }), status: 1 }));
-    assert.equal(left.split("\n")[0], "program exited 1 after 3s; sidecars left running for the restart (restartPolicy Always)");
-    const deleted = terminationMessage(run({ program: { name: "my-job", outcome: { kind: "exited", code: 0 }, durationMs: 3000 }, shutdown: shutdown({ ...notWatched, plan: shutdownPlan("Never", true, true) }), status: 0 }));
-    assert.equal(deleted.split("\n")[0], "program exited 0 after 3s; the Pod is being deleted: the kubelet stops the sidecars");
+    const left = terminationMessage(
+      run({
+        program: { name: "my-job", outcome: { kind: "exited", code: 1 }, durationMs: 3000 },
+        shutdown: shutdown({ ...notWatched, requests: [], plan: shutdownPlan("Always", false, false) }),
+        status: 1,
+      }),
+    );
+    assert.equal(
+      left.split("\n")[0],
+      "program exited 1 after 3s; sidecars left running for the restart (restartPolicy Always)",
+    );
+    const deleted = terminationMessage(
+      run({
+        program: { name: "my-job", outcome: { kind: "exited", code: 0 }, durationMs: 3000 },
+        shutdown: shutdown({ ...notWatched, plan: shutdownPlan("Never", true, true) }),
+        status: 0,
+      }),
+    );
+    assert.equal(
+      deleted.split("\n")[0],
+      "program exited 0 after 3s; the Pod is being deleted: the kubelet stops the sidecars",
+    );
     assert.match(deleted, /^  POST http:\/\/localhost:15020\/quitquitquit: 200 in 12ms$/m);
     for (const message of [left, deleted]) assert.doesNotMatch(message, /still running|not watched/);
   });
@@ -76,17 +94,27 @@ describe("the termination message, for each way a run ends", () => {
   test("--ready-url: the URLs waited for, credentials and query values redacted, and sidecars that stopped listening (no exit code to tell)", () => {
     const lines = terminationMessage(
       run({
-        wait: { mode: "urls", names: ["http://admin:secret@localhost:15021/healthz/ready?token=abc"], durationMs: 800, ending: { kind: "ready" } },
+        wait: {
+          mode: "urls",
+          names: ["http://admin:secret@localhost:15021/healthz/ready?token=abc"],
+          durationMs: 800,
+          ending: { kind: "ready" },
+        },
         shutdown: shutdown({ exits: [{ name: "localhost:15021", afterMs: 300 }] }),
       }),
     ).split("\n");
-    assert.equal(lines[0], "program exited 0 after 12m04s; sidecars stopped: localhost:15021 (POST 200, stopped listening)");
+    assert.equal(
+      lines[0],
+      "program exited 0 after 12m04s; sidecars stopped: localhost:15021 (POST 200, stopped listening)",
+    );
     assert.equal(lines[1], "waited 800ms for http://localhost:15021/healthz/ready?REDACTED: ready");
     assert.ok(lines.includes("  localhost:15021 stopped listening"), lines.join("\n"));
   });
 
   test("a sidecar whose exit code the Pod did not show: exited, with no number", () => {
-    const message = terminationMessage(run({ shutdown: shutdown({ exits: [{ name: "istio-proxy", afterMs: 1100 }] }) }));
+    const message = terminationMessage(
+      run({ shutdown: shutdown({ exits: [{ name: "istio-proxy", afterMs: 1100 }] }) }),
+    );
     assert.match(message, /^program exited 0 after 12m04s; sidecars stopped: istio-proxy \(POST 200, exited\)\n/);
     assert.match(message, /\n {2}istio-proxy exited\n/);
   });
@@ -98,29 +126,65 @@ describe("the termination message, for each way a run ends", () => {
         shutdown: shutdown({
           requests: [
             { method: "POST", url: "http://localhost:15020/quitquitquit", status: 200, attempts: 1, durationMs: 9 },
-            { method: "GET", url: "http://localhost:9091/shutdown", error: "connection refused", attempts: 1, durationMs: 4 },
+            {
+              method: "GET",
+              url: "http://localhost:9091/shutdown",
+              error: "connection refused",
+              attempts: 1,
+              durationMs: 4,
+            },
           ],
-          exits: [{ name: "istio-proxy", exitCode: 0, afterMs: 900 }, { name: "db-proxy", exitCode: 1, afterMs: 1100 }],
+          exits: [
+            { name: "istio-proxy", exitCode: 0, afterMs: 900 },
+            { name: "db-proxy", exitCode: 1, afterMs: 1100 },
+          ],
         }),
         status: 3,
       }),
     );
     const lines = message.split("\n");
-    assert.equal(lines[0], "program exited 3 after 1m02s; sidecars stopped: istio-proxy (exited 0), db-proxy (exited 1)");
+    assert.equal(
+      lines[0],
+      "program exited 3 after 1m02s; sidecars stopped: istio-proxy (exited 0), db-proxy (exited 1)",
+    );
     assert.ok(lines.includes("  GET http://localhost:9091/shutdown: connection refused in 4ms"), message);
     assert.equal(lines.at(-1), "proa exited 3");
   });
 
   test("killed by a signal: the signal and proa's status 128+N", () => {
-    const message = terminationMessage(run({ program: { name: "my-job", outcome: { kind: "killed", signal: "SIGKILL" }, durationMs: 4200 }, status: 137 }));
-    assert.equal(message.split("\n")[0], "program killed by SIGKILL after 4.2s (exit 137); sidecars stopped: istio-proxy (POST 200, exited 0)");
+    const message = terminationMessage(
+      run({
+        program: { name: "my-job", outcome: { kind: "killed", signal: "SIGKILL" }, durationMs: 4200 },
+        status: 137,
+      }),
+    );
+    assert.equal(
+      message.split("\n")[0],
+      "program killed by SIGKILL after 4.2s (exit 137); sidecars stopped: istio-proxy (POST 200, exited 0)",
+    );
   });
 
   test("not found, and not executable: the program's name and 127 or 126", () => {
-    const notFound = terminationMessage(run({ program: { name: "/app/my-jobb", outcome: { kind: "not-started", errno: "ENOENT" }, durationMs: 3 }, status: 127 }));
-    assert.equal(notFound.split("\n")[0], "program /app/my-jobb not found (exit 127); sidecars stopped: istio-proxy (POST 200, exited 0)");
-    const notExecutable = terminationMessage(run({ program: { name: "./run.sh", outcome: { kind: "not-started", errno: "EACCES" }, durationMs: 3 }, status: 126 }));
-    assert.equal(notExecutable.split("\n")[0], "program ./run.sh cannot be executed (EACCES) (exit 126); sidecars stopped: istio-proxy (POST 200, exited 0)");
+    const notFound = terminationMessage(
+      run({
+        program: { name: "/app/my-jobb", outcome: { kind: "not-started", errno: "ENOENT" }, durationMs: 3 },
+        status: 127,
+      }),
+    );
+    assert.equal(
+      notFound.split("\n")[0],
+      "program /app/my-jobb not found (exit 127); sidecars stopped: istio-proxy (POST 200, exited 0)",
+    );
+    const notExecutable = terminationMessage(
+      run({
+        program: { name: "./run.sh", outcome: { kind: "not-started", errno: "EACCES" }, durationMs: 3 },
+        status: 126,
+      }),
+    );
+    assert.equal(
+      notExecutable.split("\n")[0],
+      "program ./run.sh cannot be executed (EACCES) (exit 126); sidecars stopped: istio-proxy (POST 200, exited 0)",
+    );
   });
 
   test("the wait failed: the program never ran, and the reason follows in short lines", () => {
@@ -137,15 +201,29 @@ describe("the termination message, for each way a run ends", () => {
     const lines = message.split("\n");
     assert.equal(lines[0], "program never ran: the wait for the sidecars failed after 5m00s (exit 1)");
     assert.equal(lines[1], "waited 5m00s: failed");
-    assert.ok(lines.slice(2, 5).every((line) => line.startsWith("  ") && line.length <= 102), message);
-    assert.equal(lines.slice(2, 5).map((line) => line.trim()).join(" "), reason);
+    assert.ok(
+      lines.slice(2, 5).every((line) => line.startsWith("  ") && line.length <= 102),
+      message,
+    );
+    assert.equal(
+      lines
+        .slice(2, 5)
+        .map((line) => line.trim())
+        .join(" "),
+      reason,
+    );
     assert.ok(lines.includes("  the sidecars' exit was not watched"), message);
   });
 
   test("ready timeout: which containers were waited for, and what was still not ready", () => {
     const message = terminationMessage(
       run({
-        wait: { mode: "pod", names: ["istio-proxy", "db-proxy"], durationMs: 120_000, ending: { kind: "timeout", reason: "--ready-timeout (120 s) passed: containers still not ready: db-proxy" } },
+        wait: {
+          mode: "pod",
+          names: ["istio-proxy", "db-proxy"],
+          durationMs: 120_000,
+          ending: { kind: "timeout", reason: "--ready-timeout (120 s) passed: containers still not ready: db-proxy" },
+        },
         program: { name: "my-job" },
         status: 1,
       }),
@@ -159,7 +237,11 @@ describe("the termination message, for each way a run ends", () => {
 
   test("SIGTERM before the program started: the signal, how long proa had waited, and 143", () => {
     const message = terminationMessage(
-      run({ wait: { ...ready, durationMs: 8000, ending: { kind: "signal", signal: "SIGTERM" } }, program: { name: "my-job" }, status: 143 }),
+      run({
+        wait: { ...ready, durationMs: 8000, ending: { kind: "signal", signal: "SIGTERM" } },
+        program: { name: "my-job" },
+        status: 143,
+      }),
     );
     assert.deepEqual(message.split("\n").slice(0, 2), [
       "program never ran: SIGTERM after waiting 8s for the sidecars (exit 143); sidecars stopped: istio-proxy (POST 200, exited 0)",
@@ -172,13 +254,18 @@ describe("the termination message, for each way a run ends", () => {
       run({
         shutdown: shutdown({
           durationMs: 29_000,
-          requests: [{ method: "POST", url: "http://localhost:15020/quitquitquit", status: 503, attempts: 1, durationMs: 30 }],
+          requests: [
+            { method: "POST", url: "http://localhost:15020/quitquitquit", status: 503, attempts: 1, durationMs: 30 },
+          ],
           exits: [],
           wait: { outcome: "budget spent", stillRunning: ["istio-proxy"] },
         }),
       }),
     );
-    assert.equal(message.split("\n")[0], "program exited 0 after 12m04s; sidecars still running when proa gave up: istio-proxy (POST 503)");
+    assert.equal(
+      message.split("\n")[0],
+      "program exited 0 after 12m04s; sidecars still running when proa gave up: istio-proxy (POST 503)",
+    );
     assert.ok(message.includes("\n  still running: istio-proxy\n"), message);
   });
 
@@ -201,22 +288,55 @@ describe("the termination message, for each way a run ends", () => {
       { pid: 42, name: "cloud-sql-proxy", rule: "executable", sent: true },
       { pid: 43, name: "cloud-sql-proxy", rule: "executable", sent: false, error: "EPERM" },
     ] as const;
-    const message = terminationMessage(run({ shutdown: shutdown({ requests: [], signals: [...signals], unmatched: ["envoy"], exits: [{ name: "sql", exitCode: 0, afterMs: 40 }] }) }));
+    const message = terminationMessage(
+      run({
+        shutdown: shutdown({
+          requests: [],
+          signals: [...signals],
+          unmatched: ["envoy"],
+          exits: [{ name: "sql", exitCode: 0, afterMs: 40 }],
+        }),
+      }),
+    );
     assert.equal(message.split("\n")[0], "program exited 0 after 12m04s; sidecars stopped: sql (SIGTERM, exited 0)");
-    assert.ok(message.includes("\n  SIGTERM to cloud-sql-proxy (pid 42)\n  SIGTERM to cloud-sql-proxy (pid 43): not sent (EPERM)\n  --kill envoy: no such process visible\n"), message);
+    assert.ok(
+      message.includes(
+        "\n  SIGTERM to cloud-sql-proxy (pid 42)\n  SIGTERM to cloud-sql-proxy (pid 43): not sent (EPERM)\n  --kill envoy: no such process visible\n",
+      ),
+      message,
+    );
   });
 
   test("a redirect is told with where it pointed, without its query values, and that it was not followed", () => {
-    const requests = [{ method: "GET", url: "http://localhost:9091/quit", status: 302, location: "http://localhost:9091/other?token=abc", attempts: 1, durationMs: 3 }] as const;
+    const requests = [
+      {
+        method: "GET",
+        url: "http://localhost:9091/quit",
+        status: 302,
+        location: "http://localhost:9091/other?token=abc",
+        attempts: 1,
+        durationMs: 3,
+      },
+    ] as const;
     const message = terminationMessage(run({ shutdown: shutdown({ requests: [...requests] }) }));
-    assert.ok(message.includes("\n  GET http://localhost:9091/quit: 302 (redirect to http://localhost:9091/other?REDACTED, not followed) in 3ms\n"), message);
+    assert.ok(
+      message.includes(
+        "\n  GET http://localhost:9091/quit: 302 (redirect to http://localhost:9091/other?REDACTED, not followed) in 3ms\n",
+      ),
+      message,
+    );
   });
 
   test("how the wait for exit ended when not every sidecar was seen exiting: the Pod gone, or the watch failed", () => {
     const gone = terminationMessage(run({ shutdown: shutdown({ wait: { outcome: "pod gone", stillRunning: [] } }) }));
     assert.ok(gone.includes("\n  istio-proxy exited 0\n  the Pod is gone\nproa exited 0"), gone);
-    const failed = terminationMessage(run({ shutdown: shutdown({ exits: [], wait: { outcome: "watch failed", stillRunning: ["istio-proxy"] } }) }));
-    assert.equal(failed.split("\n")[0], "program exited 0 after 12m04s; sidecars still running when proa gave up: istio-proxy (POST 200)");
+    const failed = terminationMessage(
+      run({ shutdown: shutdown({ exits: [], wait: { outcome: "watch failed", stillRunning: ["istio-proxy"] } }) }),
+    );
+    assert.equal(
+      failed.split("\n")[0],
+      "program exited 0 after 12m04s; sidecars still running when proa gave up: istio-proxy (POST 200)",
+    );
     assert.ok(failed.includes("\n  still running: istio-proxy (watching them failed)\n"), failed);
   });
 
@@ -224,24 +344,59 @@ describe("the termination message, for each way a run ends", () => {
     const proxy = shutdown({
       requests: [],
       signals: [{ name: "cloud-sql-proxy", pid: 12, rule: "--kill-all", sent: true }],
-      exits: [{ name: "istio-proxy", exitCode: 0, afterMs: 900 }, { name: "cloud-sql-proxy", exitCode: 143, afterMs: 1100 }],
+      exits: [
+        { name: "istio-proxy", exitCode: 0, afterMs: 900 },
+        { name: "cloud-sql-proxy", exitCode: 143, afterMs: 1100 },
+      ],
     });
     const lines = terminationMessage(run({ shutdown: proxy })).split("\n");
-    assert.equal(lines[1], "sidecar cloud-sql-proxy exited 143: the Pod is Failed although the program exited 0 (with restartPolicy Never)");
+    assert.equal(
+      lines[1],
+      "sidecar cloud-sql-proxy exited 143: the Pod is Failed although the program exited 0 (with restartPolicy Never)",
+    );
     assert.deepEqual(sidecarFailures(run({ shutdown: proxy })), [lines[1]], "istio-proxy exited 0 and is not flagged");
   });
 
   test("no flag when proa did not ask the sidecars to stop, when the program failed, when no exit code is known (--ready-url), or when the signal was not sent", () => {
     const exits = [{ name: "cloud-sql-proxy", exitCode: 143, afterMs: 1100 }];
     assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ requests: [], exits }) })), []);
-    assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ requests: [], signals: [{ name: "cloud-sql-proxy", pid: 12, rule: "--kill-all", sent: false, error: "EPERM" }], exits }) })), []);
-    assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ exits }), program: { name: "my-job", outcome: { kind: "exited", code: 1 }, durationMs: 5 }, status: 1 })), []);
+    assert.deepEqual(
+      sidecarFailures(
+        run({
+          shutdown: shutdown({
+            requests: [],
+            signals: [{ name: "cloud-sql-proxy", pid: 12, rule: "--kill-all", sent: false, error: "EPERM" }],
+            exits,
+          }),
+        }),
+      ),
+      [],
+    );
+    assert.deepEqual(
+      sidecarFailures(
+        run({
+          shutdown: shutdown({ exits }),
+          program: { name: "my-job", outcome: { kind: "exited", code: 1 }, durationMs: 5 },
+          status: 1,
+        }),
+      ),
+      [],
+    );
     assert.deepEqual(sidecarFailures(run({ shutdown: shutdown({ exits }), wait: { ...ready, mode: "urls" } })), []);
-    assert.equal(sidecarFailures(run({ shutdown: shutdown({ exits }) })).length, 1, "a shutdown request counts as asking");
+    assert.equal(
+      sidecarFailures(run({ shutdown: shutdown({ exits }) })).length,
+      1,
+      "a shutdown request counts as asking",
+    );
   });
 
   test("--ready-url mode: the URLs waited for, without their credentials or query values", () => {
-    const wait: WaitRecord = { mode: "urls", names: ["http://admin:hunter2@localhost:15021/healthz/ready?key=s3cr3t"], durationMs: 500, ending: { kind: "ready" } };
+    const wait: WaitRecord = {
+      mode: "urls",
+      names: ["http://admin:hunter2@localhost:15021/healthz/ready?key=s3cr3t"],
+      durationMs: 500,
+      ending: { kind: "ready" },
+    };
     const message = terminationMessage(run({ wait }));
     assert.equal(message.split("\n")[1], "waited 500ms for http://localhost:15021/healthz/ready?REDACTED: ready");
   });
@@ -250,11 +405,18 @@ describe("the termination message, for each way a run ends", () => {
 describe("the message's limits", () => {
   const secrets = ["hunter2", "s3cr3t", "admin:", "dG9rZW4", "eyJhbGciOi"];
   const many = (n: number) => Array.from({ length: n }, (_, i) => `sidecar-${i}`);
-  const longUrl = (i: number) => `https://admin:hunter2@sidecar-${i}.example.com:8443/${"shutdown/".repeat(40)}?access_token=s3cr3t&n=${i}`;
+  const longUrl = (i: number) =>
+    `https://admin:hunter2@sidecar-${i}.example.com:8443/${"shutdown/".repeat(40)}?access_token=s3cr3t&n=${i}`;
   const crowded = run({
     wait: { mode: "pod", names: many(200), durationMs: 2100, ending: { kind: "ready" } },
     shutdown: shutdown({
-      requests: many(200).map((_, i) => ({ method: "POST", url: longUrl(i), error: "the answer: Authorization: Bearer eyJhbGciOi.x.y, Basic dG9rZW4=", attempts: 1, durationMs: 5000 })),
+      requests: many(200).map((_, i) => ({
+        method: "POST",
+        url: longUrl(i),
+        error: "the answer: Authorization: Bearer eyJhbGciOi.x.y, Basic dG9rZW4=",
+        attempts: 1,
+        durationMs: 5000,
+      })),
       exits: many(150).map((name, i) => ({ name, exitCode: 0, afterMs: i })),
       wait: { outcome: "budget spent", stillRunning: many(200).slice(150) },
     }),
@@ -265,9 +427,15 @@ describe("the message's limits", () => {
     assert.ok(Buffer.byteLength(message) <= 4096, `${Buffer.byteLength(message)} bytes`);
     assert.ok(Buffer.byteLength(message) > 3900, "the room is used");
     const lines = message.split("\n");
-    assert.equal(lines[0], "program exited 0 after 12m04s; sidecars still running when proa gave up: sidecar-150, sidecar-151, sidecar-152, sidecar-153, sidecar-154 and 45 more");
+    assert.equal(
+      lines[0],
+      "program exited 0 after 12m04s; sidecars still running when proa gave up: sidecar-150, sidecar-151, sidecar-152, sidecar-153, sidecar-154 and 45 more",
+    );
     assert.match(lines.at(-1)!, /^… \d+ more lines in proa's summary log line$/);
-    assert.ok(lines.every((line) => Array.from(line).length <= 160), "every line is short");
+    assert.ok(
+      lines.every((line) => Array.from(line).length <= 160),
+      "every line is short",
+    );
   });
 
   test("credentials and query values of URLs, and credentials quoted in errors, never appear in the message", () => {
@@ -278,11 +446,18 @@ describe("the message's limits", () => {
 
   test("a wait's reason that quotes a credential or holds a newline is masked and flattened, so it cannot forge a line", () => {
     const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
-    const record = run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 });
+    const record = run({
+      wait: { ...ready, ending: { kind: "failed", reason } },
+      program: { name: "my-job" },
+      status: 1,
+    });
     const message = terminationMessage(record);
     assert.ok(!message.includes("eyJhbGciOi"), message);
     assert.ok(!JSON.stringify(summaryFields(record)).includes("eyJhbGciOi"));
-    assert.deepEqual(message.split("\n").filter((line) => line.startsWith("proa exited")), ["proa exited 1"]);
+    assert.deepEqual(
+      message.split("\n").filter((line) => line.startsWith("proa exited")),
+      ["proa exited 1"],
+    );
   });
 
   test("nor in the summary line's fields", () => {
@@ -323,7 +498,16 @@ describe("the message's limits", () => {
 });
 
 describe("durations", () => {
-  const cases: [number, string][] = [[0, "0ms"], [999, "999ms"], [1000, "1s"], [2149, "2.1s"], [59_940, "59.9s"], [60_000, "1m00s"], [724_000, "12m04s"], [3_723_000, "1h02m03s"]];
+  const cases: [number, string][] = [
+    [0, "0ms"],
+    [999, "999ms"],
+    [1000, "1s"],
+    [2149, "2.1s"],
+    [59_940, "59.9s"],
+    [60_000, "1m00s"],
+    [724_000, "12m04s"],
+    [3_723_000, "1h02m03s"],
+  ];
   for (const [ms, text] of cases) test(`${ms} ms reads ${text}`, () => assert.equal(duration(ms), text));
 });
 
@@ -337,11 +521,17 @@ describe("the summary line", () => {
       wait: { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "ready" },
       program: { name: "my-job", kind: "exited", code: 0, ms: 724_000 },
       shutdown: {
-        plan: { shutDown: true, waitForExit: true, reason: "restartPolicy Never: proa's container will not run again, so the sidecars are shut down" },
+        plan: {
+          shutDown: true,
+          waitForExit: true,
+          reason: "restartPolicy Never: proa's container will not run again, so the sidecars are shut down",
+        },
         startedAt: Date.parse("2026-11-26T10:00:00Z"),
         budgetMs: 29_000,
         durationMs: 1200,
-        requests: [{ method: "POST", url: "http://localhost:15020/quitquitquit", status: 200, attempts: 1, durationMs: 12 }],
+        requests: [
+          { method: "POST", url: "http://localhost:15020/quitquitquit", status: 200, attempts: 1, durationMs: 12 },
+        ],
         signals: [],
         unmatched: [],
         exits: [{ name: "istio-proxy", exitCode: 0, afterMs: 1100 }],
@@ -351,34 +541,83 @@ describe("the summary line", () => {
   });
 
   test("carries the plan: sidecars left running for the restart, with no request and no wait", () => {
-    const left = shutdown({ plan: shutdownPlan("OnFailure", false, false), requests: [], exits: [], wait: { outcome: "not watched", stillRunning: [] } });
-    assert.deepEqual(logged(run({ shutdown: left, status: 1 })).shutdown.plan, { shutDown: false, waitForExit: false, reason: "sidecars left running for the restart (restartPolicy OnFailure)" });
+    const left = shutdown({
+      plan: shutdownPlan("OnFailure", false, false),
+      requests: [],
+      exits: [],
+      wait: { outcome: "not watched", stillRunning: [] },
+    });
+    assert.deepEqual(logged(run({ shutdown: left, status: 1 })).shutdown.plan, {
+      shutDown: false,
+      waitForExit: false,
+      reason: "sidecars left running for the restart (restartPolicy OnFailure)",
+    });
   });
 
   test("says why the program never ran", () => {
-    const fields = logged(run({ wait: { ...ready, ending: { kind: "signal", signal: "SIGINT" } }, program: { name: "my-job" }, status: 130 }));
+    const fields = logged(
+      run({
+        wait: { ...ready, ending: { kind: "signal", signal: "SIGINT" } },
+        program: { name: "my-job" },
+        status: 130,
+      }),
+    );
     assert.deepEqual(fields.program, { name: "my-job", kind: "never ran" });
     assert.deepEqual(fields.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "signal", signal: "SIGINT" });
   });
 
   test("a shutdown request's URL and redirect location are redacted, and its error is masked", () => {
-    const request = { method: "GET", url: "http://admin:hunter2@localhost:9091/quit?key=s3cr3t", status: 302, location: "http://localhost:9091/other?token=abc", error: "Bearer eyJhbGciOi.x.y", attempts: 1, durationMs: 3 } as const;
+    const request = {
+      method: "GET",
+      url: "http://admin:hunter2@localhost:9091/quit?key=s3cr3t",
+      status: 302,
+      location: "http://localhost:9091/other?token=abc",
+      error: "Bearer eyJhbGciOi.x.y",
+      attempts: 1,
+      durationMs: 3,
+    } as const;
     const fields = logged(run({ shutdown: shutdown({ requests: [request] }) }));
-    assert.deepEqual(fields.shutdown.requests, [{ ...request, url: "http://localhost:9091/quit?REDACTED", location: "http://localhost:9091/other?REDACTED", error: "Bearer [redacted]" }]);
+    assert.deepEqual(fields.shutdown.requests, [
+      {
+        ...request,
+        url: "http://localhost:9091/quit?REDACTED",
+        location: "http://localhost:9091/other?REDACTED",
+        error: "Bearer [redacted]",
+      },
+    ]);
   });
 
   test("a signal's error is flattened to one line", () => {
     const signal = { pid: 42, name: "envoy", rule: "executable", sent: false, error: "EPERM\nproa exited 0" } as const;
-    assert.deepEqual(logged(run({ shutdown: shutdown({ signals: [signal] }) })).shutdown.signals, [{ ...signal, error: "EPERM proa exited 0" }]);
+    assert.deepEqual(logged(run({ shutdown: shutdown({ signals: [signal] }) })).shutdown.signals, [
+      { ...signal, error: "EPERM proa exited 0" },
+    ]);
   });
 
   test("says why a failed or timed-out wait ended, with credentials masked and on one line", () => {
     const reason = 'HTTP 400: echoed {"Authorization":"Bearer eyJhbGciOi.x.y"}\nproa exited 0';
-    const failed = logged(run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 }));
-    assert.deepEqual(failed.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "failed", reason: 'HTTP 400: echoed {"Authorization":"Bearer [redacted]"} proa exited 0' });
-    const timeout = { kind: "timeout", reason: "--ready-timeout (120 s) passed: containers still not ready: db-proxy" } as const;
+    const failed = logged(
+      run({ wait: { ...ready, ending: { kind: "failed", reason } }, program: { name: "my-job" }, status: 1 }),
+    );
+    assert.deepEqual(failed.wait, {
+      for: ["istio-proxy"],
+      by: "pod",
+      ms: 2100,
+      ending: "failed",
+      reason: 'HTTP 400: echoed {"Authorization":"Bearer [redacted]"} proa exited 0',
+    });
+    const timeout = {
+      kind: "timeout",
+      reason: "--ready-timeout (120 s) passed: containers still not ready: db-proxy",
+    } as const;
     const timedOut = logged(run({ wait: { ...ready, ending: timeout }, program: { name: "my-job" }, status: 1 }));
-    assert.deepEqual(timedOut.wait, { for: ["istio-proxy"], by: "pod", ms: 2100, ending: "timeout", reason: timeout.reason });
+    assert.deepEqual(timedOut.wait, {
+      for: ["istio-proxy"],
+      by: "pod",
+      ms: 2100,
+      ending: "timeout",
+      reason: timeout.reason,
+    });
   });
 });
 
@@ -399,7 +638,11 @@ describe("recordRun", () => {
 describe("where the message goes", () => {
   test("the container's own terminationMessagePath and policy from the Pod spec come first", () => {
     const spec = { terminationMessagePath: "/run/msg", terminationMessagePolicy: "FallbackToLogsOnError" };
-    assert.deepEqual(terminationLog(spec, { PROA_TERMINATION_MESSAGE_PATH: "/elsewhere" }), { path: "/run/msg", policy: "FallbackToLogsOnError", from: "the Pod spec" });
+    assert.deepEqual(terminationLog(spec, { PROA_TERMINATION_MESSAGE_PATH: "/elsewhere" }), {
+      path: "/run/msg",
+      policy: "FallbackToLogsOnError",
+      from: "the Pod spec",
+    });
   });
   test("without the Pod spec: PROA_TERMINATION_MESSAGE_PATH, else /dev/termination-log", () => {
     assert.equal(terminationLog(undefined, { PROA_TERMINATION_MESSAGE_PATH: "/tmp/x" }).path, "/tmp/x");
@@ -444,23 +687,35 @@ describe("writing the termination message", () => {
   test("no such file: nothing is created, and nothing is said above debug level", () => {
     const path = file();
     const lines = write(path);
-    assert.deepEqual(lines.map((line) => line.level), ["debug"]);
+    assert.deepEqual(
+      lines.map((line) => line.level),
+      ["debug"],
+    );
     assert.throws(() => readFileSync(path), { code: "ENOENT" });
   });
 
   test("a directory, or a device that takes writes (/dev/null), is not written", () => {
     const dir = file();
     mkdirSync(dir);
-    assert.deepEqual(write(dir).map((line) => line.level), ["warn"]);
+    assert.deepEqual(
+      write(dir).map((line) => line.level),
+      ["warn"],
+    );
     const device = write("/dev/null");
-    assert.deepEqual(device.map((line) => line.msg), ["not writing the termination message: /dev/null is not a regular file"]);
+    assert.deepEqual(
+      device.map((line) => line.msg),
+      ["not writing the termination message: /dev/null is not a regular file"],
+    );
   });
 
   test("a symlink is not followed, even to an empty regular file: that file stays empty", () => {
     const target = file("");
     const link = file();
     symlinkSync(target, link);
-    assert.deepEqual(write(link).map((line) => line.msg), [`not writing the termination message: ${link} is a symlink, which proa does not follow`]);
+    assert.deepEqual(
+      write(link).map((line) => line.msg),
+      [`not writing the termination message: ${link} is a symlink, which proa does not follow`],
+    );
     assert.equal(readFileSync(target, "utf8"), "");
   });
 
@@ -470,7 +725,11 @@ describe("writing the termination message", () => {
     // In a child process with a time limit: a blocking open would stall this test process beyond any test timeout.
     const script = `require("./summary.ts").writeTerminationMessage("x", { path: ${JSON.stringify(fifo)}, from: "test" }, 0,
       { error() {}, warn: (msg) => console.log("warn", msg), info: (msg) => console.log("info", msg), debug() {} })`;
-    const child = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { cwd: ROOT, encoding: "utf8", timeout: 10_000 });
+    const child = spawnSync(process.execPath, ["--import", "tsx", "-e", script], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 10_000,
+    });
     assert.equal(child.error, undefined, "it returned in time");
     assert.match(child.stdout, /^warn not writing the termination message: .* is not a regular file\n$/, child.stderr);
   });
@@ -478,11 +737,18 @@ describe("writing the termination message", () => {
 
 describe("the termination message when --kill was refused", () => {
   test("says that nothing was signalled, and why", () => {
-    const refused = "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others";
+    const refused =
+      "proa's /proc/self/cgroup names no Pod cgroup (not in a Kubernetes Pod, or a runtime proa does not know), so it cannot tell the Pod's processes from others";
     const message = terminationMessage(run({ shutdown: shutdown({ requests: [], refused }) }));
     const lines = message.split("\n");
     const at = lines.indexOf("  --kill/--kill-all: nothing signalled");
     assert.ok(at > 0, message);
-    assert.equal(lines.slice(at + 1, at + 3).map((line) => line.trim()).join(" "), refused);
+    assert.equal(
+      lines
+        .slice(at + 1, at + 3)
+        .map((line) => line.trim())
+        .join(" "),
+      refused,
+    );
   });
 });

@@ -25,14 +25,20 @@ describe("the termination log is written only when it is the kubelet's file alon
     writeFileSync(other, "");
     const link = join(scratch, "hard-link");
     linkSync(other, link);
-    assert.deepEqual(write(link).map((line) => line.msg), [`not writing the termination message: ${link} has 2 hard links, so it is not only the kubelet's file`]);
+    assert.deepEqual(
+      write(link).map((line) => line.msg),
+      [`not writing the termination message: ${link} has 2 hard links, so it is not only the kubelet's file`],
+    );
     assert.equal(readFileSync(other, "utf8"), "");
   });
 
   test("a kernel file on procfs that looks like an empty regular file (/proc/self/comm) is not written", () => {
     const comm = readFileSync("/proc/self/comm", "utf8");
     for (const path of ["/proc/self/comm", `/proc/${process.pid}/comm`]) {
-      assert.deepEqual(write(path).map((line) => line.msg), [`not writing the termination message: ${path} is on /proc, a kernel file`]);
+      assert.deepEqual(
+        write(path).map((line) => line.msg),
+        [`not writing the termination message: ${path} is on /proc, a kernel file`],
+      );
     }
     assert.equal(readFileSync("/proc/self/comm", "utf8"), comm);
   });
@@ -41,13 +47,20 @@ describe("the termination log is written only when it is the kubelet's file alon
     const fifo = join(scratch, "fifo");
     assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
     // A blocking open for reading returns only once some process opens the FIFO for writing.
-    const reader = spawn(process.execPath, ["-e", `console.log("opening"); require("fs").openSync(${JSON.stringify(fifo)}, "r"); console.log("opened")`], { stdio: ["ignore", "pipe", "inherit"] });
+    const reader = spawn(
+      process.execPath,
+      ["-e", `console.log("opening"); require("fs").openSync(${JSON.stringify(fifo)}, "r"); console.log("opened")`],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     try {
       let output = "";
       reader.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
       while (!output.includes("opening")) await sleep(10);
       await sleep(200); // the reader is now blocked in its open
-      assert.deepEqual(write(fifo).map((line) => line.msg), [`not writing the termination message: ${fifo} is not a regular file`]);
+      assert.deepEqual(
+        write(fifo).map((line) => line.msg),
+        [`not writing the termination message: ${fifo} is not a regular file`],
+      );
       await sleep(200);
       assert.equal(output, "opening\n", "no writer ever opened the FIFO");
     } finally {

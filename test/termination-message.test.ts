@@ -57,7 +57,11 @@ afterEach(() => {
   proa = undefined;
 });
 
-function run(args: string[], program: string[], env: Record<string, string> = { ...api.env(), PROA_CONTAINER: "main" }) {
+function run(
+  args: string[],
+  program: string[],
+  env: Record<string, string> = { ...api.env(), PROA_CONTAINER: "main" },
+) {
   proa = startProa(["-g", sidecarUrl, ...args, "--", ...program], env);
   return proa;
 }
@@ -77,16 +81,23 @@ describe("the termination message", () => {
     assert.match(message, /\nproa exited 0$/);
     const line = summary(started) as LogRecord & { wait: any; program: any; shutdown: any };
     // The other log lines about the request are shutdown.ts's business (issue 11 redacts their query values).
-    for (const secret of ["hunter2", "s3cr3t", "admin"]) assert.ok(!message.includes(secret) && !JSON.stringify(line).includes(secret), secret);
+    for (const secret of ["hunter2", "s3cr3t", "admin"])
+      assert.ok(!message.includes(secret) && !JSON.stringify(line).includes(secret), secret);
 
     assert.equal(line?.level, "info");
     assert.equal(line.status, 0);
     assert.deepEqual([line.wait.for, line.wait.ending], [["sidecar-1"], "ready"]);
     assert.deepEqual([line.program.kind, line.program.code], ["exited", 0]);
-    assert.deepEqual(line.shutdown.exits.map(({ name, exitCode }: { name: string; exitCode: number }) => [name, exitCode]), [["sidecar-1", 0]]);
+    assert.deepEqual(
+      line.shutdown.exits.map(({ name, exitCode }: { name: string; exitCode: number }) => [name, exitCode]),
+      [["sidecar-1", 0]],
+    );
     assert.deepEqual(line.shutdown.wait, { outcome: "all exited", stillRunning: [] });
     assert.equal(line.shutdown.requests[0].status, 200);
-    assert.ok(started.logs.some((record) => record.msg === `wrote the run's summary to ${path}`), started.stderr());
+    assert.ok(
+      started.logs.some((record) => record.msg === `wrote the run's summary to ${path}`),
+      started.stderr(),
+    );
   });
 
   test("the path is proa's own container's, wherever that container is in the spec, not another container's", async () => {
@@ -108,7 +119,10 @@ describe("the termination message", () => {
     const started = run(["--ready-timeout", "300ms"], [NODE, "-e", "process.exit(0)"]);
     assert.equal((await started.exit).code, 1, started.stderr());
     const lines = readFileSync(path, "utf8").split("\n");
-    assert.match(lines[0]!, /^program never ran: sidecars not ready after \d+ms \(--ready-timeout\) \(exit 1\); sidecars stopped: sidecar-1 \(GET 200, exited 0\)$/);
+    assert.match(
+      lines[0]!,
+      /^program never ran: sidecars not ready after \d+ms \(--ready-timeout\) \(exit 1\); sidecars stopped: sidecar-1 \(GET 200, exited 0\)$/,
+    );
     assert.match(lines[1]!, /^waited \d+ms for sidecar-1: gave up \(--ready-timeout\)$/);
     assert.equal(lines[2], "  --ready-timeout (0.3 s) passed: containers still not ready: sidecar-1");
   });
@@ -116,7 +130,10 @@ describe("the termination message", () => {
   test("a message the program wrote itself is left as it is, and proa exits with the program's status", async () => {
     path = terminationLog();
     api.setPod(pod(path));
-    const started = run([], [NODE, "-e", `require("fs").writeFileSync(${JSON.stringify(path)}, "my own message"); process.exit(3)`]);
+    const started = run(
+      [],
+      [NODE, "-e", `require("fs").writeFileSync(${JSON.stringify(path)}, "my own message"); process.exit(3)`],
+    );
     assert.equal((await started.exit).code, 3, started.stderr());
     assert.equal(readFileSync(path, "utf8"), "my own message");
     assert.match(about(started)[0]?.msg ?? "", /the program wrote its own/);
@@ -166,7 +183,10 @@ describe("the termination message", () => {
     await started.waitForLog((record) => record.msg === "waiting for containers to be ready");
     started.child.kill("SIGTERM");
     assert.equal((await started.exit).code, 143, started.stderr());
-    assert.match(readFileSync(path, "utf8"), /^program never ran: SIGTERM after waiting \d+ms for the sidecars \(exit 143\); sidecars stopped: sidecar-1 \(GET 200, exited 0\)\n/);
+    assert.match(
+      readFileSync(path, "utf8"),
+      /^program never ran: SIGTERM after waiting \d+ms for the sidecars \(exit 143\); sidecars stopped: sidecar-1 \(GET 200, exited 0\)\n/,
+    );
   });
 
   test("a wait that failed before the Pod was read: PROA_TERMINATION_MESSAGE_PATH names the file, and the message gives the reason", async () => {

@@ -8,7 +8,14 @@ import type { Log } from "../log.ts";
 import { podWith, startFakeApiServer, type FakeApiServer, type FakeApiServerOptions } from "./fake-apiserver.ts";
 
 // The bound and the give-up time are long, so that a timer left armed is still there when the test counts.
-const timing: Partial<Timing> = { backoffBaseMs: 10, backoffMaxMs: 40, watchTimeoutSeconds: 0, idleMarginMs: 2000, reminderMs: 60_000, giveUpMs: 60_000 };
+const timing: Partial<Timing> = {
+  backoffBaseMs: 10,
+  backoffMaxMs: 40,
+  watchTimeoutSeconds: 0,
+  idleMarginMs: 2000,
+  reminderMs: 60_000,
+  giveUpMs: 60_000,
+};
 const bounded: ReadyOptions = { waitFor: [], ignore: [], readyTimeoutMs: 10_000 };
 const unbounded: ReadyOptions = { waitFor: [], ignore: [] };
 
@@ -16,15 +23,18 @@ const errors: string[] = [];
 const log: Log = { error: (msg) => void errors.push(msg), warn: () => {}, info: () => {}, debug: () => {} };
 // Only referenced timers keep a process alive, and only they are counted here.
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-const assertNoTimerLeft = (before: number) => assert.equal(timers() - before, 0, "timers still armed after the wait ended");
+const assertNoTimerLeft = (before: number) =>
+  assert.equal(timers() - before, 0, "timers still armed after the wait ended");
 
 // Every timer armed through the globals kube.ts uses is recorded and cleared after each test, so that a timer a
 // broken wait leaves behind fails the test without also keeping the test process alive.
 const armed: NodeJS.Timeout[] = [];
 const realSetTimeout = globalThis.setTimeout;
 const realSetInterval = globalThis.setInterval;
-globalThis.setTimeout = ((...args: Parameters<typeof realSetTimeout>) => armed[armed.push(realSetTimeout(...args)) - 1]) as typeof setTimeout;
-globalThis.setInterval = ((...args: Parameters<typeof realSetInterval>) => armed[armed.push(realSetInterval(...args)) - 1]) as typeof setInterval;
+globalThis.setTimeout = ((...args: Parameters<typeof realSetTimeout>) =>
+  armed[armed.push(realSetTimeout(...args)) - 1]) as typeof setTimeout;
+globalThis.setInterval = ((...args: Parameters<typeof realSetInterval>) =>
+  armed[armed.push(realSetInterval(...args)) - 1]) as typeof setInterval;
 
 let api: FakeApiServer | undefined;
 let cluster: Cluster | undefined;
@@ -38,7 +48,9 @@ afterEach(async () => {
   await api?.close();
   api = cluster = undefined;
 });
-async function start(fake: FakeApiServerOptions): Promise<{ api: FakeApiServer; cluster: Cluster; stop: AbortController }> {
+async function start(
+  fake: FakeApiServerOptions,
+): Promise<{ api: FakeApiServer; cluster: Cluster; stop: AbortController }> {
   api = await startFakeApiServer(fake);
   cluster = loadCluster(api.env(), "proa/test");
   const stop = new AbortController();
@@ -59,9 +71,14 @@ describe("waitUntilReady leaves no timer behind", { timeout: 30_000 }, () => {
   });
 
   test("when a sidecar failed before it was ready", async () => {
-    const { cluster, stop } = await start({ pod: podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 2 } } }) });
+    const { cluster, stop } = await start({
+      pod: podWith({ sidecars: ["sidecar-1"], terminated: { "sidecar-1": { exitCode: 2 } } }),
+    });
     const before = timers();
-    await assert.rejects(waitUntilReady(cluster, bounded, log, stop.signal, undefined, timing), /container sidecar-1 terminated with exit code 2/);
+    await assert.rejects(
+      waitUntilReady(cluster, bounded, log, stop.signal, undefined, timing),
+      /container sidecar-1 terminated with exit code 2/,
+    );
     assertNoTimerLeft(before);
   });
 

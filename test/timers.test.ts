@@ -37,7 +37,10 @@ async function closedPort(): Promise<number> {
 const pendingTimers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length;
 
 /** Starts `call`, checks that it armed a timer (or the comparison would prove nothing), and that none is left once it settled. */
-async function assertLeavesNoTimer<T>(call: () => Promise<T>, whileRunning: () => void = () => {}): Promise<PromiseSettledResult<T>> {
+async function assertLeavesNoTimer<T>(
+  call: () => Promise<T>,
+  whileRunning: () => void = () => {},
+): Promise<PromiseSettledResult<T>> {
   const before = pendingTimers();
   const running = call();
   assert.ok(pendingTimers() > before, "the call armed no timer: this test would pass whatever it left");
@@ -54,19 +57,25 @@ const BOUND_MS = 5000;
 describe("no timer is left pending", { timeout: 20_000 }, () => {
   test("by httpRequest once it has its answer", async () => {
     const url = new URL(`${await serve(200)}/`);
-    const settled = await assertLeavesNoTimer(() => httpRequest({ method: "GET", url, timeoutMs: BOUND_MS, userAgent: "proa/test" }));
+    const settled = await assertLeavesNoTimer(() =>
+      httpRequest({ method: "GET", url, timeoutMs: BOUND_MS, userAgent: "proa/test" }),
+    );
     assert.equal(settled.status === "fulfilled" && settled.value.status, 200);
   });
 
   test("by httpRequest once it has failed", async () => {
     const url = new URL(`http://127.0.0.1:${await closedPort()}/`);
-    const settled = await assertLeavesNoTimer(() => httpRequest({ method: "GET", url, timeoutMs: BOUND_MS, userAgent: "proa/test" }));
+    const settled = await assertLeavesNoTimer(() =>
+      httpRequest({ method: "GET", url, timeoutMs: BOUND_MS, userAgent: "proa/test" }),
+    );
     assert.equal(settled.status === "rejected" && settled.reason.phase, "connect");
   });
 
   test("by the ready-URL wait once every URL is ready", async () => {
     const url = new URL(`${await serve(200)}/ready`);
-    const settled = await assertLeavesNoTimer(() => waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), new AbortController().signal));
+    const settled = await assertLeavesNoTimer(() =>
+      waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), new AbortController().signal),
+    );
     assert.equal(settled.status, "fulfilled");
   });
 
@@ -74,14 +83,28 @@ describe("no timer is left pending", { timeout: 20_000 }, () => {
     const url = new URL(`${await serve(503)}/ready`);
     const stop = new AbortController();
     const settled = await assertLeavesNoTimer(
-      () => waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), stop.signal, { pollMs: 10, requestTimeoutMs: 500, reminderMs: BOUND_MS, retryAfterMaxMs: BOUND_MS }),
+      () =>
+        waitUntilUrlsReady([url], BOUND_MS, "proa/test", recordingLog(), stop.signal, {
+          pollMs: 10,
+          requestTimeoutMs: 500,
+          reminderMs: BOUND_MS,
+          retryAfterMaxMs: BOUND_MS,
+        }),
       () => void sleep(50).then(() => stop.abort("SIGTERM")),
     );
     assert.equal(settled.status === "rejected" && settled.reason, "SIGTERM");
   });
 
   test("by the shutdown step once it has ended", async () => {
-    const options = { httpGet: [], httpPost: [], kill: [], killAll: false, timeoutMs: BOUND_MS, requestTimeoutMs: 500, userAgent: "proa/test" };
+    const options = {
+      httpGet: [],
+      httpPost: [],
+      kill: [],
+      killAll: false,
+      timeoutMs: BOUND_MS,
+      requestTimeoutMs: 500,
+      userAgent: "proa/test",
+    };
     const settled = await assertLeavesNoTimer(() => shutDownSidecars(options, {}, recordingLog()));
     assert.equal(settled.status === "fulfilled" && settled.value.wait.outcome, "not watched");
   });

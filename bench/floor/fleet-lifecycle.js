@@ -6,14 +6,24 @@ const { readFileSync } = require("node:fs");
 const { Agent, request } = require("node:https");
 const { request: httpRequest } = require("node:http");
 const { spawn } = require("node:child_process");
-const { KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port, PROA_SERVICE_ACCOUNT_DIR: dir, POD_NAMESPACE: ns, POD_NAME: name, PROA_CONTAINER: own } = process.env;
+const {
+  KUBERNETES_SERVICE_HOST: host,
+  KUBERNETES_SERVICE_PORT: port,
+  PROA_SERVICE_ACCOUNT_DIR: dir,
+  POD_NAMESPACE: ns,
+  POD_NAME: name,
+  PROA_CONTAINER: own,
+} = process.env;
 const [shutdownUrl, , program, ...args] = process.argv.slice(2);
 const headers = { Authorization: `Bearer ${readFileSync(`${dir}/token`, "utf8").trim()}` };
 const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(`${dir}/ca.crt`) });
 const path = `/api/v1/namespaces/${ns}/pods?fieldSelector=metadata.name%3D${name}`;
 let status; // the program's exit code, once it has exited
 
-const others = (pod) => (pod.spec?.containers ?? []).filter((c) => c.name !== own).map((c) => (pod.status?.containerStatuses ?? []).find((s) => s.name === c.name));
+const others = (pod) =>
+  (pod.spec?.containers ?? [])
+    .filter((c) => c.name !== own)
+    .map((c) => (pod.status?.containerStatuses ?? []).find((s) => s.name === c.name));
 let started = false;
 function look(pod) {
   if (!started && others(pod).every((s) => s?.ready)) {
@@ -28,11 +38,14 @@ function look(pod) {
 
 request({ host, port, path, headers, agent }, (res) => {
   let body = "";
-  res.setEncoding("utf8").on("data", (chunk) => (body += chunk)).on("end", () => {
-    const list = JSON.parse(body);
-    for (const pod of list.items) look(pod);
-    watch(list.metadata.resourceVersion);
-  });
+  res
+    .setEncoding("utf8")
+    .on("data", (chunk) => (body += chunk))
+    .on("end", () => {
+      const list = JSON.parse(body);
+      for (const pod of list.items) look(pod);
+      watch(list.metadata.resourceVersion);
+    });
 }).end();
 
 function watch(resourceVersion) {

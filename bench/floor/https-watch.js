@@ -3,7 +3,14 @@
 const { readFileSync } = require("node:fs");
 const { request } = require("node:https");
 const { spawn } = require("node:child_process");
-const { KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port, PROA_SERVICE_ACCOUNT_DIR: dir, POD_NAMESPACE: ns, POD_NAME: name, PROA_CONTAINER: own } = process.env;
+const {
+  KUBERNETES_SERVICE_HOST: host,
+  KUBERNETES_SERVICE_PORT: port,
+  PROA_SERVICE_ACCOUNT_DIR: dir,
+  POD_NAMESPACE: ns,
+  POD_NAME: name,
+  PROA_CONTAINER: own,
+} = process.env;
 const headers = { Authorization: `Bearer ${readFileSync(`${dir}/token`, "utf8").trim()}` };
 const path = `/api/v1/namespaces/${ns}/pods?fieldSelector=metadata.name%3D${name}&watch=1`;
 const req = request({ host, port, path, headers, ca: readFileSync(`${dir}/ca.crt`) }, (res) => {

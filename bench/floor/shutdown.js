@@ -5,6 +5,15 @@ const { spawn } = require("node:child_process");
 const split = process.argv.indexOf("--");
 const urls = process.argv.slice(2, split);
 spawn(process.argv[split + 1], process.argv.slice(split + 2), { stdio: "inherit" }).on("exit", async (code) => {
-  await Promise.all(urls.map((url) => new Promise((done) => request(url, { method: "POST" }, (res) => res.resume().on("end", done)).on("error", done).end())));
+  await Promise.all(
+    urls.map(
+      (url) =>
+        new Promise((done) =>
+          request(url, { method: "POST" }, (res) => res.resume().on("end", done))
+            .on("error", done)
+            .end(),
+        ),
+    ),
+  );
   process.exit(code ?? 1);
 });

@@ -8,7 +8,15 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startProa } from "../helpers/proa-process.ts";
 import { startTcpCounter, type TcpCounter } from "../helpers/tcp-counter.ts";
-import { collectionPath, jobYamlDocuments, Kubelet, KubeServer, podManifest, skipReason, type YamlDocument } from "./cluster.ts";
+import {
+  collectionPath,
+  jobYamlDocuments,
+  Kubelet,
+  KubeServer,
+  podManifest,
+  skipReason,
+  type YamlDocument,
+} from "./cluster.ts";
 
 const NODE = process.execPath;
 const VERDICT_OR_YAML = /^(ok |warn|FAIL|       )/;
@@ -63,20 +71,38 @@ describe("proa --check against a real kube-apiserver 1.20.2", { skip: skipReason
     const check = async () => {
       const connections = endpoint.connections;
       const bytes = endpoint.bytes;
-      const proa = startProa(["--check", "--shutdown-http-post", shutdownUrl, "--", NODE, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`], {
-        KUBERNETES_SERVICE_HOST: server.env.KUBE_HOST,
-        KUBERNETES_SERVICE_PORT: server.env.KUBE_PORT,
-        PROA_SERVICE_ACCOUNT_DIR: saDir,
-        POD_NAME: "job-pod",
-        POD_NAMESPACE: ns,
-        PROA_CONTAINER: "main",
-      });
+      const proa = startProa(
+        [
+          "--check",
+          "--shutdown-http-post",
+          shutdownUrl,
+          "--",
+          NODE,
+          "-e",
+          `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`,
+        ],
+        {
+          KUBERNETES_SERVICE_HOST: server.env.KUBE_HOST,
+          KUBERNETES_SERVICE_PORT: server.env.KUBE_PORT,
+          PROA_SERVICE_ACCOUNT_DIR: saDir,
+          POD_NAME: "job-pod",
+          POD_NAMESPACE: ns,
+          PROA_CONTAINER: "main",
+        },
+      );
       const timer = setTimeout(() => proa.child.kill("SIGKILL"), 30_000);
       const { code } = await proa.exit.finally(() => clearTimeout(timer));
       await endpoint.settled(connections + 1);
       const report = proa.stdout;
-      assert.deepEqual(report.filter((line) => !VERDICT_OR_YAML.test(line)), [], "every stdout line is a verdict line or indented YAML");
-      assert.ok(!proa.stderr().includes(token) && !report.join("\n").includes(token), "the token is neither in the report nor in the log");
+      assert.deepEqual(
+        report.filter((line) => !VERDICT_OR_YAML.test(line)),
+        [],
+        "every stdout line is a verdict line or indented YAML",
+      );
+      assert.ok(
+        !proa.stderr().includes(token) && !report.join("\n").includes(token),
+        "the token is neither in the report nor in the log",
+      );
       assert.equal(existsSync(marker), false, "the program never runs");
       assert.equal(endpoint.connections - connections, 1, "one TCP connection to the shutdown endpoint");
       assert.equal(endpoint.bytes - bytes, 0, "and no byte sent on it: no shutdown request");
@@ -96,14 +122,28 @@ describe("proa --check against a real kube-apiserver 1.20.2", { skip: skipReason
     const first = await s.check();
     t.diagnostic(`the report:\n${first.text}`);
     assert.equal(first.code, 1);
-    assert.match(first.line(/^\w+ +listing Pod/), new RegExp(`^FAIL listing Pod ${s.ns}/job-pod at .* failed: HTTP 403: .*User "${user}" cannot list resource "pods"`));
-    assert.match(first.line(/^\w+ +watching Pod/), new RegExp(`^FAIL watching Pod ${s.ns}/job-pod at .* failed: HTTP 403: .*User "${user}" cannot watch resource "pods".*; fix: apply this Role and RoleBinding \\(kubectl apply -n ${s.ns} -f -\\)$`));
+    assert.match(
+      first.line(/^\w+ +listing Pod/),
+      new RegExp(
+        `^FAIL listing Pod ${s.ns}/job-pod at .* failed: HTTP 403: .*User "${user}" cannot list resource "pods"`,
+      ),
+    );
+    assert.match(
+      first.line(/^\w+ +watching Pod/),
+      new RegExp(
+        `^FAIL watching Pod ${s.ns}/job-pod at .* failed: HTTP 403: .*User "${user}" cannot watch resource "pods".*; fix: apply this Role and RoleBinding \\(kubectl apply -n ${s.ns} -f -\\)$`,
+      ),
+    );
     assert.match(first.line(/accepts the service account's token/), /^ok /);
 
     // The YAML under the FAIL line, as a user would pipe it to kubectl apply: each document POSTed as it is.
-    const yaml = first.report.filter((l) => l.startsWith("       ")).map((l) => l.slice(7)).join("\n");
+    const yaml = first.report
+      .filter((l) => l.startsWith("       "))
+      .map((l) => l.slice(7))
+      .join("\n");
     for (const text of yaml.split(/^---$/m)) {
-      const field = (name: string) => new RegExp(`^${name}: (\\S+)$`, "m").exec(text)?.[1] ?? assert.fail(`no ${name} in:\n${text}`);
+      const field = (name: string) =>
+        new RegExp(`^${name}: (\\S+)$`, "m").exec(text)?.[1] ?? assert.fail(`no ${name} in:\n${text}`);
       const d: YamlDocument = { apiVersion: field("apiVersion"), kind: field("kind"), name: "proa", text };
       const { status, body } = await server.call("POST", collectionPath(d, s.ns), text, "application/yaml");
       assert.equal(status, 201, `applying the printed ${d.kind}: ${JSON.stringify(body?.message ?? body)}`);
@@ -119,15 +159,26 @@ describe("proa --check against a real kube-apiserver 1.20.2", { skip: skipReason
     t.diagnostic(`the report:\n${r.text}`);
     assert.equal(r.code, 0, r.text);
     assert.match(r.line(/^\w+ +TLS/), /^ok +TLS: .* verifies against the mounted ca\.crt$/);
-    assert.match(r.line(/may list and watch/), new RegExp(`^ok +the service account may list and watch Pods in namespace ${s.ns}`));
+    assert.match(
+      r.line(/may list and watch/),
+      new RegExp(`^ok +the service account may list and watch Pods in namespace ${s.ns}`),
+    );
     assert.match(r.line(/found Pod/), new RegExp(`^ok +found Pod ${s.ns}/job-pod$`));
     assert.match(r.line(/own container/), /^ok +proa's own container is main \(--container\)$/);
     // podManifest's sidecars have no readinessProbe: warnings, which do not fail the check.
     assert.match(r.line(/sidecar-1/), /^warn container sidecar-1: ready; it has no readinessProbe/);
     assert.match(r.line(/sidecar-2/), /^warn container sidecar-2: not ready yet \(running\); it has no readinessProbe/);
-    assert.match(r.line(/shutdown POST/), new RegExp(`^ok +shutdown POST ${s.shutdownUrl}: something accepts TCP connections at ${s.hostPort} \\(connected and closed, no request sent\\)$`));
+    assert.match(
+      r.line(/shutdown POST/),
+      new RegExp(
+        `^ok +shutdown POST ${s.shutdownUrl}: something accepts TCP connections at ${s.hostPort} \\(connected and closed, no request sent\\)$`,
+      ),
+    );
     assert.match(r.line(/restartPolicy/), /^ok +restartPolicy Never/);
     assert.match(r.line(/shutdown budget/), /^ok +shutdown budget 10 s, from the Pod's terminationGracePeriodSeconds;/);
-    assert.match(r.line(/ program /), new RegExp(`^ok +program ${NODE.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} is .*, executable$`));
+    assert.match(
+      r.line(/ program /),
+      new RegExp(`^ok +program ${NODE.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} is .*, executable$`),
+    );
   });
 });

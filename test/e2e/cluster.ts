@@ -26,14 +26,16 @@ export function apiserverBinary(env: NodeJS.ProcessEnv = process.env): string {
  */
 export function skipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.CI && env.CI !== "false") return undefined;
-  if (!existsSync(apiserverBinary(env))) return `no kube-apiserver at ${apiserverBinary(env)}: run \`bash test/e2e/kube-apiserver.sh build\` (or \`npm run test:e2e\`, which does)`;
+  if (!existsSync(apiserverBinary(env)))
+    return `no kube-apiserver at ${apiserverBinary(env)}: run \`bash test/e2e/kube-apiserver.sh build\` (or \`npm run test:e2e\`, which does)`;
   return undefined;
 }
 
 function script(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile("bash", [SCRIPT, ...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`kube-apiserver.sh ${args.join(" ")} failed (${error.message.split("\n")[0]}):\n${stderr}`));
+      if (error)
+        reject(new Error(`kube-apiserver.sh ${args.join(" ")} failed (${error.message.split("\n")[0]}):\n${stderr}`));
       else resolve(stderr);
     });
   });
@@ -50,7 +52,11 @@ export interface ServerEnv {
 
 export class KubeServer {
   readonly ca: Buffer;
-  private constructor(readonly dir: string, readonly env: ServerEnv, readonly envText: string) {
+  private constructor(
+    readonly dir: string,
+    readonly env: ServerEnv,
+    readonly envText: string,
+  ) {
     this.ca = readFileSync(env.KUBE_CA);
   }
 
@@ -82,8 +88,15 @@ export class KubeServer {
 
   /** SIGTERM to kube-apiserver (SIGKILL after PROA_E2E_STOP_TIMEOUT s), downSeconds of nothing, then the same
    * server again on the same port with the same etcd. Resolves once it answers /readyz. */
-  restartApiserver(downSeconds = 0, stopTimeoutSeconds?: number, scriptEnv: NodeJS.ProcessEnv = process.env): Promise<string> {
-    const env = stopTimeoutSeconds === undefined ? scriptEnv : { ...scriptEnv, PROA_E2E_STOP_TIMEOUT: String(stopTimeoutSeconds) };
+  restartApiserver(
+    downSeconds = 0,
+    stopTimeoutSeconds?: number,
+    scriptEnv: NodeJS.ProcessEnv = process.env,
+  ): Promise<string> {
+    const env =
+      stopTimeoutSeconds === undefined
+        ? scriptEnv
+        : { ...scriptEnv, PROA_E2E_STOP_TIMEOUT: String(stopTimeoutSeconds) };
     return script(["restart-apiserver", this.dir, String(downSeconds)], env);
   }
 
@@ -92,7 +105,12 @@ export class KubeServer {
 
   /** One request; a new connection each time (agent: false), so a restarted server never meets a stale socket.
    * Returns the status and the body (parsed when it is JSON). */
-  call(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<{ status: number; body: any }> {
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = "application/json",
+  ): Promise<{ status: number; body: any }> {
     const data = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = request(
@@ -105,7 +123,12 @@ export class KubeServer {
           agent: false,
           timeout: 15_000,
           // Not curl's user agent: the server pretty-prints JSON for curl.
-          headers: { Authorization: `Bearer ${this.env.KUBE_ADMIN_TOKEN}`, Accept: "application/json", "User-Agent": "proa-e2e-admin", ...(data === undefined ? {} : { "Content-Type": contentType }) },
+          headers: {
+            Authorization: `Bearer ${this.env.KUBE_ADMIN_TOKEN}`,
+            Accept: "application/json",
+            "User-Agent": "proa-e2e-admin",
+            ...(data === undefined ? {} : { "Content-Type": contentType }),
+          },
         },
         (res) => {
           const parts: Buffer[] = [];
@@ -130,7 +153,10 @@ export class KubeServer {
   /** As call, but anything other than 2xx is an error that shows the server's message. */
   async api(method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
     const { status, body: answer } = await this.call(method, path, body, contentType);
-    if (status < 200 || status > 299) throw new Error(`${method} ${path}: HTTP ${status}: ${typeof answer === "string" ? answer : answer?.message ?? JSON.stringify(answer)}`);
+    if (status < 200 || status > 299)
+      throw new Error(
+        `${method} ${path}: HTTP ${status}: ${typeof answer === "string" ? answer : (answer?.message ?? JSON.stringify(answer))}`,
+      );
     return answer;
   }
 
@@ -139,8 +165,17 @@ export class KubeServer {
   }
 
   /** POSTs one YAML document as it is (the server parses application/yaml) into its collection in namespace. */
-  applyYaml(namespace: string, doc: YamlDocument, options: { dryRun?: boolean } = {}): Promise<{ status: number; body: any }> {
-    return this.call("POST", collectionPath(doc, namespace) + (options.dryRun ? "?dryRun=All" : ""), doc.text, "application/yaml");
+  applyYaml(
+    namespace: string,
+    doc: YamlDocument,
+    options: { dryRun?: boolean } = {},
+  ): Promise<{ status: number; body: any }> {
+    return this.call(
+      "POST",
+      collectionPath(doc, namespace) + (options.dryRun ? "?dryRun=All" : ""),
+      doc.text,
+      "application/yaml",
+    );
   }
 
   /** A real, signed token of a ServiceAccount from the TokenRequest API, as the kubelet mounts it. */
@@ -151,7 +186,8 @@ export class KubeServer {
       spec: { expirationSeconds: 3600 },
     });
     const token = answer?.status?.token;
-    if (typeof token !== "string" || token === "") throw new Error(`the TokenRequest for ${namespace}/${serviceAccount} returned no token`);
+    if (typeof token !== "string" || token === "")
+      throw new Error(`the TokenRequest for ${namespace}/${serviceAccount} returned no token`);
     return token;
   }
 
@@ -206,7 +242,10 @@ const PLURALS: Record<string, string> = {
 
 export function collectionPath(doc: YamlDocument, namespace: string): string {
   const plural = PLURALS[`${doc.apiVersion}/${doc.kind}`];
-  if (!plural) throw new Error(`job.yaml holds a ${doc.apiVersion} ${doc.kind}, which the e2e test does not know how to create; add it to PLURALS`);
+  if (!plural)
+    throw new Error(
+      `job.yaml holds a ${doc.apiVersion} ${doc.kind}, which the e2e test does not know how to create; add it to PLURALS`,
+    );
   const group = doc.apiVersion.includes("/") ? `/apis/${doc.apiVersion}` : `/api/${doc.apiVersion}`;
   return `${group}/namespaces/${namespace}/${plural}`;
 }
@@ -251,7 +290,10 @@ export function jsonKeys(value: unknown, into = new Set<string>()): Set<string> 
 
 export type ContainerPhase = { waiting: string } | { running: true; ready: boolean } | { terminated: number };
 
-export function podManifest(name: string, options: { serviceAccount?: string; gracePeriodSeconds?: number; main?: object } = {}): object {
+export function podManifest(
+  name: string,
+  options: { serviceAccount?: string; gracePeriodSeconds?: number; main?: object } = {},
+): object {
   const container = (name: string) => ({ name, image: "busybox:1.36", command: ["sh", "-c", "sleep 3600"] });
   return {
     apiVersion: "v1",
@@ -274,7 +316,12 @@ export class Kubelet {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly started = new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
-  constructor(private readonly server: KubeServer, readonly namespace: string, readonly pod: string, names: string[]) {
+  constructor(
+    private readonly server: KubeServer,
+    readonly namespace: string,
+    readonly pod: string,
+    names: string[],
+  ) {
     for (const name of names) this.containers.set(name, { waiting: "ContainerCreating" });
   }
 
@@ -301,12 +348,33 @@ export class Kubelet {
     const statuses: ContainerStatus[] = [...this.containers].map(([name, phase]) => {
       const base = { name, restartCount: 0, image: "busybox:1.36", imageID: "", lastState: {} };
       const containerID = `containerd://${Buffer.from(`${this.pod}/${name}`).toString("hex").padEnd(64, "0").slice(0, 64)}`;
-      if ("waiting" in phase) return { ...base, ready: false, started: false, state: { waiting: { reason: phase.waiting } } };
-      if ("running" in phase) return { ...base, ready: phase.ready, started: true, containerID, state: { running: { startedAt: this.started } } };
+      if ("waiting" in phase)
+        return { ...base, ready: false, started: false, state: { waiting: { reason: phase.waiting } } };
+      if ("running" in phase)
+        return {
+          ...base,
+          ready: phase.ready,
+          started: true,
+          containerID,
+          state: { running: { startedAt: this.started } },
+        };
       const reason = phase.terminated === 0 ? "Completed" : "Error";
-      return { ...base, ready: false, started: false, containerID, state: { terminated: { exitCode: phase.terminated, reason, startedAt: this.started, finishedAt: now, containerID } } };
+      return {
+        ...base,
+        ready: false,
+        started: false,
+        containerID,
+        state: {
+          terminated: { exitCode: phase.terminated, reason, startedAt: this.started, finishedAt: now, containerID },
+        },
+      };
     });
     const anyStarted = statuses.some((s) => !s.state?.waiting);
-    return { phase: anyStarted ? "Running" : "Pending", hostIP: "192.0.2.10", startTime: this.started, containerStatuses: statuses };
+    return {
+      phase: anyStarted ? "Running" : "Pending",
+      hostIP: "192.0.2.10",
+      startTime: this.started,
+      containerStatuses: statuses,
+    };
   }
 }

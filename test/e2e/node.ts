@@ -24,7 +24,8 @@ export function nodeBinaries(env: NodeJS.ProcessEnv = process.env): string[] {
 export function nodeSkipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.CI && env.CI !== "false") return undefined;
   const missing = nodeBinaries(env).filter((path) => !existsSync(path));
-  if (missing.length > 0) return `no ${missing.join(", ")}: run \`bash test/e2e/kube-apiserver.sh build all\` (or \`npm run test:e2e\`, which does)`;
+  if (missing.length > 0)
+    return `no ${missing.join(", ")}: run \`bash test/e2e/kube-apiserver.sh build all\` (or \`npm run test:e2e\`, which does)`;
   try {
     execFileSync("bash", [NODE_SCRIPT, "check"], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (error) {
@@ -44,7 +45,11 @@ function nodeScript(args: string[]): Promise<string> {
 }
 
 export class NodeCluster {
-  private constructor(readonly dir: string, readonly server: KubeServer, readonly appImage: string) {}
+  private constructor(
+    readonly dir: string,
+    readonly server: KubeServer,
+    readonly appImage: string,
+  ) {}
 
   /** Starts etcd, kube-apiserver, containerd (with the images imported), kube-controller-manager, kube-scheduler and
    * the kubelet, and waits until the Node is Ready: about 20 s once everything is built. */
@@ -66,10 +71,13 @@ export class NodeCluster {
   async namespace(name: string): Promise<void> {
     await this.server.createNamespace(name);
     await this.waitForTokens(name, ["default"]);
-    for (let deadline = Date.now() + 60_000; ; ) {
+    for (let deadline = Date.now() + 60_000; ;) {
       const { status } = await this.server.call("GET", `/api/v1/namespaces/${name}/configmaps/kube-root-ca.crt`);
       if (status === 200) break;
-      if (Date.now() > deadline) throw new Error(`no ConfigMap ${name}/kube-root-ca.crt after 60 s (kube-controller-manager's root-ca-cert-publisher)`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no ConfigMap ${name}/kube-root-ca.crt after 60 s (kube-controller-manager's root-ca-cert-publisher)`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -80,7 +88,8 @@ export class NodeCluster {
       for (;;) {
         const { status, body } = await this.server.call("GET", `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}`);
         if (status === 200 && (body?.secrets?.length ?? 0) > 0) break;
-        if (Date.now() > deadline) throw new Error(`ServiceAccount ${namespace}/${sa} has no token Secret after ${timeoutMs / 1000} s`);
+        if (Date.now() > deadline)
+          throw new Error(`ServiceAccount ${namespace}/${sa} has no token Secret after ${timeoutMs / 1000} s`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
@@ -88,21 +97,37 @@ export class NodeCluster {
 
   /** Watches the Pods matching selector (a labelSelector or fieldSelector query) until done(pods) holds for the
    * latest version of each (and the names of those deleted); every version seen, in order, is in the returned history. */
-  watchPods(namespace: string, selector: string, done: (pods: Map<string, Pod>, gone: Set<string>) => boolean, timeoutMs: number): Promise<PodHistory> {
+  watchPods(
+    namespace: string,
+    selector: string,
+    done: (pods: Map<string, Pod>, gone: Set<string>) => boolean,
+    timeoutMs: number,
+  ): Promise<PodHistory> {
     return watchPods(this.server, namespace, selector, done, timeoutMs);
   }
 
   /** A container's log, through the apiserver and the kubelet (as `kubectl logs`). */
   async logs(namespace: string, pod: string, container: string): Promise<string> {
-    const { status, body } = await this.server.call("GET", `/api/v1/namespaces/${namespace}/pods/${pod}/log?container=${container}`);
-    if (status !== 200) throw new Error(`logs of ${namespace}/${pod}/${container}: HTTP ${status}: ${typeof body === "string" ? body : JSON.stringify(body)}`);
+    const { status, body } = await this.server.call(
+      "GET",
+      `/api/v1/namespaces/${namespace}/pods/${pod}/log?container=${container}`,
+    );
+    if (status !== 200)
+      throw new Error(
+        `logs of ${namespace}/${pod}/${container}: HTTP ${status}: ${typeof body === "string" ? body : JSON.stringify(body)}`,
+      );
     return typeof body === "string" ? body : JSON.stringify(body);
   }
 
   /** A running container's log from its start until it exits (`kubectl logs -f`), for what is gone once it has: a
    * deleted Pod's logs, a restarted container's earlier run (the kubelet removes it when the Pod ends). stop() ends
    * the stream early; either way text resolves with what arrived, at the latest after timeoutMs. */
-  followLog(namespace: string, pod: string, container: string, timeoutMs: number): { text: Promise<string>; stop: () => void } {
+  followLog(
+    namespace: string,
+    pod: string,
+    container: string,
+    timeoutMs: number,
+  ): { text: Promise<string>; stop: () => void } {
     const { server } = this;
     let stop = () => {};
     const text = new Promise<string>((resolve, reject) => {
@@ -116,7 +141,14 @@ export class NodeCluster {
       const timer = setTimeout(finish, timeoutMs);
       const path = `/api/v1/namespaces/${namespace}/pods/${pod}/log?container=${container}&follow=true`;
       const req = request(
-        { host: server.env.KUBE_HOST, port: Number(server.env.KUBE_PORT), path, ca: server.ca, agent: false, headers: { Authorization: `Bearer ${server.env.KUBE_ADMIN_TOKEN}`, "User-Agent": "proa-e2e-admin" } },
+        {
+          host: server.env.KUBE_HOST,
+          port: Number(server.env.KUBE_PORT),
+          path,
+          ca: server.ca,
+          agent: false,
+          headers: { Authorization: `Bearer ${server.env.KUBE_ADMIN_TOKEN}`, "User-Agent": "proa-e2e-admin" },
+        },
         (res) => {
           res.setEncoding("utf8");
           if (res.statusCode !== 200) {
@@ -142,9 +174,21 @@ export class NodeCluster {
   }
 
   /** The events about an object, oldest first. */
-  async events(namespace: string, name: string): Promise<{ reason: string; message: string; fieldPath?: string; count?: number; time?: string }[]> {
-    const list = await this.server.api("GET", `/api/v1/namespaces/${namespace}/events?fieldSelector=involvedObject.name=${name}`);
-    return (list.items ?? []).map((e: any) => ({ reason: e.reason, message: e.message, fieldPath: e.involvedObject?.fieldPath, count: e.count, time: e.firstTimestamp ?? e.eventTime }));
+  async events(
+    namespace: string,
+    name: string,
+  ): Promise<{ reason: string; message: string; fieldPath?: string; count?: number; time?: string }[]> {
+    const list = await this.server.api(
+      "GET",
+      `/api/v1/namespaces/${namespace}/events?fieldSelector=involvedObject.name=${name}`,
+    );
+    return (list.items ?? []).map((e: any) => ({
+      reason: e.reason,
+      message: e.message,
+      fieldPath: e.involvedObject?.fieldPath,
+      count: e.count,
+      time: e.firstTimestamp ?? e.eventTime,
+    }));
   }
 }
 
@@ -158,7 +202,13 @@ export interface PodHistory {
 }
 
 /** List, then watch from the list's resourceVersion; a watch the server ends is resumed from the last version. */
-async function watchPods(server: KubeServer, namespace: string, selector: string, done: (pods: Map<string, Pod>, gone: Set<string>) => boolean, timeoutMs: number): Promise<PodHistory> {
+async function watchPods(
+  server: KubeServer,
+  namespace: string,
+  selector: string,
+  done: (pods: Map<string, Pod>, gone: Set<string>) => boolean,
+  timeoutMs: number,
+): Promise<PodHistory> {
   const history: PodHistory = { versions: [], latest: new Map(), gone: new Set() };
   const deadline = Date.now() + timeoutMs;
   const path = `/api/v1/namespaces/${namespace}/pods?${selector}`;
@@ -172,26 +222,43 @@ async function watchPods(server: KubeServer, namespace: string, selector: string
   while (!done(history.latest, history.gone)) {
     const left = deadline - Date.now();
     if (left <= 0) throw new WatchTimeout(timeoutMs, history);
-    resourceVersion = await watchOnce(server, `${path}&watch=1&allowWatchBookmarks=true&resourceVersion=${resourceVersion}&timeoutSeconds=${Math.max(1, Math.ceil(left / 1000))}`, left, (type, object) => {
-      if (type === "ERROR") throw new Error(`watch of ${path}: ${JSON.stringify(object)}`);
-      if (type !== "BOOKMARK") seen(object as Pod);
-      if (type === "DELETED") history.gone.add((object as Pod).metadata?.name ?? "");
-      return done(history.latest, history.gone);
-    }, resourceVersion);
+    resourceVersion = await watchOnce(
+      server,
+      `${path}&watch=1&allowWatchBookmarks=true&resourceVersion=${resourceVersion}&timeoutSeconds=${Math.max(1, Math.ceil(left / 1000))}`,
+      left,
+      (type, object) => {
+        if (type === "ERROR") throw new Error(`watch of ${path}: ${JSON.stringify(object)}`);
+        if (type !== "BOOKMARK") seen(object as Pod);
+        if (type === "DELETED") history.gone.add((object as Pod).metadata?.name ?? "");
+        return done(history.latest, history.gone);
+      },
+      resourceVersion,
+    );
   }
   return history;
 }
 
 export class WatchTimeout extends Error {
-  constructor(timeoutMs: number, readonly history: PodHistory) {
-    const last = [...history.latest.values()].map((pod) => `${pod.metadata?.name}: ${JSON.stringify(pod.status)}`).join("\n");
+  constructor(
+    timeoutMs: number,
+    readonly history: PodHistory,
+  ) {
+    const last = [...history.latest.values()]
+      .map((pod) => `${pod.metadata?.name}: ${JSON.stringify(pod.status)}`)
+      .join("\n");
     super(`the Pods did not get there within ${timeoutMs / 1000} s; their last status:\n${last || "(no Pod)"}`);
   }
 }
 
 /** One watch request: calls onEvent per event until it returns true or the stream ends; resolves with the last
  * resourceVersion seen. */
-function watchOnce(server: KubeServer, path: string, timeoutMs: number, onEvent: (type: string, object: any) => boolean, resourceVersion: string): Promise<string> {
+function watchOnce(
+  server: KubeServer,
+  path: string,
+  timeoutMs: number,
+  onEvent: (type: string, object: any) => boolean,
+  resourceVersion: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let buffered = "";
     let finished = false;
@@ -205,7 +272,18 @@ function watchOnce(server: KubeServer, path: string, timeoutMs: number, onEvent:
     };
     const timer = setTimeout(() => finish(), timeoutMs);
     const req = request(
-      { host: server.env.KUBE_HOST, port: Number(server.env.KUBE_PORT), path, ca: server.ca, agent: false, headers: { Authorization: `Bearer ${server.env.KUBE_ADMIN_TOKEN}`, Accept: "application/json", "User-Agent": "proa-e2e-admin" } },
+      {
+        host: server.env.KUBE_HOST,
+        port: Number(server.env.KUBE_PORT),
+        path,
+        ca: server.ca,
+        agent: false,
+        headers: {
+          Authorization: `Bearer ${server.env.KUBE_ADMIN_TOKEN}`,
+          Accept: "application/json",
+          "User-Agent": "proa-e2e-admin",
+        },
+      },
       (res) => {
         if (res.statusCode !== 200) {
           res.resume();

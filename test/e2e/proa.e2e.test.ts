@@ -14,7 +14,17 @@ import { join } from "node:path";
 import { after, afterEach, before, describe, test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SIGNAL_REPORTER, startProa, type LogRecord, type ProaProcess } from "../helpers/proa-process.ts";
-import { collectionPath, jobYamlDocuments, jsonKeys, Kubelet, KubeServer, podManifest, skipReason, yamlKeys, type YamlDocument } from "./cluster.ts";
+import {
+  collectionPath,
+  jobYamlDocuments,
+  jsonKeys,
+  Kubelet,
+  KubeServer,
+  podManifest,
+  skipReason,
+  yamlKeys,
+  type YamlDocument,
+} from "./cluster.ts";
 
 const NODE = process.execPath;
 const SIDECARS = ["sidecar-1", "sidecar-2"] as const;
@@ -83,7 +93,11 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     readonly url: Promise<string>;
     exited = false;
     private readonly problems: unknown[] = [];
-    constructor(readonly name: SidecarName, private readonly kubelet: Kubelet | undefined, private readonly exitDelayMs: number) {
+    constructor(
+      readonly name: SidecarName,
+      private readonly kubelet: Kubelet | undefined,
+      private readonly exitDelayMs: number,
+    ) {
       this.http = createServer((request, response) => {
         this.requests.push({ method: request.method ?? "", path: request.url ?? "", at: Date.now() });
         response.end("bye\n", () => {
@@ -92,7 +106,11 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
             .catch((error: unknown) => this.problems.push(error));
         });
       });
-      this.url = new Promise((resolve) => this.http.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(this.http.address() as { port: number }).port}/shutdown`)));
+      this.url = new Promise((resolve) =>
+        this.http.listen(0, "127.0.0.1", () =>
+          resolve(`http://127.0.0.1:${(this.http.address() as { port: number }).port}/shutdown`),
+        ),
+      );
       cleanups.push(() => {
         this.close();
         assert.deepEqual(this.problems, [], `${this.name}: writing its terminated status failed`);
@@ -121,7 +139,15 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
 
   async function setUp(
     t: TestContext,
-    options: { roleBinding?: boolean; roleRules?: object[]; createPod?: boolean; podName?: string; exitDelayMs?: number; sidecarsReady?: boolean; main?: object } = {},
+    options: {
+      roleBinding?: boolean;
+      roleRules?: object[];
+      createPod?: boolean;
+      podName?: string;
+      exitDelayMs?: number;
+      sidecarsReady?: boolean;
+      main?: object;
+    } = {},
   ): Promise<Setup> {
     const ns = `proa-e2e-${++namespaces}`;
     const pod = options.podName ?? "job-pod";
@@ -129,7 +155,12 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     for (const kind of ["ServiceAccount", "Role", ...(options.roleBinding === false ? [] : ["RoleBinding"])]) {
       if (kind === "Role" && options.roleRules) {
         // job.yaml's Role by name, with other rules
-        await server.api("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: doc("Role").name }, rules: options.roleRules });
+        await server.api("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "Role",
+          metadata: { name: doc("Role").name },
+          rules: options.roleRules,
+        });
         continue;
       }
       const { status, body } = await server.applyYaml(ns, doc(kind));
@@ -138,10 +169,20 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     const kubelet = new Kubelet(server, ns, pod, ["main", ...SIDECARS]);
     if (options.createPod !== false) {
       // Unless a test says otherwise, a termination log that does not exist: no test may write this machine's own.
-      const main = options.main ?? { terminationMessagePath: join(scratch, ns, "no-such-directory", "termination-log") };
-      await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(pod, { serviceAccount: doc("ServiceAccount").name, main }));
+      const main = options.main ?? {
+        terminationMessagePath: join(scratch, ns, "no-such-directory", "termination-log"),
+      };
+      await server.api(
+        "POST",
+        `/api/v1/namespaces/${ns}/pods`,
+        podManifest(pod, { serviceAccount: doc("ServiceAccount").name, main }),
+      );
       const ready = options.sidecarsReady ?? false;
-      await kubelet.set({ main: { running: true, ready: true }, "sidecar-1": { running: true, ready }, "sidecar-2": { running: true, ready } });
+      await kubelet.set({
+        main: { running: true, ready: true },
+        "sidecar-1": { running: true, ready },
+        "sidecar-2": { running: true, ready },
+      });
     }
     const sa = await server.serviceAccountDir(join(scratch, ns, "serviceaccount"), ns, doc("ServiceAccount").name);
     const writesStatus = options.createPod !== false ? kubelet : undefined;
@@ -158,7 +199,12 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
       PROA_CONTAINER: "main", // see the header: no container detection outside a container
     };
     // sidecar-1 stops on POST (as Envoy's /quitquitquit), sidecar-2 on GET.
-    const shutdownArgs = ["--shutdown-http-post", await sidecars["sidecar-1"].url, "--shutdown-http-get", await sidecars["sidecar-2"].url];
+    const shutdownArgs = [
+      "--shutdown-http-post",
+      await sidecars["sidecar-1"].url,
+      "--shutdown-http-get",
+      await sidecars["sidecar-2"].url,
+    ];
     const token = readFileSync(join(sa, "token"), "utf8");
     return {
       ns,
@@ -170,7 +216,11 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
         cleanups.push(() => stopIfRunning(proa));
         t.after(() => {
           // Whatever happened, the log is JSON lines and never holds the token.
-          assert.deepEqual(proa.logs.filter((r) => r.level === "NOT JSON"), [], "every stderr line is a JSON record");
+          assert.deepEqual(
+            proa.logs.filter((r) => r.level === "NOT JSON"),
+            [],
+            "every stderr line is a JSON record",
+          );
           assert.ok(!proa.stderr().includes(token), "proa never logs the service account token");
         });
         return proa;
@@ -184,7 +234,10 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
   test("every object in job.yaml passes the server's validation (server-side dry run), and no field is dropped", async () => {
     const ns = `proa-e2e-${++namespaces}`;
     await server.createNamespace(ns);
-    assert.deepEqual(new Set(jobDocs.map((d) => d.kind)), new Set(["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Job"]));
+    assert.deepEqual(
+      new Set(jobDocs.map((d) => d.kind)),
+      new Set(["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Job"]),
+    );
     for (const d of jobDocs) {
       const { status, body } = await server.applyYaml(ns, d, { dryRun: true });
       assert.equal(status, 201, `${d.kind} ${d.name}: ${JSON.stringify(body?.message ?? body)}`);
@@ -210,22 +263,32 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     for (const c of containers) {
       const sc = c.securityContext ?? {};
       assert.equal(sc.runAsNonRoot, true, `${c.name}: runAsNonRoot`);
-      assert.ok(Number.isInteger(sc.runAsUser) && sc.runAsUser > 0, `${c.name}: an explicit non-root runAsUser, so that runAsNonRoot works whatever the image's USER`);
+      assert.ok(
+        Number.isInteger(sc.runAsUser) && sc.runAsUser > 0,
+        `${c.name}: an explicit non-root runAsUser, so that runAsNonRoot works whatever the image's USER`,
+      );
       assert.ok(Number.isInteger(sc.runAsGroup) && sc.runAsGroup > 0, `${c.name}: runAsGroup`);
       assert.equal(sc.allowPrivilegeEscalation, false, `${c.name}: allowPrivilegeEscalation`);
       assert.equal(sc.readOnlyRootFilesystem, true, `${c.name}: readOnlyRootFilesystem`);
       assert.deepEqual(sc.capabilities, { drop: ["ALL"] }, `${c.name}: capabilities`);
       assert.deepEqual(sc.seccompProfile, { type: "RuntimeDefault" }, `${c.name}: seccompProfile`);
       assert.equal(sc.privileged ?? false, false, `${c.name}: privileged`);
-      for (const kind of ["requests", "limits"]) for (const resource of ["cpu", "memory"]) assert.ok(c.resources?.[kind]?.[resource], `${c.name}: resources.${kind}.${resource}`);
+      for (const kind of ["requests", "limits"])
+        for (const resource of ["cpu", "memory"])
+          assert.ok(c.resources?.[kind]?.[resource], `${c.name}: resources.${kind}.${resource}`);
     }
     // The same user everywhere: the kubelet then writes the token 0600, owned by that user (pkg/volume/util FsUserFrom).
     assert.equal(new Set(containers.map((c) => c.securityContext.runAsUser)).size, 1);
 
     // The projected volume holds what the automounted one would: a token, the cluster's CA, the namespace.
     const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
-    const proaContainers = containers.filter((c) => [...(c.command ?? []), ...(c.args ?? [])].includes("/proa/proa.js"));
-    assert.deepEqual(proaContainers.map((c) => c.name), ["main"]);
+    const proaContainers = containers.filter((c) =>
+      [...(c.command ?? []), ...(c.args ?? [])].includes("/proa/proa.js"),
+    );
+    assert.deepEqual(
+      proaContainers.map((c) => c.name),
+      ["main"],
+    );
     const mount = proaContainers[0].volumeMounts.find((m: any) => m.mountPath === SA_DIR);
     assert.ok(mount, `proa's container mounts a volume at ${SA_DIR}`);
     assert.equal(mount.readOnly, true);
@@ -233,10 +296,18 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     assert.deepEqual(volume.projected.sources, [
       { serviceAccountToken: { path: "token", expirationSeconds: 3600 } },
       { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
-      { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
+      {
+        downwardAPI: {
+          items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }],
+        },
+      },
     ]);
     for (const c of containers.filter((c) => c.name !== "main")) {
-      assert.deepEqual((c.volumeMounts ?? []).filter((m: any) => m.name === mount.name || m.mountPath.startsWith("/var/run/secrets")), [], `${c.name} gets no token`);
+      assert.deepEqual(
+        (c.volumeMounts ?? []).filter((m: any) => m.name === mount.name || m.mountPath.startsWith("/var/run/secrets")),
+        [],
+        `${c.name} gets no token`,
+      );
     }
   });
 
@@ -244,16 +315,23 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     const ns = `proa-e2e-${++namespaces}`;
     await server.createNamespace(ns);
     // The rule job.yaml's comments show for a bare Pod with a fixed name, read from those comments.
-    const shown = /^#\s+rules:\n#\s+- apiGroups: \[""\]\n#\s+resources: \["pods"\]\n#\s+resourceNames: \["my-pod"\]\n#\s+verbs: \["list", "watch"\]$/m;
+    const shown =
+      /^#\s+rules:\n#\s+- apiGroups: \[""\]\n#\s+resources: \["pods"\]\n#\s+resourceNames: \["my-pod"\]\n#\s+verbs: \["list", "watch"\]$/m;
     assert.match(doc("Role").text, shown);
-    for (const kind of ["ServiceAccount", "RoleBinding"]) assert.equal((await server.applyYaml(ns, doc(kind))).status, 201);
+    for (const kind of ["ServiceAccount", "RoleBinding"])
+      assert.equal((await server.applyYaml(ns, doc(kind))).status, 201);
     await server.api("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { name: doc("Role").name },
       rules: [{ apiGroups: [""], resources: ["pods"], resourceNames: ["my-pod"], verbs: ["list", "watch"] }],
     });
-    for (const name of ["my-pod", "other-pod"]) await server.api("POST", `/api/v1/namespaces/${ns}/pods`, podManifest(name, { serviceAccount: doc("ServiceAccount").name }));
+    for (const name of ["my-pod", "other-pod"])
+      await server.api(
+        "POST",
+        `/api/v1/namespaces/${ns}/pods`,
+        podManifest(name, { serviceAccount: doc("ServiceAccount").name }),
+      );
     const token = await server.token(ns, doc("ServiceAccount").name);
     const pods = `/api/v1/namespaces/${ns}/pods`;
     const selector = (name: string) => `fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`;
@@ -266,17 +344,24 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
       `${pods}?${selector("other-pod")}`,
       `${pods}?${selector("other-pod")}&watch=1&timeoutSeconds=1`,
       `${pods}/my-pod`, // a get, which the Role does not grant and proa never sends
-    ]) statuses[path] = await statusAs(token, path);
+    ])
+      statuses[path] = await statusAs(token, path);
     assert.deepEqual(Object.values(statuses), [200, 200, 403, 403, 403, 403, 403], JSON.stringify(statuses, null, 1));
   });
 
   test("proa runs to the end under a Role that names its Pod and grants only list and watch", async (t) => {
-    const s = await setUp(t, { sidecarsReady: true, roleRules: [{ apiGroups: [""], resources: ["pods"], resourceNames: ["job-pod"], verbs: ["list", "watch"] }] });
+    const s = await setUp(t, {
+      sidecarsReady: true,
+      roleRules: [{ apiGroups: [""], resources: ["pods"], resourceNames: ["job-pod"], verbs: ["list", "watch"] }],
+    });
     const proa = s.run([], [NODE, "-e", "console.log('program ran')"]);
     const { code } = await exitWithin(proa, 20_000);
     assert.equal(code, 0, proa.stderr());
     assert.deepEqual(proa.stdout, ["program ran"]);
-    assert.deepEqual(proa.logs.filter((r) => r.level === "error"), []);
+    assert.deepEqual(
+      proa.logs.filter((r) => r.level === "error"),
+      [],
+    );
     findLog(proa, (r) => /all sidecars have exited$/.test(r.msg)); // the watch during shutdown is allowed too
   });
 
@@ -284,7 +369,14 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
   function statusAs(token: string, path: string): Promise<number> {
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
-        { host: server.env.KUBE_HOST, port: Number(server.env.KUBE_PORT), path, ca: server.ca, agent: false, headers: { Authorization: `Bearer ${token}`, Accept: "application/json" } },
+        {
+          host: server.env.KUBE_HOST,
+          port: Number(server.env.KUBE_PORT),
+          path,
+          ca: server.ca,
+          agent: false,
+          headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+        },
         (res) => {
           resolve(res.statusCode ?? 0);
           res.destroy();
@@ -301,7 +393,11 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     await waitLog(proa, (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, SIDECARS), 15_000);
 
     const first = await s.kubelet.set({ "sidecar-1": { running: true, ready: true } });
-    const seen = await waitLog(proa, (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, ["sidecar-2"]), 5_000);
+    const seen = await waitLog(
+      proa,
+      (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, ["sidecar-2"]),
+      5_000,
+    );
     const seenMs = at(seen) - first.sentAt;
     assert.equal(started(proa), undefined, "the program must not start while sidecar-2 is not ready");
     assert.deepEqual(proa.stdout, []);
@@ -309,7 +405,9 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     const last = await s.kubelet.set({ "sidecar-2": { running: true, ready: true } });
     const start = await waitLog(proa, (r) => r.msg === "program started", 5_000);
     const latencyMs = at(start) - last.sentAt;
-    t.diagnostic(`sidecar-1 ready seen after ${seenMs} ms; program started ${latencyMs} ms after sidecar-2's ready status was sent`);
+    t.diagnostic(
+      `sidecar-1 ready seen after ${seenMs} ms; program started ${latencyMs} ms after sidecar-2's ready status was sent`,
+    );
     assert.ok(at(start) >= last.sentAt, "started after the last sidecar's status write");
     assert.ok(latencyMs < 1000, `program started ${latencyMs} ms after the status write`);
 
@@ -327,8 +425,12 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
 
     const programExited = at(findLog(proa, (r) => r.msg === "program exited" && r.code === 3));
     const requests = SIDECARS.map((name) => s.sidecars[name].requests);
-    assert.deepEqual(requests.map((list) => list.map((r) => `${r.method} ${r.path}`)), [["POST /shutdown"], ["GET /shutdown"]]);
-    for (const [r] of requests) assert.ok(r!.at >= programExited, "shutdown requests are sent after the program has exited");
+    assert.deepEqual(
+      requests.map((list) => list.map((r) => `${r.method} ${r.path}`)),
+      [["POST /shutdown"], ["GET /shutdown"]],
+    );
+    for (const [r] of requests)
+      assert.ok(r!.at >= programExited, "shutdown requests are sent after the program has exited");
     for (const name of SIDECARS) {
       const url = await s.sidecars[name].url;
       findLog(proa, (r) => r.msg === "sidecar shutdown request answered 200" && r.url === url);
@@ -361,8 +463,15 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     assert.match(failure.msg, /container sidecar-1 terminated with exit code 1 \(Error\) before it was ready/);
     assert.match(failure.msg, /restartPolicy is Never/);
     // Shutdown still runs: sidecar-1 is gone (its port refuses), sidecar-2 takes its request and exits.
-    assert.deepEqual(s.sidecars["sidecar-2"].requests.map((r) => `${r.method} ${r.path}`), ["GET /shutdown"]);
-    findLog(proa, (r) => r.level === "warn" && /^sidecar shutdown request failed: connection refused/.test(r.msg) && r.method === "POST");
+    assert.deepEqual(
+      s.sidecars["sidecar-2"].requests.map((r) => `${r.method} ${r.path}`),
+      ["GET /shutdown"],
+    );
+    findLog(
+      proa,
+      (r) =>
+        r.level === "warn" && /^sidecar shutdown request failed: connection refused/.test(r.msg) && r.method === "POST",
+    );
     findLog(proa, (r) => r.msg === "sidecar-2 exited with 0; all sidecars have exited");
     findLog(proa, (r) => r.msg === "exiting" && r.status === 1);
   });
@@ -375,17 +484,34 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     const [firstError, secondError] = proa.logs.filter(forbidden) as [LogRecord, LogRecord];
     const user = `system:serviceaccount:${s.ns}:proa`;
     // The server's own message...
-    assert.ok(firstError.msg.includes(`pods "${s.pod}" is forbidden: User "${user}" cannot list resource "pods" in API group "" in the namespace "${s.ns}"`), firstError.msg);
+    assert.ok(
+      firstError.msg.includes(
+        `pods "${s.pod}" is forbidden: User "${user}" cannot list resource "pods" in API group "" in the namespace "${s.ns}"`,
+      ),
+      firstError.msg,
+    );
     // ...and a rule on pods that grants at least what job.yaml's Role does (list and watch), which is enough: the
     // program starts below once job.yaml's RoleBinding exists.
-    const hint = new RegExp(`grant ${user} a Role in namespace ${s.ns} with the rule \\{apiGroups: \\[""\\], resources: \\["pods"\\], verbs: \\[([^\\]]*)\\]\\} and a RoleBinding to it`).exec(firstError.msg);
+    const hint = new RegExp(
+      `grant ${user} a Role in namespace ${s.ns} with the rule \\{apiGroups: \\[""\\], resources: \\["pods"\\], verbs: \\[([^\\]]*)\\]\\} and a RoleBinding to it`,
+    ).exec(firstError.msg);
     assert.ok(hint, firstError.msg);
     assert.match(doc("Role").text, /- apiGroups: \[""\]\n\s+resources: \["pods"\]\n\s+verbs: \["list", "watch"\]/);
-    for (const verb of ["list", "watch"]) assert.ok(hint[1]!.includes(`"${verb}"`), `the hint's rule grants ${verb}: ${hint[1]}`);
+    for (const verb of ["list", "watch"])
+      assert.ok(hint[1]!.includes(`"${verb}"`), `the hint's rule grants ${verb}: ${hint[1]}`);
     // Backoff: 0.5-1 s after the first failure, 1-2 s after the second.
-    assert.ok(Number(firstError.retryInMs) >= 500 && Number(firstError.retryInMs) <= 1000, `first retry in ${firstError.retryInMs} ms`);
-    assert.ok(Number(secondError.retryInMs) >= 1000 && Number(secondError.retryInMs) <= 2000, `second retry in ${secondError.retryInMs} ms`);
-    assert.ok(at(secondError) - at(firstError) >= Number(firstError.retryInMs) - 5, "the second attempt waited for the backoff");
+    assert.ok(
+      Number(firstError.retryInMs) >= 500 && Number(firstError.retryInMs) <= 1000,
+      `first retry in ${firstError.retryInMs} ms`,
+    );
+    assert.ok(
+      Number(secondError.retryInMs) >= 1000 && Number(secondError.retryInMs) <= 2000,
+      `second retry in ${secondError.retryInMs} ms`,
+    );
+    assert.ok(
+      at(secondError) - at(firstError) >= Number(firstError.retryInMs) - 5,
+      "the second attempt waited for the backoff",
+    );
     assert.equal(started(proa), undefined);
 
     const bound = Date.now();
@@ -396,7 +522,9 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     assert.equal(code, 0);
     assert.deepEqual(proa.stdout, ["program ran"]);
     const errors = proa.logs.filter(forbidden).length;
-    t.diagnostic(`403 errors logged: ${errors}; retries ${firstError.retryInMs}, ${secondError.retryInMs} ms; RoleBinding created -> program started ${at(start) - bound} ms`);
+    t.diagnostic(
+      `403 errors logged: ${errors}; retries ${firstError.retryInMs}, ${secondError.retryInMs} ms; RoleBinding created -> program started ${at(start) - bound} ms`,
+    );
   });
 
   test("POD_NAME naming a Pod that does not exist: a clear error, no hang, exit 1", async (t) => {
@@ -407,7 +535,10 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     const tookMs = Date.now() - began;
     assert.equal(code, 1);
     assert.equal(started(proa), undefined);
-    const missing = findLog(proa, (r) => r.level === "error" && r.msg.startsWith(`there is no Pod ${s.ns}/no-such-pod`));
+    const missing = findLog(
+      proa,
+      (r) => r.level === "error" && r.msg.startsWith(`there is no Pod ${s.ns}/no-such-pod`),
+    );
     assert.match(missing.msg, /set POD_NAME and POD_NAMESPACE with the downward API/);
     const timeout = findLog(proa, (r) => r.level === "error" && /^--ready-timeout\b.*\bpassed\b/.test(r.msg));
     // The shutdown requests are still sent; there is no Pod to watch for their exits.
@@ -434,18 +565,33 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
   });
 
   test("the termination message's path and policy come from the Pod as the server returns it, with the server's default /dev/termination-log", async (t) => {
-    if (existsSync("/dev/termination-log")) return t.skip("this machine has a /dev/termination-log, which proa would write");
+    if (existsSync("/dev/termination-log"))
+      return t.skip("this machine has a /dev/termination-log, which proa would write");
     const s = await setUp(t, { sidecarsReady: true, main: {} });
     const stored = await server.api("GET", `/api/v1/namespaces/${s.ns}/pods/${s.pod}`);
-    assert.equal(JSON.stringify(podManifest(s.pod, { main: {} })).includes("terminationMessage"), false, "the manifest leaves both fields to the server");
-    assert.deepEqual([stored.spec.containers[0].terminationMessagePath, stored.spec.containers[0].terminationMessagePolicy], ["/dev/termination-log", "File"]);
+    assert.equal(
+      JSON.stringify(podManifest(s.pod, { main: {} })).includes("terminationMessage"),
+      false,
+      "the manifest leaves both fields to the server",
+    );
+    assert.deepEqual(
+      [stored.spec.containers[0].terminationMessagePath, stored.spec.containers[0].terminationMessagePolicy],
+      ["/dev/termination-log", "File"],
+    );
     // A file proa would use if it ignored the Pod spec.
     const decoy = join(scratch, s.ns, "decoy-termination-log");
     writeFileSync(decoy, "");
-    const proa = s.run([], [NODE, "-e", "process.exit(0)"], { PROA_LOG: "debug", PROA_TERMINATION_MESSAGE_PATH: decoy });
+    const proa = s.run([], [NODE, "-e", "process.exit(0)"], {
+      PROA_LOG: "debug",
+      PROA_TERMINATION_MESSAGE_PATH: decoy,
+    });
     assert.equal((await exitWithin(proa, 20_000)).code, 0);
     const skipped = findLog(proa, (r) => /termination message/.test(r.msg));
-    assert.deepEqual([skipped.level, skipped.path, skipped.from], ["debug", "/dev/termination-log", "the Pod spec"], skipped.msg);
+    assert.deepEqual(
+      [skipped.level, skipped.path, skipped.from],
+      ["debug", "/dev/termination-log", "the Pod spec"],
+      skipped.msg,
+    );
     assert.equal(readFileSync(decoy, "utf8"), "");
     findLog(proa, (r) => r.msg === "summary" && r.status === 0);
   });
@@ -461,46 +607,62 @@ describe("proa against a real kube-apiserver 1.20.2", { skip: skipReason(), time
     assert.equal((await exitWithin(proa, 20_000)).code, 3);
     const message = readFileSync(path, "utf8");
     t.diagnostic(`termination message:\n${message}`);
-    assert.match(message, /^program exited 3 after \d+(ms|\.\d+s|s); sidecars stopped: sidecar-[12] \(exited 0\), sidecar-[12] \(exited 0\)\n/);
+    assert.match(
+      message,
+      /^program exited 3 after \d+(ms|\.\d+s|s); sidecars stopped: sidecar-[12] \(exited 0\), sidecar-[12] \(exited 0\)\n/,
+    );
     assert.match(message, /\n {2}POST http:\/\/127\.0\.0\.1:\d+\/shutdown: 200 in \d+ms\n/);
     assert.match(message, /\n {2}GET http:\/\/127\.0\.0\.1:\d+\/shutdown: 200 in \d+ms\n/);
     assert.match(message, /\nproa exited 3$/);
   });
 
   // Last: it disturbs the server for the others.
-  test("kube-apiserver stopped and restarted while proa waits: proa reconnects and starts the program once the sidecars are ready", { timeout: 120_000 }, async (t) => {
-    const s = await setUp(t);
-    const proa = s.run([], [NODE, "-e", "console.log('program ran')"], { PROA_LOG: "debug" });
-    await waitLog(proa, (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, SIDECARS), 15_000);
+  test(
+    "kube-apiserver stopped and restarted while proa waits: proa reconnects and starts the program once the sidecars are ready",
+    { timeout: 120_000 },
+    async (t) => {
+      const s = await setUp(t);
+      const proa = s.run([], [NODE, "-e", "console.log('program ran')"], { PROA_LOG: "debug" });
+      await waitLog(proa, (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, SIDECARS), 15_000);
 
-    // Something else changes meanwhile, as in any real cluster: the restarted server's watch cache starts past
-    // proa's resourceVersion, so resuming the watch gets the ERROR event with code 410 and proa lists again.
-    await server.api("POST", `/api/v1/namespaces/${s.ns}/configmaps`, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "unrelated" } });
-    const restartBegan = Date.now();
-    await server.restartApiserver(0);
-    const restarted = Date.now();
-    assert.equal(started(proa), undefined);
+      // Something else changes meanwhile, as in any real cluster: the restarted server's watch cache starts past
+      // proa's resourceVersion, so resuming the watch gets the ERROR event with code 410 and proa lists again.
+      await server.api("POST", `/api/v1/namespaces/${s.ns}/configmaps`, {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "unrelated" },
+      });
+      const restartBegan = Date.now();
+      await server.restartApiserver(0);
+      const restarted = Date.now();
+      assert.equal(started(proa), undefined);
 
-    // A change made after the restart reaches proa (a list or a new watch)...
-    const first = await s.kubelet.set({ "sidecar-1": { running: true, ready: true } });
-    const seen = await waitLog(proa, (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, ["sidecar-2"]), 40_000);
-    // ...and the watch after it works at its usual speed.
-    const last = await s.kubelet.set({ "sidecar-2": { running: true, ready: true } });
-    const start = await waitLog(proa, (r) => r.msg === "program started", 40_000);
-    const latencyMs = at(start) - last.sentAt;
-    t.diagnostic(
-      `restart (SIGTERM .. /readyz) took ${restarted - restartBegan} ms; sidecar-1's status (written ${first.sentAt - restartBegan} ms after the SIGTERM) seen ` +
-        `${at(seen) - first.sentAt} ms after its write; program started ${latencyMs} ms after sidecar-2's. proa's log, ms after the SIGTERM:`,
-    );
-    for (const r of proa.logs.filter((r) => at(r) >= restartBegan && at(r) <= at(start))) {
-      t.diagnostic(`  +${at(r) - restartBegan} ms ${r.level}: ${r.msg.slice(0, 240)}${r.retryInMs === undefined ? "" : ` (retry in ${r.retryInMs} ms)`}`);
-    }
-    assert.ok(latencyMs < 1000, `program started ${latencyMs} ms after the status write`);
-    const { code } = await exitWithin(proa, 20_000);
-    assert.equal(code, 0);
-    assert.deepEqual(proa.stdout, ["program ran"]);
-  });
-
+      // A change made after the restart reaches proa (a list or a new watch)...
+      const first = await s.kubelet.set({ "sidecar-1": { running: true, ready: true } });
+      const seen = await waitLog(
+        proa,
+        (r) => r.msg === "waiting for containers to be ready" && same(r.notReady, ["sidecar-2"]),
+        40_000,
+      );
+      // ...and the watch after it works at its usual speed.
+      const last = await s.kubelet.set({ "sidecar-2": { running: true, ready: true } });
+      const start = await waitLog(proa, (r) => r.msg === "program started", 40_000);
+      const latencyMs = at(start) - last.sentAt;
+      t.diagnostic(
+        `restart (SIGTERM .. /readyz) took ${restarted - restartBegan} ms; sidecar-1's status (written ${first.sentAt - restartBegan} ms after the SIGTERM) seen ` +
+          `${at(seen) - first.sentAt} ms after its write; program started ${latencyMs} ms after sidecar-2's. proa's log, ms after the SIGTERM:`,
+      );
+      for (const r of proa.logs.filter((r) => at(r) >= restartBegan && at(r) <= at(start))) {
+        t.diagnostic(
+          `  +${at(r) - restartBegan} ms ${r.level}: ${r.msg.slice(0, 240)}${r.retryInMs === undefined ? "" : ` (retry in ${r.retryInMs} ms)`}`,
+        );
+      }
+      assert.ok(latencyMs < 1000, `program started ${latencyMs} ms after the status write`);
+      const { code } = await exitWithin(proa, 20_000);
+      assert.equal(code, 0);
+      assert.deepEqual(proa.stdout, ["program ran"]);
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -24,11 +24,18 @@ export interface ProaProcess {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startProa(args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, BUNDLE]): ProaProcess {
+export function startProa(
+  args: string[],
+  env: Record<string, string> = {},
+  command: string[] = [process.execPath, BUNDLE],
+): ProaProcess {
   const [program, ...programArgs] = command as [string, ...string[]];
   // Where proa cannot read its Pod's spec it would try /dev/termination-log: never the machine's own, in a test.
   const noTerminationLog = "/nonexistent/proa-test/termination-log";
-  const child = spawn(program, [...programArgs, ...args], { env: { PATH: process.env.PATH ?? "", PROA_TERMINATION_MESSAGE_PATH: noTerminationLog, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(program, [...programArgs, ...args], {
+    env: { PATH: process.env.PATH ?? "", PROA_TERMINATION_MESSAGE_PATH: noTerminationLog, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const stdout: string[] = [];
   const logs: LogRecord[] = [];
   let stderr = "";
@@ -71,7 +78,8 @@ export function startProa(args: string[], env: Record<string, string> = {}, comm
     stdout,
     logs,
     stderr: () => stderr,
-    waitForStdout: (line) => until(() => (stdout.includes(line) ? true : undefined), `printing ${line}`).then(() => undefined),
+    waitForStdout: (line) =>
+      until(() => (stdout.includes(line) ? true : undefined), `printing ${line}`).then(() => undefined),
     waitForLog: (match) => until(() => logs.find(match), "logging the expected line"),
     exit,
   };

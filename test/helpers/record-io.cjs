@@ -10,13 +10,16 @@ const net = require("node:net");
 const recordFd = fs.openSync(process.env.PROA_TEST_IO_RECORD, "a");
 const write = fs.writeSync;
 const record = (kind, target) => write(recordFd, JSON.stringify({ kind, target: String(target) }) + "\n");
-const isWrite = (flags) => typeof flags === "string" && /[wa+]/.test(flags) || typeof flags === "number" && (flags & (fs.constants.O_WRONLY | fs.constants.O_RDWR)) !== 0;
+const isWrite = (flags) =>
+  (typeof flags === "string" && /[wa+]/.test(flags)) ||
+  (typeof flags === "number" && (flags & (fs.constants.O_WRONLY | fs.constants.O_RDWR)) !== 0);
 
 const wrap = (object, name, kindOf) => {
   const original = object[name];
   if (typeof original !== "function") return;
   object[name] = function (...args) {
-    if (typeof args[0] === "string" || args[0] instanceof URL || Buffer.isBuffer(args[0])) record(kindOf(args), args[0]);
+    if (typeof args[0] === "string" || args[0] instanceof URL || Buffer.isBuffer(args[0]))
+      record(kindOf(args), args[0]);
     return original.apply(this, args);
   };
 };
@@ -24,13 +27,45 @@ const wrap = (object, name, kindOf) => {
 const reading = () => "read";
 const writing = () => "write";
 const byFlags = (args) => (isWrite(args[1]) ? "write" : "read");
-for (const name of ["readFileSync", "readFile", "readdirSync", "readdir", "readlinkSync", "readlink", "createReadStream", "opendirSync", "opendir"]) wrap(fs, name, reading);
-for (const name of ["writeFileSync", "writeFile", "appendFile", "createWriteStream", "mkdirSync", "mkdir", "renameSync", "rename", "unlinkSync", "unlink", "rmSync", "rm", "copyFileSync", "copyFile", "symlinkSync", "truncateSync", "chmodSync"]) wrap(fs, name, writing);
+for (const name of [
+  "readFileSync",
+  "readFile",
+  "readdirSync",
+  "readdir",
+  "readlinkSync",
+  "readlink",
+  "createReadStream",
+  "opendirSync",
+  "opendir",
+])
+  wrap(fs, name, reading);
+for (const name of [
+  "writeFileSync",
+  "writeFile",
+  "appendFile",
+  "createWriteStream",
+  "mkdirSync",
+  "mkdir",
+  "renameSync",
+  "rename",
+  "unlinkSync",
+  "unlink",
+  "rmSync",
+  "rm",
+  "copyFileSync",
+  "copyFile",
+  "symlinkSync",
+  "truncateSync",
+  "chmodSync",
+])
+  wrap(fs, name, writing);
 for (const name of ["openSync", "open"]) wrap(fs, name, byFlags);
 // A look without opening (--check's look at the termination log): recorded apart from reads.
-for (const name of ["statSync", "lstatSync", "stat", "lstat", "existsSync", "accessSync", "access"]) wrap(fs, name, () => "stat");
+for (const name of ["statSync", "lstatSync", "stat", "lstat", "existsSync", "accessSync", "access"])
+  wrap(fs, name, () => "stat");
 for (const name of ["readFile", "readdir", "readlink", "opendir"]) wrap(fs.promises, name, reading);
-for (const name of ["writeFile", "appendFile", "mkdir", "rename", "unlink", "rm", "copyFile", "truncate"]) wrap(fs.promises, name, writing);
+for (const name of ["writeFile", "appendFile", "mkdir", "rename", "unlink", "rm", "copyFile", "truncate"])
+  wrap(fs.promises, name, writing);
 wrap(fs.promises, "open", byFlags);
 for (const name of ["stat", "lstat", "access"]) wrap(fs.promises, name, () => "stat");
 

@@ -20,7 +20,9 @@ interface Request {
 
 const request = JSON.parse(process.argv[2] ?? "{}") as Request;
 const user = request.uid === undefined ? {} : { uid: request.uid, gid: request.uid };
-const children: ChildProcess[] = request.start.map((executable) => spawn(executable, ["60"], { stdio: "ignore", ...user }));
+const children: ChildProcess[] = request.start.map((executable) =>
+  spawn(executable, ["60"], { stdio: "ignore", ...user }),
+);
 await Promise.all(children.map((child) => once(child, "spawn")));
 if (request.uid !== undefined) {
   process.setgid!(request.uid);
@@ -29,13 +31,22 @@ if (request.uid !== undefined) {
 
 const log = recordingLog();
 const childPid = request.child === undefined ? undefined : children[request.child]?.pid;
-const options = { httpGet: [], httpPost: [], kill: request.kill, killAll: request.killAll, requestTimeoutMs: 1000, userAgent: "proa/test" };
+const options = {
+  httpGet: [],
+  httpPost: [],
+  kill: request.kill,
+  killAll: request.killAll,
+  requestTimeoutMs: 1000,
+  userAgent: "proa/test",
+};
 await shutDownSidecars(options, { childPid }, log);
 
 // SIGTERM ends `sleep` at once; give the exits a moment to be reaped.
 const sent = log.lines.filter((line) => line.msg.startsWith("sent SIGTERM")).length;
 const ended = () => children.filter((child) => child.exitCode !== null || child.signalCode !== null).length;
-for (const until = Date.now() + 1000; ended() < sent && Date.now() < until; ) await sleep(10);
+for (const until = Date.now() + 1000; ended() < sent && Date.now() < until;) await sleep(10);
 const signals = children.map((child) => child.signalCode);
 for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-process.stdout.write(`${JSON.stringify({ pid: process.pid, childPids: children.map((child) => child.pid), signals, logs: log.lines })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ pid: process.pid, childPids: children.map((child) => child.pid), signals, logs: log.lines })}\n`,
+);

@@ -9,6 +9,9 @@ export interface LogLine {
 
 export function recordingLog(): Log & { lines: LogLine[] } {
   const lines: LogLine[] = [];
-  const at = (level: Level) => (msg: string, fields: Fields = {}) => void lines.push({ level, msg, fields });
+  const at =
+    (level: Level) =>
+    (msg: string, fields: Fields = {}) =>
+      void lines.push({ level, msg, fields });
   return { lines, error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
 }

@@ -36,7 +36,10 @@ export async function startTcpCounter(): Promise<TcpCounter> {
     async settled(count, timeoutMs = 5000) {
       const deadline = Date.now() + timeoutMs;
       while (counter.connections < count || counter.closed < counter.connections) {
-        if (Date.now() > deadline) throw new Error(`expected ${count} closed connections, saw ${counter.connections} (${counter.closed} closed)`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `expected ${count} closed connections, saw ${counter.connections} (${counter.closed} closed)`,
+          );
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },
