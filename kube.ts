@@ -776,8 +776,8 @@ function logOutcome(log: Log, repeats: RepeatedWarnings, outcome: WatchOutcome, 
       if (status === 401 || status === 403) {
         // Refused after proa was let in: a restarted API server answers so until its authorizer has caught up.
         if (next.delivered === undefined) return log.error(message, { retryInMs: next.delayMs });
-        const since = `${message} (allowed before: the API server may still be starting, or the permission was removed; retrying)`;
-        return repeats.warn(since, since, again(since), { retryInMs: next.delayMs });
+        const afterAccess = `${message} (allowed before: the API server may still be starting, or the permission was removed; retrying)`;
+        return repeats.warn(afterAccess, afterAccess, again(afterAccess), { retryInMs: next.delayMs });
       }
       return repeats.warn(message, message, again(message), { retryInMs: next.delayMs });
     }
