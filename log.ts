@@ -25,7 +25,15 @@ export function logLevel(env: NodeJS.ProcessEnv): Level {
 /** Keys whose values are never written, whoever passes them: a second line of defence for the token. */
 const SECRET_KEY = /authorization|token|password|secret|cookie/i;
 
-export function createLog(level: Level, write: (line: string) => void = (line) => process.stderr.write(line)): Log {
+/** A log line on stderr. One that cannot be written (its reader went away: EPIPE; a full device: ENOSPC) is dropped:
+ * Node reports the failure as an 'error' event, which without a listener would end proa with status 1. Logging
+ * never decides proa's status. */
+function writeStderr(line: string): void {
+  if (process.stderr.listenerCount("error") === 0) process.stderr.on("error", () => {});
+  process.stderr.write(line);
+}
+
+export function createLog(level: Level, write: (line: string) => void = writeStderr): Log {
   const threshold = LEVELS.indexOf(level);
   const entry = (at: Level) => (msg: string, fields?: Fields) => {
     if (LEVELS.indexOf(at) > threshold) return;
