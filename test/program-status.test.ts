@@ -2,7 +2,7 @@
 // every window of proa's life, spawn errors. The bundle runs as a real process beside a real sidecar endpoint
 // (--ready-url), and each test checks the status, the shutdown request and the termination message alike.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -10,7 +10,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, describe, test } from "node:test";
-import { BUNDLE } from "./helpers/proa-process.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BUNDLE, SIGNAL_REPORTER } from "./helpers/proa-process.ts";
 
 const NODE = process.execPath;
 const scratch = mkdtempSync(join(tmpdir(), "proa-status-"));
@@ -39,11 +40,18 @@ async function sidecar() {
 }
 
 let runs = 0;
-/** Runs the bundle with proa's options and the program after --; stderr as given (a pipe by default). */
-async function runProa(options: string[], program: string[], stderr: StdioOptions[number] = "pipe") {
+/** Runs the bundle with proa's options and the program after -- (none for --check); stderr as given (a pipe by
+ * default); Node's own flags before the bundle, as an image's command line gives them. */
+async function runProa(
+  options: string[],
+  program: string[],
+  stderr: "pipe" | number = "pipe",
+  nodeFlags: string[] = [],
+) {
   const terminationLog = join(scratch, `termination-log-${++runs}`);
   writeFileSync(terminationLog, "");
-  const child = spawn(NODE, [BUNDLE, ...options, "--", ...program], {
+  const command = program.length > 0 ? ["--", ...program] : [];
+  const child: ChildProcess = spawn(NODE, [...nodeFlags, BUNDLE, ...options, ...command], {
     env: { PATH: process.env.PATH ?? "", PROA_TERMINATION_MESSAGE_PATH: terminationLog },
     stdio: ["ignore", "pipe", stderr],
   });
@@ -75,4 +83,103 @@ describe("a log line that cannot be written is dropped; the status, the shutdown
     assert.deepEqual(received, ["GET /ready", "POST /quit"]);
     assert.match(proa.terminationMessage(), /proa exited 7/);
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Signals in every window of proa's life
+
+/** What Node prints when SIGUSR1 opened its inspector (on 127.0.0.1:9229, to anyone in the Pod's network). */
+const INSPECTOR = /Debugger listening|Debugger ending/;
+
+/** A sidecar whose ready URL answers only after delayMs, so that --check is still checking meanwhile. */
+async function slowSidecar(delayMs: number) {
+  let asked: () => void;
+  const askedOnce = new Promise<void>((resolve) => (asked = resolve));
+  const server = createServer((_request, response) => {
+    asked();
+    setTimeout(() => response.end("ok"), delayMs);
+  });
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`, askedOnce };
+}
+
+describe("signals during --check", () => {
+  test("SIGUSR1 during --check does not open Node's inspector, and the check's own status stands", async () => {
+    const sidecar = await slowSidecar(1000);
+    const proa = await runProa(["--check", "--ready-url", sidecar.url], []);
+    await sidecar.askedOnce; // the check is under way
+    proa.child.kill("SIGUSR1");
+    assert.deepEqual(await proa.exit, { code: 0, signal: null });
+    assert.doesNotMatch(proa.stderr(), INSPECTOR);
+  });
+
+  test("SIGTERM during --check stops it with 143, and a line says so", async () => {
+    const sidecar = await slowSidecar(5000);
+    const proa = await runProa(["--check", "--ready-url", sidecar.url], []);
+    await sidecar.askedOnce;
+    proa.child.kill("SIGTERM");
+    assert.deepEqual(await proa.exit, { code: 143, signal: null });
+    assert.match(proa.stderr(), /received SIGTERM during --check: stopping the check/);
+  });
+});
+
+/** The Node flags the image's ENTRYPOINT gives before /proa/proa.js. */
+function imageNodeFlags(): string[] {
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(new URL("../Dockerfile", import.meta.url), "utf8"));
+  const argv = JSON.parse(entrypoint![1]!) as string[];
+  return argv.slice(1, argv.indexOf("/proa/proa.js"));
+}
+
+/** Whether Node has blocked SIGUSR1 in pid's main thread: it does so first thing (PlatformInit), before which the
+ * signal's default action ends any process, which no code of proa's can prevent (as PID 1 the kernel drops it). */
+function blocksSigusr1(pid: number): boolean {
+  try {
+    const blocked = /^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0";
+    return (BigInt(`0x${blocked}`) & (1n << 9n)) !== 0n; // SIGUSR1 is 10: bit 9
+  } catch {
+    return false;
+  }
+}
+
+describe("SIGUSR1 from the moment Node starts, run as the image runs proa", () => {
+  const flags = imageNodeFlags();
+  const unsupported = flags.filter((flag) => !process.allowedNodeEnvironmentFlags.has(flag));
+  for (const delayMs of [0, 10, 25, 50, 100, 200]) {
+    test(
+      `SIGUSR1 ${delayMs} ms after Node started opens no inspector and leaves the program's status`,
+      {
+        skip: unsupported.length > 0 && `Node ${process.version} has no ${unsupported.join(", ")} (22.14 and later do)`,
+      },
+      async () => {
+        const { args } = await sidecar();
+        // The program ignores SIGUSR1, so that only proa's status can change: a node program would open its own inspector.
+        const program = ["sh", "-c", "trap '' USR1; sleep 1; exit 3"];
+        const proa = await runProa(args, program, "pipe", flags);
+        while (!blocksSigusr1(proa.child.pid!)) await sleep(1);
+        await sleep(delayMs);
+        proa.child.kill("SIGUSR1");
+        assert.deepEqual(await proa.exit, { code: 3, signal: null });
+        assert.doesNotMatch(proa.stderr(), INSPECTOR);
+      },
+    );
+  }
+
+  test(
+    "the price, pinned so that a Node release that changes it is noticed: under --disable-sigusr1 Node keeps SIGUSR1 blocked, so proa cannot pass it to the program",
+    { skip: unsupported.length > 0 && `Node ${process.version} has no ${unsupported.join(", ")} (22.14 and later do)` },
+    async () => {
+      const { args } = await sidecar();
+      const proa = await runProa(args, [NODE, SIGNAL_REPORTER, "5"], "pipe", flags);
+      const lines: string[] = [];
+      proa.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n")));
+      while (!lines.includes("ready")) await sleep(10);
+      proa.child.kill("SIGUSR1");
+      await sleep(300);
+      proa.child.kill("SIGTERM");
+      assert.deepEqual(await proa.exit, { code: 5, signal: null });
+      assert.deepEqual(lines.filter(Boolean), ["ready", "SIGTERM"], "SIGUSR1 never reached the program");
+    },
+  );
 });
