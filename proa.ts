@@ -134,10 +134,13 @@ export function exitStatus(outcome: ProgramOutcome): number {
     case "killed":
       return 128 + (constants.signals[outcome.signal] ?? 0);
     case "not-started":
-      // 127: not found, 126: found but cannot be executed (POSIX shell conventions, as in tini).
-      return outcome.errno === "ENOENT" ? 127 : 126;
+      // 127: the path does not resolve to a file, 126: it does but cannot be executed (POSIX shell conventions, as
+      // in tini; execve(2) names the errors).
+      return PATH_DOES_NOT_RESOLVE.includes(outcome.errno) ? 127 : 126;
   }
 }
+
+const PATH_DOES_NOT_RESOLVE = ["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"];
 
 /** Why the program never ran: a signal (the wait's abort reason), --ready-timeout, or an error, which is logged. */
 function waitEnding(error: unknown, log: Log): WaitEnding {
@@ -166,15 +169,32 @@ function statusForFailure(ending: WaitEnding): number {
 // ---------------------------------------------------------------------------------------------------------------
 // Running the program
 
-/** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. */
+/** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. A spawn that
+ * fails is the program's failure, 127 or 126, whether Node reports it as 'error' (ENOENT, EACCES) or throws it at
+ * once (ENOTDIR, ELOOP, ENAMETOOLONG, ETXTBSY for a binary still being copied, ...). */
 export function runProgram(
   command: string[],
   log: Log,
   onSpawn: (child: ChildProcess) => void,
 ): Promise<ProgramOutcome> {
   const [program, ...args] = command as [string, ...string[]];
+  const notStarted = (error: NodeJS.ErrnoException): ProgramOutcome => {
+    const errno = error.code ?? "";
+    const outcome: ProgramOutcome = { kind: "not-started", errno };
+    const problem =
+      exitStatus(outcome) === 127
+        ? `was not found (${errno}: check the path and the image's PATH)`
+        : `cannot be executed (${errno}: check that it is a complete file with execute permission)`;
+    log.error(`program ${program} ${problem}`, { program, error: errno });
+    return outcome;
+  };
   return new Promise((resolve) => {
-    const child = spawn(program, args, { stdio: "inherit" });
+    let child: ChildProcess;
+    try {
+      child = spawn(program, args, { stdio: "inherit" });
+    } catch (error) {
+      return resolve(notStarted(error as NodeJS.ErrnoException));
+    }
     onSpawn(child); // at once, so that no signal falls between spawn() and its 'spawn' event
     let spawnError: NodeJS.ErrnoException | undefined;
     child.on("error", (error: NodeJS.ErrnoException) => {
@@ -183,13 +203,7 @@ export function runProgram(
     child.on("spawn", () => log.info("program started", { program, pid: child.pid }));
     child.on("close", (code, signal) => {
       if (spawnError) {
-        const outcome: ProgramOutcome = { kind: "not-started", errno: spawnError.code ?? "" };
-        const problem =
-          exitStatus(outcome) === 127
-            ? "was not found (check the path and the image's PATH)"
-            : "cannot be executed (check that it is a file with execute permission)";
-        log.error(`program ${program} ${problem}`, { program, error: spawnError.code });
-        resolve(outcome);
+        resolve(notStarted(spawnError));
       } else if (signal) {
         log.info("program was killed by a signal", { signal });
         resolve({ kind: "killed", signal });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -182,4 +182,65 @@ describe("SIGUSR1 from the moment Node starts, run as the image runs proa", () =
       assert.deepEqual(lines.filter(Boolean), ["ready", "SIGTERM"], "SIGUSR1 never reached the program");
     },
   );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Spawn errors
+
+describe("a program that cannot be spawned is the program's failure, 127 or 126 with the errno, never the wait's", () => {
+  const cases: { name: string; errno: string; status: number; path: () => string }[] = [
+    {
+      name: "a path under a regular file",
+      errno: "ENOTDIR",
+      status: 127,
+      path: () => (writeFileSync(join(scratch, "a-file"), "x"), join(scratch, "a-file", "program")),
+    },
+    {
+      name: "a symbolic link loop",
+      errno: "ELOOP",
+      status: 127,
+      path: () => (symlinkSync("loop", join(scratch, "loop")), join(scratch, "loop")),
+    },
+    {
+      name: "a name longer than a path may be",
+      errno: "ENAMETOOLONG",
+      status: 127,
+      path: () => `/${"x".repeat(256)}`,
+    },
+    {
+      name: "a binary still being written (into a shared volume, say)",
+      errno: "ETXTBSY",
+      status: 126,
+      path: () => {
+        const binary = join(scratch, "being-copied");
+        writeFileSync(binary, "#!/bin/sh\nexit 0\n");
+        chmodSync(binary, 0o755);
+        const writer = openSync(binary, "r+"); // held open for writing until proa has tried
+        after(() => closeSync(writer));
+        return binary;
+      },
+    },
+  ];
+  for (const { name, errno, status, path } of cases) {
+    test(`${name} (${errno}): proa exits ${status}, logs and summarises the errno, and still shuts the sidecar down`, async () => {
+      const { received, args } = await sidecar();
+      const proa = await runProa([...args, "--shutdown-timeout", "5s"], [path()]);
+      assert.deepEqual(await proa.exit, { code: status, signal: null });
+      const logs = proa
+        .stderr()
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as Record<string, any>);
+      const error = logs.find((record) => record.level === "error");
+      assert.equal(error?.error, errno, proa.stderr());
+      assert.match(error.msg, status === 127 ? /was not found/ : /cannot be executed/);
+      const summary = logs.find((record) => record.msg === "summary");
+      assert.deepEqual(summary?.program.kind, "not-started");
+      assert.equal(summary?.program.errno, errno);
+      assert.equal(summary?.wait.ending, "ready", "the wait did not fail: the sidecars were ready");
+      assert.deepEqual(received, ["GET /ready", "POST /quit"]);
+      const word = status === 127 ? "not found" : "cannot be executed";
+      assert.match(proa.terminationMessage().split("\n")[0]!, new RegExp(`${word} \\(${errno}\\)`));
+    });
+  }
 });
