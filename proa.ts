@@ -361,9 +361,11 @@ Environment:
                             the termination message file when proa cannot read it from its Pod's spec
                             (default: /dev/termination-log)
 
-Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started;
+Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started
+(but 0 for a real-time signal, SIGRTMIN..SIGRTMAX: Node.js reports that death as exit 0; see README);
 127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage.
-With --check: 0 when no check failed (warnings allowed), 1 when one did, 2 for bad usage.
+With --check: 0 when no check failed (warnings allowed), 1 when one did, 2 for bad usage, 128+N when signal N
+stopped it.
 `;
 
 /**

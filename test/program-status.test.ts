@@ -2,7 +2,7 @@
 // every window of proa's life, spawn errors. The bundle runs as a real process beside a real sidecar endpoint
 // (--ready-url), and each test checks the status, the shutdown request and the termination message alike.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -243,4 +243,54 @@ describe("a program that cannot be spawned is the program's failure, 127 or 126 
       assert.match(proa.terminationMessage().split("\n")[0]!, new RegExp(`${word} \\(${errno}\\)`));
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Real-time signals: what Node cannot tell, pinned so that a release that can is noticed
+
+describe("a program killed by a real-time signal (SIGRTMIN..SIGRTMAX): Node reports it as exited 0, and so does proa", () => {
+  // A shell reports 128 + 36 = 164 for RTMIN+2. Node's child_process turns the signal's number into its name in C++
+  // (process_wrap.cc: signo_string) and has none for these, so 'exit' and 'close' give code 0 and signal null, exactly
+  // as for a program that exited 0. When this test fails, Node tells them apart: make proa report 128 + N.
+  const killedByRealTimeSignal = ["sh", "-c", "kill -s RTMIN+2 $$"];
+
+  test("a shell sees 164; Node's spawn sees code 0 and signal null, as for exit 0; only spawnSync, which proa cannot use, sees a signal without a name", async () => {
+    const shell = spawnSync("sh", ["-c", "sh -c 'kill -s RTMIN+2 $$'; echo $?"]);
+    assert.equal(shell.stdout.toString().trim(), "164");
+    const child = spawn(killedByRealTimeSignal[0]!, killedByRealTimeSignal.slice(1), { stdio: "ignore" });
+    started.push(child);
+    assert.deepEqual(await once(child, "exit"), [0, null]);
+    const exitedZero = spawn("sh", ["-c", "exit 0"], { stdio: "ignore" });
+    started.push(exitedZero);
+    assert.deepEqual(await once(exitedZero, "exit"), [0, null], "the same as a program that exited 0");
+    const sync = spawnSync(killedByRealTimeSignal[0]!, killedByRealTimeSignal.slice(1));
+    assert.deepEqual([sync.status, sync.signal], [null, ""]); // blocks the event loop, and gives no pid to signal
+  });
+
+  test("proa exits 0 and logs that the program exited 0 (README's Exit status and SECURITY.md say so)", async () => {
+    const { args } = await sidecar();
+    const proa = await runProa(args, killedByRealTimeSignal);
+    assert.deepEqual(await proa.exit, { code: 0, signal: null });
+    assert.match(proa.stderr(), /"msg":"program exited","code":0/);
+  });
+});
+
+describe("the C library's shell, not proa's", () => {
+  const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header
+    ?.glibcVersionRuntime;
+  test(
+    "an executable file without #! is run by /bin/sh: glibc's execvp falls back to it (ENOEXEC), not proa",
+    { skip: !glibc && "not glibc: musl's execvp has no such fallback" },
+    async () => {
+      const script = join(scratch, "no-shebang");
+      writeFileSync(script, "echo run by the shell; exit 4\n");
+      chmodSync(script, 0o755);
+      const { args } = await sidecar();
+      const proa = await runProa(args, [script]);
+      let stdout = "";
+      proa.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+      assert.deepEqual(await proa.exit, { code: 4, signal: null });
+      assert.equal(stdout, "run by the shell\n");
+    },
+  );
 });
