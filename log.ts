@@ -110,8 +110,15 @@ export const REPEAT_WINDOW_MS = 30_000;
 
 export interface RepeatedWarnings {
   /** Writes msg the first time for kind; within windowMs of the last line written for kind, only counts it; after
-   * that, writes summary(count, seconds) for what was counted, this one included, or msg again if nothing was. */
-  warn(kind: string, msg: string, summary: (count: string, seconds: number) => string, fields?: Fields): void;
+   * that, writes summary(count, seconds) for what was counted, this one included, or msg again if nothing was.
+   * At warn level, or at info for what is no mistake (a sidecar still starting). */
+  warn(
+    kind: string,
+    msg: string,
+    summary: (count: string, seconds: number) => string,
+    fields?: Fields,
+    level?: "warn" | "info",
+  ): void;
   /** Writes the count of every kind still held back: before the loop ends, so that no count is lost. */
   flush(): void;
 }
@@ -121,6 +128,7 @@ interface Held {
   held: number; // how many since then were only counted
   last: string; // the latest of them, written with the count
   summary: (count: string, seconds: number) => string;
+  level: "warn" | "info";
 }
 
 export function repeatedWarnings(
@@ -130,22 +138,22 @@ export function repeatedWarnings(
 ): RepeatedWarnings {
   const kinds = new Map<string, Held>();
   const write = (state: Held, at: number) =>
-    log.warn(state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), {
+    log[state.level](state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), {
       last: state.last,
     });
   return {
-    warn(kind, msg, summary, fields) {
+    warn(kind, msg, summary, fields, level = "warn") {
       const at = now();
       const state = kinds.get(kind);
       if (state && at - state.since < windowMs) {
-        Object.assign(state, { held: state.held + 1, last: msg, summary });
+        Object.assign(state, { held: state.held + 1, last: msg, summary, level });
       } else if (state && state.held > 0) {
-        Object.assign(state, { held: state.held + 1, last: msg, summary });
+        Object.assign(state, { held: state.held + 1, last: msg, summary, level });
         write(state, at);
         Object.assign(state, { since: at, held: 0 });
       } else {
-        log.warn(msg, fields);
-        kinds.set(kind, { since: at, held: 0, last: msg, summary });
+        log[level](msg, fields);
+        kinds.set(kind, { since: at, held: 0, last: msg, summary, level });
       }
     },
     flush() {

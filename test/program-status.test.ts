@@ -294,3 +294,37 @@ describe("the C library's shell, not proa's", () => {
     },
   );
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// A flapping ready URL
+
+test("a ready URL alternating 500 and 503 for 2 s writes each answer once and then counts it, not 20 lines a second", async () => {
+  let requests = 0;
+  const began = Date.now();
+  const server = createServer((_request, response) => {
+    requests++;
+    response.statusCode = Date.now() - began > 2000 ? 200 : requests % 2 ? 500 : 503;
+    response.end();
+  });
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ready`;
+  const proa = await runProa(["--ready-url", url, "--shutdown-timeout", "1s"], ["true"]);
+  assert.deepEqual(await proa.exit, { code: 0, signal: null });
+  const waiting = proa
+    .stderr()
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { msg: string; level: string })
+    .filter(({ msg }) => msg.startsWith("waiting for URLs to be ready"));
+  // An HTTP error from a sidecar that is starting is no mistake of the user's: info, as before the limit.
+  assert.deepEqual(new Set(waiting.map(({ level }) => level)), new Set(["info"]));
+  assert.ok(requests > 20, `the URL was asked ${requests} times`);
+  assert.ok(waiting.length <= 4, `${waiting.length} lines:\n${waiting.map(({ msg }) => msg).join("\n")}`);
+  assert.match(
+    waiting.at(-1)!.msg,
+    /these answers came \d+ more times in \d+ s$/,
+    "the counts are written when the wait ends",
+  );
+});
