@@ -88,9 +88,11 @@ export function redactUrl(url: URL | string): string {
   return copy.href;
 }
 
-/** Characters that could forge or disguise a line: C0 and C1 controls (newlines, ANSI escapes) and the marks and
- * overrides that reorder text on screen (U+061C, U+200E/F, U+202A–E, U+2066–9). */
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
+/** Characters that could forge, disguise or hide text: C0 and C1 controls (newlines, ANSI escapes), the line and
+ * paragraph separators (U+2028/9), the marks and overrides that reorder text on screen (U+061C, U+200E/F,
+ * U+202A–E, U+2066–9), and the invisible ones (soft hyphen U+00AD, U+180E, zero-width U+200B–D, U+2060–4, U+FEFF). */
+const UNSAFE_CHARS =
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+/g;
 
 /** Text from outside proa (a server's answer, a process or container name): credentials masked, control characters flattened, at most max characters.
  * Secrets are replaced before the text is cut, so that no part of one is left. */
