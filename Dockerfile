@@ -22,10 +22,10 @@ RUN npm run build
 #   docker buildx build --platform linux/amd64,linux/arm64 --target portable -t ghcr.io/example/proa:0.1.0-portable .
 # portable/build.sh writes both architectures' folders on the build machine's own platform (patchelf edits an arm64
 # binary on amd64 as well), from the same pinned inputs as `npm run build:portable`: the Node.js builds by npm
-# integrity, the C library and loader from Debian's .debs by SHA-256, checked before use.
+# integrity, the C library and loader from Debian's .debs by SHA-256, checked before use. The script installs what it
+# needs from Debian (patchelf at its pinned version, jq) and adds the arm64 architecture to dpkg.
 FROM --platform=$BUILDPLATFORM node:24.21.0-bookworm-slim AS portable-build
 WORKDIR /build
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends jq >/dev/null
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts readyurl.ts summary.ts check.ts ./

@@ -50,8 +50,10 @@ die() {
 
 # The tools, and the architecture's Debian index (arm64 packages need `dpkg --add-architecture arm64`).
 prepare_host() {
-  local arch update=0 install=0
-  [[ "$(dpkg-query -W -f='${Version}' patchelf 2>/dev/null)" == "$PATCHELF_VERSION" ]] || install=1 update=1
+  local arch update=0 install=()
+  [[ "$(dpkg-query -W -f='${Version}' patchelf 2>/dev/null)" == "$PATCHELF_VERSION" ]] || install+=("patchelf=$PATCHELF_VERSION")
+  [[ "$(dpkg-query -W -f='${db:Status-Status}' jq 2>/dev/null)" == installed ]] || install+=(jq)
+  ((${#install[@]} == 0)) || update=1
   for arch in "$@"; do
     [[ $arch == "$(dpkg --print-architecture)" ]] && continue
     if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
@@ -62,9 +64,10 @@ prepare_host() {
     [[ -n "$(apt-cache madison "libc6:$arch" 2>/dev/null)" ]] || update=1
   done
   if ((update)); then apt-get -o DPkg::Lock::Timeout=300 update -qq; fi
-  if ((install)); then
+  if ((${#install[@]})); then
+    log "installing ${install[*]} from Debian"
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-      "patchelf=$PATCHELF_VERSION" >/dev/null || die "could not install Debian's patchelf $PATCHELF_VERSION (the build's output depends on its version)"
+      "${install[@]}" >/dev/null || die "could not install ${install[*]} (the build's output depends on patchelf's version)"
   fi
 }
 
