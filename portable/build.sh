@@ -96,7 +96,7 @@ node_package() {
 # deb PACKAGE ARCH: the cached .deb of debs.lock's version, downloaded once and checked against its SHA-256.
 deb() {
   local package="$1" arch="$2" version sha file scratch
-  read -r version sha < <(awk -v p="$package" -v a="$arch" '$1 == p && $2 == a { print $3, $4 }' "$HERE/debs.lock")
+  read -r version sha < <(awk -v p="$package" -v a="$arch" '$1 == p && $2 == a { print $3, $4 }' "$HERE/debs.lock") || true
   [[ -n ${sha-} ]] || die "portable/debs.lock has no $package for $arch"
   file="$CACHE/debs/${package}_${version}_$arch.deb"
   if [[ ! -f $file ]]; then
@@ -133,6 +133,8 @@ build_arch() {
   local node_dir debs scratch dir origins
   node_dir="$(node_package "$arch")"
   scratch="$(mktemp -d "$OUT/.linux-$arch.XXXXXX")"
+  # shellcheck disable=SC2064 # expand $scratch now: a failed build leaves nothing behind
+  trap "rm -rf '$scratch'" EXIT
   dir="$scratch/proa"
   mkdir -p "$dir/bin" "$dir/lib" "$dir/share/licenses/node" "$scratch/debs"
   origins="$scratch/origins" # PATH<TAB>ORIGIN-JSON, one per file
@@ -150,7 +152,7 @@ build_arch() {
       libgcc_s*) package_of=libgcc-s1 ;;
       *) package_of=libc6 ;;
     esac
-    from="$(find "$scratch/debs/$package_of" -name "$lib" \( -type f -o -type l \) -path "*/$multiarch/*" | head -n1)"
+    from="$(find "$scratch/debs/$package_of" -name "$lib" \( -type f -o -type l \) -path "*/$multiarch/*" -print -quit)"
     [[ -n $from ]] || die "$package_of:$arch has no $lib under $multiarch"
     cp -L "$from" "$dir/lib/$lib" # libstdc++.so.6 is a symlink to libstdc++.so.6.0.30: the file, by its soname
     printf 'lib/%s\t%s\n' "$lib" "$(deb_origin "$package_of" "$arch")" >>"$origins"
@@ -211,6 +213,7 @@ build_arch() {
   mv "$dir" "$OUT/linux-$arch"
   mv "$scratch/layer.tar" "$OUT/proa-linux-$arch.tar"
   rm -rf "$scratch"
+  trap - EXIT
   log "wrote $OUT/linux-$arch ($(du -sh "$OUT/linux-$arch" | cut -f1)) and $OUT/proa-linux-$arch.tar"
 }
 

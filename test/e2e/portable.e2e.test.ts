@@ -195,6 +195,28 @@ describe("proa's self-contained folder (dist/portable)", { skip: skipReason(), t
     rmSync(second, { recursive: true, force: true });
   });
 
+  test("a cached .deb whose bytes differ from debs.lock's SHA-256 stops the build, which leaves nothing behind", async () => {
+    const cache = join(scratch, "cache");
+    const real = join(process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? "/root", ".cache"), "proa/portable");
+    mkdirSync(join(cache, "proa/portable/debs"), { recursive: true });
+    for (const entry of readdirSync(real).filter((name) => name.startsWith("node-")))
+      execFileSync("ln", ["-s", join(real, entry), join(cache, "proa/portable", entry)]);
+    for (const deb of readdirSync(join(real, "debs")))
+      copyFileSync(join(real, "debs", deb), join(cache, "proa/portable/debs", deb));
+    const tampered = readdirSync(join(cache, "proa/portable/debs")).find((name) => /^libc6_.*_amd64\.deb$/.test(name));
+    assert.ok(tampered, "the build cached libc6's amd64 .deb");
+    writeFileSync(join(cache, "proa/portable/debs", tampered), "\n", { flag: "a" });
+    const out = join(scratch, "tampered-out");
+    await assert.rejects(
+      run("bash", [BUILD, "amd64"], { ...process.env, XDG_CACHE_HOME: cache, PROA_PORTABLE_OUT: out }),
+      new RegExp(
+        `error: .*/${tampered.replaceAll(".", "\\.").replaceAll("+", "\\+")} does not match portable/debs.lock: remove it`,
+      ),
+    );
+    assert.deepEqual(readdirSync(out), [], "no folder, no layer, no scratch folder");
+    rmSync(cache, { recursive: true, force: true });
+  });
+
   test("the manifest names every file's origin by pin (npm integrity, Debian .deb SHA-256) and its checksum", () => {
     const lock = JSON.parse(readFileSync(join(REPO, "portable/package-lock.json"), "utf8"));
     const debs = readFileSync(join(REPO, "portable/debs.lock"), "utf8")
