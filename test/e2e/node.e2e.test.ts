@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import type { ContainerStatus, Pod } from "../../kube.ts";
 import { readFileSync } from "node:fs";
-import { jobYamlDocuments, type YamlDocument } from "./cluster.ts";
+import { jobYamlDocuments, jsonKeys, yamlKeys, type YamlDocument } from "./cluster.ts";
 import { NodeCluster, nodeSkipReason } from "./node.ts";
 
 const GRACE_SECONDS = 10;
@@ -953,6 +953,13 @@ describe(
       if (program) text = text.replace(script, `            - ${program}\n`);
       const created = await cluster.server.applyYaml(ns, { ...job!, text });
       assert.equal(created.status, 201, JSON.stringify(created.body?.message ?? created.body));
+      // Kubernetes 1.20 silently drops fields it does not know: every key job-portable.yaml writes must come back.
+      const returned = jsonKeys(created.body);
+      assert.deepEqual(
+        [...yamlKeys(text)].filter((key) => !returned.has(key)),
+        [],
+        "fields the server dropped",
+      );
       const pods = await cluster.watchPods(ns, `labelSelector=job-name=${job!.name}`, (p) => p.size > 0, 60_000);
       const podName = [...pods.latest.keys()][0]!;
       const { pod } = await untilTerminated(ns, podName, 180_000);
