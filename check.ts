@@ -848,6 +848,8 @@ export async function gather(
   timing: Partial<GatherTiming> = {},
 ): Promise<Facts> {
   const t = { ...DEFAULT_GATHER, ...timing };
+  // Before any socket is open: Node 20's report, which has no excludeNetwork, would look each one's peer up.
+  const runtime = readRuntime();
   // With --ready-url a run loads no in-cluster configuration and reads no Pod, and neither does the check.
   const urlMode = options.readyUrls.length > 0;
   let cluster: Cluster | undefined;
@@ -884,7 +886,7 @@ export async function gather(
     const facts: Facts = {
       env,
       nodeVersion: process.versions.node,
-      runtime: readRuntime(),
+      runtime,
       ...(urlMode
         ? { readyUrls: options.readyUrls.map((url, i) => ({ url, answer: answers[i]! })) }
         : { cluster: clusterFacts, hints }),
