@@ -379,12 +379,18 @@ async function sendShutdownRequest(
     attempts,
     durationMs: Date.now() - began,
   });
-  const gone = sidecar.gone();
-  if (gone !== undefined) {
-    log.info(`sidecar shutdown request not sent: ${gone}`, { ...fields, attempts: 0 });
-    return done(0, { error: `not sent: ${gone}` });
-  }
   for (let attempt = 1; ; attempt++) {
+    // Before each attempt: the Pod, as the wait for exit updates it, may show the sidecar dead by now.
+    const gone = sidecar.gone();
+    if (gone !== undefined && attempt === 1) {
+      log.info(`sidecar shutdown request not sent: ${gone}`, { ...fields, attempts: 0 });
+      return done(0, { error: `not sent: ${gone}` });
+    }
+    if (gone !== undefined) {
+      const reason = `connection refused, not retried: ${gone}`;
+      log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt - 1 });
+      return done(attempt - 1, { error: reason, phase: "connect" });
+    }
     // However little budget is left, the request goes out and gets its minimum; the deadline cuts it no earlier.
     const attemptStart = Date.now();
     const timeoutMs = Math.max(
@@ -437,12 +443,6 @@ async function sendShutdownRequest(
       if (refused && deleting()) {
         // (the termination message quotes 100 characters of it)
         const reason = "connection refused (the Pod is being deleted: the sidecar has exited on the kubelet's SIGTERM)";
-        log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt });
-        return done(attempt, { error: reason, phase: failure.phase });
-      }
-      const goneNow = refused ? sidecar.gone() : undefined;
-      if (goneNow !== undefined) {
-        const reason = `connection refused, not retried: ${goneNow}`;
         log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt });
         return done(attempt, { error: reason, phase: failure.phase });
       }

@@ -128,6 +128,21 @@ export class NodeCluster {
     return watchPods(this.server, namespace, selector, done, timeoutMs);
   }
 
+  /** SIGKILL to a container from the host, by the containerID its Pod reports (containerd://ID), as `ctr tasks kill`
+   * does: a sidecar killed as the OOM killer or a crash would, not stopped by the kubelet. */
+  killContainer(containerID: string): Promise<void> {
+    const id = containerID.replace(/^containerd:\/\//, "");
+    const socket = join(this.dir, "containerd", "containerd.sock");
+    return new Promise((resolve, reject) =>
+      execFile(
+        "ctr",
+        ["--address", socket, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id],
+        (error, _out, stderr) =>
+          error ? reject(new Error(`ctr tasks kill ${id} failed: ${stderr || error.message}`)) : resolve(),
+      ),
+    );
+  }
+
   /** A container's log, through the apiserver and the kubelet (as `kubectl logs`). */
   async logs(namespace: string, pod: string, container: string): Promise<string> {
     const { status, body } = await this.server.call(
