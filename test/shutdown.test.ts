@@ -371,6 +371,7 @@ describe("a shutdown request to a sidecar the Pod shows gone for good", () => {
     const why = log.lines.filter(({ msg }) => msg.includes("cannot tell whether it has exited"));
     assert.equal(why.length, 1, JSON.stringify(log.lines));
     assert.match(why[0]!.msg, new RegExp(`no container of the Pod declares port ${port}`));
+    assert.equal(why[0]!.fields.delayMs, 10, "said at the first refusal, before the first retry");
   });
 });
 
