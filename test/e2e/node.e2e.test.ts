@@ -521,6 +521,7 @@ describe(
 
       assert.equal(terminated(pod, "sidecar").exitCode, 137);
       const request = (proaLog(log).find((r) => r.msg === "summary") as any)?.shutdown?.requests?.[0];
+      t.diagnostic(`proa's request: ${JSON.stringify(request)}`);
       assert.match(
         String(request?.error),
         /^(not sent|connection refused, not retried): sidecar exited 137 and will not be restarted \(restartPolicy Never\)$/,
