@@ -389,10 +389,14 @@ describe(
       async (t) => {
         const ns = await namespace(t);
         const initContainers = [nativeSidecar(5)];
-        const withProa = podManifest("native-proa", [main([], USES_READY_SIDECAR)], { initContainers });
+        // The program checks the sidecar, then runs on for 2 s, so that the kubelet reports it running (one that
+        // exits at once may be reported terminated straight away).
+        const program =
+          "if wget -q -O /dev/null http://localhost:8080/ready; then echo the sidecar was ready; s=0; else echo the sidecar was NOT ready; s=3; fi; sleep 2; exit $s";
+        const withProa = podManifest("native-proa", [main([], program)], { initContainers });
         const plain = podManifest(
           "native-plain",
-          [{ ...main([], USES_READY_SIDECAR), command: ["sh", "-c", USES_READY_SIDECAR], args: [] }],
+          [{ ...main([], program), command: ["sh", "-c", program], args: [] }],
           { initContainers },
         );
         await Promise.all([createPod(ns, withProa), createPod(ns, plain)]);
