@@ -375,9 +375,10 @@ start_etcd() {
 # launch_apiserver DIR PORT ETCD_URL; returns like wait_for.
 launch_apiserver() {
   local dir="$1" port="$2" etcd_url="$3" rc=0 node_args minor ARGS
-  minor="$(component_minor kube-apiserver)"
-  supported_minor kube-apiserver "$minor"
-  component_args kube-apiserver "$minor"
+  # (called as `launch_apiserver ... || rc=$?`, where set -e does not apply: each failure returns)
+  minor="$(component_minor kube-apiserver)" || return 1
+  supported_minor kube-apiserver "$minor" || return 1
+  component_args kube-apiserver "$minor" || return 1
   if [[ -n $NODE_ADDRESS ]]; then
     node_args=(--service-cluster-ip-range="${NODE_ADDRESS%.*}.0/24" --enable-admission-plugins=NodeRestriction)
   else
