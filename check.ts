@@ -29,6 +29,7 @@ import {
   declaredPorts,
   gracePeriodMs,
   killScope,
+  LOOPBACK,
   processName,
   readProcesses,
   selectProcesses,
@@ -649,8 +650,6 @@ export function checkKillUnderNever(
     );
   return findings;
 }
-
-const LOOPBACK = /^(localhost|127\.[0-9.]+|\[::1\])$/;
 
 /** Native sidecars (init containers with restartPolicy Always) are stopped by the kubelet after the regular
  * containers exit, and restarted if one exits early: proa's shutdown requests and --kill are not needed for them, and

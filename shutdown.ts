@@ -473,7 +473,8 @@ async function sendShutdownRequest(
 // ---------------------------------------------------------------------------------------------------------------
 // Which container a shutdown URL reaches, and whether it is gone for good (pure)
 
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+/** A URL host that is the Pod's own network namespace (URL.hostname keeps IPv6's brackets). */
+export const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
 
 type Probe = { httpGet?: { port?: number | string }; tcpSocket?: { port?: number | string } };
 /** A container's spec with the fields that name its ports (kube.ts's Pod type leaves them out). */
