@@ -93,6 +93,7 @@ export const checkStatus = (findings: Finding[]) => (findings.some((f) => f.verd
 export interface Facts {
   env: NodeJS.ProcessEnv;
   nodeVersion: string; // process.versions.node
+  runtime?: Runtime; // which node binary and C library this process runs on
   // In the API mode: loadCluster's verdict, the Pod as a run reads it, and the hints to proa's own container.
   cluster?:
     { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string };
@@ -106,6 +107,31 @@ export interface Facts {
   own: OwnProcesses;
   program?: ProgramFacts;
   terminationLog?: TerminationLogFacts; // absent with --no-termination-message
+}
+
+/** The node binary and the C library this process runs on: the image's own, or proa's folder (/proa/bin/node). */
+export interface Runtime {
+  execPath: string;
+  cLibrary: string; // "glibc 2.36 (/proa/lib/libc.so.6)", "musl (/lib/ld-musl-x86_64.so.1)"
+}
+
+/** Names the C library from Node's report: glibc's version is in its header, and the loaded objects say which file. */
+export function describeCLibrary(glibcVersionRuntime: string | undefined, sharedObjects: string[]): string {
+  const file = (pattern: RegExp) => sharedObjects.find((path) => pattern.test(path.slice(path.lastIndexOf("/") + 1)));
+  const glibc = file(/^libc\.so\.6$/);
+  if (glibcVersionRuntime) return `glibc ${glibcVersionRuntime}${glibc ? ` (${glibc})` : ""}`;
+  const musl = file(/^(ld-musl-.*|libc\.musl-.*)\.so\.1$/);
+  return musl ? `musl (${musl})` : "a C library Node.js does not name";
+}
+
+function readRuntime(): Runtime {
+  // excludeNetwork (Node 22.13 and later): the report lists no sockets, so it never waits for a reverse lookup.
+  (process.report as { excludeNetwork?: boolean }).excludeNetwork = true;
+  const report = process.report.getReport() as { header?: { glibcVersionRuntime?: string }; sharedObjects?: string[] };
+  return {
+    execPath: process.execPath,
+    cLibrary: describeCLibrary(report.header?.glibcVersionRuntime, report.sharedObjects ?? []),
+  };
 }
 
 export interface TerminationLogFacts extends TerminationLog {
@@ -182,8 +208,9 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
 export function checkEnvironment({
   env,
   nodeVersion,
+  runtime,
   cluster,
-}: Pick<Facts, "env" | "nodeVersion" | "cluster">): Finding[] {
+}: Pick<Facts, "env" | "nodeVersion" | "runtime" | "cluster">): Finding[] {
   const from = (variable: string, otherwise: string) => (env[variable] ? variable : otherwise);
   const findings = [
     !cluster
@@ -196,7 +223,7 @@ export function checkEnvironment({
           )
         : fail(quote(cluster.message, 400)),
     Number(nodeVersion.split(".")[0]) >= 20
-      ? ok(`Node.js ${nodeVersion}`)
+      ? ok(`Node.js ${nodeVersion}${runtime ? ` (${runtime.execPath}), on ${runtime.cLibrary}` : ""}`)
       : fail(`Node.js ${nodeVersion} is older than 20, which proa needs`, "use Node.js 20 or later in the image"),
   ];
   for (const warning of nodeEnvironmentWarnings(env))
@@ -806,6 +833,8 @@ export async function gather(
   timing: Partial<GatherTiming> = {},
 ): Promise<Facts> {
   const t = { ...DEFAULT_GATHER, ...timing };
+  // Before any socket is open: Node 20's report, which has no excludeNetwork, would look each one's peer up.
+  const runtime = readRuntime();
   // With --ready-url a run loads no in-cluster configuration and reads no Pod, and neither does the check.
   const urlMode = options.readyUrls.length > 0;
   let cluster: Cluster | undefined;
@@ -842,6 +871,7 @@ export async function gather(
     const facts: Facts = {
       env,
       nodeVersion: process.versions.node,
+      runtime,
       ...(urlMode
         ? { readyUrls: options.readyUrls.map((url, i) => ({ url, answer: answers[i]! })) }
         : { cluster: clusterFacts, hints }),

@@ -7,6 +7,7 @@ import {
   checkBudget,
   checkContainers,
   checkEnvironment,
+  describeCLibrary,
   checkKill,
   checkCouldBeNative,
   checkKillUnderNever,
@@ -145,6 +146,26 @@ describe("the environment", () => {
     );
     assert.match(findings[1]!.text, /^Node\.js 18\.19\.1 is older than 20/);
     assert.equal(checkEnvironment({ env: {}, nodeVersion: "22.0.0", cluster })[1]!.verdict, "ok");
+  });
+
+  test("the Node.js line names the node binary and the C library it runs on: the image's, or proa's own folder", () => {
+    const runtime = { execPath: "/proa/bin/node", cLibrary: "glibc 2.36 (/proa/lib/libc.so.6)" };
+    assert.equal(
+      checkEnvironment({ env: {}, nodeVersion: "24.21.0", runtime })[1]!.text,
+      "Node.js 24.21.0 (/proa/bin/node), on glibc 2.36 (/proa/lib/libc.so.6)",
+    );
+    const proaFolder = [
+      "linux-vdso.so.1",
+      "/proa/lib/libstdc++.so.6",
+      "/proa/lib/libc.so.6",
+      "/proa/lib/ld-linux-x86-64.so.2",
+    ];
+    assert.equal(describeCLibrary("2.36", proaFolder), "glibc 2.36 (/proa/lib/libc.so.6)");
+    assert.equal(describeCLibrary("2.36", []), "glibc 2.36", "the version alone when no libc.so.6 is listed");
+    const alpine = ["/usr/lib/libstdc++.so.6", "/lib/ld-musl-x86_64.so.1"];
+    assert.equal(describeCLibrary(undefined, alpine), "musl (/lib/ld-musl-x86_64.so.1)");
+    assert.equal(describeCLibrary(undefined, ["/lib/libc.musl-aarch64.so.1"]), "musl (/lib/libc.musl-aarch64.so.1)");
+    assert.equal(describeCLibrary(undefined, ["/lib/libc.so.6"]), "a C library Node.js does not name");
   });
 
   test("warn, not FAIL, for NODE_TLS_REJECT_UNAUTHORIZED, NODE_OPTIONS and NODE_DEBUG: proa neutralises the first and keeps the token out of the last", () => {

@@ -16,8 +16,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
+import { readFileSync } from "node:fs";
 import type { Pod } from "../../kube.ts";
-import { jobYamlDocuments, type YamlDocument } from "./cluster.ts";
+import { jobYamlDocuments, jsonKeys, yamlKeys, type YamlDocument } from "./cluster.ts";
 import {
   allTerminated,
   containerStatus,
@@ -1088,6 +1089,86 @@ describe(
       assert.equal(fallbackState.exitCode, 5);
       assert.doesNotMatch(fallbackState.message ?? "", /^program exited/, JSON.stringify(fallbackState));
       assert.match(fallbackState.message ?? "", /"msg":"exiting","status":5/, JSON.stringify(fallbackState));
+    });
+
+    // -------------------------------------------------------------------------------------------------------------
+    // proa in an image left as it is (job-portable.yaml): the init container copies proa's folder into an emptyDir.
+
+    /** job-portable.yaml's Job with its images swapped for the node's (proa's portable image, busybox alone, and the
+     * app image for the sidecar), created beside job.yaml's sidecar ConfigMap; resolves with the finished Pod. */
+    async function portableJob(t: TestContext, program?: string) {
+      const ns = await namespace(t);
+      const images = await cluster.portableImages();
+      const { status, body } = await cluster.server.applyYaml(ns, doc("ConfigMap"));
+      assert.equal(status, 201, JSON.stringify(body));
+      const [job] = jobYamlDocuments(readFileSync(new URL("../../job-portable.yaml", import.meta.url), "utf8"));
+      let text = job!.text;
+      for (const [from, to] of [
+        ["ghcr.io/example/proa:0.1.0-portable", images.proa],
+        ["busybox:1.37", images.busybox],
+        ["node:24.21.0-bookworm-slim", cluster.appImage],
+      ] as const) {
+        assert.ok(text.includes(`image: ${from}`), `job-portable.yaml names the image ${from}`);
+        text = text.replace(
+          new RegExp(`^(\\s*)image: ${from.replaceAll(".", "\\.")}.*$`, "m"),
+          `$1image: ${to}\n$1imagePullPolicy: Never`,
+        );
+      }
+      const script = "            - wget -q -O - http://localhost:8080/work\n";
+      assert.ok(text.includes(script), "job-portable.yaml's program");
+      if (program) text = text.replace(script, `            - ${program}\n`);
+      const created = await cluster.server.applyYaml(ns, { ...job!, text });
+      assert.equal(created.status, 201, JSON.stringify(created.body?.message ?? created.body));
+      // Kubernetes 1.20 silently drops fields it does not know: every key job-portable.yaml writes must come back.
+      const returned = jsonKeys(created.body);
+      assert.deepEqual(
+        [...yamlKeys(text)].filter((key) => !returned.has(key)),
+        [],
+        "fields the server dropped",
+      );
+      const pods = await cluster.watchPods(ns, `labelSelector=job-name=${job!.name}`, (p) => p.size > 0, 60_000);
+      const podName = [...pods.latest.keys()][0]!;
+      const { pod } = await untilTerminated(ns, podName, 180_000);
+      const install = await cluster.logs(ns, podName, "proa-install");
+      const copied = /proa install: copied 16 files \((\S+) MB\) from \/proa to \/install in (\d+) ms/.exec(install);
+      assert.ok(copied, `the init container's log: ${install}`);
+      t.diagnostic(`the init container copied ${copied[1]} MB in ${copied[2]} ms`);
+      const initState = (pod.status as any)?.initContainerStatuses?.[0]?.state?.terminated;
+      assert.equal(initState?.exitCode, 0, JSON.stringify(pod.status));
+      return { ns, pod, podName, name: job!.name, mainLog: await cluster.logs(ns, podName, "main") };
+    }
+
+    test("an image with no Node.js and no C library, not rebuilt, gets proa from the init container's copy: proa waits for the sidecar, runs the program, shuts the sidecar down, and the Job completes", async (t) => {
+      const { ns, pod, podName, name, mainLog } = await portableJob(t);
+      const mainState = terminated(pod, "main");
+      assert.equal(mainState.exitCode, 0, `${JSON.stringify(mainState)}\n${mainLog}`);
+      assert.match(mainLog, /^42 rows copied by the sidecar$/m, "the program's output");
+      const log = proaLog(mainLog);
+      const ready = log.findIndex((r) => r.msg === "the other containers are ready");
+      const started = log.findIndex((r) => r.msg === "program started");
+      assert.ok(ready >= 0 && ready < started, `proa waited for the sidecar before the program:\n${mainLog}`);
+      const sidecarState = terminated(pod, "sidecar");
+      assert.equal(sidecarState.exitCode, 0, JSON.stringify(sidecarState));
+      assert.match(await cluster.logs(ns, podName, "sidecar"), /received POST \/shutdown: exiting/);
+      const status = await untilJob(ns, name, (s) => s?.succeeded === 1);
+      assert.ok(condition(status, "Complete"), JSON.stringify(status));
+    });
+
+    test("the same Job whose program fails: the Job fails, and the main container reports the program's status", async (t) => {
+      const { ns, pod, podName, name, mainLog } = await portableJob(
+        t,
+        "wget -q -O - http://localhost:8080/work && exit 3",
+      );
+      assert.equal(terminated(pod, "main").exitCode, 3, mainLog);
+      assert.match(mainLog, /^42 rows copied by the sidecar$/m);
+      assert.ok(
+        proaLog(mainLog).some((r) => r.msg === "summary" && r.status === 3),
+        mainLog,
+      );
+      assert.equal(terminated(pod, "sidecar").exitCode, 0, "the sidecar was shut down all the same");
+      assert.match(await cluster.logs(ns, podName, "sidecar"), /received POST \/shutdown: exiting/);
+      const status = await untilJob(ns, name, (s) => s?.failed === 1);
+      assert.ok(condition(status, "Failed"), JSON.stringify(status));
     });
   },
 );

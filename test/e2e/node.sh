@@ -9,6 +9,7 @@
 #   node.sh build                 packages, binaries and the pause program (cached, idempotent)
 #   node.sh start DIR             start it all with its files in DIR; writes DIR/env
 #   node.sh stop DIR              stop it all by PID, remove every container, restore the host
+#   node.sh portable-images DIR   import proa's portable image and a busybox-only image into the running node
 #
 # DIR/env adds to kube-apiserver.sh's keys: KUBECONFIG (admin), NODE_NAME, APP_IMAGE
 # (busybox, node, dist/proa.js at /proa/proa.js, job.yaml's sidecar at
@@ -157,6 +158,30 @@ build_images() {
       die "ctr could not import the $image image"
   done
   rm -rf "$root"
+}
+
+# proa's portable image (the Dockerfile's `portable` target, from dist/portable/proa-linux-amd64.tar: the folder at
+# /proa and nothing else) and an application image with no Node.js and no C library (static busybox alone), for
+# the init-container install. Prints their names, one per line.
+PORTABLE_IMAGE=docker.io/proa-e2e/proa-portable:dev
+BUSYBOX_IMAGE=docker.io/proa-e2e/busybox-only:dev
+portable_images() {
+  local dir="$1" root="$1/portable-images" layer="$REPO/dist/portable/proa-linux-amd64.tar" applet
+  [[ -f $layer ]] || die "$layer missing: npm run build:portable"
+  rm -rf "$root" && mkdir -p "$root/proa" "$root/busybox/bin"
+  tar -C "$root/proa" -xf "$layer"
+  write_image "$root/proa" "$PORTABLE_IMAGE" "$root/proa.tar" '["/proa/bin/proa"]'
+  cp /bin/busybox "$root/busybox/bin/busybox"
+  for applet in sh wget ls cat test echo sleep; do ln "$root/busybox/bin/busybox" "$root/busybox/bin/$applet"; done
+  chmod -R a+rX "$root/busybox"
+  write_image "$root/busybox" "$BUSYBOX_IMAGE" "$root/busybox.tar" '["/bin/sh"]'
+  local image
+  for image in proa busybox; do
+    ctr --address "$dir/containerd/containerd.sock" -n k8s.io images import "$root/$image.tar" >/dev/null ||
+      die "ctr could not import the $image image"
+  done
+  rm -rf "$root"
+  printf '%s\n' "$PORTABLE_IMAGE" "$BUSYBOX_IMAGE"
 }
 
 # ----------------------------------------------------------------- host ----
@@ -509,8 +534,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     build) node_build ;;
     start) start_node "${2-}" ;;
     stop) stop_node "${2-}" ;;
+    portable-images) portable_images "$(resolve_dir "${2-}")" ;;
     *)
-      sed -n '6,9p' "$0" >&2
+      sed -n 's/^#   node.sh /node.sh /p' "$0" >&2
       exit 2
       ;;
   esac

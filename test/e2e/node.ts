@@ -82,6 +82,19 @@ export class NodeCluster {
     return nodeScript(["stop", dir]);
   }
 
+  /** Imports proa's portable image (the folder of dist/portable/proa-linux-amd64.tar at /proa) and an image of static
+   * busybox alone (`node.sh portable-images`), for the init-container install; returns their names. */
+  portableImages(): Promise<{ proa: string; busybox: string }> {
+    return new Promise((resolve, reject) => {
+      execFile("bash", [NODE_SCRIPT, "portable-images", this.dir], (error, stdout, stderr) => {
+        const [proa, busybox] = stdout.trim().split("\n");
+        if (error || !proa || !busybox)
+          reject(new Error(`node.sh portable-images failed: ${error?.message}\n${stderr}`));
+        else resolve({ proa, busybox });
+      });
+    });
+  }
+
   /** A namespace whose default ServiceAccount exists, with its token Secret before 1.24 (until the controller-manager
    * has made them, the ServiceAccount admission plugin refuses Pods), and which holds kube-root-ca.crt (for projected
    * token volumes). */
