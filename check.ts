@@ -26,13 +26,17 @@ import {
 } from "./kube.ts";
 import {
   BEFORE_KUBELET_KILL_MS,
+  declaredPorts,
   gracePeriodMs,
   killScope,
+  LOOPBACK,
   processName,
   readProcesses,
   selectProcesses,
   shutdownPlan,
+  sidecarKinds,
   type OwnProcesses,
+  type PortsSpec,
   type ProcessInfo,
   type ShutdownOptions,
 } from "./shutdown.ts";
@@ -382,8 +386,8 @@ function describeState(state: ContainerState | undefined): string {
 export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined): Finding {
   const policy = restartPolicyOf(pod);
   // What the run's shutdown step will do, from the same plan and the same reading of the Pod.
-  const onFailure = shutdownPlan(policy, false, false);
-  const after = `; after a failure: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
+  const onFailure = shutdownPlan(policy, false, false, sidecarKinds(pod));
+  const after = `; after a failure: ${onFailure.shutDown && onFailure.waitForExit ? "proa shuts the sidecars down" : onFailure.reason}`;
   if (policy === "Never")
     return ok(
       `restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)${after}`,
@@ -631,19 +635,7 @@ export function checkKill(
   return findings;
 }
 
-type SidecarSpec = {
-  name: string;
-  image?: string;
-  command?: string[];
-  args?: string[];
-  restartPolicy?: string;
-  ports?: { containerPort?: number; name?: string }[];
-} & Partial<
-  Record<
-    "readinessProbe" | "livenessProbe" | "startupProbe",
-    { httpGet?: { port?: number | string }; tcpSocket?: { port?: number | string } }
-  >
->;
+type SidecarSpec = PortsSpec & { image?: string; command?: string[]; args?: string[]; restartPolicy?: string };
 
 /** The image's own name, without registry, tag or digest: gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.8 is cloud-sql-proxy. */
 const imageName = (image = "") =>
@@ -686,8 +678,6 @@ export function checkKillUnderNever(
   return findings;
 }
 
-const LOOPBACK = /^(localhost|127\.[0-9.]+|\[::1\])$/;
-
 /** Native sidecars (init containers with restartPolicy Always) are stopped by the kubelet after the regular
  * containers exit, and restarted if one exits early: proa's shutdown requests and --kill are not needed for them, and
  * one aimed at a native sidecar (by the port of its probes or a containerPort, or by its name) stops it too early. */
@@ -702,18 +692,10 @@ export function checkNativeSidecars(
       `native sidecars ${native.map((c) => c.name).join(", ")}: the kubelet stops them after the regular containers exit, and restarts one that exits early, so proa's shutdown requests and --kill are not needed for them`,
     ),
   ];
-  const ports = (c: SidecarSpec) => {
-    const named = (port: number | string | undefined) =>
-      typeof port === "string" ? c.ports?.find((p) => p.name === port)?.containerPort : port;
-    const probes = [c.readinessProbe, c.livenessProbe, c.startupProbe].map((probe) =>
-      named(probe?.httpGet?.port ?? probe?.tcpSocket?.port),
-    );
-    return new Set([...(c.ports ?? []).map((p) => p.containerPort), ...probes].filter((port) => port !== undefined));
-  };
   const fix = "leave native sidecars to the kubelet: drop the option";
   for (const url of [...shutdown.httpGet, ...shutdown.httpPost]) {
     const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-    const target = LOOPBACK.test(url.hostname) ? native.find((c) => ports(c).has(port)) : undefined;
+    const target = LOOPBACK.test(url.hostname) ? native.find((c) => declaredPorts(c).has(port)) : undefined;
     if (target)
       findings.push(
         warn(
@@ -741,7 +723,7 @@ export function checkCouldBeNative(pod: Pod, own: string, version: Facts["versio
     return [];
   return [
     ok(
-      `the API server is ${version.gitVersion}, where ${regular.join(", ")} could be native sidecars (init containers with restartPolicy: Always) that the kubelet stops; proa would still gate the program on their readiness (the kubelet waits only for started), bound the wait, and give the exit status and the summary`,
+      `the API server is ${version.gitVersion}, where ${regular.join(", ")} could be ${regular.length === 1 ? "a native sidecar (an init container" : "native sidecars (init containers"} with restartPolicy: Always) that the kubelet stops; proa would still gate the program on their readiness (the kubelet waits only for started), bound the wait, and give the exit status and the summary`,
     ),
   ];
 }
@@ -758,6 +740,9 @@ export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined,
           ? "the Pod's terminationGracePeriodSeconds"
           : "the default";
   const grace = gracePeriodMs(undefined);
+  // A run's plan after the program succeeds, as the shutdown step makes it: with only native sidecars, no wait.
+  const plan = pod && shutdownPlan(restartPolicyOf(pod), true, false, sidecarKinds(pod));
+  if (plan?.shutDown && !plan.waitForExit) return ok(`a run's shutdown step does not wait: ${plan.reason}`);
   const sigterm = urlMode
     ? `after SIGTERM, at most ${(grace - BEFORE_KUBELET_KILL_MS) / 1000} s from it, as a run assumes the default grace period of ${grace / 1000} s`
     : "after SIGTERM, never past a second before the grace period ends";
