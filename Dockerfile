@@ -51,7 +51,9 @@ FROM gcr.io/distroless/nodejs24-debian12:nonroot
 COPY --from=build /build/dist/proa.js /proa/proa.js
 # The image's "nonroot" user, by number so that Kubernetes' runAsNonRoot can check it.
 USER 65532:65532
-ENTRYPOINT ["/nodejs/bin/node", "/proa/proa.js"]
+# --disable-sigusr1 (Node 22.14 and later): SIGUSR1 never opens Node's inspector, not even before proa's first
+# statement; Node then holds SIGUSR1 blocked, so it is not passed to the program either (SECURITY.md, README).
+ENTRYPOINT ["/nodejs/bin/node", "--disable-sigusr1", "/proa/proa.js"]
 CMD ["--help"]
 
 # ---- Adding proa to an existing application image ----
@@ -71,10 +73,11 @@ CMD ["--help"]
 #   # RUN apk add --no-cache libstdc++
 #   # Check with `docker run --rm --entrypoint node ghcr.io/example/my-app-with-proa:1.0 --version`.
 #
-#   # proa is the command; your program and its arguments come after "--".
-#   ENTRYPOINT ["node", "/proa/proa.js", "--shutdown-http-post", "http://localhost:8080/shutdown", "--"]
+#   # proa is the command; your program and its arguments come after "--". Leave out --disable-sigusr1 on Node 20
+#   # or before 22.14, which refuse it, or when your program must receive SIGUSR1 (see the README's Signals).
+#   ENTRYPOINT ["node", "--disable-sigusr1", "/proa/proa.js", "--shutdown-http-post", "http://localhost:8080/shutdown", "--"]
 #   CMD ["my-program", "--its", "arguments"]
 #
 # Or leave the image's ENTRYPOINT alone and set the Pod's command and args instead, as job.yaml does:
-#   command: ["node", "/proa/proa.js"]
+#   command: ["node", "--disable-sigusr1", "/proa/proa.js"]
 #   args: ["--shutdown-http-post", "http://localhost:8080/shutdown", "--", "my-program", "--its", "arguments"]

@@ -25,7 +25,15 @@ export function logLevel(env: NodeJS.ProcessEnv): Level {
 /** Keys whose values are never written, whoever passes them: a second line of defence for the token. */
 const SECRET_KEY = /authorization|token|password|secret|cookie/i;
 
-export function createLog(level: Level, write: (line: string) => void = (line) => process.stderr.write(line)): Log {
+/** A log line on stderr. One that cannot be written (its reader went away: EPIPE; a full device: ENOSPC) is dropped:
+ * Node reports the failure as an 'error' event, which without a listener would end proa with status 1. Logging
+ * never decides proa's status. */
+function writeStderr(line: string): void {
+  if (process.stderr.listenerCount("error") === 0) process.stderr.on("error", () => {});
+  process.stderr.write(line);
+}
+
+export function createLog(level: Level, write: (line: string) => void = writeStderr): Log {
   const threshold = LEVELS.indexOf(level);
   const entry = (at: Level) => (msg: string, fields?: Fields) => {
     if (LEVELS.indexOf(at) > threshold) return;
@@ -80,9 +88,11 @@ export function redactUrl(url: URL | string): string {
   return copy.href;
 }
 
-/** Characters that could forge or disguise a line: C0 and C1 controls (newlines, ANSI escapes) and the marks and
- * overrides that reorder text on screen (U+061C, U+200E/F, U+202A–E, U+2066–9). */
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
+/** Characters that could forge, disguise or hide text: C0 and C1 controls (newlines, ANSI escapes), the line and
+ * paragraph separators (U+2028/9), the marks and overrides that reorder text on screen (U+061C, U+200E/F,
+ * U+202A–E, U+2066–9), and the invisible ones (soft hyphen U+00AD, U+180E, zero-width U+200B–D, U+2060–4, U+FEFF). */
+const UNSAFE_CHARS =
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+/g;
 
 /** Text from outside proa (a server's answer, a process or container name): credentials masked, control characters flattened, at most max characters.
  * Secrets are replaced before the text is cut, so that no part of one is left. */
@@ -102,8 +112,15 @@ export const REPEAT_WINDOW_MS = 30_000;
 
 export interface RepeatedWarnings {
   /** Writes msg the first time for kind; within windowMs of the last line written for kind, only counts it; after
-   * that, writes summary(count, seconds) for what was counted, this one included, or msg again if nothing was. */
-  warn(kind: string, msg: string, summary: (count: string, seconds: number) => string, fields?: Fields): void;
+   * that, writes summary(count, seconds) for what was counted, this one included, or msg again if nothing was.
+   * At warn level, or at info for what is no mistake (a sidecar still starting). */
+  warn(
+    kind: string,
+    msg: string,
+    summary: (count: string, seconds: number) => string,
+    fields?: Fields,
+    level?: "warn" | "info",
+  ): void;
   /** Writes the count of every kind still held back: before the loop ends, so that no count is lost. */
   flush(): void;
 }
@@ -113,6 +130,7 @@ interface Held {
   held: number; // how many since then were only counted
   last: string; // the latest of them, written with the count
   summary: (count: string, seconds: number) => string;
+  level: "warn" | "info";
 }
 
 export function repeatedWarnings(
@@ -122,22 +140,22 @@ export function repeatedWarnings(
 ): RepeatedWarnings {
   const kinds = new Map<string, Held>();
   const write = (state: Held, at: number) =>
-    log.warn(state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), {
+    log[state.level](state.summary(state.held.toLocaleString("en-US"), Math.round((at - state.since) / 1000)), {
       last: state.last,
     });
   return {
-    warn(kind, msg, summary, fields) {
+    warn(kind, msg, summary, fields, level = "warn") {
       const at = now();
       const state = kinds.get(kind);
       if (state && at - state.since < windowMs) {
-        Object.assign(state, { held: state.held + 1, last: msg, summary });
+        Object.assign(state, { held: state.held + 1, last: msg, summary, level });
       } else if (state && state.held > 0) {
-        Object.assign(state, { held: state.held + 1, last: msg, summary });
+        Object.assign(state, { held: state.held + 1, last: msg, summary, level });
         write(state, at);
         Object.assign(state, { since: at, held: 0 });
       } else {
-        log.warn(msg, fields);
-        kinds.set(kind, { since: at, held: 0, last: msg, summary });
+        log[level](msg, fields);
+        kinds.set(kind, { since: at, held: 0, last: msg, summary, level });
       }
     },
     flush() {

@@ -42,15 +42,13 @@ const USER_AGENT = `proa/${VERSION}`;
 // ---------------------------------------------------------------------------------------------------------------
 // The story
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const log = createLog(logLevel(env));
+export async function main(argv: string[], env: NodeJS.ProcessEnv, log: Log, lifecycle: Lifecycle): Promise<number> {
   const command = parseOrExplain(argv, env, log);
   if (typeof command === "number") return command;
   const { options } = command;
-  if (options.check) return runCheck(options, env, log);
+  if (options.check) return checkUnlessStopped(runCheck(options, env, log), lifecycle);
 
   for (const warning of nodeEnvironmentWarnings(env)) log.warn(warning);
-  const lifecycle = trapSignals(log);
   const sidecars = watchSidecars(options, env, log, (pod) => (shutdownContext.pod = pod));
   const shutdownContext: ShutdownContext = { sidecars, sigterm: lifecycle.sigterm };
   const story = recordRun(options.command[0]!, sidecars.mode);
@@ -73,7 +71,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   lifecycle.shuttingDown();
   shutdownContext.status = status; // with the Pod's restartPolicy, whether the sidecars are shut down at all
   const shutdown = await shutDownSidecars(options.shutdown, shutdownContext, log);
-  lifecycle.release();
   const record = story.finish(sidecars.waitedFor(), shutdown, status);
   tellTheStory(record, options.terminationMessage ? sidecars.terminationLog() : undefined, log);
   log.info("exiting", { status });
@@ -137,10 +134,13 @@ export function exitStatus(outcome: ProgramOutcome): number {
     case "killed":
       return 128 + (constants.signals[outcome.signal] ?? 0);
     case "not-started":
-      // 127: not found, 126: found but cannot be executed (POSIX shell conventions, as in tini).
-      return outcome.errno === "ENOENT" ? 127 : 126;
+      // 127: the path does not resolve to a file, 126: it does but cannot be executed (POSIX shell conventions, as
+      // in tini; execve(2) names the errors).
+      return PATH_DOES_NOT_RESOLVE.includes(outcome.errno) ? 127 : 126;
   }
 }
+
+const PATH_DOES_NOT_RESOLVE = ["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"];
 
 /** Why the program never ran: a signal (the wait's abort reason), --ready-timeout, or an error, which is logged. */
 function waitEnding(error: unknown, log: Log): WaitEnding {
@@ -148,6 +148,17 @@ function waitEnding(error: unknown, log: Log): WaitEnding {
   const reason = error instanceof Error ? error.message : String(error);
   log.error(reason);
   return { kind: error instanceof ReadyTimeoutError ? "timeout" : "failed", reason };
+}
+
+/** --check's own status, or 128+N when a terminating signal N stops it first. */
+function checkUnlessStopped(check: Promise<number>, lifecycle: Lifecycle): Promise<number> {
+  lifecycle.checking();
+  const stopped = new Promise<number>((resolve) =>
+    lifecycle.beforeStart.addEventListener("abort", () =>
+      resolve(exitStatus({ kind: "killed", signal: lifecycle.beforeStart.reason as NodeJS.Signals })),
+    ),
+  );
+  return Promise.race([check, stopped]);
 }
 
 /** 128+N when signal N ended the wait, as if it had killed the program; 1 when the wait failed. */
@@ -158,15 +169,32 @@ function statusForFailure(ending: WaitEnding): number {
 // ---------------------------------------------------------------------------------------------------------------
 // Running the program
 
-/** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. */
+/** Spawns the program (never through a shell) and settles once, on 'close', when its stdio is flushed. A spawn that
+ * fails is the program's failure, 127 or 126, whether Node reports it as 'error' (ENOENT, EACCES) or throws it at
+ * once (ENOTDIR, ELOOP, ENAMETOOLONG, ETXTBSY for a binary still being copied, ...). */
 export function runProgram(
   command: string[],
   log: Log,
   onSpawn: (child: ChildProcess) => void,
 ): Promise<ProgramOutcome> {
   const [program, ...args] = command as [string, ...string[]];
+  const notStarted = (error: NodeJS.ErrnoException): ProgramOutcome => {
+    const errno = error.code ?? "";
+    const outcome: ProgramOutcome = { kind: "not-started", errno };
+    const problem =
+      exitStatus(outcome) === 127
+        ? `was not found (${errno}: check the path and the image's PATH)`
+        : `cannot be executed (${errno}: check that it is a complete file with execute permission)`;
+    log.error(`program ${program} ${problem}`, { program, error: errno });
+    return outcome;
+  };
   return new Promise((resolve) => {
-    const child = spawn(program, args, { stdio: "inherit" });
+    let child: ChildProcess;
+    try {
+      child = spawn(program, args, { stdio: "inherit" });
+    } catch (error) {
+      return resolve(notStarted(error as NodeJS.ErrnoException));
+    }
     onSpawn(child); // at once, so that no signal falls between spawn() and its 'spawn' event
     let spawnError: NodeJS.ErrnoException | undefined;
     child.on("error", (error: NodeJS.ErrnoException) => {
@@ -175,13 +203,7 @@ export function runProgram(
     child.on("spawn", () => log.info("program started", { program, pid: child.pid }));
     child.on("close", (code, signal) => {
       if (spawnError) {
-        const outcome: ProgramOutcome = { kind: "not-started", errno: spawnError.code ?? "" };
-        const problem =
-          exitStatus(outcome) === 127
-            ? "was not found (check the path and the image's PATH)"
-            : "cannot be executed (check that it is a file with execute permission)";
-        log.error(`program ${program} ${problem}`, { program, error: spawnError.code });
-        resolve(outcome);
+        resolve(notStarted(spawnError));
       } else if (signal) {
         log.info("program was killed by a signal", { signal });
         resolve({ kind: "killed", signal });
@@ -207,21 +229,27 @@ function isSignal(value: unknown): value is NodeJS.Signals {
  * mean nothing until there is a program to pass them to. */
 const STOPS_THE_WAIT: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"];
 
+export type Lifecycle = ReturnType<typeof trapSignals>;
+
 /**
- * Handles the forwarded signals for proa's whole life. A handler is always installed, which also matters as PID 1,
- * where the kernel drops signals that have no handler. Before the program starts a terminating signal aborts the
- * wait; while it runs every signal is passed on; during shutdown it is noted and shutdown carries on. SIGTERM, in any
- * phase, also aborts `sigterm` with its time: the kubelet's grace period runs from then, and the shutdown step
- * listens to it.
+ * Handles the forwarded signals for proa's whole life, from its first statement to its exit, in every mode: without
+ * a handler SIGUSR1 opens Node's inspector (see SECURITY.md) and SIGTERM ends proa by Node's default action, losing
+ * the program's status when proa is not PID 1 (as PID 1 the kernel drops it instead). Before the program starts (and
+ * during --check) a terminating signal aborts the wait; while it runs every signal is passed on; during shutdown, and
+ * until proa exits, it is noted and shutdown carries on. SIGTERM, in any phase, also aborts `sigterm` with its time:
+ * the kubelet's grace period runs from then, and the shutdown step listens to it.
  */
 function trapSignals(log: Log) {
   const waiting = new AbortController();
   const sigterm = new AbortController();
   let child: ChildProcess | undefined;
-  let phase: "waiting" | "running" | "shutting down" = "waiting";
+  let phase: "checking" | "waiting" | "running" | "shutting down" = "waiting";
   const onSignal = (signal: NodeJS.Signals) => {
-    if (phase === "waiting" && !STOPS_THE_WAIT.includes(signal)) {
+    if ((phase === "waiting" || phase === "checking") && !STOPS_THE_WAIT.includes(signal)) {
       log.debug(`received ${signal} before the program started: ignored`, { signal });
+    } else if (phase === "checking") {
+      log.warn(`received ${signal} during --check: stopping the check`, { signal });
+      waiting.abort(signal);
     } else if (phase === "waiting") {
       log.warn(`received ${signal} before the program started: not starting it`, { signal });
       waiting.abort(signal);
@@ -237,15 +265,15 @@ function trapSignals(log: Log) {
   return {
     beforeStart: waiting.signal,
     sigterm: sigterm.signal,
+    checking() {
+      phase = "checking";
+    },
     forwardTo(started: ChildProcess) {
       child = started;
       phase = "running";
     },
     shuttingDown() {
       phase = "shutting down";
-    },
-    release() {
-      for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
     },
   };
 }
@@ -333,9 +361,11 @@ Environment:
                             the termination message file when proa cannot read it from its Pod's spec
                             (default: /dev/termination-log)
 
-Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started;
+Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started
+(but 0 for a real-time signal, SIGRTMIN..SIGRTMAX: Node.js reports that death as exit 0; see README);
 127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage.
-With --check: 0 when no check failed (warnings allowed), 1 when one did, 2 for bad usage.
+With --check: 0 when no check failed (warnings allowed), 1 when one did, 2 for bad usage, 128+N when signal N
+stopped it.
 `;
 
 /**
@@ -485,7 +515,9 @@ function parseOrExplain(argv: string[], env: NodeJS.ProcessEnv, log: Log): { kin
 // Entry point: run when this file is the program (the bundle), not when a test imports it.
 
 if (require.main === module) {
-  main(process.argv.slice(2), process.env).then(
+  // Signals first, before anything else proa does, and kept until it exits (see trapSignals).
+  const log = createLog(logLevel(process.env));
+  main(process.argv.slice(2), process.env, log, trapSignals(log)).then(
     (status) => process.exit(status),
     (error: unknown) => {
       createLog("error").error(`proa failed unexpectedly: ${error instanceof Error ? error.message : String(error)}`);

@@ -12,7 +12,7 @@ import {
   type KeptConnection,
 } from "./http.ts";
 import { defaultTiming, ReadyTimeoutError } from "./kube.ts";
-import { quote, redactUrl, type Level, type Log } from "./log.ts";
+import { quote, redactUrl, repeatedWarnings, type Level, type Log } from "./log.ts";
 import type { WaitResult } from "./shutdown.ts";
 
 /** Every duration of this mode, injectable so that tests run in milliseconds. */
@@ -107,18 +107,24 @@ export async function waitUntilUrlsReady(
     log.info("still waiting for URLs to be ready", { ...fields(), waitedS: Math.round((Date.now() - started) / 1000) });
   }, t.reminderMs);
   let reported = "";
+  // A URL that flaps (500, 503, 500, ...) changes the answers at every poll: each set of answers (by status or error
+  // code, of which there are few) is written the first time, then counted, as the watch's repeated warnings are.
+  const repeats = repeatedWarnings(log);
   const report = () => {
     const now = notReady()
       .map((probe) => `${probe.shown} ${probe.last.text}`)
       .join("\n");
     if (now === reported || now === "") return;
     reported = now;
+    const kind = notReady()
+      .map(({ shown, last }) => `${shown} ${last.status ?? last.code ?? last.text}`)
+      .join("\n");
     const level = notReady().some((probe) => probe.last.level === "warn") ? "warn" : "info";
     const bodies = notReady().flatMap((probe) => (probe.last.body ? [probe.last.body] : []));
-    log[level](`waiting for URLs to be ready: ${describe(notReady())}`, {
-      ...fields(),
-      ...(bodies.length > 0 ? { bodies } : {}),
-    });
+    const msg = `waiting for URLs to be ready: ${describe(notReady())}`;
+    const summary = (count: string, seconds: number) =>
+      `${msg}; these answers came ${count} more times in ${seconds} s`;
+    repeats.warn(kind, msg, summary, { ...fields(), ...(bodies.length > 0 ? { bodies } : {}) }, level);
     reminder.refresh();
   };
 
@@ -138,6 +144,7 @@ export async function waitUntilUrlsReady(
     stop.abort(); // a no-op when already aborted; otherwise nothing is in flight any more
     clearTimeout(readyTimer);
     clearInterval(reminder);
+    repeats.flush();
   }
 }
 

@@ -422,7 +422,13 @@ async function sendShutdownRequest(
         return done(attempt, { status });
       }
       if (status >= 300 && status < 400) {
-        const location = answer.location === undefined ? undefined : redactUrl(new URL(answer.location, url));
+        // A Location that does not parse is still an answer: a request the sidecar answered has not failed.
+        const location =
+          answer.location === undefined
+            ? undefined
+            : URL.canParse(answer.location, url.href)
+              ? redactUrl(new URL(answer.location, url))
+              : "(not a URL)";
         const where = location ? ` to ${location}` : "";
         log.warn(
           `sidecar shutdown request answered ${status}, a redirect${where}: proa follows no redirects, so nothing more was sent; give the URL that answers`,
@@ -876,11 +882,11 @@ function signalProcesses(
     log.warn(
       "proa cannot see the sidecars' processes, so --kill and --kill-all reach nothing; the Pod probably lacks shareProcessNamespace: true",
       {
-        visible: processes.map((p) => `${p.pid} ${processName(p)}`),
+        visible: processes.map((p) => `${p.pid} ${quote(processName(p), 100)}`),
       },
     );
   } else {
-    const visible = [...new Set(processes.map(processName))];
+    const visible = [...new Set(processes.map((p) => quote(processName(p), 100)))]; // any process chooses its name
     for (const name of unmatched.map((name) => quote(name, 100)))
       log.warn(`no process named ${name} is running, so --kill ${name} signals nothing`, { visible });
   }

@@ -168,9 +168,12 @@ export function sidecarFailures({ wait, program, shutdown }: RunRecord): string[
 /** The first line: how the program ended (or why it never ran), then how the sidecars ended. */
 function headline({ wait, program, shutdown, status }: RunRecord): string {
   let first: string;
-  if (program.outcome?.kind === "not-started")
-    first = `program ${quote(program.name, 100)} ${programText(program.outcome)}`;
-  else if (program.outcome) first = `program ${programText(program.outcome, program.durationMs)}`;
+  if (program.outcome?.kind === "not-started") {
+    // proa's status says which (127: the path does not resolve, 126: it cannot be executed); the errno says why.
+    const { errno } = program.outcome;
+    first = `program ${quote(program.name, 100)} ${status === 127 ? "not found" : "cannot be executed"}`;
+    if (errno !== "ENOENT") first += ` (${errno})`;
+  } else if (program.outcome) first = `program ${programText(program.outcome, program.durationMs)}`;
   else if (wait.ending.kind === "signal")
     first = `program never ran: ${wait.ending.signal} after waiting ${duration(wait.durationMs)} for the sidecars`;
   else if (wait.ending.kind === "timeout")
@@ -188,7 +191,7 @@ function programText(outcome: ProgramOutcome, durationMs = 0): string {
     case "killed":
       return `killed by ${outcome.signal} after ${duration(durationMs)}`;
     case "not-started":
-      return outcome.errno === "ENOENT" ? "not found" : `cannot be executed (${outcome.errno})`;
+      return `never started (${outcome.errno})`; // the headline says more, with proa's status
   }
 }
 

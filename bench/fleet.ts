@@ -28,7 +28,9 @@ const PHASE_TIMEOUT_MS = 180_000; // any one wait of a phase: a broken client ca
 const HERD_WINDOW_MS = 30_000; // after the restarted server's first request
 const STOP_TIMEOUT_S = 5; // the e2e suite's: SIGTERM, open watches kept (silent) this long, then SIGKILL
 
-export const FLEET_TARGETS = { requestsPerPod: 4, cpuVsFloor: 1.5, reactionP99Ms: 200, herdShareOfN: 0.5 };
+// Ratios to the floor measured in the same run: requests 4 per Pod against the floor's 2, the p99 reaction 200 ms
+// against the quiet run's floor of 55.3 ms (3.6×, rounded down), so that a slower machine moves both alike.
+export const FLEET_TARGETS = { requestsVsFloor: 2, cpuVsFloor: 1.5, reactionP99VsFloor: 3.5, herdShareOfN: 0.5 };
 
 const now = () => performance.timeOrigin + performance.now(); // ms since the epoch, sub-ms: comparable with `date +%s%N`
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
@@ -647,8 +649,8 @@ export function fleetRows(f: FleetFigures): FleetRow[] {
       proa: verbs(f.proa),
       floor: verbs(f.floor),
       vsFloor: ratio(f.proa.clientRequestsPerPodTotal, f.floor.clientRequestsPerPodTotal),
-      target: `≤ ${t.requestsPerPod}`,
-      met: f.proa.clientRequestsPerPodTotal <= t.requestsPerPod,
+      target: `≤ ${t.requestsVsFloor}× floor`,
+      met: f.proa.clientRequestsPerPodTotal <= t.requestsVsFloor * f.floor.clientRequestsPerPodTotal,
     },
     {
       scenario: `fleet of ${n}: API server CPU per Pod lifecycle`,
@@ -679,8 +681,8 @@ export function fleetRows(f: FleetFigures): FleetRow[] {
       proa: `${ms(f.proa.reactionMs.p50)} (${ms(f.proa.reactionMs.p99)})`,
       floor: `${ms(f.floor.reactionMs.p50)} (${ms(f.floor.reactionMs.p99)})`,
       vsFloor: ratio(f.proa.reactionMs.p99, f.floor.reactionMs.p99),
-      target: `p99 < ${t.reactionP99Ms} ms`,
-      met: f.proa.reactionMs.p99 < t.reactionP99Ms,
+      target: `p99 ≤ ${t.reactionP99VsFloor}× floor`,
+      met: f.proa.reactionMs.p99 <= t.reactionP99VsFloor * f.floor.reactionMs.p99,
     },
     ...(
       [

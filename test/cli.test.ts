@@ -274,10 +274,11 @@ describe("exit status", () => {
     assert.equal(exitStatus({ kind: "killed", signal: "SIGTERM" }), 143);
   });
 
-  test("127 when the program is not found, 126 when it cannot be executed", () => {
-    assert.equal(exitStatus({ kind: "not-started", errno: "ENOENT" }), 127);
-    assert.equal(exitStatus({ kind: "not-started", errno: "EACCES" }), 126);
-    assert.equal(exitStatus({ kind: "not-started", errno: "ENOEXEC" }), 126);
+  test("127 when the program's path does not resolve to a file, 126 when it cannot be executed (execve(2)'s errors)", () => {
+    for (const errno of ["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"])
+      assert.equal(exitStatus({ kind: "not-started", errno }), 127, errno);
+    for (const errno of ["EACCES", "ENOEXEC", "ETXTBSY", "EISDIR", "EPERM", "E2BIG", "ENOMEM", ""])
+      assert.equal(exitStatus({ kind: "not-started", errno }), 126, errno);
   });
 });
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +47,37 @@ describe("a process's name in what proa writes", () => {
         proa.logs.every((record) => record.level !== "NOT JSON"),
         proa.stderr(),
       );
+    } finally {
+      proa.child.kill("SIGKILL");
+      victim.kill("SIGKILL");
+      sidecar.close();
+      sidecar.closeAllConnections();
+    }
+  });
+
+  test("--kill NAME that matches nothing: the log's list of the visible processes quotes each name, so no line separator, override or zero-width character reaches it", async () => {
+    // The list names a process by its executable's file name: a copy of sleep whose name carries the tricks.
+    const tricks = "\u2028\u2029\u202e\u200b\u200d\ufeff";
+    const binary = join(scratch, `sleep${tricks}x`);
+    copyFileSync("/bin/sleep", binary);
+    chmodSync(binary, 0o755);
+    const victim = spawn(binary, ["60"], { stdio: "ignore" });
+    await once(victim, "spawn");
+    const sidecar = createServer((_request, response) => response.end("ok"));
+    await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
+    const readyUrl = `http://127.0.0.1:${(sidecar.address() as { port: number }).port}/ready`;
+    const proa = startProa(
+      ["--shutdown-timeout", "1s", "--ready-url", readyUrl, "--kill", "no-such-process-proa-test", "--", "true"],
+      { PROA_KILL_SCOPE: "visible" },
+    );
+    try {
+      assert.equal((await proa.exit).code, 0, proa.stderr());
+      const listed = proa.logs.find((record) => Array.isArray(record.visible));
+      assert.ok(listed, proa.stderr());
+      const entries = (listed.visible as string[]).filter((entry) => /^sleep.*x$/su.test(entry));
+      assert.equal(entries.length, 1, JSON.stringify(listed.visible));
+      assert.match(entries[0]!, /sleep +x$/, "each trick became a space");
+      for (const trick of tricks) assert.ok(!proa.stderr().includes(trick), `U+${trick.codePointAt(0)!.toString(16)}`);
     } finally {
       proa.child.kill("SIGKILL");
       victim.kill("SIGKILL");

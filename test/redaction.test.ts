@@ -133,4 +133,9 @@ describe("quote", () => {
     for (const trick of tricks) assert.equal(quote(`a${trick}b`), "a b", `U+${trick.codePointAt(0)!.toString(16)}`);
     assert.equal(quote("naïve Ünïcödé €"), "naïve Ünïcödé €", "other characters are left as they are");
   });
+
+  test("flattens the line and paragraph separators (U+2028/9) and the zero-width characters that hide text", () => {
+    const tricks = "\u2028\u2029\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e";
+    for (const trick of tricks) assert.equal(quote(`a${trick}b`), "a b", `U+${trick.codePointAt(0)!.toString(16)}`);
+  });
 });

