@@ -5,7 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadCluster, type Cluster, type Pod, type Timing } from "../kube.ts";
+import { loadCluster, podFeed, type Cluster, type Pod, type PodFeed, type Timing } from "../kube.ts";
 import { podExitWatch, shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "../shutdown.ts";
 import { podWith, startFakeApiServer, type FakeApiServer, type PodShape } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
@@ -21,15 +21,19 @@ const options = (timeoutMs: number | undefined, overrides: Partial<ShutdownOptio
   ...overrides,
 });
 const watchTiming: Partial<Timing> = { backoffBaseMs: 20, backoffMaxMs: 50 };
-/** The shutdown step's context as main builds it with the Pod read through the API: the Pod watch sees the exits. */
-const podContext = (cluster: Cluster, pod: Pod | null | undefined, watch = watchTiming): ShutdownContext => ({
-  sidecars: podExitWatch({ cluster, pod: pod ?? undefined, ownContainer: "main" }, watch),
-  pod: pod ?? undefined,
-});
+/** The shutdown step's context as main builds it with the Pod read through the API: the Pod's one watch (started here
+ * by the step itself, as the wait would have) sees the exits. */
+const feeds: PodFeed[] = [];
+const podContext = (cluster: Cluster, pod: Pod | null | undefined, watch = watchTiming): ShutdownContext => {
+  const feed = podFeed(cluster, recordingLog(), watch);
+  feeds.push(feed);
+  return { sidecars: podExitWatch({ feed, ownContainer: "main" }), pod: pod ?? undefined };
+};
 const sidecars: PodShape = { sidecars: ["sidecar-1", "sidecar-2"], nativeSidecars: ["istio-proxy"], ready: true };
 
 let server: FakeApiServer | undefined;
 afterEach(async () => {
+  for (const feed of feeds.splice(0)) feed.close();
   await server?.close();
   server = undefined;
 });
