@@ -1080,7 +1080,8 @@ export function sidecarVerdict(
   const wasTerminated = Boolean(before?.state?.terminated);
   const restarted = restarts(after) > restarts(before);
   // One event per run that ended: its termination, or (when no Pod showed that) its restart.
-  const kind = terminated && (!wasTerminated || restarted) ? "terminated" : restarted && !wasTerminated ? "restarted" : undefined;
+  const kind =
+    terminated && (!wasTerminated || restarted) ? "terminated" : restarted && !wasTerminated ? "restarted" : undefined;
   if (!after || !kind) return { action: "none", reason: `${name}: no change` };
   const ended = kind === "terminated" ? terminated : after.lastState?.terminated;
   const how = `exit code ${ended?.exitCode ?? "unknown"}${ended?.reason ? ` (${quote(ended.reason, 80)})` : ""}`;
@@ -1095,8 +1096,7 @@ export function sidecarVerdict(
     restartCount: restarts(after),
   };
   const what = `${native ? "native " : ""}sidecar ${name} ${kind === "restarted" ? `was restarted after ${how}` : `terminated with ${how}`}`;
-  if (ending)
-    return { action: "none", reason: `${what} as its Pod is being stopped: not a death`, event };
+  if (ending) return { action: "none", reason: `${what} as its Pod is being stopped: not a death`, event };
   const why = native
     ? "the kubelet restarts native sidecars whatever the Pod's restartPolicy"
     : `the Pod's restartPolicy is ${restartPolicy ?? "unknown"}, so ${comesBack ? "the kubelet restarts it" : "it will not be restarted"}`;
@@ -1252,7 +1252,10 @@ export function runVerdicts(
   options: RunOptions,
   ending: boolean,
 ): SidecarVerdict[] {
-  const statuses = (pod: Pod) => [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
+  const statuses = (pod: Pod) => [
+    ...(pod.status?.containerStatuses ?? []),
+    ...(pod.status?.initContainerStatuses ?? []),
+  ];
   const find = (pod: Pod, name: string) => statuses(pod).find((s) => s.name === name);
   const deleting = ending || Boolean(after.metadata?.deletionTimestamp);
   return watchedSidecars(after, watched).map(({ name, native }) =>

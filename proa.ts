@@ -164,10 +164,19 @@ function watchSidecars(options: Options, env: NodeJS.ProcessEnv, log: Log, onPod
     async waitUntilReady(signal) {
       const cluster = loadCluster(env, USER_AGENT);
       seen.feed = podFeed(cluster, log, waitTiming(options.ready), (pod) => pod && onPod(pod));
-      const ready = await waitUntilReady(cluster, options.ready, log, signal, (pod, own) => {
-        if (seen.ownContainer === undefined) checkCritical(options.run.critical, waitedFor(pod, own, waitFor, ignore));
-        seen.ownContainer = own;
-      }, {}, seen.feed);
+      const ready = await waitUntilReady(
+        cluster,
+        options.ready,
+        log,
+        signal,
+        (pod, own) => {
+          if (seen.ownContainer === undefined)
+            checkCritical(options.run.critical, waitedFor(pod, own, waitFor, ignore));
+          seen.ownContainer = own;
+        },
+        {},
+        seen.feed,
+      );
       seen.ready = ready.pod;
       return ready;
     },
@@ -449,7 +458,9 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
     );
   const ignored = critical.find((name) => values.ignore?.includes(name));
   if (ignored !== undefined)
-    throw new UsageError(`--critical ${ignored} cannot be combined with --ignore ${ignored}: proa never watches an ignored container`);
+    throw new UsageError(
+      `--critical ${ignored} cannot be combined with --ignore ${ignored}: proa never watches an ignored container`,
+    );
   return {
     kind: "run",
     options: {
