@@ -1086,7 +1086,10 @@ export function sidecarVerdict(
   const ended = kind === "terminated" ? terminated : after.lastState?.terminated;
   const how = `exit code ${ended?.exitCode ?? "unknown"}${ended?.reason ? ` (${quote(ended.reason, 80)})` : ""}`;
   const comesBack =
-    native || restartPolicy === "Always" || (restartPolicy === "OnFailure" && terminated?.exitCode !== 0);
+    kind === "restarted" ||
+    native ||
+    restartPolicy === "Always" ||
+    (restartPolicy === "OnFailure" && terminated?.exitCode !== 0);
   const event: SidecarEvent = {
     name,
     kind: kind === "restarted" ? "restarted" : comesBack ? "restarting" : "died",
