@@ -1055,7 +1055,8 @@ export interface SidecarEvent {
 
 export interface SidecarVerdict {
   action: "none" | "report" | "stop"; // stop: SIGTERM to the program, then the shutdown step, and exit SIDECAR_DIED
-  reason: string; // in words, for the log, the summary, the termination message and --check
+  reason: string; // in words, for the log, the summary and the termination message
+  why: string; // the reason without what happened ("the Pod's restartPolicy is Never, ...: proa stops the program"), for --check
   event?: SidecarEvent; // absent when nothing happened
 }
 
@@ -1082,7 +1083,7 @@ export function sidecarVerdict(
   // One event per run that ended: its termination, or (when no Pod showed that) its restart.
   const kind =
     terminated && (!wasTerminated || restarted) ? "terminated" : restarted && !wasTerminated ? "restarted" : undefined;
-  if (!after || !kind) return { action: "none", reason: `${name}: no change` };
+  if (!after || !kind) return { action: "none", reason: `${name}: no change`, why: "no change" };
   const ended = kind === "terminated" ? terminated : after.lastState?.terminated;
   const how = `exit code ${ended?.exitCode ?? "unknown"}${ended?.reason ? ` (${quote(ended.reason, 80)})` : ""}`;
   const comesBack =
@@ -1099,16 +1100,22 @@ export function sidecarVerdict(
     restartCount: restarts(after),
   };
   const what = `${native ? "native " : ""}sidecar ${name} ${kind === "restarted" ? `was restarted after ${how}` : `terminated with ${how}`}`;
-  if (ending) return { action: "none", reason: `${what} as its Pod is being stopped: not a death`, event };
-  const why = native
+  const verdict = (action: SidecarVerdict["action"], joint: string, why: string): SidecarVerdict => ({
+    action,
+    reason: `${what}${joint}${why}`,
+    why,
+    event,
+  });
+  if (ending) return verdict("none", " ", "as its Pod is being stopped: not a death");
+  const policy = native
     ? "the kubelet restarts native sidecars whatever the Pod's restartPolicy"
     : `the Pod's restartPolicy is ${restartPolicy ?? "unknown"}, so ${comesBack ? "the kubelet restarts it" : "it will not be restarted"}`;
   if (!comesBack && flags.noCritical)
-    return { action: "report", reason: `${what} and ${why}; --no-critical: the program runs on`, event };
-  if (!comesBack) return { action: "stop", reason: `${what} and ${why}: proa stops the program`, event };
+    return verdict("report", " and ", `${policy}; --no-critical: the program runs on`);
+  if (!comesBack) return verdict("stop", " and ", `${policy}: proa stops the program`);
   if (flags.critical && !flags.noCritical)
-    return { action: "stop", reason: `${what}; ${why}, but --critical names it: proa stops the program`, event };
-  return { action: "report", reason: `${what}; ${why}: the program runs on`, event };
+    return verdict("stop", "; ", `${policy}, but --critical names it: proa stops the program`);
+  return verdict("report", "; ", `${policy}: the program runs on`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

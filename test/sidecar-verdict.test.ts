@@ -94,6 +94,7 @@ describe("sidecarVerdict: its reasons, in words", () => {
       action: "stop",
       reason:
         "sidecar proxy terminated with exit code 137 (OOMKilled) and the Pod's restartPolicy is Never, so it will not be restarted: proa stops the program",
+      why: "the Pod's restartPolicy is Never, so it will not be restarted: proa stops the program",
       event: {
         name: "proxy",
         kind: "died",
