@@ -92,7 +92,10 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     assert.equal(r.code, 0, r.text);
     assert.match(r.line(/own container/), /^ok +proa's own container is main \(--container\)$/);
     assert.match(r.line(/container sidecar-1/), /^ok +container sidecar-1: ready; it has a readinessProbe$/);
-    assert.match(r.line(/container sidecar-2/), /^ok +container sidecar-2: not ready yet \(running\); it has a readinessProbe$/);
+    assert.match(
+      r.line(/container sidecar-2/),
+      /^ok +container sidecar-2: not ready yet \(running\); it has a readinessProbe$/,
+    );
     assert.match(
       r.line(/^\w+ +shutdown POST/),
       new RegExp(
