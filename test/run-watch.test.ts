@@ -135,14 +135,16 @@ describe("a sidecar that cannot come back ends the run", () => {
     const ignoring = [
       NODE,
       "-e",
-      "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)",
+      // Orphaned (a broken proa that never kills it): it exits, so that the test fails rather than hangs.
+      "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); const parent = process.ppid; setInterval(() => process.ppid !== parent && process.exit(1), 200)",
     ];
     const { proa, pod } = run(regular, ["--program-stop-timeout", "300ms"], ignoring);
     await proa.waitForStdout("ready");
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(1, "Error") }));
     await proa.waitForStdout("SIGTERM");
     const termAt = Date.now();
-    assert.equal((await proa.exit).code, SIDECAR_DIED, proa.stderr());
+    const exit = await Promise.race([proa.exit, sleep(10_000).then(() => ({ code: "still running after 10 s" }))]);
+    assert.equal(exit.code, SIDECAR_DIED, proa.stderr());
     const line = summary(proa);
     assert.deepEqual([line.program.kind, line.program.signal], ["killed", "SIGKILL"]);
     assert.ok(Date.now() - termAt >= 250, "SIGKILL came no sooner than the timeout");
