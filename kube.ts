@@ -289,6 +289,8 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
     const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}`;
     hint = `; grant ${user} a Role in namespace ${cluster.namespace} with the rule ${rule} and a RoleBinding to it`;
   }
+  // As client-go's checkWait: kube-apiserver sends Retry-After with a 429 (max-in-flight, priority and fairness) and
+  // with 5xx other than 503 too (a 500 ServerTimeout when etcd is unreachable, a 504 for a resourceVersion too large).
   const retryAfterMs = code === 429 || code >= 500 ? retryAfter(res.headers["retry-after"]) : undefined;
   return new KubeError(`${what} failed: HTTP ${code}: ${message}${hint}`, code, retryAfterMs);
 }

@@ -668,9 +668,11 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
   type Spec = {
     name: string;
     image?: string;
+    command?: string[];
     args?: string[];
     ports?: { containerPort: number; name?: string }[];
     readinessProbe?: unknown;
+    startupProbe?: unknown;
   };
   /** The captured Pod (restartPolicy Never; main, sidecar-1, sidecar-2 of busybox) with one container's spec changed. */
   const edited = (pod: Pod, name: string, change: Partial<Spec>): Pod => {
@@ -706,6 +708,19 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
     assert.deepEqual(verdicts(checkKillUnderNever(kill(["cloud-sql-proxy"]), zero, "main")), ["ok"]);
     assert.deepEqual(checkKillUnderNever(kill(["sidecar-1"]), withRestartPolicy(pod, "OnFailure"), "main"), []);
     assert.deepEqual(checkKillUnderNever(kill([]), pod, "main"), []);
+  });
+
+  test("ok with --exit-zero-on-sigterm in its command too, as a manifest that replaces the image's entrypoint gives it", () => {
+    const zero = edited(pod, "sidecar-2", { ...SQL, command: ["/cloud-sql-proxy", "--exit-zero-on-sigterm"] });
+    const findings = checkKillUnderNever(kill(["cloud-sql-proxy"]), zero, "main");
+    assert.deepEqual(verdicts(findings), ["ok"], formatReport(findings));
+    assert.match(findings[0]!.text, /^--kill cloud-sql-proxy: container sidecar-2 runs with --exit-zero-on-sigterm/);
+  });
+
+  test("--kill-all under Never with no other regular container says nothing: no warning over an empty list", () => {
+    const allNative = withNativeSidecar(withNativeSidecar(pod, "sidecar-1"), "sidecar-2");
+    assert.deepEqual(checkKillUnderNever(kill([], true), allNative, "main"), [], "only native sidecars");
+    assert.deepEqual(checkKillUnderNever(kill([], true), withRestartPolicy(podWith({}), "Never"), "main"), [], "none");
   });
 
   test("native sidecars: one ok line that proa need not stop them, and nothing of the kind for regular containers", () => {
@@ -763,6 +778,22 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
     );
     const killed = checkNativeSidecars({ ...none, kill: ["cloud-sql-proxy"] }, native);
     assert.match(killed[1]!.text, /^--kill cloud-sql-proxy targets native sidecar sidecar-2/);
+  });
+
+  // A probe's named port is one of the container's ports, which count by themselves: only a number tells the probe's.
+  test("warn: a shutdown URL on the port of a native sidecar's startupProbe alone, httpGet or tcpSocket", () => {
+    const native = withNativeSidecar(pod, "sidecar-2");
+    for (const startupProbe of [{ httpGet: { port: 9096, path: "/startup" } }, { tcpSocket: { port: 9096 } }]) {
+      const probed = edited(native, "sidecar-2", { ports: [], readinessProbe: undefined, startupProbe });
+      const url = new URL("http://localhost:9096/quitquitquit");
+      const findings = checkNativeSidecars({ ...none, httpPost: [url] }, probed);
+      assert.deepEqual(
+        verdicts(findings),
+        ["ok", "warn"],
+        `${JSON.stringify(startupProbe)}:\n${formatReport(findings)}`,
+      );
+      assert.match(findings[1]!.text, /is native sidecar sidecar-2's port 9096: stopping it is the kubelet's job$/);
+    }
   });
 
   test("1.29 or later, regular-container sidecars: one ok line that they could be native, and what proa would still add", () => {

@@ -555,6 +555,47 @@ describe("watchPod", { timeout: 60_000 }, () => {
     );
   });
 
+  // kube-apiserver's own 5xx answers with Retry-After (its responsewriters copy details.retryAfterSeconds into the
+  // header). These bodies are derived from its source, as GONE is: a real server sends them only when etcd fails.
+  const SERVER_TIMEOUT = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message: "The list operation against pods could not be completed at this time, please try again.",
+    reason: "ServerTimeout",
+    details: { name: "list", kind: "pods", retryAfterSeconds: 2 },
+    code: 500,
+  };
+  const TOO_LARGE = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message: "Too large resource version: 1005, current: 1001",
+    reason: "Timeout",
+    details: {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      retryAfterSeconds: 1,
+    },
+    code: 504,
+  };
+  for (const [why, status, body, seconds] of [
+    ["a 500 ServerTimeout when etcd is unreachable", 500, SERVER_TIMEOUT, "2"],
+    ["a 504 Timeout for a resourceVersion ahead of its cache", 504, TOO_LARGE, "1"],
+  ] as const) {
+    test(`Retry-After on any 5xx lengthens the backoff as on a 429: kube-apiserver's ${why}`, async () => {
+      const { api, cluster } = await start({ pod: ready });
+      api.fail({ on: "list", status, body, headers: { "Retry-After": seconds } });
+      await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 10, backoffMaxMs: 150, random: () => 0 });
+      const [first, second] = api.requests;
+      assert.ok(
+        second && first && second.at - first.at >= 145,
+        `retried after ${second && first && second.at - first.at} ms, not the 150 ms cap of Retry-After: ${seconds}`,
+      );
+    });
+  }
+
   // A server (or proxy) that ends each watch at once, after one bookmark or one event: no more than a few watches a
   // second, whatever it delivers. With a backoff of 10..40 ms and no jitter, 50 watches take at least 975 ms.
   for (const [what, line] of [
