@@ -150,6 +150,25 @@ describe("a sidecar that cannot come back ends the run", () => {
     assert.ok(Date.now() - termAt >= 250, "SIGKILL came no sooner than the timeout");
   });
 
+  test("--program-stop-timeout never goes past the Pod's grace period: 1h with a grace period of 0.5 s kills after 0.5 s", async () => {
+    const ignoring = [
+      NODE,
+      "-e",
+      "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); const parent = process.ppid; setInterval(() => process.ppid !== parent && process.exit(1), 200)",
+    ];
+    const { proa, pod } = run(regular, ["--program-stop-timeout", "1h"], ignoring);
+    pod.spec = { ...pod.spec, terminationGracePeriodSeconds: 0.5 };
+    api.setPod(pod);
+    await proa.waitForStdout("ready");
+    api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(1, "Error") }));
+    await proa.waitForStdout("SIGTERM");
+    const exit = await Promise.race([proa.exit, sleep(10_000).then(() => ({ code: "still running after 10 s" }))]);
+    assert.equal(exit.code, SIDECAR_DIED, proa.stderr());
+    assert.ok(
+      proa.logs.some((r) => r.msg === "sending SIGTERM to the program; SIGKILL in 500 ms if it has not exited"),
+    );
+  });
+
   test("--no-critical: the death is reported as a warning and the program runs on to its own status", async () => {
     const { proa, pod } = run(regular, ["--no-critical"], [NODE, SIGNAL_REPORTER, "0"]);
     await proa.waitForStdout("ready");
