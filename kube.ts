@@ -1306,11 +1306,15 @@ export async function watchTheRun(
       if (pod === null) continue; // gone: the shutdown step says so
       for (const verdict of runVerdicts(before, pod, watched, options, ending())) {
         if (!verdict.event) continue;
-        const stopsNow = verdict.action === "stop" && !stopped;
-        events.push({ ...verdict.event, afterMs: Date.now() - started, stopped: stopsNow });
         const fields = { ...verdict.event, afterMs: Date.now() - started };
-        if (verdict.action === "none") log.info(verdict.reason, fields);
-        else if (verdict.action === "report") log.warn(verdict.reason, fields);
+        // A sidecar stopping with its Pod is the kubelet's business, not an event of the run: logged, not recorded.
+        if (verdict.action === "none") {
+          log.info(verdict.reason, fields);
+          continue;
+        }
+        const stopsNow = verdict.action === "stop" && !stopped;
+        events.push({ ...fields, stopped: stopsNow });
+        if (verdict.action === "report") log.warn(verdict.reason, fields);
         else log.error(verdict.reason, fields);
         if (stopsNow) {
           stopped = true;

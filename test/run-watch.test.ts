@@ -296,6 +296,7 @@ describe("what is not a death", () => {
     assert.equal((await proa.exit).code, 143, proa.stderr());
     assert.deepEqual(proa.stdout, ["ready", "SIGTERM"]);
     assert.ok(!proa.logs.some((r) => r.level === "error"), "no death is logged");
+    assert.equal(summary(proa).sidecars, undefined, "nor summarised");
   });
 
   test("SIGTERM first, then the sidecar terminates: not a death", async () => {
