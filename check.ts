@@ -138,6 +138,9 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
     findings.push(
       ...facts.readyUrls.map(({ url, answer }) => checkReadyUrl(url, answer)),
       checkReadyTimeout(options.ready.readyTimeoutMs),
+      ok(
+        "with --ready-url a run watches nothing while the program runs: a sidecar that dies then is not noticed, as proa cannot tell a death from a restart without the Pod",
+      ),
     );
     notReady = facts.readyUrls.filter(({ answer }) => !answer.ready).map(({ url }) => redactUrl(url));
   } else if (pod) {

@@ -492,6 +492,7 @@ describe(
         /^ok +ready URL .*\/ready: HTTP 200, ready$/,
         /^warn ready URL .*\/starting: HTTP 503, not ready yet: starting; fix: /,
         /^ok +the wait for the ready URLs ends after --ready-timeout \(300 s\)$/,
+        /^ok +with --ready-url a run watches nothing while the program runs/,
         /^ok +shutdown POST .*\/quitquitquit: something accepts TCP connections/,
         /^ok +shutdown budget 30 s, from the default, as with --ready-url/,
         /^warn the termination message file/,

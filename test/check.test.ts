@@ -1215,6 +1215,7 @@ describe("judge", () => {
       /^ready URL http:\/\/localhost:15021/,
       /^ready URL http:\/\/localhost:4191/,
       /--ready-timeout \(60 s\)/,
+      /^with --ready-url a run watches nothing while the program runs/,
       /^shutdown POST/,
       /^shutdown budget 30 s, from the default, as with --ready-url/,
       /termination message/,
