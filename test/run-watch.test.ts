@@ -97,7 +97,7 @@ const within = <T>(promise: Promise<T>, what: string): Promise<T> =>
   Promise.race([promise, sleep(10_000).then(() => assert.fail(`waited 10 s for ${what}`))]);
 
 describe("a sidecar that cannot come back ends the run", () => {
-  test("a regular sidecar killed under Never: at once an error naming it, its exit code, reason and time; SIGTERM to the program; the shutdown step; exit 69", async () => {
+  test("a regular sidecar killed under Never: at once an error naming it, its exit code, reason and time; SIGTERM to the program; the shutdown step; exit 69", async (t) => {
     const { proa, pod, message } = run(regular, ["-g", sidecarUrl], SLEEPER);
     await within(proa.waitForStdout("ready"), "the program to start");
     const diedAt = Date.now();
@@ -106,6 +106,7 @@ describe("a sidecar that cannot come back ends the run", () => {
     const reactionMs = Date.now() - diedAt;
     assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED, proa.stderr());
     assert.ok(reactionMs < 2000, `the program got SIGTERM ${reactionMs} ms after the death`);
+    t.diagnostic(`the program got SIGTERM ${reactionMs} ms after the fake API server showed the death`);
     const error = proa.logs.find((record) => record.level === "error");
     assert.equal(
       error?.msg,
