@@ -18,6 +18,7 @@ import {
   checkReadyUrl,
   checkRestartPolicy,
   checkShutdownUrls,
+  checkSidecarDeaths,
   checkStatus,
   checkTerminationMessage,
   formatReport,
@@ -1185,6 +1186,7 @@ describe("judge", () => {
       /own container/,
       /^container proxy/,
       /^restartPolicy/,
+      /^if sidecar proxy dies while the program runs/,
       /^shutdown POST/,
       /^shutdown budget/,
       /termination message/,
@@ -1270,6 +1272,7 @@ describe("judge", () => {
       /^ready URL http:\/\/localhost:15021/,
       /^ready URL http:\/\/localhost:4191/,
       /--ready-timeout \(60 s\)/,
+      /^with --ready-url a run watches nothing while the program runs/,
       /^shutdown POST/,
       /^shutdown budget 30 s, from the default, as with --ready-url/,
       /termination message/,
@@ -1351,5 +1354,52 @@ describe("the --check option", () => {
     assert.match(HELP, /^ {6}--check {2,}check the setup/m);
     assert.match(HELP, /With --check: 0 when no check failed \(warnings allowed\), 1 when one did, 2 for bad usage/);
     assert.match(HELP, /with --ready-url, sends one GET to each ready URL\s+and nothing to the API/);
+  });
+});
+
+describe("checkSidecarDeaths: what a run does if each watched sidecar dies, in the decision's own words", () => {
+  const pod = (policy: "Never" | "OnFailure" | "Always") =>
+    podWith({ sidecars: ["proxy"], nativeSidecars: ["mesh"], ready: true, restartPolicy: policy });
+  const texts = (findings: { text: string }[]) => findings.map((f) => f.text);
+  const waitAll = { waitFor: [], ignore: [] };
+  test("under Never: a regular sidecar's death stops the program, a native one is restarted", () => {
+    assert.deepEqual(texts(checkSidecarDeaths(pod("Never"), "main", waitAll)), [
+      "if sidecar proxy dies while the program runs: the Pod's restartPolicy is Never, so it will not be restarted: proa stops the program",
+      "if native sidecar mesh dies while the program runs: the kubelet restarts native sidecars whatever the Pod's restartPolicy: the program runs on",
+    ]);
+  });
+  test("under OnFailure exit 0 and a failure differ, and are both said", () => {
+    assert.equal(
+      texts(checkSidecarDeaths(pod("OnFailure"), "main", waitAll))[0],
+      "if sidecar proxy dies while the program runs: with exit 0, the Pod's restartPolicy is OnFailure, so it will not be restarted: proa stops the program; with another exit code, the Pod's restartPolicy is OnFailure, so the kubelet restarts it: the program runs on",
+    );
+  });
+  test("the flags change the verdict: --critical, --critical-all, --no-critical", () => {
+    const flags = { critical: ["mesh"], criticalAll: false, noCritical: false };
+    assert.match(
+      texts(checkSidecarDeaths(pod("Always"), "main", waitAll, flags))[1] ?? "",
+      /--critical names it: proa stops the program$/,
+    );
+    assert.match(
+      texts(checkSidecarDeaths(pod("Always"), "main", waitAll, { ...flags, critical: [], criticalAll: true }))[0] ?? "",
+      /--critical names it/,
+    );
+    assert.match(
+      texts(
+        checkSidecarDeaths(pod("Never"), "main", waitAll, { critical: [], criticalAll: false, noCritical: true }),
+      )[0] ?? "",
+      /--no-critical: the program runs on$/,
+    );
+  });
+  test("an --ignore'd container is not watched, and --critical of a container not watched is a FAIL", () => {
+    assert.deepEqual(texts(checkSidecarDeaths(pod("Never"), "main", { waitFor: [], ignore: ["mesh"] })).length, 1);
+    const [finding] = checkSidecarDeaths(
+      pod("Never"),
+      "main",
+      { waitFor: ["proxy"], ignore: [] },
+      { critical: ["mesh"], criticalAll: false, noCritical: false },
+    );
+    assert.equal(finding?.verdict, "FAIL");
+    assert.match(finding?.text ?? "", /^--critical mesh: a run does not watch such a container/);
   });
 });

@@ -8,6 +8,7 @@ import { json } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, test } from "node:test";
 import {
+  defaultTiming,
   loadCluster,
   waitUntilReady,
   watchPod,
@@ -124,13 +125,13 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const { api, cluster } = await start({ pod: notReady });
     afterRequest(api, 2, () => api.setPod(ready));
     assert.deepEqual(
-      versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 290, random: () => 0.5 })),
+      versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 300, random: () => 0.5 })),
       ["1001", "1002"],
     );
     assert.equal(api.requests[0]?.url, "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo");
     assert.equal(
       api.requests[1]?.url,
-      "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo&watch=1&resourceVersion=1001&allowWatchBookmarks=true&timeoutSeconds=276",
+      "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo&watch=1&resourceVersion=1001&allowWatchBookmarks=true&timeoutSeconds=315",
     );
     assert.ok(api.requests.every((r) => r.authorized && r.userAgent === "proa/test" && r.method === "GET"));
   });
@@ -407,6 +408,25 @@ describe("watchPod", { timeout: 60_000 }, () => {
       [],
     );
     assert.deepEqual(kinds(api), ["list", "watch@1001"]);
+  });
+
+  test("a watch asks the server for 300 s jittered up by less than 10%: held for the whole run, it is renewed no more often than every 5 minutes (at most 12 requests an hour)", async () => {
+    assert.equal(defaultTiming.watchTimeoutSeconds, 300);
+    for (const [random, asked] of [
+      [0, 300],
+      [0.5, 315],
+      [0.999, 330],
+    ] as const) {
+      const { api, cluster } = await start({ pod: notReady });
+      afterRequest(api, 2, () => api.setPod(ready));
+      await firstDeliveries(cluster, 2, {
+        ...fast,
+        watchTimeoutSeconds: defaultTiming.watchTimeoutSeconds,
+        random: () => random,
+      });
+      assert.equal(new URL(api.requests[1]!.url, "https://x").searchParams.get("timeoutSeconds"), String(asked));
+      await api.close();
+    }
   });
 
   test("a watch whose headers never come is cut after the margin, not after timeoutSeconds", async () => {
