@@ -174,13 +174,14 @@ build_arch() {
   printf 'bin/node\t%s\n' "$(jq -c --arg sha "$original" --arg loader "$PREFIX/lib/$loader" --arg v "$PATCHELF_VERSION" \
     '. + {file: "package/bin/node", fileSha256: $sha, changed: "patchelf \($v): --set-interpreter \($loader) --force-rpath --set-rpath /proa/lib"}' <<<"$npm_origin")" >>"$origins"
 
-  # proa: the bundle with its `#!/usr/bin/env node` line pointing at the folder's node instead.
+  # proa: the bundle with its `#!/usr/bin/env node` line pointing at the folder's node instead, with
+  # --disable-sigusr1 (Node 22.14+), so that SIGUSR1 never opens Node's inspector while node starts (SECURITY.md).
   local bundle="$REPO/dist/proa.js"
   [[ -f $bundle ]] || die "no dist/proa.js: run \`npm run build\` first (\`npm run build:portable\` does)"
   [[ "$(head -n1 "$bundle")" == "#!/usr/bin/env node" ]] || die "dist/proa.js does not start with #!/usr/bin/env node"
-  { echo "#!$PREFIX/bin/node" && tail -n +2 "$bundle"; } >"$dir/bin/proa"
+  { echo "#!$PREFIX/bin/node --disable-sigusr1" && tail -n +2 "$bundle"; } >"$dir/bin/proa"
   printf 'bin/proa\t%s\n' "$(jq -nc --arg sha "$(sha256sum <"$bundle" | cut -d' ' -f1)" \
-    '{built: "dist/proa.js (npm run build)", fileSha256: $sha, changed: "first line: #!/proa/bin/node"}')" >>"$origins"
+    '{built: "dist/proa.js (npm run build)", fileSha256: $sha, changed: "first line: #!/proa/bin/node --disable-sigusr1"}')" >>"$origins"
   "$REPO/node_modules/.bin/esbuild" "$HERE/install.ts" --bundle --platform=node --target=node20 --format=cjs \
     --banner:js="#!$PREFIX/bin/node" --outfile="$dir/bin/install" --log-level=warning
   printf 'bin/install\t%s\n' '{"built": "portable/install.ts (esbuild, as dist/proa.js)"}' >>"$origins"

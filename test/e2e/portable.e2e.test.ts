@@ -176,7 +176,7 @@ describe("proa's self-contained folder (dist/portable)", { skip: skipReason(), t
   test("the folder is dist/proa.js as it is now (run `npm run build:portable` after a change)", () => {
     const bundle = readFileSync(join(REPO, "dist/proa.js"), "utf8");
     const proa = readFileSync(join(OUT, "linux-amd64/bin/proa"), "utf8");
-    assert.equal(proa.split("\n")[0], "#!/proa/bin/node");
+    assert.equal(proa.split("\n")[0], "#!/proa/bin/node --disable-sigusr1");
     assert.equal(proa.slice(proa.indexOf("\n")), bundle.slice(bundle.indexOf("\n")), "bin/proa is dist/proa.js");
   });
 
@@ -280,7 +280,7 @@ describe("proa's self-contained folder (dist/portable)", { skip: skipReason(), t
         // Whatever a library needs is itself in lib/ (and a direct need of node's, so found through its DT_RPATH).
         for (const needed of facts.needed) assert.ok([...LIBS, loader].includes(needed), `${lib} needs ${needed}`);
       }
-      assert.equal(readFileSync(join(dir, "bin/proa"), "utf8").split("\n")[0], "#!/proa/bin/node");
+      assert.equal(readFileSync(join(dir, "bin/proa"), "utf8").split("\n")[0], "#!/proa/bin/node --disable-sigusr1");
       assert.equal(readFileSync(join(dir, "bin/install"), "utf8").split("\n")[0], "#!/proa/bin/node");
     });
   }
