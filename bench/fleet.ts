@@ -751,6 +751,7 @@ async function runPhase(fleet: Fleet, count: number, seconds: number): Promise<R
 export interface IdleFigures {
   seconds: number; // how long the program ran while proa's CPU was read
   cpuMs: Record<string, number>; // by build: "proa" (dist/proa.js) and "candidate" (BENCH_CANDIDATE) if given
+  cpuMsEvery10s: Record<string, number[]>; // by build, the CPU spent so far, 10 s, 20 s... into the window
   load: { first: number; last: number; mean: number; max: number };
 }
 
@@ -774,9 +775,14 @@ export function idle(
       if (Date.now() > deadline) throw new Error(`the idle programs did not start: ${clients[0]!.stderr()}`);
     await sleep(1000);
     progress(`idle: ${names.join(" and ")}, ${seconds} s...`);
-    const load = loadSampler();
+    const [load, began] = [loadSampler(), now()];
     const before = clients.map((c) => cpuMs(c.child.pid!));
-    await sleep(seconds * 1000);
+    const timeline: number[][] = clients.map(() => []); // each build's CPU so far, every 10 s: where it was spent
+    for (let t = 10; t < seconds; t += 10) {
+      await sleep(Math.max(0, began + t * 1000 - now()));
+      clients.forEach((c, i) => timeline[i]!.push(cpuMs(c.child.pid!) - before[i]!));
+    }
+    await sleep(Math.max(0, began + seconds * 1000 - now()));
     const after = clients.map((c) => cpuMs(c.child.pid!));
     const gone = clients.find((c) => c.child.exitCode !== null || c.child.signalCode !== null);
     if (gone) throw new Error(`a proa exited while its program ran: ${gone.stderr()}`);
@@ -785,6 +791,7 @@ export function idle(
     return {
       seconds,
       cpuMs: Object.fromEntries(names.map((name, i) => [name, after[i]! - before[i]!])),
+      cpuMsEvery10s: Object.fromEntries(names.map((name, i) => [name, timeline[i]!])),
       load: load.stop(),
     };
   });
