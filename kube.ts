@@ -28,6 +28,7 @@ export interface Pod {
 export interface ContainerStatus {
   name: string;
   ready?: boolean;
+  restartCount?: number; // for the run: a sidecar restarted since proa last looked
   containerID?: string;
   state?: ContainerState;
   lastState?: ContainerState;
@@ -35,14 +36,14 @@ export interface ContainerStatus {
 export interface ContainerState {
   running?: { startedAt?: string };
   waiting?: { reason?: string; message?: string };
-  terminated?: { exitCode?: number; reason?: string; signal?: number };
+  terminated?: { exitCode?: number; reason?: string; signal?: number; finishedAt?: string };
 }
 
 /** Every duration the watch and the wait use, injectable so that tests run in milliseconds. */
 export interface Timing {
   backoffBaseMs: number; // the first retry waits base/2..base, doubling with each failure in a row
   backoffMaxMs: number; // cap on the backoff, and on a server's Retry-After
-  watchTimeoutSeconds: number; // asked of the server per watch, jittered down by up to 10%
+  watchTimeoutSeconds: number; // asked of the server per watch, jittered up by up to 10%
   idleMarginMs: number; // limit for connecting, for headers, for a silent list; a watch may be silent (or open) this much longer than its timeoutSeconds
   listTimeoutMs: number; // a list not complete by then is abandoned, however steadily its bytes come
   reminderMs: number; // "still waiting" reminder while nothing changes
@@ -56,7 +57,7 @@ export interface Timing {
 export const defaultTiming: Timing = {
   backoffBaseMs: 1000,
   backoffMaxMs: 30_000,
-  watchTimeoutSeconds: 290,
+  watchTimeoutSeconds: 300, // so a watch held for the whole run costs at most 12 requests an hour
   idleMarginMs: 30_000,
   listTimeoutMs: 60_000, // generous for one Pod: at most 2 MiB, and a few KiB in practice
   reminderMs: 30_000,
@@ -410,11 +411,12 @@ type Shape = "string" | "number" | "boolean" | "label" | { [field: string]: Shap
 const CONTAINER_STATE: Shape = {
   running: {},
   waiting: { reason: "string", message: "string" },
-  terminated: { exitCode: "number", reason: "string", signal: "number" },
+  terminated: { exitCode: "number", reason: "string", signal: "number", finishedAt: "string" },
 };
 const CONTAINER_STATUS: Shape = {
   name: "label",
   ready: "boolean",
+  restartCount: "number",
   containerID: "string",
   state: CONTAINER_STATE,
   lastState: CONTAINER_STATE,
@@ -658,30 +660,80 @@ export async function* watchPod(
   throw state.error;
 }
 
-/** The shutdown step's one look at the Pod after SIGTERM, which may mean it is being deleted: a single list, given up
- * after boundMs. Undefined when it fails or finds no Pod; the step then goes by the last snapshot. */
-export async function readPod(
+/** One watch of proa's Pod for its whole life: the wait, the run and the shutdown step each follow it, none opens its
+ * own. Started by the first follow(); each Pod watchPod delivers goes to onPod, then to every follower in order. */
+export interface PodFeed {
+  /** The latest Pod delivered (null: there is no such Pod); undefined before the first. */
+  latest(): Pod | null | undefined;
+  /** The latest Pod, if any, then each one after. Throws signal.reason when aborted, or the watch's error once it
+   * gives up (401/403 past timing.giveUpMs). Leaving it early leaves the watch running for the other phases. */
+  follow(signal: AbortSignal): AsyncGenerator<Pod | null, never>;
+  /** Ends the watch and its request; resolves once both are gone, its timers cleared. */
+  close(): Promise<void>;
+}
+
+export function podFeed(
   cluster: Cluster,
   log: Log,
   timing: Partial<Timing> = {},
-  boundMs = 2000,
-): Promise<Pod | undefined> {
-  const t = { ...defaultTiming, ...timing };
-  const listing: WatchState = { kind: "listing", failures: 0 };
-  try {
-    for await (const outcome of perform(cluster, log, podsPath(cluster), listing, t, AbortSignal.timeout(boundMs))) {
-      if (outcome.kind === "listed")
-        return (
-          nextWatchState(listing, outcome, t, { namespace: cluster.namespace, name: cluster.podName }).deliver?.pod ??
-          undefined
-        );
-      if (outcome.kind === "failed") log.warn(`could not read the Pod after SIGTERM: ${outcome.error.message}`);
-      return undefined;
+  onPod: (pod: Pod | null) => void = () => {},
+): PodFeed {
+  const stop = new AbortController();
+  const followers = new Set<{ queue: (Pod | null)[]; wake: () => void }>();
+  let latest: Pod | null | undefined;
+  let failure: { error: unknown } | undefined;
+  let pumping: Promise<void> | undefined;
+  const pump = async () => {
+    try {
+      for await (const pod of watchPod(cluster, log, stop.signal, timing)) {
+        latest = pod;
+        onPod(pod);
+        for (const follower of followers) {
+          follower.queue.push(pod);
+          follower.wake();
+        }
+      }
+    } catch (error) {
+      failure = { error };
+      for (const follower of followers) follower.wake();
     }
-  } catch {
-    log.warn(`could not read the Pod after SIGTERM within ${boundMs} ms`);
-  }
-  return undefined;
+  };
+  return {
+    latest: () => latest,
+    async *follow(signal) {
+      pumping ??= pump();
+      const follower = { queue: latest === undefined ? [] : [latest], wake: () => {} };
+      followers.add(follower);
+      try {
+        for (;;) {
+          signal.throwIfAborted();
+          const next = follower.queue.shift();
+          if (next !== undefined) yield next;
+          else if (failure) throw failure.error;
+          else await woken(follower, signal);
+        }
+      } finally {
+        followers.delete(follower);
+      }
+    },
+    close: () => {
+      stop.abort(new Error("proa has finished with its Pod"));
+      return pumping ?? Promise.resolve();
+    },
+  };
+}
+
+/** Resolves at the follower's next wake() or when signal aborts (the loop then throws its reason). */
+function woken(follower: { wake: () => void }, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      follower.wake = () => {};
+      resolve();
+    };
+    follower.wake = done;
+    signal.addEventListener("abort", done);
+  });
 }
 
 function podsPath(cluster: Cluster): string {
@@ -816,7 +868,8 @@ async function* perform(
       await sleep(state.delayMs, undefined, { signal });
       yield { kind: "waited", at: Date.now() };
     } else if (state.kind === "watching") {
-      const timeoutSeconds = Math.round(t.watchTimeoutSeconds * (1 - t.random() / 10));
+      // Jittered upwards: proas started together spread their renewals, and none renews sooner than asked.
+      const timeoutSeconds = Math.round(t.watchTimeoutSeconds * (1 + t.random() / 10));
       const query = `&watch=1&resourceVersion=${encodeURIComponent(state.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}`;
       const lines = lineSplitter();
       let count = 0;
@@ -982,6 +1035,80 @@ export function runningContainers(pod: Pod, ownContainer: string): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// A sidecar's death or restart while the program runs (pure)
+
+/** What the user said about deaths: --critical NAME / --critical-all, and --no-critical. */
+export interface DeathFlags {
+  critical: boolean; // this container was named by --critical, or --critical-all was given
+  noCritical: boolean; // --no-critical: a death is reported, never stops the program
+}
+
+/** What happened to one sidecar between two Pods, as the log, the summary and the termination message tell it. */
+export interface SidecarEvent {
+  name: string;
+  kind: "died" | "restarting" | "restarted"; // terminated for good; terminated, to be restarted; seen running again
+  exitCode?: number;
+  reason?: string; // the kubelet's: Error, OOMKilled, Completed
+  finishedAt?: string;
+  restartCount: number;
+}
+
+export interface SidecarVerdict {
+  action: "none" | "report" | "stop"; // stop: SIGTERM to the program, then the shutdown step, and exit SIDECAR_DIED
+  reason: string; // in words, for the log, the summary, the termination message and --check
+  event?: SidecarEvent; // absent when nothing happened
+}
+
+/**
+ * The kubelet restarts a native sidecar (an init container with restartPolicy Always) whatever the Pod's policy, even
+ * while it shows it terminated with restartCount 0 and no lastState (about a second, on 1.33 and 1.35); a regular one
+ * under Always, and under OnFailure after a failure. One that will not run again stops the program unless --no-critical;
+ * one that comes back is reported unless --critical names it. Nothing is a death once the Pod is being deleted, proa
+ * has received SIGTERM or the shutdown step has begun (`ending`): then the kubelet or proa is stopping the sidecars.
+ */
+export function sidecarVerdict(
+  restartPolicy: string | undefined,
+  native: boolean,
+  before: ContainerStatus | undefined,
+  after: ContainerStatus | undefined,
+  flags: DeathFlags,
+  ending: boolean,
+): SidecarVerdict {
+  const name = after?.name ?? before?.name ?? "?";
+  const restarts = (status: ContainerStatus | undefined) => status?.restartCount ?? 0;
+  const terminated = after?.state?.terminated;
+  const wasTerminated = Boolean(before?.state?.terminated);
+  const restarted = restarts(after) > restarts(before);
+  // One event per run that ended: its termination, or (when no Pod showed that) its restart.
+  const kind =
+    terminated && (!wasTerminated || restarted) ? "terminated" : restarted && !wasTerminated ? "restarted" : undefined;
+  if (!after || !kind) return { action: "none", reason: `${name}: no change` };
+  const ended = kind === "terminated" ? terminated : after.lastState?.terminated;
+  const how = `exit code ${ended?.exitCode ?? "unknown"}${ended?.reason ? ` (${quote(ended.reason, 80)})` : ""}`;
+  const comesBack =
+    native || restartPolicy === "Always" || (restartPolicy === "OnFailure" && terminated?.exitCode !== 0);
+  const event: SidecarEvent = {
+    name,
+    kind: kind === "restarted" ? "restarted" : comesBack ? "restarting" : "died",
+    ...(ended?.exitCode !== undefined ? { exitCode: ended.exitCode } : {}),
+    ...(ended?.reason ? { reason: quote(ended.reason, 80) } : {}),
+    ...(ended?.finishedAt ? { finishedAt: quote(ended.finishedAt, 40) } : {}),
+    restartCount: restarts(after),
+  };
+  const what = `${native ? "native " : ""}sidecar ${name} ${kind === "restarted" ? `was restarted after ${how}` : `terminated with ${how}`}`;
+  if (ending) return { action: "none", reason: `${what} as its Pod is being stopped: not a death`, event };
+  const why = native
+    ? "the kubelet restarts native sidecars whatever the Pod's restartPolicy"
+    : `the Pod's restartPolicy is ${restartPolicy ?? "unknown"}, so ${comesBack ? "the kubelet restarts it" : "it will not be restarted"}`;
+  if (!comesBack && flags.noCritical)
+    return { action: "report", reason: `${what} and ${why}; --no-critical: the program runs on`, event };
+  if (!comesBack) return { action: "stop", reason: `${what} and ${why}: proa stops the program`, event };
+  if (flags.critical && !flags.noCritical)
+    return { action: "stop", reason: `${what}; ${why}, but --critical names it: proa stops the program`, event };
+  return { action: "report", reason: `${what}; ${why}: the program runs on`, event };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The wait
 
 export interface ReadyOptions {
@@ -998,9 +1125,13 @@ export interface ReadyPod {
   ownContainer: string;
 }
 
-/** Watches the Pod until every container but proa's own is ready. onPod receives every snapshot with the container
- * chosen as proa's own, so the caller keeps the last one for the shutdown step even when the wait fails. Rejects
- * with a user-facing Error, or with signal.reason when aborted. */
+/** The watch's timing for a wait: with --ready-timeout, 401/403 and a missing Pod are retried until it passes. */
+export const waitTiming = (options: ReadyOptions, timing: Partial<Timing> = {}): Partial<Timing> =>
+  options.readyTimeoutMs === undefined ? timing : { ...timing, giveUpMs: Infinity };
+
+/** Follows the Pod (feed, else a watch of its own) until every container but proa's own is ready. onPod receives
+ * every snapshot with the container chosen as proa's own. Rejects with a user-facing Error, or with signal.reason when
+ * aborted. */
 export async function waitUntilReady(
   cluster: Cluster,
   options: ReadyOptions,
@@ -1008,9 +1139,11 @@ export async function waitUntilReady(
   signal: AbortSignal,
   onPod?: (pod: Pod, ownContainer: string) => void,
   timing: Partial<Timing> = {},
+  feed?: PodFeed,
 ): Promise<ReadyPod> {
   signal.throwIfAborted();
   const t = { ...defaultTiming, ...timing };
+  const ownFeed = feed ? undefined : podFeed(cluster, log, waitTiming(options, timing));
   const pod = `${cluster.namespace}/${cluster.podName}`;
   const hints = ownContainerHints(options.container);
   const bounded = options.readyTimeoutMs !== undefined;
@@ -1046,7 +1179,7 @@ export async function waitUntilReady(
     ignore: options.ignore,
   });
   try {
-    for await (const seen of watchPod(cluster, log, stop.signal, bounded ? { ...t, giveUpMs: Infinity } : t)) {
+    for await (const seen of (feed ?? ownFeed!).follow(stop.signal)) {
       missing = seen === null;
       // Seen once, then gone: deleted. The uid is kept, so a Pod created again under its name cannot bring it back.
       if (seen === null && own !== undefined)
@@ -1081,11 +1214,106 @@ export async function waitUntilReady(
     }
     throw new Error("the watch of the Pod ended"); // unreachable: watchPod ends only by throwing
   } finally {
+    await ownFeed?.close();
     signal.removeEventListener("abort", abort);
     clearTimeout(readyTimer);
     clearTimeout(missingTimer);
     clearInterval(reminder);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The run: the same watch, asking whether a sidecar died or restarted
+
+export interface RunOptions {
+  critical: string[]; // --critical NAME
+  criticalAll: boolean; // --critical-all
+  noCritical: boolean; // --no-critical
+  stopTimeoutMs?: number; // --program-stop-timeout: SIGTERM to SIGKILL after a death (default: the grace period)
+}
+
+/** A sidecar's event as the run's record keeps it: when, since the program started, and whether it stopped the run. */
+export interface RunEvent extends SidecarEvent {
+  afterMs: number;
+  stopped: boolean;
+}
+
+/** The containers the run watches (those the wait watched) with whether each is a native sidecar. */
+export function watchedSidecars(pod: Pod, watched: string[]): { name: string; native: boolean }[] {
+  const native = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name);
+  return watched.map((name) => ({ name, native: native.includes(name) }));
+}
+
+/** Each sidecar's verdict between two Pods, for the containers watched. */
+export function runVerdicts(
+  before: Pod,
+  after: Pod,
+  watched: string[],
+  options: RunOptions,
+  ending: boolean,
+): SidecarVerdict[] {
+  const statuses = (pod: Pod) => [
+    ...(pod.status?.containerStatuses ?? []),
+    ...(pod.status?.initContainerStatuses ?? []),
+  ];
+  const find = (pod: Pod, name: string) => statuses(pod).find((s) => s.name === name);
+  const deleting = ending || Boolean(after.metadata?.deletionTimestamp);
+  return watchedSidecars(after, watched).map(({ name, native }) =>
+    sidecarVerdict(
+      restartPolicyOf(after),
+      native,
+      find(before, name),
+      find(after, name),
+      { critical: options.criticalAll || options.critical.includes(name), noCritical: options.noCritical },
+      deleting,
+    ),
+  );
+}
+
+/**
+ * Follows the Pod while the program runs, from `ready` (the Pod the wait ended on): logs each sidecar's death or
+ * restart at once, and calls stop once, on the first that ends the run. Resolves with the events when `until` aborts.
+ * A watch that gives up (401/403 for good) is logged: the program runs on, unwatched.
+ */
+export async function watchTheRun(
+  feed: PodFeed,
+  ready: Pod,
+  watched: string[],
+  options: RunOptions,
+  ending: () => boolean,
+  until: AbortSignal,
+  log: Log,
+  stop: (verdict: SidecarVerdict) => void,
+): Promise<RunEvent[]> {
+  const started = Date.now();
+  const events: RunEvent[] = [];
+  let before = ready;
+  let stopped = false;
+  try {
+    for await (const pod of feed.follow(until)) {
+      if (pod === null) continue; // gone: the shutdown step says so
+      for (const verdict of runVerdicts(before, pod, watched, options, ending())) {
+        if (!verdict.event) continue;
+        const stopsNow = verdict.action === "stop" && !stopped;
+        events.push({ ...verdict.event, afterMs: Date.now() - started, stopped: stopsNow });
+        const fields = { ...verdict.event, afterMs: Date.now() - started };
+        if (verdict.action === "none") log.info(verdict.reason, fields);
+        else if (verdict.action === "report") log.warn(verdict.reason, fields);
+        else log.error(verdict.reason, fields);
+        if (stopsNow) {
+          stopped = true;
+          stop(verdict);
+        }
+      }
+      before = pod;
+    }
+  } catch (error) {
+    if (!until.aborted)
+      log.warn("proa stopped watching the sidecars while the program runs: the watch of the Pod failed", {
+        error: error instanceof Error ? error.message : String(error),
+      });
+  }
+  return events;
 }
 
 const seconds = (ms = 0) => `${ms / 1000} s`;

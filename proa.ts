@@ -7,13 +7,19 @@ import { parseArgs } from "node:util";
 import {
   loadCluster,
   nodeEnvironmentWarnings,
+  podFeed,
   ReadyTimeoutError,
   waitedFor,
+  waitTiming,
   waitUntilReady,
+  watchTheRun,
   type Pod,
   type ReadyOptions,
+  type RunEvent,
+  type RunOptions,
 } from "./kube.ts";
 import {
+  gracePeriodMs,
   podExitWatch,
   shutDownSidecars,
   type ExitWatch,
@@ -59,12 +65,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     await sidecars.waitUntilReady(lifecycle.beforeStart);
     lifecycle.beforeStart.throwIfAborted(); // a signal that came just as the wait succeeded still wins
     story.waitEnded({ kind: "ready" });
-    const outcome = await runProgram(options.command, log, (child) => {
-      shutdownContext.childPid = child.pid;
-      lifecycle.forwardTo(child);
-    });
-    story.programEnded(outcome);
-    status = exitStatus(outcome);
+    const run = await runWatched(options, sidecars, lifecycle, shutdownContext, log);
+    story.programEnded(run.outcome, run.events);
+    status = run.sidecarDied ? SIDECAR_DIED : exitStatus(run.outcome);
   } catch (error) {
     const ending = waitEnding(error, log);
     story.waitEnded(ending);
@@ -73,11 +76,48 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   lifecycle.shuttingDown();
   shutdownContext.status = status; // with the Pod's restartPolicy, whether the sidecars are shut down at all
   const shutdown = await shutDownSidecars(options.shutdown, shutdownContext, log);
+  await sidecars.close();
   lifecycle.release();
   const record = story.finish(sidecars.waitedFor(), shutdown, status);
   tellTheStory(record, options.terminationMessage ? sidecars.terminationLog() : undefined, log);
   log.info("exiting", { status });
   return status;
+}
+
+/** Runs the program while the Pod's watch looks for a sidecar that dies or restarts; a death that ends the run
+ * stops the program (SIGTERM, then SIGKILL after --program-stop-timeout). */
+async function runWatched(
+  options: Options,
+  sidecars: Sidecars,
+  lifecycle: ReturnType<typeof trapSignals>,
+  context: ShutdownContext,
+  log: Log,
+): Promise<{ outcome: ProgramOutcome; events: RunEvent[]; sidecarDied: boolean }> {
+  const running = new AbortController();
+  let watching: Promise<RunEvent[]> = Promise.resolve([]);
+  let sidecarDied = false;
+  const outcome = await runProgram(options.command, log, (child) => {
+    context.childPid = child.pid;
+    lifecycle.forwardTo(child);
+    const ending = () => lifecycle.sigterm.aborted; // the Pod's deletion is read from the Pod itself
+    watching = sidecars.watchRun(options.run, ending, running.signal, () => {
+      sidecarDied = true;
+      stopProgram(child, Math.min(options.run.stopTimeoutMs ?? Infinity, gracePeriodMs(context.pod)), log);
+    });
+  });
+  running.abort();
+  return { outcome, events: await watching, sidecarDied };
+}
+
+/** SIGTERM now, SIGKILL after graceMs unless the program has exited by then. */
+function stopProgram(child: ChildProcess, graceMs: number, log: Log): void {
+  log.warn(`sending SIGTERM to the program; SIGKILL in ${graceMs} ms if it has not exited`, { pid: child.pid });
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => {
+    log.warn(`the program did not exit within ${graceMs} ms of SIGTERM: sending SIGKILL`, { pid: child.pid });
+    child.kill("SIGKILL");
+  }, graceMs);
+  child.once("close", () => clearTimeout(timer));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -87,40 +127,66 @@ export interface Sidecars extends ExitWatch {
   mode: WaitRecord["mode"];
   /** Resolves once every sidecar is ready; rejects with signal.reason when aborted, else with a user-facing Error. */
   waitUntilReady(signal: AbortSignal): Promise<unknown>;
+  /** While the program runs, until `until` aborts: the sidecars' deaths and restarts; stop() on one that ends the run. */
+  watchRun(options: RunOptions, ending: () => boolean, until: AbortSignal, stop: () => void): Promise<RunEvent[]>;
   /** For the summary: the containers (or URLs) the wait watched, as far as proa knows them. */
   waitedFor(): string[];
   /** proa's own termination message file, with its policy. */
   terminationLog(): TerminationLog;
+  /** Ends the watch of the Pod, if there is one. */
+  close(): Promise<void>;
 }
 
-/** With --ready-url, the sidecars' own endpoints and no Kubernetes API at all; otherwise proa's Pod, read through
- * the API (in-cluster config is loaded when the wait starts, so that its errors end the wait like any other). */
+/** With --ready-url, the sidecars' own endpoints and no Kubernetes API at all (nothing is watched while the program
+ * runs: see README); otherwise proa's Pod, through one watch from the wait to the end of the shutdown step (in-cluster
+ * config is loaded when the wait starts, so that its errors end the wait like any other). */
 function watchSidecars(options: Options, env: NodeJS.ProcessEnv, log: Log, onPod: (pod: Pod) => void): Sidecars {
   if (options.readyUrls.length > 0) {
     return {
       mode: "urls",
       ...readyUrls(options.readyUrls, options.ready.readyTimeoutMs, USER_AGENT, log),
+      watchRun: async () => [],
       waitedFor: () => options.readyUrls.map(String),
       terminationLog: () => terminationLog(undefined, env), // no Pod spec: the kubelet's default path
+      close: async () => {},
     };
   }
-  const seen: PodSeen = {};
+  const seen: PodSeen & { ready?: Pod } = {};
   const { waitFor, ignore } = options.ready;
-  const ownSpec = () => seen.pod?.spec?.containers?.find(({ name }) => name === seen.ownContainer);
+  const latest = () => seen.feed?.latest() ?? undefined;
+  const ownSpec = () => latest()?.spec?.containers?.find(({ name }) => name === seen.ownContainer);
+  const watched = () => {
+    const pod = latest();
+    return pod && seen.ownContainer ? waitedFor(pod, seen.ownContainer, waitFor, ignore) : waitFor;
+  };
   return {
     mode: "pod",
     async waitUntilReady(signal) {
-      seen.cluster = loadCluster(env, USER_AGENT);
-      return waitUntilReady(seen.cluster, options.ready, log, signal, (pod, ownContainer) => {
-        Object.assign(seen, { pod, ownContainer });
-        onPod(pod);
-      });
+      const cluster = loadCluster(env, USER_AGENT);
+      seen.feed = podFeed(cluster, log, waitTiming(options.ready), (pod) => pod && onPod(pod));
+      const ready = await waitUntilReady(
+        cluster,
+        options.ready,
+        log,
+        signal,
+        (pod, own) => {
+          if (seen.ownContainer === undefined)
+            checkCritical(options.run.critical, waitedFor(pod, own, waitFor, ignore));
+          seen.ownContainer = own;
+        },
+        {},
+        seen.feed,
+      );
+      seen.ready = ready.pod;
+      return ready;
     },
+    watchRun: async (run, ending, until, stop) =>
+      seen.feed && seen.ready ? watchTheRun(seen.feed, seen.ready, watched(), run, ending, until, log, stop) : [],
     ...podExitWatch(seen),
     // Once proa knew its Pod, the containers the wait watched; before that, those --wait-for named.
-    waitedFor: () =>
-      seen.pod && seen.ownContainer ? waitedFor(seen.pod, seen.ownContainer, waitFor, ignore) : waitFor,
+    waitedFor: watched,
     terminationLog: () => terminationLog(ownSpec(), env),
+    close: async () => seen.feed?.close(),
   };
 }
 
@@ -129,6 +195,9 @@ function watchSidecars(options: Options, env: NodeJS.ProcessEnv, log: Log, onPod
 
 export const USAGE_ERROR = 2;
 export const WAIT_FAILED = 1;
+// sysexits' EX_UNAVAILABLE, "a service is unavailable": a sidecar that cannot come back ended the run. Unlike 1, 2,
+// 126, 127 and 128+N, no program's own failure reads as it, so a Job's podFailurePolicy can tell the two apart.
+export const SIDECAR_DIED = 69;
 
 export function exitStatus(outcome: ProgramOutcome): number {
   switch (outcome.kind) {
@@ -140,6 +209,15 @@ export function exitStatus(outcome: ProgramOutcome): number {
       // 127: not found, 126: found but cannot be executed (POSIX shell conventions, as in tini).
       return outcome.errno === "ENOENT" ? 127 : 126;
   }
+}
+
+/** --critical names a container the run watches (as --wait-for and --ignore name the Pod's), or the wait fails. */
+function checkCritical(critical: string[], watched: string[]): void {
+  const unknown = critical.find((name) => !watched.includes(name));
+  if (unknown !== undefined)
+    throw new Error(
+      `--critical ${unknown}: proa does not watch such a container (it watches those it waits for: ${watched.join(", ") || "none"})`,
+    );
 }
 
 /** Why the program never ran: a signal (the wait's abort reason), --ready-timeout, or an error, which is logged. */
@@ -258,6 +336,7 @@ export interface Options {
   command: string[];
   readyUrls: URL[]; // --ready-url: when given, wait on these instead of the Kubernetes API
   ready: ReadyOptions;
+  run: RunOptions; // what a sidecar's death or restart does while the program runs
   shutdown: ShutdownOptions;
   terminationMessage: boolean; // false: --no-termination-message
 }
@@ -276,6 +355,10 @@ const OPTIONS = {
   ignore: { type: "string", short: "i", multiple: true },
   "ready-url": { type: "string", multiple: true },
   "ready-timeout": { type: "string" },
+  critical: { type: "string", multiple: true },
+  "critical-all": { type: "boolean" },
+  "no-critical": { type: "boolean" },
+  "program-stop-timeout": { type: "string" },
   "shutdown-timeout": { type: "string" },
   "shutdown-request-timeout": { type: "string" },
   "no-termination-message": { type: "boolean" },
@@ -360,7 +443,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
 
   const urls = (option: string, list: string[] | undefined) => (list ?? []).map((url) => httpUrl(option, url));
   const readyUrls = urls("--ready-url", values["ready-url"]);
-  const podOnly = (["container", "wait-for", "ignore"] as const).find(
+  const podOnly = (["container", "wait-for", "ignore", "critical", "critical-all", "no-critical"] as const).find(
     (name) => readyUrls.length > 0 && values[name] !== undefined,
   );
   if (podOnly) {
@@ -368,6 +451,16 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
       `--${podOnly} cannot be combined with --ready-url: with --ready-url proa does not read its Pod, so it knows no containers by name; give one --ready-url per sidecar instead`,
     );
   }
+  const critical = values.critical ?? [];
+  if (values["no-critical"] && (critical.length > 0 || values["critical-all"]))
+    throw new UsageError(
+      `--no-critical cannot be combined with --critical${values["critical-all"] ? "-all" : ""}: choose whether a sidecar's death stops the program`,
+    );
+  const ignored = critical.find((name) => values.ignore?.includes(name));
+  if (ignored !== undefined)
+    throw new UsageError(
+      `--critical ${ignored} cannot be combined with --ignore ${ignored}: proa never watches an ignored container`,
+    );
   return {
     kind: "run",
     options: {
@@ -379,6 +472,12 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Comman
         waitFor: values["wait-for"] ?? [],
         ignore: values.ignore ?? [],
         readyTimeoutMs: optionalDuration("--ready-timeout", values["ready-timeout"]),
+      },
+      run: {
+        critical,
+        criticalAll: values["critical-all"] ?? false,
+        noCritical: values["no-critical"] ?? false,
+        stopTimeoutMs: optionalDuration("--program-stop-timeout", values["program-stop-timeout"]),
       },
       shutdown: {
         httpGet: urls("--shutdown-http-get", values["shutdown-http-get"]),

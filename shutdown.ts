@@ -7,7 +7,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync 
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
-import { readPod, restartPolicyOf, runningContainers, watchPod, type Cluster, type Pod, type Timing } from "./kube.ts";
+import { restartPolicyOf, runningContainers, type Pod, type PodFeed } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
@@ -68,13 +68,18 @@ export interface ExitRecord {
 }
 export type WaitOutcome = "all exited" | "pod gone" | "budget spent" | "watch failed" | "not watched";
 
-/** How the shutdown step sees the sidecars exit: by watching the Pod (podExitWatch), or by their ready URLs' ports
- * refusing connections (readyurl.ts). Either way the wait ends when `until` aborts (the deadline), and a Pod snapshot,
- * when the source reads one, goes to `seen` (a deletion moves the deadline). */
+/** How the shutdown step sees the sidecars exit: by following the Pod's watch (podExitWatch), or by their ready URLs'
+ * ports refusing connections (readyurl.ts). Either way the wait ends when `until` aborts (the deadline), and a Pod
+ * snapshot, when the source has one, goes to `seen` (a deletion moves the deadline). */
 export interface ExitWatch {
-  waitForExit(until: AbortSignal, seen: (pod: Pod) => void, startedAt: number, log: Log): Promise<WaitResult>;
-  /** The Pod as it is now, read once and bounded; undefined when it cannot be read (or there is no Pod to read). */
-  readPod?(log: Log): Promise<Pod | undefined>;
+  /** `from`: the Pod as the step last saw it, whose running sidecars the wait starts from. */
+  waitForExit(
+    until: AbortSignal,
+    seen: (pod: Pod) => void,
+    startedAt: number,
+    log: Log,
+    from?: Pod,
+  ): Promise<WaitResult>;
 }
 export interface WaitResult {
   outcome: WaitOutcome;
@@ -173,9 +178,7 @@ export async function shutDownSidecars(
   const onSigterm = () => moved("received SIGTERM");
   context.sigterm?.addEventListener("abort", onSigterm);
   try {
-    // The kubelet sends SIGTERM when it deletes the Pod; the last snapshot, from the wait for readiness, predates that.
-    if (sigtermAt(context.sigterm) !== undefined && pod && !isDeleting(pod))
-      pod = (await context.sidecars?.readPod?.(log)) ?? pod;
+    // The Pod is the watch's latest: a deletion it delivers later, while the step waits, reaches `seen` below.
     report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod));
     if (isDeleting(pod))
       moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
@@ -223,7 +226,7 @@ export async function shutDownSidecars(
     };
     const notWatched: WaitResult = { outcome: "not watched", stillRunning: [], exits: [] };
     const watched =
-      (report.plan.waitForExit && context.sidecars?.waitForExit(stopWaiting.signal, seen, startedAt, log)) ||
+      (report.plan.waitForExit && context.sidecars?.waitForExit(stopWaiting.signal, seen, startedAt, log, pod)) ||
       Promise.resolve(notWatched);
     const [answers, wait] = await Promise.all([sent, watched]);
     report.requests = answers;
@@ -813,40 +816,36 @@ export function signalTargets(targets: Target[], log: Log, procDir = "/proc"): S
 // ---------------------------------------------------------------------------------------------------------------
 // Waiting for the sidecars to exit, by watching the Pod
 
-/** What proa knows of its Pod: the API to watch it (once loaded), and the last snapshot with proa's own container. */
+/** What proa knows of its Pod: the one watch of it (once the API is loaded), and proa's own container. */
 export interface PodSeen {
-  cluster?: Cluster;
-  pod?: Pod;
+  feed?: PodFeed;
   ownContainer?: string;
 }
 
 /** Each regular sidecar counts as exited once the Pod shows it terminated. */
-export function podExitWatch(known: PodSeen, watchTiming?: Partial<Timing>): ExitWatch {
-  return {
-    waitForExit: (until, seen, startedAt, log) => waitForExit(known, until, seen, watchTiming, startedAt, log),
-    readPod: async (log) => (known.cluster ? readPod(known.cluster, log, watchTiming) : undefined),
-  };
+export function podExitWatch(known: PodSeen): ExitWatch {
+  return { waitForExit: (until, seen, startedAt, log, from) => waitForExit(known, until, seen, startedAt, log, from) };
 }
 
 /**
- * Watches the Pod until every regular sidecar has exited, the Pod is gone, or `until` aborts (the deadline). Each
- * Pod seen is passed to `seen` (a deletion may move the deadline).
+ * Follows the Pod's watch until every regular sidecar has exited, the Pod is gone, or `until` aborts (the deadline).
+ * Each Pod seen is passed to `seen` (a deletion may move the deadline).
  */
 async function waitForExit(
   context: PodSeen,
   until: AbortSignal,
   seen: (pod: Pod) => void,
-  watchTiming: Partial<Timing> | undefined,
   startedAt: number,
   log: Log,
+  from: Pod | undefined,
 ): Promise<WaitResult> {
-  const { cluster, ownContainer } = context;
+  const { feed, ownContainer } = context;
   const exits: ExitRecord[] = [];
-  if (!cluster || !ownContainer) {
+  if (!feed || !ownContainer) {
     log.info("not waiting for the sidecars to exit: proa did not get to know its Pod and its own container");
     return { outcome: "not watched", stillRunning: [], exits };
   }
-  let running = context.pod ? runningContainers(context.pod, ownContainer) : undefined;
+  let running = from ? runningContainers(from, ownContainer) : undefined;
   if (running?.length === 0) return { outcome: "all exited", stillRunning: [], exits };
   if (until.aborted) return { outcome: "budget spent", stillRunning: running ?? ["unknown"], exits };
   // The watch retries an unreachable API on its own; aborting it at the deadline is what bounds the wait.
@@ -854,7 +853,7 @@ async function waitForExit(
   const abort = () => stop.abort(new Error("the shutdown budget is spent"));
   until.addEventListener("abort", abort);
   try {
-    for await (const pod of watchPod(cluster, log, stop.signal, watchTiming)) {
+    for await (const pod of feed.follow(stop.signal)) {
       if (pod === null) {
         log.info("the Pod is gone, so there are no sidecars left to wait for");
         return { outcome: "pod gone", stillRunning: [], exits };

@@ -13,6 +13,7 @@ import {
   type Stats,
 } from "node:fs";
 import { quote, redactUrl, withoutSecrets, type Fields, type Log } from "./log.ts";
+import type { RunEvent } from "./kube.ts";
 import type { ShutdownReport } from "./shutdown.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -40,6 +41,7 @@ export interface WaitRecord {
 export interface RunRecord {
   wait: WaitRecord;
   program: { name: string; outcome?: ProgramOutcome; durationMs?: number }; // no outcome: it never ran (see wait)
+  sidecars?: RunEvent[]; // deaths and restarts seen while the program ran; one with `stopped` ended the run
   shutdown: ShutdownReport; // the shutdown step's own record of what it did
   status: number; // proa's own exit status
 }
@@ -49,15 +51,17 @@ export function recordRun(program: string, mode: WaitRecord["mode"], now: () => 
   const began = now();
   let wait: Omit<WaitRecord, "mode" | "names"> | undefined;
   let programRecord: RunRecord["program"] = { name: program };
+  let sidecars: RunEvent[] = [];
   const waitEnded = (ending: WaitEnding) => (wait = { durationMs: now() - began, ending });
   return {
     waitEnded,
-    programEnded(outcome: ProgramOutcome) {
+    programEnded(outcome: ProgramOutcome, events: RunEvent[] = []) {
       programRecord = { name: program, outcome, durationMs: now() - began - (wait?.durationMs ?? 0) };
+      sidecars = events;
     },
     finish(names: string[], shutdown: ShutdownReport, status: number): RunRecord {
       const ended = wait ?? waitEnded({ kind: "failed", reason: "proa did not record how the wait ended" });
-      return { wait: { mode, names, ...ended }, program: programRecord, shutdown, status };
+      return { wait: { mode, names, ...ended }, program: programRecord, sidecars, shutdown, status };
     },
   };
 }
@@ -67,7 +71,7 @@ export function recordRun(program: string, mode: WaitRecord["mode"], now: () => 
 
 /** The record as the summary line's fields (JSON leaves out what is undefined). The shutdown report's URLs are
  * already redacted; they, and every error quoted, are made safe again here, where the story leaves the process. */
-export function summaryFields({ wait, program, shutdown, status }: RunRecord): Fields {
+export function summaryFields({ wait, program, sidecars = [], shutdown, status }: RunRecord): Fields {
   const { ending } = wait;
   return {
     status,
@@ -80,6 +84,7 @@ export function summaryFields({ wait, program, shutdown, status }: RunRecord): F
       signal: "signal" in ending ? ending.signal : undefined,
     },
     program: { name: quote(program.name), ...(program.outcome ?? { kind: "never ran" }), ms: program.durationMs },
+    sidecars: sidecars.length > 0 ? sidecars.map((event) => ({ ...event, name: quote(event.name, 100) })) : undefined,
     shutdown: {
       ...shutdown,
       requests: shutdown.requests.map((request) => ({
@@ -106,7 +111,7 @@ const HEADLINE_SIDECARS = 5; // more are counted, not named, in the first line
 
 export function terminationMessage(record: RunRecord): string {
   const { wait, shutdown, status } = record;
-  const lines = [headline(record), ...sidecarFailures(record)];
+  const lines = [...deathLine(record), headline(record), ...sidecarFailures(record), ...restartLines(record)];
   const names = waitedNames(wait);
   const waited = `waited ${duration(wait.durationMs)}${names.length > 0 ? ` for ${names.join(", ")}` : ""}`;
   if (wait.ending.kind === "ready") lines.push(`${waited}: ready`);
@@ -163,6 +168,29 @@ export function sidecarFailures({ wait, program, shutdown }: RunRecord): string[
       ({ name, exitCode }) =>
         `sidecar ${name} exited ${exitCode}: the Pod is Failed although the program exited 0 (with restartPolicy Never)`,
     );
+}
+
+/** The sidecar whose death ended the run, first: it is why proa's status is not the program's. */
+function deathLine({ sidecars = [], status }: RunRecord): string[] {
+  return sidecars
+    .filter(({ stopped }) => stopped)
+    .map((event) => `sidecar ${eventText(event)}: proa stopped the program and exits ${status}`);
+}
+
+/** The other deaths and restarts seen while the program ran, which it ran on through. */
+function restartLines({ sidecars = [] }: RunRecord): string[] {
+  return sidecars.filter(({ stopped }) => !stopped).map((event) => `sidecar ${eventText(event)}`);
+}
+
+/** "db-proxy died 1m02s into the program (exit 137, OOMKilled, at 2026-12-07T10:51:00Z)" */
+function eventText({ name, kind, exitCode, reason, finishedAt, afterMs }: RunEvent): string {
+  const what = kind === "died" ? "died" : kind === "restarting" ? "terminated, to be restarted," : "restarted";
+  const details = [
+    `exit ${exitCode ?? "unknown"}`,
+    ...(reason ? [quote(reason, 40)] : []),
+    ...(finishedAt ? [`at ${quote(finishedAt, 40)}`] : []),
+  ];
+  return `${quote(name, 100)} ${what} ${duration(afterMs)} into the program (${details.join(", ")})`;
 }
 
 /** The first line: how the program ended (or why it never ran), then how the sidecars ended. */

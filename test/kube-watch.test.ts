@@ -124,13 +124,13 @@ describe("watchPod", { timeout: 60_000 }, () => {
     const { api, cluster } = await start({ pod: notReady });
     afterRequest(api, 2, () => api.setPod(ready));
     assert.deepEqual(
-      versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 290, random: () => 0.5 })),
+      versions(await firstDeliveries(cluster, 2, { ...fast, watchTimeoutSeconds: 300, random: () => 0.5 })),
       ["1001", "1002"],
     );
     assert.equal(api.requests[0]?.url, "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo");
     assert.equal(
       api.requests[1]?.url,
-      "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo&watch=1&resourceVersion=1001&allowWatchBookmarks=true&timeoutSeconds=276",
+      "/api/v1/namespaces/proa-e2e/pods?fieldSelector=metadata.name%3Dproa-demo&watch=1&resourceVersion=1001&allowWatchBookmarks=true&timeoutSeconds=315",
     );
     assert.ok(api.requests.every((r) => r.authorized && r.userAgent === "proa/test" && r.method === "GET"));
   });

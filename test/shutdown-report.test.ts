@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadCluster } from "../kube.ts";
+import { loadCluster, podFeed } from "../kube.ts";
 import { podExitWatch, shutDownSidecars, type ShutdownOptions } from "../shutdown.ts";
 import { podWith, startFakeApiServer } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
@@ -79,17 +79,16 @@ describe("the shutdown step's report", () => {
     }
   });
 
-  test("sidecars seen exiting with their exit codes, and the one still running when the budget ran out", async () => {
+  test("sidecars seen exiting with their exit codes, and the one still running when the budget ran out", async (t) => {
     const api = await startFakeApiServer({ pod: podWith({ sidecars: ["sidecar-1", "sidecar-2"], ready: true }) });
     try {
       const cluster = loadCluster(api.env(), "proa/test");
       const pod = api.pod() ?? undefined;
+      const feed = podFeed(cluster, recordingLog(), { backoffBaseMs: 20, backoffMaxMs: 50 });
+      t.after(() => feed.close());
       const done = shutDownSidecars(
         options({ timeoutMs: 400 }),
-        {
-          sidecars: podExitWatch({ cluster, pod, ownContainer: "main" }, { backoffBaseMs: 20, backoffMaxMs: 50 }),
-          pod,
-        },
+        { sidecars: podExitWatch({ feed, ownContainer: "main" }), pod },
         recordingLog(),
         fast,
       );

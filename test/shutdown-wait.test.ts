@@ -5,7 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadCluster, type Cluster, type Pod, type Timing } from "../kube.ts";
+import { loadCluster, podFeed, type Cluster, type Pod, type PodFeed, type Timing } from "../kube.ts";
 import { podExitWatch, shutDownSidecars, type ShutdownContext, type ShutdownOptions } from "../shutdown.ts";
 import { podWith, startFakeApiServer, type FakeApiServer, type PodShape } from "./fake-apiserver.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
@@ -21,15 +21,19 @@ const options = (timeoutMs: number | undefined, overrides: Partial<ShutdownOptio
   ...overrides,
 });
 const watchTiming: Partial<Timing> = { backoffBaseMs: 20, backoffMaxMs: 50 };
-/** The shutdown step's context as main builds it with the Pod read through the API: the Pod watch sees the exits. */
-const podContext = (cluster: Cluster, pod: Pod | null | undefined, watch = watchTiming): ShutdownContext => ({
-  sidecars: podExitWatch({ cluster, pod: pod ?? undefined, ownContainer: "main" }, watch),
-  pod: pod ?? undefined,
-});
+/** The shutdown step's context as main builds it with the Pod read through the API: the Pod's one watch (started here
+ * by the step itself, as the wait would have) sees the exits. */
+const feeds: PodFeed[] = [];
+const podContext = (cluster: Cluster, pod: Pod | null | undefined, watch = watchTiming): ShutdownContext => {
+  const feed = podFeed(cluster, recordingLog(), watch);
+  feeds.push(feed);
+  return { sidecars: podExitWatch({ feed, ownContainer: "main" }), pod: pod ?? undefined };
+};
 const sidecars: PodShape = { sidecars: ["sidecar-1", "sidecar-2"], nativeSidecars: ["istio-proxy"], ready: true };
 
 let server: FakeApiServer | undefined;
 afterEach(async () => {
+  for (const feed of feeds.splice(0)) feed.close();
   await server?.close();
   server = undefined;
 });
@@ -50,6 +54,12 @@ function sigtermAt(at: number): AbortSignal {
   const sigterm = new AbortController();
   sigterm.abort(at);
   return sigterm.signal;
+}
+
+/** The Pod as the API shows it once deleted, with a grace period of 30 s. */
+function beingDeleted(pod: Pod): Pod {
+  const deletionTimestamp = new Date(Date.now() + 30_000).toISOString();
+  return { ...pod, metadata: { ...pod.metadata, deletionTimestamp, deletionGracePeriodSeconds: 30 } };
 }
 
 /** The Pod with another terminationGracePeriodSeconds (fractions let a test run in milliseconds). */
@@ -311,39 +321,67 @@ async function shutdownEndpoint() {
 }
 
 describe("whether proa's container runs again decides the step", () => {
-  test("SIGTERM on a Pod being deleted: proa reads the Pod once, sends its requests, and does not wait for exits the kubelet hides", async () => {
+  test("SIGTERM on a Pod whose deletion the watch delivered: no read of the Pod, the requests go out, and no wait for exits the kubelet hides", async () => {
     const { api, cluster } = await start(sidecars);
     const endpoint = await shutdownEndpoint();
     try {
-      const before = api.pod(); // as the wait for readiness last saw it
-      const deleting = podWith(sidecars); // the kubelet hides the statuses: the sidecars look running
-      deleting.metadata = {
-        ...deleting.metadata,
-        deletionTimestamp: new Date(Date.now() + 30_000).toISOString(),
-        deletionGracePeriodSeconds: 30,
-      };
+      const deleting = beingDeleted(podWith(sidecars)); // the kubelet hides the statuses: the sidecars look running
       api.setPod(deleting);
       const log = recordingLog();
-      const context = { ...podContext(cluster, before), sigterm: sigtermAt(Date.now()), status: 0 };
+      const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now()), status: 0 };
       let report: Awaited<ReturnType<typeof shutDownSidecars>> | undefined;
       const elapsed = await timed(
         async () => (report = await shutDownSidecars(options(undefined, { httpPost: [endpoint.url] }), context, log)),
       );
       assert.ok(elapsed < 1000, `took ${elapsed} ms: not the 29 s left of the grace period`);
       assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
-      assert.equal(api.requests.filter(({ url }) => url.includes("watch=1")).length, 0, "no watch for exits");
+      assert.deepEqual(api.requests, [], "no list, no watch: the step went by the watch's latest Pod");
       assert.equal(report?.plan.reason, "the Pod is being deleted: the kubelet stops the sidecars");
-      const shuttingDown = log.lines.find(({ msg }) => msg === "shutting the sidecars down");
-      assert.equal(
-        shuttingDown?.fields.why,
-        report?.plan.reason,
-        "the deletion was read before the requests went out, not found later by a watch",
-      );
       assert.deepEqual(report?.wait, { outcome: "not watched", stillRunning: [] });
       assert.deepEqual(messages(log, "warn"), []);
     } finally {
       await endpoint.close();
     }
+  });
+
+  test("after SIGTERM nothing waits on a read of the Pod: with an API server that never answers, the request goes out at once", async () => {
+    const { api, cluster } = await start(sidecars);
+    api.fail({ hang: true }, { hang: true }, { hang: true });
+    const endpoint = await shutdownEndpoint();
+    try {
+      const log = recordingLog();
+      const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now()), status: 0 };
+      const began = Date.now();
+      const step = shutDownSidecars(options(400, { httpPost: [endpoint.url] }), context, log);
+      while (endpoint.received.length === 0 && Date.now() - began < 1000) await sleep(5);
+      const sentAfterMs = Date.now() - began;
+      await step;
+      assert.deepEqual(endpoint.received, ["POST /quitquitquit"]);
+      assert.ok(sentAfterMs < 200, `the request went out ${sentAfterMs} ms after the step began`);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test("a deletion the watch delivers after SIGTERM stops the retry of a refused shutdown request", async () => {
+    const { api, cluster } = await start(sidecars);
+    const closed = createServer().listen(0, "127.0.0.1");
+    await new Promise((resolve) => closed.once("listening", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const log = recordingLog();
+    const context = { ...podContext(cluster, api.pod()), sigterm: sigtermAt(Date.now()), status: 0 };
+    const refused = new URL(`http://127.0.0.1:${port}/quitquitquit`);
+    // Retries 300 ms apart: the deletion, delivered at 100 ms, must end them at the second refusal.
+    const step = shutDownSidecars(options(5000, { httpPost: [refused] }), context, log, {
+      refusedRetryDelaysMs: [300, 300, 300, 300, 300, 300],
+    });
+    await sleep(100);
+    api.setPod(beingDeleted(podWith(sidecars)));
+    const report = await step;
+    assert.equal(report.requests[0]?.attempts, 2, "the retry after the deletion was the last");
+    assert.match(report.requests[0]?.error ?? "", /the Pod is being deleted/);
+    assert.equal(report.plan.reason, "the Pod is being deleted: the kubelet stops the sidecars");
   });
 
   test("a deletion first seen in the step's own watch ends the wait at once, not at the end of its grace period", async () => {

@@ -298,7 +298,7 @@ describe("shutDownSidecars without means or knowledge", () => {
 
   test("without a cluster, a Pod or an own container it returns at once: there is nothing to wait for", async () => {
     const pod: Pod = { spec: { containers: [{ name: "main" }, { name: "sidecar-1" }] } };
-    for (const context of [{}, { pod }, { pod, sidecars: podExitWatch({ pod, ownContainer: "main" }) }]) {
+    for (const context of [{}, { pod }, { pod, sidecars: podExitWatch({ ownContainer: "main" }) }]) {
       const elapsed = await timed(() => shutDownSidecars(options({}), context, recordingLog()));
       assert.ok(elapsed < 100, `took ${elapsed} ms`);
     }

@@ -39,10 +39,11 @@ let path: string; // the current test's termination log
 let proa: ProaProcess | undefined;
 before(async () => {
   api = await startFakeApiServer({ pod: null });
-  // sidecar-1's shutdown endpoint: answers 200 and, as the real sidecar would, exits (in the fake Pod).
+  // sidecar-1's shutdown endpoint: answers 200 and, as the real sidecar would, exits (in the fake Pod, whose spec,
+  // as a real Pod's, does not change).
   sidecar = createServer((_request, response) => {
     response.end("bye");
-    api.setPod(pod(path, { exited: true }));
+    api.setPod({ ...pod(path, { exited: true }), spec: api.pod()?.spec });
   });
   await new Promise<void>((resolve) => sidecar.listen(0, "127.0.0.1", resolve));
   // With credentials and a query value, neither of which may reach the message.
