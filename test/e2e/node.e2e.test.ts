@@ -975,7 +975,9 @@ describe(
           spec: podManifest(
             "unused",
             [
-              main(SHUTDOWN, RUNS_UNTIL_TOLD, { volumeMounts: [{ name: "work", mountPath: "/work" }] }),
+              main([...SHUTDOWN, "--shutdown-http-post", "http://localhost:8081/shutdown"], RUNS_UNTIL_TOLD, {
+                volumeMounts: [{ name: "work", mountPath: "/work" }],
+              }),
               sidecar(0),
               victim(marker),
             ],
@@ -1027,6 +1029,7 @@ describe(
       );
       assert.equal(terminated(pod, "sidecar").exitCode, 0, "the other sidecar was shut down");
       const message = mainState.message ?? "";
+      t.diagnostic(`main's termination message:\n${message}`);
       assert.match(message, /\bvictim\b[^\n]*\b137\b/, `the message names the sidecar and its exit code: ${message}`);
       assert.match(message, /\b42\b/, `and the program's own status: ${message}`);
       assert.equal((await untilPhase(ns, podName, "Failed")).status?.phase, "Failed");
@@ -1063,7 +1066,11 @@ describe(
         ns,
         "victim-restarts",
         (s) => !!condition(s, "Complete") || !!condition(s, "Failed"),
-      );
+      ).catch(async (error: Error) => {
+        const pod = await cluster.server.api("GET", `/api/v1/namespaces/${ns}/pods/${podName}`);
+        const log = await cluster.logs(ns, podName, "main").catch((e: Error) => e.message);
+        throw new Error(`${error.message}\nthe Pod's status: ${JSON.stringify(pod.status)}\nproa's log:\n${log}`);
+      });
       const { pod } = await untilTerminated(ns, podName);
       const log = await cluster.logs(ns, podName, "main");
 
@@ -1078,7 +1085,11 @@ describe(
       assert.equal(victimStatus.restartCount, 1, JSON.stringify(victimStatus));
       assert.equal(terminated(pod, "sidecar").exitCode, 0, "the sidecar was shut down after the success");
       const message = terminated(pod, "main").message ?? "";
-      assert.match(message, /\bvictim\b[^\n]*restart/i, `the termination message lists the restart: ${message}`);
+      assert.match(
+        message,
+        /\bvictim\b[^\n]*restart[^\n]*\b137\b/i,
+        `the termination message lists the restart, with its exit code: ${message}`,
+      );
       const summary = proaLog(log).find((r) => r.msg === "summary");
       assert.match(JSON.stringify(summary), /victim/, `the summary record names the restarted sidecar: ${log}`);
     });
