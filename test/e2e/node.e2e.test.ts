@@ -1007,7 +1007,7 @@ describe(
       const podName = await createJob(ns, victimJob("victim-dies", "Never", marker));
       await untilProgramStarted(ns, podName);
       const killedAt = killFromHost(marker);
-      const { pod } = await untilTerminated(ns, podName, 60_000); // seconds, not the 120 s a Job takes to start: a miss fails sooner
+      const { pod } = await untilTerminated(ns, podName, 60_000); // proa stops it in seconds: a miss fails in 1 min, not 2
       const status = await untilJob(ns, "victim-dies", (s) => !!condition(s, "Failed") || !!condition(s, "Complete"));
       const log = await cluster.logs(ns, podName, "main");
 
