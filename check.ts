@@ -16,12 +16,16 @@ import {
   readiness,
   restartPolicyOf,
   serverVersion,
+  sidecarVerdict,
+  waitedFor,
+  watchedSidecars,
   type Cluster,
   type ContainerState,
   type OwnContainerHints,
   type Pod,
   type Probe,
   type ReadyOptions,
+  type RunOptions,
   type Timing,
 } from "./kube.ts";
 import {
@@ -46,6 +50,7 @@ export interface CheckOptions {
   command: string[];
   readyUrls: URL[]; // --ready-url: the URL mode, with no Kubernetes API
   ready: ReadyOptions;
+  run?: RunOptions; // what a sidecar's death does while the program runs (default: no flag)
   shutdown: ShutdownOptions;
   terminationMessage: boolean;
 }
@@ -133,6 +138,9 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
     findings.push(
       ...facts.readyUrls.map(({ url, answer }) => checkReadyUrl(url, answer)),
       checkReadyTimeout(options.ready.readyTimeoutMs),
+      ok(
+        "with --ready-url a run watches nothing while the program runs: a sidecar that dies then is not noticed, as proa cannot tell a death from a restart without the Pod",
+      ),
     );
     notReady = facts.readyUrls.filter(({ answer }) => !answer.ready).map(({ url }) => redactUrl(url));
   } else if (pod) {
@@ -141,7 +149,11 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
     ownName = own.name;
     if (own.name !== undefined) {
       const containers = checkContainers(pod, own.name, options.ready);
-      findings.push(...containers.findings, checkRestartPolicy(pod, options.ready.readyTimeoutMs));
+      findings.push(
+        ...containers.findings,
+        checkRestartPolicy(pod, options.ready.readyTimeoutMs),
+        ...checkSidecarDeaths(pod, own.name, options.ready, options.run),
+      );
       notReady = containers.notReady;
     }
   } else {
@@ -342,6 +354,52 @@ export function checkContainers(
       ),
     );
   return { findings, notReady: now.notReady };
+}
+
+const NO_FLAGS: RunOptions = { critical: [], criticalAll: false, noCritical: false };
+
+/** What a run does if each sidecar it watches dies while the program runs: sidecarVerdict's own words, for a failure
+ * and, where the two differ (a regular sidecar under OnFailure), for exit 0. */
+export function checkSidecarDeaths(
+  pod: Pod,
+  own: string,
+  ready: Pick<ReadyOptions, "waitFor" | "ignore">,
+  run: RunOptions = NO_FLAGS,
+): Finding[] {
+  let watched: string[];
+  try {
+    readiness(pod, own, ready.waitFor, ready.ignore); // checks the names: checkContainers reports them
+    watched = waitedFor(pod, own, ready.waitFor, ready.ignore);
+  } catch {
+    return [];
+  }
+  const unknown = run.critical.find((name) => !watched.includes(name));
+  if (unknown !== undefined)
+    return [
+      fail(
+        `--critical ${unknown}: a run does not watch such a container, and would fail its wait; it watches those it waits for: ${watched.join(", ") || "none"}`,
+        "name one of them, or drop --critical",
+      ),
+    ];
+  return watchedSidecars(pod, watched).map(({ name, native }) => {
+    const flags = { critical: run.criticalAll || run.critical.includes(name), noCritical: run.noCritical };
+    const died = (exitCode: number) =>
+      sidecarVerdict(
+        restartPolicyOf(pod),
+        native,
+        { name },
+        { name, state: { terminated: { exitCode } } },
+        flags,
+        false,
+      );
+    const [failed, succeeded] = [died(1), died(0)];
+    const what = `if ${native ? "native sidecar" : "sidecar"} ${name} dies while the program runs`;
+    return ok(
+      failed.why === succeeded.why
+        ? `${what}: ${failed.why}`
+        : `${what}: with exit 0, ${succeeded.why}; with another exit code, ${failed.why}`,
+    );
+  });
 }
 
 function describeState(state: ContainerState | undefined): string {

@@ -289,6 +289,8 @@ async function statusError(res: IncomingMessage, what: string, cluster: Cluster)
     const rule = `{apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"]}`;
     hint = `; grant ${user} a Role in namespace ${cluster.namespace} with the rule ${rule} and a RoleBinding to it`;
   }
+  // As client-go's checkWait: kube-apiserver sends Retry-After with a 429 (max-in-flight, priority and fairness) and
+  // with 5xx other than 503 too (a 500 ServerTimeout when etcd is unreachable, a 504 for a resourceVersion too large).
   const retryAfterMs = code === 429 || code >= 500 ? retryAfter(res.headers["retry-after"]) : undefined;
   return new KubeError(`${what} failed: HTTP ${code}: ${message}${hint}`, code, retryAfterMs);
 }
@@ -1055,7 +1057,8 @@ export interface SidecarEvent {
 
 export interface SidecarVerdict {
   action: "none" | "report" | "stop"; // stop: SIGTERM to the program, then the shutdown step, and exit SIDECAR_DIED
-  reason: string; // in words, for the log, the summary, the termination message and --check
+  reason: string; // in words, for the log, the summary and the termination message
+  why: string; // the reason without what happened ("the Pod's restartPolicy is Never, ...: proa stops the program"), for --check
   event?: SidecarEvent; // absent when nothing happened
 }
 
@@ -1082,11 +1085,14 @@ export function sidecarVerdict(
   // One event per run that ended: its termination, or (when no Pod showed that) its restart.
   const kind =
     terminated && (!wasTerminated || restarted) ? "terminated" : restarted && !wasTerminated ? "restarted" : undefined;
-  if (!after || !kind) return { action: "none", reason: `${name}: no change` };
+  if (!after || !kind) return { action: "none", reason: `${name}: no change`, why: "no change" };
   const ended = kind === "terminated" ? terminated : after.lastState?.terminated;
   const how = `exit code ${ended?.exitCode ?? "unknown"}${ended?.reason ? ` (${quote(ended.reason, 80)})` : ""}`;
   const comesBack =
-    native || restartPolicy === "Always" || (restartPolicy === "OnFailure" && terminated?.exitCode !== 0);
+    kind === "restarted" ||
+    native ||
+    restartPolicy === "Always" ||
+    (restartPolicy === "OnFailure" && terminated?.exitCode !== 0);
   const event: SidecarEvent = {
     name,
     kind: kind === "restarted" ? "restarted" : comesBack ? "restarting" : "died",
@@ -1096,16 +1102,22 @@ export function sidecarVerdict(
     restartCount: restarts(after),
   };
   const what = `${native ? "native " : ""}sidecar ${name} ${kind === "restarted" ? `was restarted after ${how}` : `terminated with ${how}`}`;
-  if (ending) return { action: "none", reason: `${what} as its Pod is being stopped: not a death`, event };
-  const why = native
+  const verdict = (action: SidecarVerdict["action"], joint: string, why: string): SidecarVerdict => ({
+    action,
+    reason: `${what}${joint}${why}`,
+    why,
+    event,
+  });
+  if (ending) return verdict("none", " ", "as its Pod is being stopped: not a death");
+  const policy = native
     ? "the kubelet restarts native sidecars whatever the Pod's restartPolicy"
     : `the Pod's restartPolicy is ${restartPolicy ?? "unknown"}, so ${comesBack ? "the kubelet restarts it" : "it will not be restarted"}`;
   if (!comesBack && flags.noCritical)
-    return { action: "report", reason: `${what} and ${why}; --no-critical: the program runs on`, event };
-  if (!comesBack) return { action: "stop", reason: `${what} and ${why}: proa stops the program`, event };
+    return verdict("report", " and ", `${policy}; --no-critical: the program runs on`);
+  if (!comesBack) return verdict("stop", " and ", `${policy}: proa stops the program`);
   if (flags.critical && !flags.noCritical)
-    return { action: "stop", reason: `${what}; ${why}, but --critical names it: proa stops the program`, event };
-  return { action: "report", reason: `${what}; ${why}: the program runs on`, event };
+    return verdict("stop", "; ", `${policy}, but --critical names it: proa stops the program`);
+  return verdict("report", "; ", `${policy}: the program runs on`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1294,11 +1306,15 @@ export async function watchTheRun(
       if (pod === null) continue; // gone: the shutdown step says so
       for (const verdict of runVerdicts(before, pod, watched, options, ending())) {
         if (!verdict.event) continue;
-        const stopsNow = verdict.action === "stop" && !stopped;
-        events.push({ ...verdict.event, afterMs: Date.now() - started, stopped: stopsNow });
         const fields = { ...verdict.event, afterMs: Date.now() - started };
-        if (verdict.action === "none") log.info(verdict.reason, fields);
-        else if (verdict.action === "report") log.warn(verdict.reason, fields);
+        // A sidecar stopping with its Pod is the kubelet's business, not an event of the run: logged, not recorded.
+        if (verdict.action === "none") {
+          log.info(verdict.reason, fields);
+          continue;
+        }
+        const stopsNow = verdict.action === "stop" && !stopped;
+        events.push({ ...fields, stopped: stopsNow });
+        if (verdict.action === "report") log.warn(verdict.reason, fields);
         else log.error(verdict.reason, fields);
         if (stopsNow) {
           stopped = true;

@@ -371,8 +371,9 @@ export const HELP = `Usage: proa [options] [--] program [args...]
        proa --check [options] [-- program [args...]]
 
 Waits until every other container of this Pod is ready (or, with --ready-url, until each URL answers 2xx),
-runs the program with signals passed through, shuts the sidecars down (not when the Pod's restartPolicy will restart
-proa's container), waits for them to exit (not when the Pod is being deleted), and exits with the program's status.
+runs the program with signals passed through, stops it if a sidecar dies that will not be restarted, shuts the
+sidecars down (not when the Pod's restartPolicy will restart proa's container), waits for them to exit (not when the
+Pod is being deleted), and exits with the program's status.
 
 Options:
   -g, --shutdown-http-get URL         send GET to URL to shut a sidecar down (repeatable)
@@ -388,6 +389,13 @@ Options:
       --ready-url URL                 wait until URL answers 2xx instead of reading the Pod (repeatable); proa then
                                       uses no Kubernetes API, and waits at shutdown until URL's port refuses connections
       --ready-timeout DURATION        give up waiting for readiness after DURATION (default: no limit)
+      --critical NAME                 stop the program when this sidecar restarts too, not only when it dies for
+                                      good (repeatable; see README: what proa does when a sidecar dies)
+      --critical-all                  the same for every sidecar proa waits for
+      --no-critical                   never stop the program for a sidecar: a death is logged and summarised only
+      --program-stop-timeout DURATION
+                                      after a sidecar's death, how long the program has between SIGTERM and SIGKILL
+                                      (default and most: the Pod's grace period, else 30s)
       --shutdown-timeout DURATION     how long to wait for the sidecars to exit (default: the Pod's grace period, else 30s;
                                       after SIGTERM never past a second before the grace period ends)
       --shutdown-request-timeout DURATION
@@ -417,7 +425,8 @@ Environment:
                             (default: /dev/termination-log)
 
 Exit status: the program's; 128+N when it was killed by signal N, or when signal N arrived before it started;
-127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage.
+127 when it was not found; 126 when it could not be executed; 1 when the sidecars never became ready; 2 for bad usage;
+69 when a sidecar that will not be restarted died while the program ran (the program's own status is in the summary).
 With --check: 0 when no check failed (warnings allowed), 1 when one did, 2 for bad usage.
 `;
 

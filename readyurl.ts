@@ -184,7 +184,8 @@ export async function askReadyUrl(
       body,
     } = await httpRequest({ method: "GET", url, timeoutMs, userAgent, maxBodyBytes: 512, signal, connection });
     if (status >= 200 && status < 300) return { ready: true, text: `HTTP ${status}`, level: "info", status };
-    // Only 429 and 503 ask the client to wait, as for the API server (RFC 9110 gives Retry-After to 503 and 3xx; RFC 6585 to 429).
+    // Only 429 and 503 ask the client to wait (RFC 9110 gives Retry-After to 503 and 3xx; RFC 6585 to 429). The API
+    // client honours it on any 5xx, as client-go does: kube-apiserver sends it with a 500 and a 504 of its own.
     const retryAfterMs = status === 429 || status === 503 ? retryAfter(retryAfterHeader) : undefined;
     const answered = {
       status,

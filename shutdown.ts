@@ -23,7 +23,7 @@ export interface ShutdownOptions {
 export interface ShutdownContext {
   status?: number; // proa's own exit status: with the Pod's restartPolicy, whether its container runs again
   sidecars?: ExitWatch; // how the step sees the sidecars exit; undefined: it does not wait for them
-  pod?: Pod; // last Pod snapshot seen (grace period, deletionTimestamp); none with --ready-url
+  pod?: Pod; // the watch's latest Pod (grace period, deletionTimestamp); none with --ready-url
   childPid?: number; // never signalled
   /** Aborted when proa receives SIGTERM, with the time it arrived (ms since the epoch) as its reason: the kubelet's
    * grace period runs from then. It may abort before the step or while it runs. */

@@ -334,8 +334,15 @@ export function terminationLog(
  * Writes message to the termination log only when it exists, is a writable regular file with no other hard link, not
  * a kernel's (procfs, sysfs), and is empty (a message the program wrote is never changed), and not when FallbackToLogsOnError will put the last log lines there instead
  * (the kubelet does so when the file is empty and the container failed). Never creates a file; never throws.
+ * open is openSync but in tests, which swap another file in between the checks and the open.
  */
-export function writeTerminationMessage(message: string, target: TerminationLog, status: number, log: Log): void {
+export function writeTerminationMessage(
+  message: string,
+  target: TerminationLog,
+  status: number,
+  log: Log,
+  open: (path: string, flags: number) => number = openSync,
+): void {
   const fields = { path: target.path, from: target.from };
   if (target.policy === "FallbackToLogsOnError" && status !== 0) {
     log.info(
@@ -365,7 +372,7 @@ export function writeTerminationMessage(message: string, target: TerminationLog,
   try {
     // No O_CREAT: only a file the kubelet mounted. O_NONBLOCK: a FIFO put there since the lstat fails instead of
     // hanging proa. O_NOFOLLOW: a symlink put there since is not followed. O_NOCTTY: a terminal never becomes proa's.
-    fd = openSync(
+    fd = open(
       target.path,
       constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY,
     );

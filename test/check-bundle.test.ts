@@ -91,8 +91,11 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     ]);
     assert.equal(r.code, 0, r.text);
     assert.match(r.line(/own container/), /^ok +proa's own container is main \(--container\)$/);
-    assert.match(r.line(/sidecar-1/), /^ok +container sidecar-1: ready; it has a readinessProbe$/);
-    assert.match(r.line(/sidecar-2/), /^ok +container sidecar-2: not ready yet \(running\); it has a readinessProbe$/);
+    assert.match(r.line(/container sidecar-1/), /^ok +container sidecar-1: ready; it has a readinessProbe$/);
+    assert.match(
+      r.line(/container sidecar-2/),
+      /^ok +container sidecar-2: not ready yet \(running\); it has a readinessProbe$/,
+    );
     assert.match(
       r.line(/^\w+ +shutdown POST/),
       new RegExp(
@@ -127,7 +130,7 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
   test("without a program after --, the check runs and skips only the program's line", async () => {
     const r = await check(["-p", endpoint.url("/quit")]);
     assert.equal(r.code, 0, r.text);
-    assert.ok(!r.report.some((l) => / program /.test(l)));
+    assert.ok(!r.report.some((l) => /^\S+ +program /.test(l)));
   });
 
   test("a refused shutdown port: a warning while sidecar-2 is not ready, a FAIL once every sidecar is", async () => {
@@ -388,7 +391,7 @@ describe("proa --check against a fake API server", { timeout: 60_000 }, () => {
     ];
     for (const [program, env, expected] of cases) {
       const r = await check(["-p", endpoint.url("/q"), "--", ...program], env);
-      assert.match(r.line(/ program /), expected);
+      assert.match(r.line(/^\S+ +program /), expected);
       assert.equal(r.code, expected.source.startsWith("^FAIL") ? 1 : 0, r.text);
     }
     assert.equal(existsSync(join(process.cwd(), "ran")), false);
@@ -489,6 +492,7 @@ describe(
         /^ok +ready URL .*\/ready: HTTP 200, ready$/,
         /^warn ready URL .*\/starting: HTTP 503, not ready yet: starting; fix: /,
         /^ok +the wait for the ready URLs ends after --ready-timeout \(300 s\)$/,
+        /^ok +with --ready-url a run watches nothing while the program runs/,
         /^ok +shutdown POST .*\/quitquitquit: something accepts TCP connections/,
         /^ok +shutdown budget 30 s, from the default, as with --ready-url/,
         /^warn the termination message file/,

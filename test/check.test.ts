@@ -17,6 +17,7 @@ import {
   checkReadyUrl,
   checkRestartPolicy,
   checkShutdownUrls,
+  checkSidecarDeaths,
   checkStatus,
   checkTerminationMessage,
   formatReport,
@@ -667,9 +668,11 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
   type Spec = {
     name: string;
     image?: string;
+    command?: string[];
     args?: string[];
     ports?: { containerPort: number; name?: string }[];
     readinessProbe?: unknown;
+    startupProbe?: unknown;
   };
   /** The captured Pod (restartPolicy Never; main, sidecar-1, sidecar-2 of busybox) with one container's spec changed. */
   const edited = (pod: Pod, name: string, change: Partial<Spec>): Pod => {
@@ -705,6 +708,19 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
     assert.deepEqual(verdicts(checkKillUnderNever(kill(["cloud-sql-proxy"]), zero, "main")), ["ok"]);
     assert.deepEqual(checkKillUnderNever(kill(["sidecar-1"]), withRestartPolicy(pod, "OnFailure"), "main"), []);
     assert.deepEqual(checkKillUnderNever(kill([]), pod, "main"), []);
+  });
+
+  test("ok with --exit-zero-on-sigterm in its command too, as a manifest that replaces the image's entrypoint gives it", () => {
+    const zero = edited(pod, "sidecar-2", { ...SQL, command: ["/cloud-sql-proxy", "--exit-zero-on-sigterm"] });
+    const findings = checkKillUnderNever(kill(["cloud-sql-proxy"]), zero, "main");
+    assert.deepEqual(verdicts(findings), ["ok"], formatReport(findings));
+    assert.match(findings[0]!.text, /^--kill cloud-sql-proxy: container sidecar-2 runs with --exit-zero-on-sigterm/);
+  });
+
+  test("--kill-all under Never with no other regular container says nothing: no warning over an empty list", () => {
+    const allNative = withNativeSidecar(withNativeSidecar(pod, "sidecar-1"), "sidecar-2");
+    assert.deepEqual(checkKillUnderNever(kill([], true), allNative, "main"), [], "only native sidecars");
+    assert.deepEqual(checkKillUnderNever(kill([], true), withRestartPolicy(podWith({}), "Never"), "main"), [], "none");
   });
 
   test("native sidecars: one ok line that proa need not stop them, and nothing of the kind for regular containers", () => {
@@ -762,6 +778,22 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
     );
     const killed = checkNativeSidecars({ ...none, kill: ["cloud-sql-proxy"] }, native);
     assert.match(killed[1]!.text, /^--kill cloud-sql-proxy targets native sidecar sidecar-2/);
+  });
+
+  // A probe's named port is one of the container's ports, which count by themselves: only a number tells the probe's.
+  test("warn: a shutdown URL on the port of a native sidecar's startupProbe alone, httpGet or tcpSocket", () => {
+    const native = withNativeSidecar(pod, "sidecar-2");
+    for (const startupProbe of [{ httpGet: { port: 9096, path: "/startup" } }, { tcpSocket: { port: 9096 } }]) {
+      const probed = edited(native, "sidecar-2", { ports: [], readinessProbe: undefined, startupProbe });
+      const url = new URL("http://localhost:9096/quitquitquit");
+      const findings = checkNativeSidecars({ ...none, httpPost: [url] }, probed);
+      assert.deepEqual(
+        verdicts(findings),
+        ["ok", "warn"],
+        `${JSON.stringify(startupProbe)}:\n${formatReport(findings)}`,
+      );
+      assert.match(findings[1]!.text, /is native sidecar sidecar-2's port 9096: stopping it is the kubelet's job$/);
+    }
   });
 
   test("1.29 or later, regular-container sidecars: one ok line that they could be native, and what proa would still add", () => {
@@ -1097,6 +1129,7 @@ describe("judge", () => {
       /own container/,
       /^container proxy/,
       /^restartPolicy/,
+      /^if sidecar proxy dies while the program runs/,
       /^shutdown POST/,
       /^shutdown budget/,
       /termination message/,
@@ -1182,6 +1215,7 @@ describe("judge", () => {
       /^ready URL http:\/\/localhost:15021/,
       /^ready URL http:\/\/localhost:4191/,
       /--ready-timeout \(60 s\)/,
+      /^with --ready-url a run watches nothing while the program runs/,
       /^shutdown POST/,
       /^shutdown budget 30 s, from the default, as with --ready-url/,
       /termination message/,
@@ -1263,5 +1297,52 @@ describe("the --check option", () => {
     assert.match(HELP, /^ {6}--check {2,}check the setup/m);
     assert.match(HELP, /With --check: 0 when no check failed \(warnings allowed\), 1 when one did, 2 for bad usage/);
     assert.match(HELP, /with --ready-url, sends one GET to each ready URL\s+and nothing to the API/);
+  });
+});
+
+describe("checkSidecarDeaths: what a run does if each watched sidecar dies, in the decision's own words", () => {
+  const pod = (policy: "Never" | "OnFailure" | "Always") =>
+    podWith({ sidecars: ["proxy"], nativeSidecars: ["mesh"], ready: true, restartPolicy: policy });
+  const texts = (findings: { text: string }[]) => findings.map((f) => f.text);
+  const waitAll = { waitFor: [], ignore: [] };
+  test("under Never: a regular sidecar's death stops the program, a native one is restarted", () => {
+    assert.deepEqual(texts(checkSidecarDeaths(pod("Never"), "main", waitAll)), [
+      "if sidecar proxy dies while the program runs: the Pod's restartPolicy is Never, so it will not be restarted: proa stops the program",
+      "if native sidecar mesh dies while the program runs: the kubelet restarts native sidecars whatever the Pod's restartPolicy: the program runs on",
+    ]);
+  });
+  test("under OnFailure exit 0 and a failure differ, and are both said", () => {
+    assert.equal(
+      texts(checkSidecarDeaths(pod("OnFailure"), "main", waitAll))[0],
+      "if sidecar proxy dies while the program runs: with exit 0, the Pod's restartPolicy is OnFailure, so it will not be restarted: proa stops the program; with another exit code, the Pod's restartPolicy is OnFailure, so the kubelet restarts it: the program runs on",
+    );
+  });
+  test("the flags change the verdict: --critical, --critical-all, --no-critical", () => {
+    const flags = { critical: ["mesh"], criticalAll: false, noCritical: false };
+    assert.match(
+      texts(checkSidecarDeaths(pod("Always"), "main", waitAll, flags))[1] ?? "",
+      /--critical names it: proa stops the program$/,
+    );
+    assert.match(
+      texts(checkSidecarDeaths(pod("Always"), "main", waitAll, { ...flags, critical: [], criticalAll: true }))[0] ?? "",
+      /--critical names it/,
+    );
+    assert.match(
+      texts(
+        checkSidecarDeaths(pod("Never"), "main", waitAll, { critical: [], criticalAll: false, noCritical: true }),
+      )[0] ?? "",
+      /--no-critical: the program runs on$/,
+    );
+  });
+  test("an --ignore'd container is not watched, and --critical of a container not watched is a FAIL", () => {
+    assert.deepEqual(texts(checkSidecarDeaths(pod("Never"), "main", { waitFor: [], ignore: ["mesh"] })).length, 1);
+    const [finding] = checkSidecarDeaths(
+      pod("Never"),
+      "main",
+      { waitFor: ["proxy"], ignore: [] },
+      { critical: ["mesh"], criticalAll: false, noCritical: false },
+    );
+    assert.equal(finding?.verdict, "FAIL");
+    assert.match(finding?.text ?? "", /^--critical mesh: a run does not watch such a container/);
   });
 });

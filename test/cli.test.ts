@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { constants } from "node:os";
-import { exitStatus, parseCommandLine, parseDuration, UsageError, type CommandLine } from "../proa.ts";
+import {
+  exitStatus,
+  HELP,
+  parseCommandLine,
+  parseDuration,
+  SIDECAR_DIED,
+  UsageError,
+  type CommandLine,
+} from "../proa.ts";
 import { createLog, logLevel } from "../log.ts";
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
@@ -222,6 +230,36 @@ describe("command line", () => {
       ["--ready-url", "http://a/ready", "--ignore=logger", "true"],
       /--ignore cannot be combined with --ready-url/,
     ],
+    [
+      "--critical with --ready-url",
+      ["--ready-url", "http://a/ready", "--critical", "db", "true"],
+      /--critical cannot be combined with --ready-url/,
+    ],
+    [
+      "--no-critical with --ready-url",
+      ["--ready-url", "http://a/ready", "--no-critical", "true"],
+      /--no-critical cannot be combined with --ready-url/,
+    ],
+    [
+      "--no-critical with --critical",
+      ["--no-critical", "--critical", "db", "true"],
+      /--no-critical cannot be combined with --critical: choose/,
+    ],
+    [
+      "--no-critical with --critical-all",
+      ["--critical-all", "--no-critical", "true"],
+      /--no-critical cannot be combined with --critical-all/,
+    ],
+    [
+      "--critical of an ignored container",
+      ["-i", "db", "--critical", "db", "true"],
+      /--critical db cannot be combined with --ignore db: proa never watches/,
+    ],
+    [
+      "--program-stop-timeout without a unit it knows",
+      ["--program-stop-timeout", "5 min", "true"],
+      /--program-stop-timeout needs a duration/,
+    ],
   ];
   for (const [what, argv, message] of badInputs) {
     test(`rejects ${what} with a message that names it`, () => {
@@ -331,4 +369,31 @@ describe("logging", () => {
   ];
   for (const [env, level] of levels)
     test(`${JSON.stringify(env)} logs at ${level}`, () => assert.equal(logLevel(env), level));
+});
+
+describe("a sidecar's death: the flags", () => {
+  test("by default a sidecar that cannot come back stops the program, one that restarts does not, with the grace period", () => {
+    assert.deepEqual(run(["true"]).run, {
+      critical: [],
+      criticalAll: false,
+      noCritical: false,
+      stopTimeoutMs: undefined,
+    });
+  });
+  test("--critical is repeatable, --critical-all and --no-critical are switches, --program-stop-timeout a duration", () => {
+    assert.deepEqual(run(["--critical", "db", "--critical=mesh", "--program-stop-timeout", "5s", "true"]).run, {
+      critical: ["db", "mesh"],
+      criticalAll: false,
+      noCritical: false,
+      stopTimeoutMs: 5000,
+    });
+    assert.equal(run(["--critical-all", "true"]).run.criticalAll, true);
+    assert.equal(run(["--no-critical", "true"]).run.noCritical, true);
+  });
+  test("--help documents the flags and the exit status 69", () => {
+    for (const flag of ["--critical NAME", "--critical-all", "--no-critical", "--program-stop-timeout DURATION"])
+      assert.ok(HELP.includes(`\n      ${flag}`), flag);
+    assert.match(HELP, /\n69 when a sidecar that will not be restarted died while the program ran/);
+    assert.equal(SIDECAR_DIED, 69);
+  });
 });

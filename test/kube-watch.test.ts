@@ -8,6 +8,7 @@ import { json } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, test } from "node:test";
 import {
+  defaultTiming,
   loadCluster,
   waitUntilReady,
   watchPod,
@@ -409,6 +410,25 @@ describe("watchPod", { timeout: 60_000 }, () => {
     assert.deepEqual(kinds(api), ["list", "watch@1001"]);
   });
 
+  test("a watch asks the server for 300 s jittered up by less than 10%: held for the whole run, it is renewed no more often than every 5 minutes (at most 12 requests an hour)", async () => {
+    assert.equal(defaultTiming.watchTimeoutSeconds, 300);
+    for (const [random, asked] of [
+      [0, 300],
+      [0.5, 315],
+      [0.999, 330],
+    ] as const) {
+      const { api, cluster } = await start({ pod: notReady });
+      afterRequest(api, 2, () => api.setPod(ready));
+      await firstDeliveries(cluster, 2, {
+        ...fast,
+        watchTimeoutSeconds: defaultTiming.watchTimeoutSeconds,
+        random: () => random,
+      });
+      assert.equal(new URL(api.requests[1]!.url, "https://x").searchParams.get("timeoutSeconds"), String(asked));
+      await api.close();
+    }
+  });
+
   test("a watch whose headers never come is cut after the margin, not after timeoutSeconds", async () => {
     const { api, cluster } = await start({ pod: notReady });
     api.fail({ on: "watch", hang: true });
@@ -534,6 +554,47 @@ describe("watchPod", { timeout: 60_000 }, () => {
       `retried after ${second && first && second.at - first.at} ms`,
     );
   });
+
+  // kube-apiserver's own 5xx answers with Retry-After (its responsewriters copy details.retryAfterSeconds into the
+  // header). These bodies are derived from its source, as GONE is: a real server sends them only when etcd fails.
+  const SERVER_TIMEOUT = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message: "The list operation against pods could not be completed at this time, please try again.",
+    reason: "ServerTimeout",
+    details: { name: "list", kind: "pods", retryAfterSeconds: 2 },
+    code: 500,
+  };
+  const TOO_LARGE = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message: "Too large resource version: 1005, current: 1001",
+    reason: "Timeout",
+    details: {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      retryAfterSeconds: 1,
+    },
+    code: 504,
+  };
+  for (const [why, status, body, seconds] of [
+    ["a 500 ServerTimeout when etcd is unreachable", 500, SERVER_TIMEOUT, "2"],
+    ["a 504 Timeout for a resourceVersion ahead of its cache", 504, TOO_LARGE, "1"],
+  ] as const) {
+    test(`Retry-After on any 5xx lengthens the backoff as on a 429: kube-apiserver's ${why}`, async () => {
+      const { api, cluster } = await start({ pod: ready });
+      api.fail({ on: "list", status, body, headers: { "Retry-After": seconds } });
+      await firstDeliveries(cluster, 1, { ...fast, backoffBaseMs: 10, backoffMaxMs: 150, random: () => 0 });
+      const [first, second] = api.requests;
+      assert.ok(
+        second && first && second.at - first.at >= 145,
+        `retried after ${second && first && second.at - first.at} ms, not the 150 ms cap of Retry-After: ${seconds}`,
+      );
+    });
+  }
 
   // A server (or proxy) that ends each watch at once, after one bookmark or one event: no more than a few watches a
   // second, whatever it delivers. With a backoff of 10..40 ms and no jitter, 50 watches take at least 975 ms.

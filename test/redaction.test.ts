@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { quote } from "../log.ts";
+import { quote, registerSecret, withoutSecrets } from "../log.ts";
 import { startFakeApiServer } from "./fake-apiserver.ts";
 import { startProa } from "./helpers/proa-process.ts";
 
@@ -78,6 +78,13 @@ describe("URLs in what proa writes", () => {
 });
 
 describe("the service account's token in what proa writes", () => {
+  test("a token of 8 characters is redacted, one of 7 is not: so short a secret would match ordinary words", () => {
+    registerSecret("tok-8chr");
+    registerSecret("tok-7ch");
+    assert.equal(withoutSecrets("a tok-8chr b"), "a [redacted] b");
+    assert.equal(withoutSecrets("a tok-7ch b"), "a tok-7ch b");
+  });
+
   test("an API server's 500 and 403 messages that repeat the token, and the one it replaced, leave no trace of either in the log, the output or the termination message", async () => {
     const oldToken = "old-token-OLDSECRET-0123456789";
     const newToken = "new-token-NEWSECRET-9876543210";

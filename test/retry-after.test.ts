@@ -1,5 +1,5 @@
-// --ready-url honours a 429's or 503's Retry-After, as the API client does: a real loopback server counts the
-// requests it gets while it asks proa to wait.
+// --ready-url honours a 429's or 503's Retry-After (the API client also a 500's or 504's: kube-watch.test.ts): a
+// real loopback server counts the requests it gets while it asks proa to wait.
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer, type OutgoingHttpHeaders, type Server } from "node:http";

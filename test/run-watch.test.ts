@@ -135,17 +135,38 @@ describe("a sidecar that cannot come back ends the run", () => {
     const ignoring = [
       NODE,
       "-e",
-      "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)",
+      // Orphaned (a broken proa that never kills it): it exits, so that the test fails rather than hangs.
+      "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); const parent = process.ppid; setInterval(() => process.ppid !== parent && process.exit(1), 200)",
     ];
     const { proa, pod } = run(regular, ["--program-stop-timeout", "300ms"], ignoring);
     await proa.waitForStdout("ready");
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(1, "Error") }));
     await proa.waitForStdout("SIGTERM");
     const termAt = Date.now();
-    assert.equal((await proa.exit).code, SIDECAR_DIED, proa.stderr());
+    const exit = await Promise.race([proa.exit, sleep(10_000).then(() => ({ code: "still running after 10 s" }))]);
+    assert.equal(exit.code, SIDECAR_DIED, proa.stderr());
     const line = summary(proa);
     assert.deepEqual([line.program.kind, line.program.signal], ["killed", "SIGKILL"]);
     assert.ok(Date.now() - termAt >= 250, "SIGKILL came no sooner than the timeout");
+  });
+
+  test("--program-stop-timeout never goes past the Pod's grace period: 1h with a grace period of 0.5 s kills after 0.5 s", async () => {
+    const ignoring = [
+      NODE,
+      "-e",
+      "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); const parent = process.ppid; setInterval(() => process.ppid !== parent && process.exit(1), 200)",
+    ];
+    const { proa, pod } = run(regular, ["--program-stop-timeout", "1h"], ignoring);
+    pod.spec = { ...pod.spec, terminationGracePeriodSeconds: 0.5 };
+    api.setPod(pod);
+    await proa.waitForStdout("ready");
+    api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(1, "Error") }));
+    await proa.waitForStdout("SIGTERM");
+    const exit = await Promise.race([proa.exit, sleep(10_000).then(() => ({ code: "still running after 10 s" }))]);
+    assert.equal(exit.code, SIDECAR_DIED, proa.stderr());
+    assert.ok(
+      proa.logs.some((r) => r.msg === "sending SIGTERM to the program; SIGKILL in 500 ms if it has not exited"),
+    );
   });
 
   test("--no-critical: the death is reported as a warning and the program runs on to its own status", async () => {
@@ -275,6 +296,7 @@ describe("what is not a death", () => {
     assert.equal((await proa.exit).code, 143, proa.stderr());
     assert.deepEqual(proa.stdout, ["ready", "SIGTERM"]);
     assert.ok(!proa.logs.some((r) => r.level === "error"), "no death is logged");
+    assert.equal(summary(proa).sidecars, undefined, "nor summarised");
   });
 
   test("SIGTERM first, then the sidecar terminates: not a death", async () => {

@@ -62,3 +62,31 @@ test("unknown after the limit when the server accepts and never answers", async 
     await api.close();
   }
 });
+
+test("leaves no timer armed however it ends: a version, a 404, a body without numbers", async () => {
+  // Every timer armed through the global kube.ts uses is kept and cleared at the end, so that one left armed fails
+  // the test without keeping the test process alive; the limit is long, so that it is still armed when counted.
+  const armed: NodeJS.Timeout[] = [];
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = ((...args: Parameters<typeof realSetTimeout>) =>
+    armed[armed.push(realSetTimeout(...args)) - 1]) as typeof setTimeout;
+  // Only referenced timers keep a process alive, and only they are counted.
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  try {
+    for (const version of [{ major: "1", minor: "33", gitVersion: "v1.33.1" }, undefined, { major: "", minor: "x" }]) {
+      const api = await startFakeApiServer(version ? { version } : {});
+      const cluster = loadCluster(api.env(), "proa/test");
+      try {
+        const before = timers();
+        await serverVersion(cluster, recordingLog(), 60_000);
+        assert.equal(timers() - before, 0, `timers still armed after ${JSON.stringify(version ?? "a 404")}`);
+      } finally {
+        cluster.agent.destroy();
+        await api.close();
+      }
+    }
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+    for (const timer of armed) clearTimeout(timer);
+  }
+});

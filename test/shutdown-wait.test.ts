@@ -33,7 +33,7 @@ const sidecars: PodShape = { sidecars: ["sidecar-1", "sidecar-2"], nativeSidecar
 
 let server: FakeApiServer | undefined;
 afterEach(async () => {
-  for (const feed of feeds.splice(0)) feed.close();
+  for (const feed of feeds.splice(0)) await feed.close();
   await server?.close();
   server = undefined;
 });

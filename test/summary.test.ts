@@ -752,3 +752,50 @@ describe("the termination message when --kill was refused", () => {
     );
   });
 });
+
+describe("a sidecar's death or restart while the program ran, in the story", () => {
+  const died = {
+    name: "db-proxy",
+    kind: "died" as const,
+    exitCode: 137,
+    reason: "OOMKilled",
+    finishedAt: "2026-12-07T10:51:00Z",
+    restartCount: 0,
+    afterMs: 62_000,
+    stopped: true,
+  };
+  const restarted = {
+    name: "mesh",
+    kind: "restarted" as const,
+    exitCode: 1,
+    restartCount: 1,
+    afterMs: 5000,
+    stopped: false,
+  };
+  test("the death that ended the run comes first, says when and why, and that proa exits 69; the program's own line follows", () => {
+    const message = terminationMessage(
+      run({
+        program: { name: "my-job", outcome: { kind: "exited", code: 143 }, durationMs: 63_000 },
+        sidecars: [restarted, died],
+        status: 69,
+      }),
+    );
+    const lines = message.split("\n");
+    assert.equal(
+      lines[0],
+      "sidecar db-proxy died 1m02s into the program (exit 137, OOMKilled, at 2026-12-07T10:51:00Z): proa stopped the program and exits 69",
+    );
+    assert.match(lines[1] ?? "", /^program exited 143 after 1m03s; /);
+    assert.ok(lines.includes("sidecar mesh restarted 5s into the program (exit 1)"), message);
+    assert.equal(lines.at(-1), "proa exited 69");
+  });
+  test("the summary line lists every event; without any, it has no sidecars field", () => {
+    assert.deepEqual(summaryFields(run({ sidecars: [died], status: 69 })).sidecars, [died]);
+    assert.equal(summaryFields(run({})).sidecars, undefined);
+  });
+  test("a name or reason the kubelet reports cannot forge a line of the message", () => {
+    const forged = { ...died, reason: "OOMKilled\nproa exited 0", name: "db\nproxy" };
+    const message = terminationMessage(run({ sidecars: [forged], status: 69 }));
+    assert.ok(!message.split("\n").some((line) => line === "proa exited 0"), message);
+  });
+});

@@ -1,8 +1,21 @@
 // writeTerminationMessage against files that look like the kubelet's empty termination log but are not: a hard link
-// to another file, a kernel file on procfs, and a FIFO a reader waits on, which must not even be opened for writing.
+// to another file, a kernel file on procfs, a FIFO a reader waits on, which must not even be opened for writing, and
+// a file swapped in between the checks and the open (through writeTerminationMessage's open, the one seam).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  constants,
+  linkSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -66,5 +79,56 @@ describe("the termination log is written only when it is the kubelet's file alon
     } finally {
       reader.kill("SIGKILL");
     }
+  });
+});
+
+describe("a file swapped in between the checks and the open is not written", () => {
+  /** Checks an empty regular file at path, then runs swap before opening it with the flags writeTerminationMessage
+   * chose, which it records. A blocking open of a FIFO without a reader would never return: it fails instead. */
+  const writeSwapped = (name: string, swap: (path: string) => void) => {
+    const path = join(scratch, name);
+    writeFileSync(path, "");
+    const log = recordingLog();
+    const flags: number[] = [];
+    const open = (file: string, flag: number) => {
+      flags.push(flag);
+      swap(file);
+      if (!(flag & constants.O_NONBLOCK) && lstatSync(file).isFIFO())
+        throw Object.assign(new Error("a blocking open of a FIFO without a reader never returns"), { code: "EHANG" });
+      return openSync(file, flag);
+    };
+    writeTerminationMessage("program exited 0 (FORGED)", { path, from: "test" }, 0, log, open);
+    return { path, msgs: log.lines.map((line) => line.msg), flags };
+  };
+
+  test("another empty regular file renamed over it: the opened file is not the one checked, so neither is written", () => {
+    const other = join(scratch, "swapped-in");
+    const { path, msgs } = writeSwapped("renamed-over", (file) => {
+      writeFileSync(other, "");
+      renameSync(other, file);
+    });
+    assert.deepEqual(msgs, [`not writing the termination message: ${path} was replaced while proa opened it`]);
+    assert.equal(readFileSync(path, "utf8"), "");
+  });
+
+  test("a FIFO without a reader: the open is non-blocking (O_NONBLOCK) and fails at once with ENXIO, never hanging proa", () => {
+    const { path, msgs, flags } = writeSwapped("fifo-swapped-in", (file) => {
+      unlinkSync(file);
+      assert.equal(spawnSync("mkfifo", [file]).status, 0);
+    });
+    assert.equal(flags.length, 1);
+    assert.ok(flags[0]! & constants.O_NONBLOCK, `opened with flags ${flags[0]}, without O_NONBLOCK`);
+    assert.deepEqual(msgs, [`not writing the termination message: cannot open ${path} for writing (ENXIO)`]);
+  });
+
+  test("a symlink to another empty file: not followed (O_NOFOLLOW, ELOOP), so the file it points to is not written", () => {
+    const target = join(scratch, "symlink-target");
+    writeFileSync(target, "");
+    const { path, msgs } = writeSwapped("symlink-swapped-in", (file) => {
+      unlinkSync(file);
+      symlinkSync(target, file);
+    });
+    assert.deepEqual(msgs, [`not writing the termination message: cannot open ${path} for writing (ELOOP)`]);
+    assert.equal(readFileSync(target, "utf8"), "");
   });
 });

@@ -166,18 +166,25 @@ describe("proa --check against a real kube-apiserver 1.20.2", { skip: skipReason
     assert.match(r.line(/found Pod/), new RegExp(`^ok +found Pod ${s.ns}/job-pod$`));
     assert.match(r.line(/own container/), /^ok +proa's own container is main \(--container\)$/);
     // podManifest's sidecars have no readinessProbe: warnings, which do not fail the check.
-    assert.match(r.line(/sidecar-1/), /^warn container sidecar-1: ready; it has no readinessProbe/);
-    assert.match(r.line(/sidecar-2/), /^warn container sidecar-2: not ready yet \(running\); it has no readinessProbe/);
+    assert.match(r.line(/container sidecar-1/), /^warn container sidecar-1: ready; it has no readinessProbe/);
+    assert.match(
+      r.line(/container sidecar-2/),
+      /^warn container sidecar-2: not ready yet \(running\); it has no readinessProbe/,
+    );
     assert.match(
       r.line(/shutdown POST/),
       new RegExp(
         `^ok +shutdown POST ${s.shutdownUrl}: something accepts TCP connections at ${s.hostPort} \\(connected and closed, no request sent\\)$`,
       ),
     );
-    assert.match(r.line(/restartPolicy/), /^ok +restartPolicy Never/);
+    assert.match(r.line(/^\w+ +restartPolicy/), /^ok +restartPolicy Never/);
+    assert.match(
+      r.line(/if sidecar sidecar-1 dies/),
+      /^ok +if sidecar sidecar-1 dies while the program runs: the Pod's restartPolicy is Never, so it will not be restarted: proa stops the program$/,
+    );
     assert.match(r.line(/shutdown budget/), /^ok +shutdown budget 10 s, from the Pod's terminationGracePeriodSeconds;/);
     assert.match(
-      r.line(/ program /),
+      r.line(/^\w+ +program /),
       new RegExp(`^ok +program ${NODE.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} is .*, executable$`),
     );
   });
