@@ -584,6 +584,9 @@ function auditEvents(path: string): AuditEvent[] {
 // same churn with no proa watching; and one proa's own CPU while its program runs and nothing changes at all.
 
 const CHURN_PODS = 50; // Pods without a client, 10 in each namespace, whose status the churn changes in turn
+// Before each window: the server's work from what came before (creating 250 Pods, 200 proas starting) is done, and
+// so are the proas' own (V8 collects about 8 s after start-up), so that each window holds only its churn and watches.
+const RUN_SETTLE_MS = 20_000;
 export const CHURN_PER_SECOND = 20; // status changes (one PATCH each) a second, on a fixed schedule
 /** How long proa asks each watch to last (kube.ts): watchTimeoutSeconds, jittered up by up to 10%. */
 const WATCH_SECONDS = { min: defaultTiming.watchTimeoutSeconds, max: defaultTiming.watchTimeoutSeconds * 1.1 };
@@ -696,7 +699,7 @@ export interface RunPhaseFigures {
 async function runPhase(fleet: Fleet, count: number, seconds: number): Promise<RunPhaseFigures> {
   const churnPods = await fleet.createPods("churn", CHURN_PODS);
   const pods = await fleet.createPods("run", count);
-  await sleep(1000);
+  await sleep(RUN_SETTLE_MS);
   const baseline = await churnWindow(fleet, churnPods, seconds);
 
   // The proas: each waits, is let in, runs `sleep` (longer than the window), and watches on, or not, as it does.
@@ -708,7 +711,7 @@ async function runPhase(fleet: Fleet, count: number, seconds: number): Promise<R
     const gone = clients.find((c) => c.child.exitCode !== null || c.child.signalCode !== null);
     if (gone) throw new Error(`a proa exited before its program ran: ${gone.stderr()}`);
   }
-  await sleep(2000); // what follows the program's start (log lines, the termination-log path) is done
+  await sleep(RUN_SETTLE_MS);
   const [metricsBefore, proaBefore] = [await fleet.metrics(), clients.map((c) => cpuMs(c.child.pid!))];
   let metricsAfter = "";
   let proaAfter: number[] = [];
