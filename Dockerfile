@@ -3,7 +3,9 @@
 #   docker build -t ghcr.io/example/proa:0.1.0 .
 #   docker run --rm ghcr.io/example/proa:0.1.0 --help
 #
-# Its main use is as a source to copy proa from into your application's image (see the end of this file).
+# Its main use is as a source to copy proa from into your application's image (see the end of this file). The
+# `portable` target below is the other way: proa with its own Node.js, installed by the Pod spec alone (job-portable.yaml).
+# This final stage stays the default target: `docker build .` builds it as before.
 
 # ---- build: the package's own build script, from the lockfile's exact dependencies ----
 FROM node:24.21.0-bookworm-slim AS build
@@ -15,6 +17,32 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts readyurl.ts summary.ts check.ts ./
 # Writes /build/dist/proa.js: one CommonJS file with a node shebang, no dependencies at run time.
 RUN npm run build
+
+# ---- portable: proa's self-contained folder, for an application image left as it is (README's "proa in any image") ----
+#   docker buildx build --platform linux/amd64,linux/arm64 --target portable -t ghcr.io/example/proa:0.1.0-portable .
+# portable/build.sh writes both architectures' folders on the build machine's own platform (patchelf edits an arm64
+# binary on amd64 as well), from the same pinned inputs as `npm run build:portable`: the Node.js builds by npm
+# integrity, the C library and loader from Debian's .debs by SHA-256, checked before use. The script installs what it
+# needs from Debian (patchelf at its pinned version, jq) and adds the arm64 architecture to dpkg.
+FROM --platform=$BUILDPLATFORM node:24.21.0-bookworm-slim AS portable-build
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json proa.ts log.ts http.ts kube.ts shutdown.ts readyurl.ts summary.ts check.ts ./
+COPY portable/ portable/
+# Writes /build/dist/portable/linux-amd64/ and linux-arm64/, each with its manifest.json and SHA256SUMS.
+RUN npm run build && bash portable/build.sh amd64 arm64
+
+# The image: the folder at /proa and nothing else (no shell, no C library outside it). Its files are those of
+# dist/portable/linux-$TARGETARCH byte for byte (compare with `sha256sum -c /proa/SHA256SUMS` from a copy of it);
+# COPY gives them this build's time, where portable/build.sh's own layer tar has time 0.
+# The init container runs /proa/bin/install DIR; with an image volume, the main container mounts its /proa directly.
+FROM scratch AS portable
+ARG TARGETARCH
+COPY --from=portable-build /build/dist/portable/linux-${TARGETARCH}/ /proa/
+USER 65532:65532
+ENTRYPOINT ["/proa/bin/proa"]
+CMD ["--help"]
 
 # ---- final: distroless Node.js 24, the current LTS (20 reached its end of life on 2026-04-30); no shell, no package manager ----
 # :nonroot is a moving tag; pin it by digest for builds that must not change under you (see the README's Setup):

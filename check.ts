@@ -30,13 +30,17 @@ import {
 } from "./kube.ts";
 import {
   BEFORE_KUBELET_KILL_MS,
+  declaredPorts,
   gracePeriodMs,
   killScope,
+  LOOPBACK,
   processName,
   readProcesses,
   selectProcesses,
   shutdownPlan,
+  sidecarKinds,
   type OwnProcesses,
+  type PortsSpec,
   type ProcessInfo,
   type ShutdownOptions,
 } from "./shutdown.ts";
@@ -94,6 +98,7 @@ export const checkStatus = (findings: Finding[]) => (findings.some((f) => f.verd
 export interface Facts {
   env: NodeJS.ProcessEnv;
   nodeVersion: string; // process.versions.node
+  runtime?: Runtime; // which node binary and C library this process runs on
   // In the API mode: loadCluster's verdict, the Pod as a run reads it, and the hints to proa's own container.
   cluster?:
     { ok: true; server: string; namespace: string; podName: string; dir: string } | { ok: false; message: string };
@@ -107,6 +112,31 @@ export interface Facts {
   own: OwnProcesses;
   program?: ProgramFacts;
   terminationLog?: TerminationLogFacts; // absent with --no-termination-message
+}
+
+/** The node binary and the C library this process runs on: the image's own, or proa's folder (/proa/bin/node). */
+export interface Runtime {
+  execPath: string;
+  cLibrary: string; // "glibc 2.36 (/proa/lib/libc.so.6)", "musl (/lib/ld-musl-x86_64.so.1)"
+}
+
+/** Names the C library from Node's report: glibc's version is in its header, and the loaded objects say which file. */
+export function describeCLibrary(glibcVersionRuntime: string | undefined, sharedObjects: string[]): string {
+  const file = (pattern: RegExp) => sharedObjects.find((path) => pattern.test(path.slice(path.lastIndexOf("/") + 1)));
+  const glibc = file(/^libc\.so\.6$/);
+  if (glibcVersionRuntime) return `glibc ${glibcVersionRuntime}${glibc ? ` (${glibc})` : ""}`;
+  const musl = file(/^(ld-musl-.*|libc\.musl-.*)\.so\.1$/);
+  return musl ? `musl (${musl})` : "a C library Node.js does not name";
+}
+
+function readRuntime(): Runtime {
+  // excludeNetwork (Node 22.13 and later): the report lists no sockets, so it never waits for a reverse lookup.
+  (process.report as { excludeNetwork?: boolean }).excludeNetwork = true;
+  const report = process.report.getReport() as { header?: { glibcVersionRuntime?: string }; sharedObjects?: string[] };
+  return {
+    execPath: process.execPath,
+    cLibrary: describeCLibrary(report.header?.glibcVersionRuntime, report.sharedObjects ?? []),
+  };
 }
 
 export interface TerminationLogFacts extends TerminationLog {
@@ -190,8 +220,9 @@ export function judge(options: CheckOptions, facts: Facts): Finding[] {
 export function checkEnvironment({
   env,
   nodeVersion,
+  runtime,
   cluster,
-}: Pick<Facts, "env" | "nodeVersion" | "cluster">): Finding[] {
+}: Pick<Facts, "env" | "nodeVersion" | "runtime" | "cluster">): Finding[] {
   const from = (variable: string, otherwise: string) => (env[variable] ? variable : otherwise);
   const findings = [
     !cluster
@@ -204,7 +235,7 @@ export function checkEnvironment({
           )
         : fail(quote(cluster.message, 400)),
     Number(nodeVersion.split(".")[0]) >= 20
-      ? ok(`Node.js ${nodeVersion}`)
+      ? ok(`Node.js ${nodeVersion}${runtime ? ` (${runtime.execPath}), on ${runtime.cLibrary}` : ""}`)
       : fail(`Node.js ${nodeVersion} is older than 20, which proa needs`, "use Node.js 20 or later in the image"),
   ];
   for (const warning of nodeEnvironmentWarnings(env))
@@ -413,8 +444,8 @@ function describeState(state: ContainerState | undefined): string {
 export function checkRestartPolicy(pod: Pod, readyTimeoutMs: number | undefined): Finding {
   const policy = restartPolicyOf(pod);
   // What the run's shutdown step will do, from the same plan and the same reading of the Pod.
-  const onFailure = shutdownPlan(policy, false, false);
-  const after = `; after a failure: ${onFailure.shutDown ? "proa shuts the sidecars down" : onFailure.reason}`;
+  const onFailure = shutdownPlan(policy, false, false, sidecarKinds(pod));
+  const after = `; after a failure: ${onFailure.shutDown && onFailure.waitForExit ? "proa shuts the sidecars down" : onFailure.reason}`;
   if (policy === "Never")
     return ok(
       `restartPolicy Never: a sidecar that terminates before it is ready fails the wait at once (exit 1)${after}`,
@@ -662,19 +693,7 @@ export function checkKill(
   return findings;
 }
 
-type SidecarSpec = {
-  name: string;
-  image?: string;
-  command?: string[];
-  args?: string[];
-  restartPolicy?: string;
-  ports?: { containerPort?: number; name?: string }[];
-} & Partial<
-  Record<
-    "readinessProbe" | "livenessProbe" | "startupProbe",
-    { httpGet?: { port?: number | string }; tcpSocket?: { port?: number | string } }
-  >
->;
+type SidecarSpec = PortsSpec & { image?: string; command?: string[]; args?: string[]; restartPolicy?: string };
 
 /** The image's own name, without registry, tag or digest: gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.8 is cloud-sql-proxy. */
 const imageName = (image = "") =>
@@ -717,8 +736,6 @@ export function checkKillUnderNever(
   return findings;
 }
 
-const LOOPBACK = /^(localhost|127\.[0-9.]+|\[::1\])$/;
-
 /** Native sidecars (init containers with restartPolicy Always) are stopped by the kubelet after the regular
  * containers exit, and restarted if one exits early: proa's shutdown requests and --kill are not needed for them, and
  * one aimed at a native sidecar (by the port of its probes or a containerPort, or by its name) stops it too early. */
@@ -733,18 +750,10 @@ export function checkNativeSidecars(
       `native sidecars ${native.map((c) => c.name).join(", ")}: the kubelet stops them after the regular containers exit, and restarts one that exits early, so proa's shutdown requests and --kill are not needed for them`,
     ),
   ];
-  const ports = (c: SidecarSpec) => {
-    const named = (port: number | string | undefined) =>
-      typeof port === "string" ? c.ports?.find((p) => p.name === port)?.containerPort : port;
-    const probes = [c.readinessProbe, c.livenessProbe, c.startupProbe].map((probe) =>
-      named(probe?.httpGet?.port ?? probe?.tcpSocket?.port),
-    );
-    return new Set([...(c.ports ?? []).map((p) => p.containerPort), ...probes].filter((port) => port !== undefined));
-  };
   const fix = "leave native sidecars to the kubelet: drop the option";
   for (const url of [...shutdown.httpGet, ...shutdown.httpPost]) {
     const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-    const target = LOOPBACK.test(url.hostname) ? native.find((c) => ports(c).has(port)) : undefined;
+    const target = LOOPBACK.test(url.hostname) ? native.find((c) => declaredPorts(c).has(port)) : undefined;
     if (target)
       findings.push(
         warn(
@@ -772,7 +781,7 @@ export function checkCouldBeNative(pod: Pod, own: string, version: Facts["versio
     return [];
   return [
     ok(
-      `the API server is ${version.gitVersion}, where ${regular.join(", ")} could be native sidecars (init containers with restartPolicy: Always) that the kubelet stops; proa would still gate the program on their readiness (the kubelet waits only for started), bound the wait, and give the exit status and the summary`,
+      `the API server is ${version.gitVersion}, where ${regular.join(", ")} could be ${regular.length === 1 ? "a native sidecar (an init container" : "native sidecars (init containers"} with restartPolicy: Always) that the kubelet stops; proa would still gate the program on their readiness (the kubelet waits only for started), bound the wait, and give the exit status and the summary`,
     ),
   ];
 }
@@ -789,6 +798,9 @@ export function checkBudget(pod: Pod | undefined, timeoutMs: number | undefined,
           ? "the Pod's terminationGracePeriodSeconds"
           : "the default";
   const grace = gracePeriodMs(undefined);
+  // A run's plan after the program succeeds, as the shutdown step makes it: with only native sidecars, no wait.
+  const plan = pod && shutdownPlan(restartPolicyOf(pod), true, false, sidecarKinds(pod));
+  if (plan?.shutDown && !plan.waitForExit) return ok(`a run's shutdown step does not wait: ${plan.reason}`);
   const sigterm = urlMode
     ? `after SIGTERM, at most ${(grace - BEFORE_KUBELET_KILL_MS) / 1000} s from it, as a run assumes the default grace period of ${grace / 1000} s`
     : "after SIGTERM, never past a second before the grace period ends";
@@ -879,6 +891,8 @@ export async function gather(
   timing: Partial<GatherTiming> = {},
 ): Promise<Facts> {
   const t = { ...DEFAULT_GATHER, ...timing };
+  // Before any socket is open: Node 20's report, which has no excludeNetwork, would look each one's peer up.
+  const runtime = readRuntime();
   // With --ready-url a run loads no in-cluster configuration and reads no Pod, and neither does the check.
   const urlMode = options.readyUrls.length > 0;
   let cluster: Cluster | undefined;
@@ -915,6 +929,7 @@ export async function gather(
     const facts: Facts = {
       env,
       nodeVersion: process.versions.node,
+      runtime,
       ...(urlMode
         ? { readyUrls: options.readyUrls.map((url, i) => ({ url, answer: answers[i]! })) }
         : { cluster: clusterFacts, hints }),

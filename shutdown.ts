@@ -6,7 +6,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { httpRequest, HttpError, type HttpPhase } from "./http.ts";
+import { hostPort, httpRequest, HttpError, type HttpPhase } from "./http.ts";
 import { restartPolicyOf, runningContainers, type Pod, type PodFeed } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
@@ -96,14 +96,31 @@ export interface ShutdownPlan {
   reason: string; // for the log, the summary and the termination message
 }
 
+/** What the Pod's spec says of proa's sidecars: other regular containers; only native sidecars (init containers with
+ * restartPolicy Always); or no other container at all. Undefined without a Pod (--ready-url, or never read). */
+export type SidecarKinds = "regular" | "native only" | "none";
+
+export function sidecarKinds(pod: Pod | undefined): SidecarKinds | undefined {
+  const containers = pod?.spec?.containers;
+  if (!containers) return undefined;
+  if (containers.length > 1) return "regular"; // proa's own is one of them
+  return (pod.spec?.initContainers ?? []).some((c) => c.restartPolicy === "Always") ? "native only" : "none";
+}
+
 /**
  * When the kubelet will restart proa's container (OnFailure after a failure, Always), the sidecars are left running
  * so that the restarted proa finds them ready. A deleted Pod's sidecars are stopped by the kubelet, which hides their
  * statuses until all have stopped (kubernetes/kubernetes#106896), so proa asks them to stop but cannot watch them.
- * An unknown policy (no Pod: --ready-url, or the Pod never read; see restartPolicyOf) keeps the original proa's
- * behaviour.
+ * Native sidecars are stopped by the kubelet only once proa's container has exited, so with no regular sidecar there
+ * is nothing to wait for. An unknown policy (no Pod: --ready-url, or the Pod never read; see restartPolicyOf) keeps
+ * the original proa's behaviour.
  */
-export function shutdownPlan(restartPolicy: string | undefined, succeeded: boolean, deleting: boolean): ShutdownPlan {
+export function shutdownPlan(
+  restartPolicy: string | undefined,
+  succeeded: boolean,
+  deleting: boolean,
+  sidecars?: SidecarKinds,
+): ShutdownPlan {
   if (deleting)
     return { shutDown: true, waitForExit: false, reason: "the Pod is being deleted: the kubelet stops the sidecars" };
   if (restartPolicy === "Always" || (restartPolicy === "OnFailure" && !succeeded)) {
@@ -113,6 +130,15 @@ export function shutdownPlan(restartPolicy: string | undefined, succeeded: boole
       reason: `sidecars left running for the restart (restartPolicy ${restartPolicy})`,
     };
   }
+  if (sidecars === "native only")
+    return {
+      shutDown: true,
+      waitForExit: false,
+      reason:
+        "the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them",
+    };
+  if (sidecars === "none")
+    return { shutDown: true, waitForExit: false, reason: "the Pod has no other container: no sidecar to wait for" };
   if (restartPolicy === "Never" || restartPolicy === "OnFailure") {
     const why = restartPolicy === "Never" ? "restartPolicy Never" : "restartPolicy OnFailure and the program succeeded";
     return {
@@ -179,7 +205,7 @@ export async function shutDownSidecars(
   context.sigterm?.addEventListener("abort", onSigterm);
   try {
     // The Pod is the watch's latest: a deletion it delivers later, while the step waits, reaches `seen` below.
-    report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod));
+    report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, isDeleting(pod), sidecarKinds(pod));
     if (isDeleting(pod))
       moved(`the Pod is being deleted, with a grace period of ${pod?.metadata?.deletionGracePeriodSeconds} s`);
     if (!report.plan.shutDown) {
@@ -193,7 +219,11 @@ export async function shutDownSidecars(
       ...options.httpGet.map((url) => ({ method: "GET" as const, url })),
       ...options.httpPost.map((url) => ({ method: "POST" as const, url })),
     ];
-    if (requests.length === 0 && options.kill.length === 0 && !options.killAll) {
+    const noMeans = requests.length === 0 && options.kill.length === 0 && !options.killAll;
+    if (noMeans && !report.plan.waitForExit && !isDeleting(pod) && sidecarKinds(pod) !== "regular") {
+      // Nothing to stop and nothing to wait for: not a missing option, so no budget to speak of either.
+      log.info(`${report.plan.reason}; proa sends no shutdown request`, { sidecars: sidecarKinds(pod) });
+    } else if (noMeans) {
       const means = "--shutdown-http-get, --shutdown-http-post, --kill or --kill-all";
       const then = report.plan.waitForExit
         ? "so it can only wait for them to exit"
@@ -207,7 +237,12 @@ export async function shutDownSidecars(
     }
     const deleting = () => isDeleting(pod);
     const sent = Promise.all(
-      requests.map(({ method, url }) => sendShutdownRequest(method, url, options, deadline, t, log, deleting)),
+      requests.map(({ method, url }) => {
+        // Read from the latest Pod at each attempt: the wait for exit may show the sidecar's death meanwhile.
+        const target = urlContainer(pod, url);
+        const gone = () => ("name" in target ? goneForGood(pod, target.name) : undefined);
+        return sendShutdownRequest(method, url, options, deadline, t, log, deleting, { target, gone });
+      }),
     );
     if (options.kill.length > 0 || options.killAll)
       Object.assign(report, signalProcesses(options, context.childPid, pod, log));
@@ -220,7 +255,7 @@ export async function shutDownSidecars(
       pod = next;
       if (wasDeleting || !isDeleting(pod)) return;
       moved(`the Pod is being deleted, with a grace period of ${pod.metadata?.deletionGracePeriodSeconds} s`);
-      report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, true);
+      report.plan = shutdownPlan(restartPolicyOf(pod), context.status === 0, true, sidecarKinds(pod));
       log.info(`${report.plan.reason}: proa stops waiting for their exits, which it cannot see`);
       stopWaiting.abort();
     };
@@ -323,7 +358,9 @@ class Deadline {
 // HTTP shutdown requests
 
 /** deleting() tells whether the Pod is being deleted: then no container is restarted, and a refused connection means
- * the sidecar has already exited (on the kubelet's SIGTERM), so it is not retried. */
+ * the sidecar has already exited (on the kubelet's SIGTERM), so it is not retried. sidecar.gone() tells why the URL's
+ * container will not answer again (the Pod shows it terminated, not to be restarted): then the request is not sent,
+ * or not retried. */
 async function sendShutdownRequest(
   method: "GET" | "POST",
   url: URL,
@@ -332,6 +369,7 @@ async function sendShutdownRequest(
   t: ShutdownTiming,
   log: Log,
   deleting: () => boolean,
+  sidecar: { target: ReturnType<typeof urlContainer>; gone: () => string | undefined },
 ): Promise<RequestRecord> {
   const shown = redactUrl(url);
   const fields = { method, url: shown };
@@ -345,6 +383,17 @@ async function sendShutdownRequest(
     durationMs: Date.now() - began,
   });
   for (let attempt = 1; ; attempt++) {
+    // Before each attempt: the Pod, as the wait for exit updates it, may show the sidecar dead by now.
+    const gone = sidecar.gone();
+    if (gone !== undefined && attempt === 1) {
+      log.info(`sidecar shutdown request not sent: ${gone}`, { ...fields, attempts: 0 });
+      return done(0, { error: `not sent: ${gone}` });
+    }
+    if (gone !== undefined) {
+      const reason = `connection refused, not retried: ${gone}`;
+      log.info(`sidecar shutdown request not answered: ${reason}`, { ...fields, attempts: attempt - 1 });
+      return done(attempt - 1, { error: reason, phase: "connect" });
+    }
     // However little budget is left, the request goes out and gets its minimum; the deadline cuts it no earlier.
     const attemptStart = Date.now();
     const timeoutMs = Math.max(
@@ -401,7 +450,14 @@ async function sendShutdownRequest(
         return done(attempt, { error: reason, phase: failure.phase });
       }
       if (refused && delayMs !== undefined && delayMs < deadline.leftMs()) {
-        log.debug("sidecar refused the shutdown request's connection; retrying", { ...fields, delayMs });
+        // The sidecar may be restarting; when proa cannot tell which container the URL reaches, it cannot see
+        // whether that container has exited for good, and says why once.
+        if (attempt === 1 && "unknown" in sidecar.target)
+          log.info(
+            `sidecar refused the shutdown request's connection; retrying, as proa cannot tell whether it has exited: ${sidecar.target.unknown}`,
+            { ...fields, delayMs },
+          );
+        else log.debug("sidecar refused the shutdown request's connection; retrying", { ...fields, delayMs });
         await sleep(delayMs);
         continue;
       }
@@ -415,6 +471,56 @@ async function sendShutdownRequest(
       clearTimeout(cutTimer);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Which container a shutdown URL reaches, and whether it is gone for good (pure)
+
+/** A URL host that is the Pod's own network namespace (URL.hostname keeps IPv6's brackets). */
+export const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+
+type Probe = { httpGet?: { port?: number | string }; tcpSocket?: { port?: number | string } };
+/** A container's spec with the fields that name its ports (kube.ts's Pod type leaves them out). */
+export type PortsSpec = {
+  name: string;
+  ports?: { containerPort?: number; name?: string }[];
+} & Partial<Record<"readinessProbe" | "livenessProbe" | "startupProbe", Probe>>;
+
+/** The ports a container declares: its containerPorts, and the ports its probes reach (named ports resolved). */
+export function declaredPorts(container: PortsSpec): Set<number> {
+  const resolve = (port: number | string | undefined) =>
+    typeof port === "string" ? container.ports?.find((p) => p.name === port)?.containerPort : port;
+  const probes = [container.readinessProbe, container.livenessProbe, container.startupProbe].map((probe) =>
+    resolve(probe?.httpGet?.port ?? probe?.tcpSocket?.port),
+  );
+  const all = [...(container.ports ?? []).map((p) => p.containerPort), ...probes];
+  return new Set(all.filter((port): port is number => port !== undefined));
+}
+
+/** The container of proa's Pod a shutdown URL reaches: a loopback URL whose port exactly one container declares. When
+ * proa cannot tell, the reason, for the log. */
+export function urlContainer(pod: Pod | undefined, url: URL): { name: string } | { unknown: string } {
+  if (!pod?.spec) return { unknown: "proa has not read its Pod" };
+  if (!LOOPBACK.test(url.hostname)) return { unknown: `${url.hostname} is not localhost, the Pod's own address` };
+  const { port } = hostPort(url);
+  const all = [...(pod.spec.containers ?? []), ...(pod.spec.initContainers ?? [])] as PortsSpec[];
+  const owners = all.filter((c) => declaredPorts(c).has(port)).map((c) => c.name);
+  if (owners.length === 1) return { name: owners[0]! };
+  if (owners.length === 0)
+    return { unknown: `no container of the Pod declares port ${port} (as a containerPort or a probe's port)` };
+  return { unknown: `containers ${owners.join(", ")} all declare port ${port}` };
+}
+
+/** Why a container will not answer again, if the Pod shows it so: terminated, and the kubelet will not restart it (a
+ * regular container under restartPolicy Never, or under OnFailure after exit 0). A native sidecar is always restarted,
+ * and a killed one shows terminated for a second before it is (Kubernetes 1.33 and later). */
+export function goneForGood(pod: Pod | undefined, container: string): string | undefined {
+  if (!pod?.spec?.containers?.some(({ name }) => name === container)) return undefined;
+  const terminated = pod.status?.containerStatuses?.find(({ name }) => name === container)?.state?.terminated;
+  if (!terminated) return undefined;
+  const policy = restartPolicyOf(pod);
+  if (!(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) return undefined;
+  return `${container} exited ${terminated.exitCode ?? "(code unknown)"} and will not be restarted (restartPolicy ${policy})`;
 }
 
 function describeFailure(error: HttpError, timeoutMs: number, requestTimeoutMs: number): string {

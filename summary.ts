@@ -228,7 +228,9 @@ function sidecarsText(
   if (!plan.waitForExit) return plan.reason; // left running, or stopped by the kubelet out of proa's sight
   const { stillRunning } = wait;
   const means = [
-    ...requests.map(({ method, status }) => `${method} ${status ?? "failed"}`),
+    ...requests.map(
+      ({ method, status, attempts }) => `${method} ${status ?? (attempts === 0 ? "not sent" : "failed")}`,
+    ),
     ...signals.filter(({ sent }) => sent).map(() => "SIGTERM"),
   ];
   const paired = means.length === 1 && exits.length + stillRunning.length === 1 ? `${means[0]}, ` : "";

@@ -7,6 +7,7 @@ import {
   checkBudget,
   checkContainers,
   checkEnvironment,
+  describeCLibrary,
   checkKill,
   checkCouldBeNative,
   checkKillUnderNever,
@@ -35,7 +36,7 @@ import { KubeError, type Pod, type Probe, type WatchOutcome } from "../kube.ts";
 import type { ProcessInfo } from "../shutdown.ts";
 import { HELP, parseCommandLine, UsageError } from "../proa.ts";
 import { FORBIDDEN, podWith } from "./fake-apiserver.ts";
-import { capturedPod, withNativeSidecar, withRestartPolicy } from "./fixtures/pods.ts";
+import { capturedPod, KUBELET_VERSIONS, kubeletPod, withNativeSidecar, withRestartPolicy } from "./fixtures/pods.ts";
 
 const verdicts = (findings: Finding[]) => findings.map((f) => f.verdict);
 const only = (findings: Finding[], verdict: Verdict) => findings.filter((f) => f.verdict === verdict);
@@ -146,6 +147,26 @@ describe("the environment", () => {
     );
     assert.match(findings[1]!.text, /^Node\.js 18\.19\.1 is older than 20/);
     assert.equal(checkEnvironment({ env: {}, nodeVersion: "22.0.0", cluster })[1]!.verdict, "ok");
+  });
+
+  test("the Node.js line names the node binary and the C library it runs on: the image's, or proa's own folder", () => {
+    const runtime = { execPath: "/proa/bin/node", cLibrary: "glibc 2.36 (/proa/lib/libc.so.6)" };
+    assert.equal(
+      checkEnvironment({ env: {}, nodeVersion: "24.21.0", runtime })[1]!.text,
+      "Node.js 24.21.0 (/proa/bin/node), on glibc 2.36 (/proa/lib/libc.so.6)",
+    );
+    const proaFolder = [
+      "linux-vdso.so.1",
+      "/proa/lib/libstdc++.so.6",
+      "/proa/lib/libc.so.6",
+      "/proa/lib/ld-linux-x86-64.so.2",
+    ];
+    assert.equal(describeCLibrary("2.36", proaFolder), "glibc 2.36 (/proa/lib/libc.so.6)");
+    assert.equal(describeCLibrary("2.36", []), "glibc 2.36", "the version alone when no libc.so.6 is listed");
+    const alpine = ["/usr/lib/libstdc++.so.6", "/lib/ld-musl-x86_64.so.1"];
+    assert.equal(describeCLibrary(undefined, alpine), "musl (/lib/ld-musl-x86_64.so.1)");
+    assert.equal(describeCLibrary(undefined, ["/lib/libc.musl-aarch64.so.1"]), "musl (/lib/libc.musl-aarch64.so.1)");
+    assert.equal(describeCLibrary(undefined, ["/lib/libc.so.6"]), "a C library Node.js does not name");
   });
 
   test("warn, not FAIL, for NODE_TLS_REJECT_UNAUTHORIZED, NODE_OPTIONS and NODE_DEBUG: proa neutralises the first and keeps the token out of the last", () => {
@@ -810,6 +831,42 @@ describe("sidecars that proa stops, under restartPolicy Never; native sidecars",
     assert.deepEqual(checkCouldBeNative(withNativeSidecar(pod, "sidecar-2"), "main", v(1, 33)), [], "already native");
     assert.deepEqual(checkCouldBeNative(podWith({}), "main", v(1, 33)), [], "no sidecar");
   });
+});
+
+describe("a Pod whose only sidecars are native, as 1.33 and 1.35 report it: --check says what a run does", () => {
+  const v = (minor: number) => ({ major: 1, minor, gitVersion: `v1.${minor}.0` });
+
+  test("one regular sidecar could be a native sidecar (singular); two could be native sidecars", () => {
+    const one = checkCouldBeNative(podWith({ sidecars: ["sidecar"] }), "main", v(33))[0]!.text;
+    assert.match(
+      one,
+      /^the API server is v1\.33\.0, where sidecar could be a native sidecar \(an init container with restartPolicy: Always\) that the kubelet stops;/,
+    );
+    const two = checkCouldBeNative(podWith({ sidecars: ["a", "b"] }), "main", v(33))[0]!.text;
+    assert.match(
+      two,
+      /where a, b could be native sidecars \(init containers with restartPolicy: Always\) that the kubelet stops;/,
+    );
+  });
+
+  for (const version of KUBELET_VERSIONS) {
+    const pod = kubeletPod(version, "native-ready");
+    test(`${version}: restartPolicy's line and the budget's say that a run does not wait for the native sidecar, and claim no shutdown`, () => {
+      const policy = checkRestartPolicy(pod, undefined).text;
+      assert.match(
+        policy,
+        /; after a failure: the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them$/,
+      );
+      assert.doesNotMatch(policy, /proa shuts the sidecars down/);
+      const budget = checkBudget(pod, undefined);
+      assert.equal(budget.verdict, "ok");
+      assert.equal(
+        budget.text,
+        "a run's shutdown step does not wait: the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them",
+      );
+      assert.match(checkBudget(kubeletPod(version, "regular-before-delete"), undefined).text, /^shutdown budget 30 s/);
+    });
+  }
 });
 
 describe("ready URLs (--ready-url): one GET each, as a run's wait sends it", () => {

@@ -490,6 +490,23 @@ describe("Jobs, restarts and deletion", () => {
     run.logs.find((record) => record.msg === "summary") as
       { shutdown?: { plan?: { reason?: string }; wait?: unknown } } | undefined;
 
+  test("only native sidecars and no shutdown option: the log and the summary say the kubelet stops them, claim no wait, and proa exits at once", async () => {
+    api.setPod(podWith({ sidecars: [], nativeSidecars: ["sidecar-1"], ready: true }));
+    const run = (proa = startProa(["--", NODE, "-e", "process.exit(0)"], { ...api.env(), PROA_CONTAINER: "main" }));
+    assert.equal((await run.exit).code, 0, run.stderr());
+    const native =
+      "the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them";
+    assert.ok(
+      run.logs.some((record) => record.msg === `${native}; proa sends no shutdown request`),
+      run.stderr(),
+    );
+    assert.ok(!run.logs.some((record) => /no way to stop|can only wait/.test(record.msg)), run.stderr());
+    const shutdown = (summary(run) as { shutdown?: { plan?: object; wait?: object; exits?: unknown[] } }).shutdown;
+    assert.deepEqual(shutdown?.plan, { shutDown: true, waitForExit: false, reason: native });
+    assert.deepEqual(shutdown?.wait, { outcome: "not watched", stillRunning: [] });
+    assert.deepEqual(shutdown?.exits, []);
+  });
+
   test("OnFailure and a failed program: proa sends no shutdown request, says the sidecars are left running, and exits with the program's status", async () => {
     api.setPod(podWith({ sidecars: ["sidecar-1"], ready: true, restartPolicy: "OnFailure" }));
     const run = await runProa(["--", NODE, "-e", "process.exit(3)"]);

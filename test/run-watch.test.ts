@@ -92,16 +92,21 @@ const lists = () => api.requests.filter(({ url }) => !url.includes("watch=1"));
 const watches = () => api.requests.filter(({ url }) => url.includes("watch=1"));
 const SLEEPER = [NODE, SIGNAL_REPORTER, "143"]; // prints "ready", exits 143 on SIGTERM
 
+/** A wait that fails after 10 s instead of at the test's timeout, when proa never does what it should. */
+const within = <T>(promise: Promise<T>, what: string): Promise<T> =>
+  Promise.race([promise, sleep(10_000).then(() => assert.fail(`waited 10 s for ${what}`))]);
+
 describe("a sidecar that cannot come back ends the run", () => {
-  test("a regular sidecar killed under Never: at once an error naming it, its exit code, reason and time; SIGTERM to the program; the shutdown step; exit 69", async () => {
+  test("a regular sidecar killed under Never: at once an error naming it, its exit code, reason and time; SIGTERM to the program; the shutdown step; exit 69", async (t) => {
     const { proa, pod, message } = run(regular, ["-g", sidecarUrl], SLEEPER);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     const diedAt = Date.now();
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(137, "OOMKilled") }));
-    await proa.waitForStdout("SIGTERM");
+    await within(proa.waitForStdout("SIGTERM"), "the program to get SIGTERM");
     const reactionMs = Date.now() - diedAt;
-    assert.equal((await proa.exit).code, SIDECAR_DIED, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED, proa.stderr());
     assert.ok(reactionMs < 2000, `the program got SIGTERM ${reactionMs} ms after the death`);
+    t.diagnostic(`the program got SIGTERM ${reactionMs} ms after the fake API server showed the death`);
     const error = proa.logs.find((record) => record.level === "error");
     assert.equal(
       error?.msg,
@@ -126,9 +131,9 @@ describe("a sidecar that cannot come back ends the run", () => {
 
   test("OnFailure and a sidecar that exited 0 will not run again either: exit 69", async () => {
     const { proa, pod } = run({ ...regular, restartPolicy: "OnFailure" }, [], SLEEPER);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(0, "Completed") }));
-    assert.equal((await proa.exit).code, SIDECAR_DIED, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED, proa.stderr());
   });
 
   test("a program that ignores SIGTERM is killed after --program-stop-timeout", async () => {
@@ -139,12 +144,11 @@ describe("a sidecar that cannot come back ends the run", () => {
       "process.on('SIGTERM', () => console.log('SIGTERM')); console.log('ready'); const parent = process.ppid; setInterval(() => process.ppid !== parent && process.exit(1), 200)",
     ];
     const { proa, pod } = run(regular, ["--program-stop-timeout", "300ms"], ignoring);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(1, "Error") }));
-    await proa.waitForStdout("SIGTERM");
+    await within(proa.waitForStdout("SIGTERM"), "the program to get SIGTERM");
     const termAt = Date.now();
-    const exit = await Promise.race([proa.exit, sleep(10_000).then(() => ({ code: "still running after 10 s" }))]);
-    assert.equal(exit.code, SIDECAR_DIED, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED, proa.stderr());
     const line = summary(proa);
     assert.deepEqual([line.program.kind, line.program.signal], ["killed", "SIGKILL"]);
     assert.ok(Date.now() - termAt >= 250, "SIGKILL came no sooner than the timeout");
@@ -159,11 +163,10 @@ describe("a sidecar that cannot come back ends the run", () => {
     const { proa, pod } = run(regular, ["--program-stop-timeout", "1h"], ignoring);
     pod.spec = { ...pod.spec, terminationGracePeriodSeconds: 0.5 };
     api.setPod(pod);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(1, "Error") }));
-    await proa.waitForStdout("SIGTERM");
-    const exit = await Promise.race([proa.exit, sleep(10_000).then(() => ({ code: "still running after 10 s" }))]);
-    assert.equal(exit.code, SIDECAR_DIED, proa.stderr());
+    await within(proa.waitForStdout("SIGTERM"), "the program to get SIGTERM");
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED, proa.stderr());
     assert.ok(
       proa.logs.some((r) => r.msg === "sending SIGTERM to the program; SIGKILL in 500 ms if it has not exited"),
     );
@@ -171,14 +174,17 @@ describe("a sidecar that cannot come back ends the run", () => {
 
   test("--no-critical: the death is reported as a warning and the program runs on to its own status", async () => {
     const { proa, pod } = run(regular, ["--no-critical"], [NODE, SIGNAL_REPORTER, "0"]);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(137, "Error") }));
-    const warning = await proa.waitForLog((record) => record.level === "warn" && /db-proxy/.test(record.msg));
+    const warning = await within(
+      proa.waitForLog((record) => record.level === "warn" && /db-proxy/.test(record.msg)),
+      "the log line",
+    );
     assert.match(warning.msg, /--no-critical: the program runs on$/);
     await sleep(200);
     assert.deepEqual(proa.stdout, ["ready"], "no SIGTERM");
     proa.child.kill("SIGTERM");
-    assert.equal((await proa.exit).code, 0);
+    assert.equal((await within(proa.exit, "proa to exit")).code, 0);
     assert.deepEqual(
       summary(proa).sidecars.map(({ kind, stopped }: any) => [kind, stopped]),
       [["died", false]],
@@ -189,7 +195,7 @@ describe("a sidecar that cannot come back ends the run", () => {
 describe("a sidecar that will be restarted is reported, not fatal", () => {
   test("a native sidecar killed under Never (terminated, restartCount 0, then restarted and ready): the program runs on, and the summary lists the restart", async () => {
     const { proa, pod, message } = run(native, [], [NODE, SIGNAL_REPORTER, "0"]);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     // As native-killed-terminated-before-restart.json, then native-restarting-laststate.json and ready again.
     const dead = withStatus(pod, "mesh", { ready: false, restartCount: 0, state: killed(137, "Error"), lastState: {} });
     api.setPod(dead);
@@ -200,7 +206,7 @@ describe("a sidecar that will be restarted is reported, not fatal", () => {
     await sleep(200);
     assert.deepEqual(proa.stdout, ["ready"], "the program was not disturbed");
     proa.child.kill("SIGTERM");
-    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, 0, proa.stderr());
     const warnings = proa.logs.filter((record) => record.level === "warn").map((record) => record.msg);
     assert.deepEqual(warnings, [
       "native sidecar mesh terminated with exit code 137 (Error); the kubelet restarts native sidecars whatever the Pod's restartPolicy: the program runs on",
@@ -213,26 +219,33 @@ describe("a sidecar that will be restarted is reported, not fatal", () => {
   });
 
   test("a regular sidecar restarted under OnFailure (restartCount rising): reported, and the program's status is proa's", async () => {
-    const { proa, pod } = run({ ...regular, restartPolicy: "OnFailure" }, [], [NODE, SIGNAL_REPORTER, "0"]);
-    await proa.waitForStdout("ready");
+    const { proa, pod } = run(
+      { ...regular, restartPolicy: "OnFailure" },
+      ["-g", sidecarUrl],
+      [NODE, SIGNAL_REPORTER, "0"],
+    );
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(withStatus(pod, "db-proxy", { restartCount: 1, lastState: killed(2, "Error") }));
-    await proa.waitForLog((record) => record.level === "warn" && /was restarted/.test(record.msg));
+    await within(
+      proa.waitForLog((record) => record.level === "warn" && /was restarted/.test(record.msg)),
+      "the log line",
+    );
     proa.child.kill("SIGTERM");
-    assert.equal((await proa.exit).code, 0);
+    assert.equal((await within(proa.exit, "proa to exit")).code, 0);
   });
 
   test("--critical NAME makes a restart of that sidecar end the run", async () => {
     const { proa, pod } = run(native, ["--critical", "mesh"], SLEEPER);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(withStatus(pod, "mesh", { ready: false, state: killed(137, "Error"), lastState: {} }));
-    await proa.waitForStdout("SIGTERM");
-    assert.equal((await proa.exit).code, SIDECAR_DIED);
+    await within(proa.waitForStdout("SIGTERM"), "the program to get SIGTERM");
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED);
     assert.match(proa.logs.find((r) => r.level === "error")?.msg ?? "", /--critical names it: proa stops the program$/);
   });
 
   test("--critical NAME that the run does not watch fails the wait, naming the containers it watches", async () => {
     const { proa } = run(regular, ["--critical", "nosuch"], SLEEPER);
-    assert.equal((await proa.exit).code, 1);
+    assert.equal((await within(proa.exit, "proa to exit")).code, 1);
     assert.ok(proa.logs.some((r) => r.level === "error" && r.msg.startsWith("--critical nosuch: proa does not watch")));
   });
 });
@@ -240,12 +253,15 @@ describe("a sidecar that will be restarted is reported, not fatal", () => {
 describe("the one watch, through the run", () => {
   test("a watch that the server ends mid-run is resumed from its resourceVersion, without a new list, and still sees a death", async () => {
     const { proa, pod } = run(regular, [], SLEEPER, { PROA_LOG: "debug" });
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.endWatches();
-    await proa.waitForLog((record) => record.msg === "the API server ended the watch");
+    await within(
+      proa.waitForLog((record) => record.msg === "the API server ended the watch"),
+      "the log line",
+    );
     await sleep(50);
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(137, "Error") }));
-    assert.equal((await proa.exit).code, SIDECAR_DIED);
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED);
     assert.equal(lists().length, 1, "no second list");
     const [first, second] = watches().map(({ url }) => new URL(url, "https://x").searchParams.get("resourceVersion"));
     assert.equal(second, first, "the second watch resumes where the first stood");
@@ -253,22 +269,25 @@ describe("the one watch, through the run", () => {
 
   test("a 410 mid-run: proa lists once more and still sees a death", async () => {
     const { proa, pod } = run(regular, [], SLEEPER, { PROA_LOG: "debug" });
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     // The next watch is told its resourceVersion is too old, as after etcd's compaction.
     api.fail({ on: "watch", chunks: [watchEvent("ERROR", EXPIRED)], end: "clean" });
     api.endWatches();
-    await proa.waitForLog((record) => /reported 410/.test(record.msg));
+    await within(
+      proa.waitForLog((record) => /reported 410/.test(record.msg)),
+      "the log line",
+    );
     await proa.waitForLog(
       (record) => record.msg === "listed the Pod" && proa.logs.filter((r) => r.msg === "listed the Pod").length === 2,
     );
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(137, "Error") }));
-    assert.equal((await proa.exit).code, SIDECAR_DIED);
+    assert.equal((await within(proa.exit, "proa to exit")).code, SIDECAR_DIED);
     assert.equal(lists().length, 2, "one list at the start, one after the 410");
   });
 
   test("a short lifecycle costs one list and one watch: the wait, the run and the shutdown step share them", async () => {
     const { proa } = run(regular, ["-g", sidecarUrl], [NODE, "-e", "setTimeout(() => {}, 100)"]);
-    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, 0, proa.stderr());
     assert.equal(summary(proa).shutdown.wait.outcome, "all exited", "the step saw the exit through the same watch");
     assert.deepEqual(
       api.requests.map(({ url }) => (url.includes("watch=1") ? "watch" : "list")),
@@ -284,16 +303,16 @@ describe("what is not a death", () => {
       const current = api.pod();
       if (current) api.setPod(withStatus(current, "db-proxy", { ready: false, state: killed(137, "Error") }));
     };
-    assert.equal((await proa.exit).code, 0, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, 0, proa.stderr());
     assert.deepEqual(summary(proa).sidecars, undefined);
   });
 
   test("a death and a SIGTERM at once, as a deletion brings them: the program gets SIGTERM once, and proa exits with its status", async () => {
     const { proa, pod } = run(regular, ["-g", sidecarUrl], SLEEPER);
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     api.setPod(deleting(withStatus(pod, "db-proxy", { ready: false, state: killed(137, "Error") })));
     proa.child.kill("SIGTERM");
-    assert.equal((await proa.exit).code, 143, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, 143, proa.stderr());
     assert.deepEqual(proa.stdout, ["ready", "SIGTERM"]);
     assert.ok(!proa.logs.some((r) => r.level === "error"), "no death is logged");
     assert.equal(summary(proa).sidecars, undefined, "nor summarised");
@@ -309,11 +328,11 @@ describe("what is not a death", () => {
         "process.on('SIGTERM', () => setTimeout(() => process.exit(143), 300)); console.log('ready'); setInterval(() => {}, 1000)",
       ],
     );
-    await proa.waitForStdout("ready");
+    await within(proa.waitForStdout("ready"), "the program to start");
     proa.child.kill("SIGTERM");
     await sleep(50);
     api.setPod(withStatus(pod, "db-proxy", { ready: false, state: killed(0, "Completed") }));
-    assert.equal((await proa.exit).code, 143, proa.stderr());
+    assert.equal((await within(proa.exit, "proa to exit")).code, 143, proa.stderr());
     assert.ok(!proa.logs.some((r) => r.level === "error"), "no death is logged");
   });
 });

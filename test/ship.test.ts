@@ -173,7 +173,8 @@ describe("Dockerfile", () => {
   test("pins every base image by a tag or a digest, never latest", () => {
     const stageNames = new Set<string>();
     for (const stage of stages) {
-      if (!stageNames.has(stage.image)) {
+      // scratch is no image but Docker's name for an empty one: nothing to pin.
+      if (!stageNames.has(stage.image) && stage.image !== "scratch") {
         assert.doesNotMatch(
           stage.image,
           /\$/,
@@ -189,6 +190,41 @@ describe("Dockerfile", () => {
       }
       if (stage.name) stageNames.add(stage.name);
     }
+  });
+
+  test("its portable stage builds the folder with portable/build.sh for both architectures, and its image holds that folder alone at /proa, as a user that is not root", () => {
+    const build = stages.find((stage) =>
+      stage.instructions.some((i) => i.keyword === "RUN" && /\bbash portable\/build\.sh amd64 arm64\b/.test(i.args)),
+    );
+    assert.ok(build?.name, "a named stage runs portable/build.sh amd64 arm64");
+    const run = build.instructions.find((i) => /portable\/build\.sh/.test(i.args))!;
+    assert.match(
+      run.args,
+      /\bnpm run build && bash portable\/build\.sh/,
+      "dist/proa.js is built first, from the sources",
+    );
+    assert.ok(
+      contextSources(build).some((source) => source.replace(/\/$/, "") === "portable"),
+      "the stage copies portable/ (the script, install.ts and pins)",
+    );
+    const image = stages.find((stage) => stage.name === "portable");
+    assert.ok(image, "a stage named portable (docker build --target portable)");
+    assert.equal(image.image, "scratch", "nothing but the folder: no shell, no C library outside it");
+    assert.notEqual(finalStage, image, "the default target stays today's image");
+    const copies = image.instructions.filter(isCopy).map(copyOf);
+    assert.deepEqual(copies, [
+      {
+        from: build.name,
+        sources: [`${workdirBefore(build, run)}/dist/portable/linux-\${TARGETARCH}/`],
+        dest: "/proa/",
+      },
+    ]);
+    assert.ok(image.instructions.some((i) => i.keyword === "ARG" && i.args === "TARGETARCH"));
+    // node's ELF interpreter is /proa/lib/ld-linux-*: the folder must be at /proa, which portable/build.sh sets.
+    assert.match(read("portable/build.sh"), /^PREFIX=\/proa /m);
+    const user = image.instructions.filter((i) => i.keyword === "USER").at(-1);
+    assert.match(user?.args ?? "", /^[1-9]\d*:[1-9]\d*$/, "a numeric user and group other than root");
+    assert.deepEqual(execForm(image.instructions.find((i) => i.keyword === "ENTRYPOINT")!), ["/proa/bin/proa"]);
   });
 
   test("copies from the build context only files that are in the repository and that .dockerignore lets through", () => {

@@ -37,7 +37,11 @@ import {
   selectProcesses,
   shutDownSidecars,
   shutdownDeadline,
+  goneForGood,
   shutdownPlan,
+  sidecarKinds,
+  urlContainer,
+  type SidecarKinds,
   signalTargets,
   type OwnProcesses,
   type ProcessInfo,
@@ -46,6 +50,8 @@ import {
 import { recordRun, terminationMessage } from "../summary.ts";
 import { sendEndless500 } from "./helpers/endless-body.ts";
 import { recordingLog } from "./helpers/shutdown-log.ts";
+import { podWith } from "./fake-apiserver.ts";
+import { KUBELET_VERSIONS, kubeletPod, withRestartPolicy } from "./fixtures/pods.ts";
 
 type Urls = { httpGet?: string[]; httpPost?: string[] };
 const options = ({
@@ -278,11 +284,124 @@ describe("HTTP shutdown requests", () => {
   });
 });
 
+describe("a shutdown request to a sidecar the Pod shows gone for good", () => {
+  // The 1.33 capture: the regular sidecar (readinessProbe on 8080) SIGKILLed mid-run under restartPolicy Never, on the
+  // port of a server of the test's own.
+  const onPort = (pod: Pod, port: number): Pod => {
+    const copy = structuredClone(pod);
+    const sidecar = copy.spec?.containers?.find((c) => c.name === "sidecar") as unknown as {
+      readinessProbe: { httpGet: { port: number } };
+    };
+    sidecar.readinessProbe.httpGet.port = port;
+    return copy;
+  };
+
+  test("is not sent, and the log and the record say why", async () => {
+    const server = await serve(answer(200));
+    const port = Number(new URL(server.url()).port);
+    const log = recordingLog();
+    const pod = onPort(kubeletPod("1.33", "regular-sidecar-terminated-mid-run"), port);
+    const report = await shutDownSidecars(options({ httpPost: [server.url("/shutdown")] }), { pod, status: 0 }, log);
+    await server.close();
+    assert.deepEqual(server.received, []);
+    assert.equal(report.requests[0]?.attempts, 0);
+    assert.equal(
+      report.requests[0]?.error,
+      "not sent: sidecar exited 137 and will not be restarted (restartPolicy Never)",
+    );
+    assert.ok(
+      log.lines.some(
+        ({ msg }) =>
+          msg ===
+          "sidecar shutdown request not sent: sidecar exited 137 and will not be restarted (restartPolicy Never)",
+      ),
+      JSON.stringify(log.lines),
+    );
+    const message = terminationMessage(recordRun("program", "pod").finish(["sidecar"], report, 0));
+    assert.match(message, /^ {2}POST http:\/\/127\.0\.0\.1:\d+\/shutdown: not sent: sidecar exited 137/m, message);
+  });
+
+  test("is not retried once the wait for exit shows that sidecar terminated, though the Pod showed it running when the step began", async () => {
+    const port = await closedPort();
+    const log = recordingLog();
+    const running = onPort(kubeletPod("1.33", "regular-before-delete"), port);
+    const dead = onPort(kubeletPod("1.33", "regular-sidecar-terminated-mid-run"), port);
+    // As the Pod watch does: the kubelet's update arrives a few ms into the step.
+    const sidecars = {
+      async waitForExit(_until: AbortSignal, seen: (pod: Pod) => void) {
+        await sleep(5);
+        seen(dead);
+        return {
+          outcome: "all exited" as const,
+          stillRunning: [],
+          exits: [{ name: "sidecar", exitCode: 137, afterMs: 5 }],
+        };
+      },
+    };
+    const report = await shutDownSidecars(
+      options({ httpPost: [`http://localhost:${port}/shutdown`] }),
+      { pod: running, status: 0, sidecars },
+      log,
+      { refusedRetryDelaysMs: [50, 50, 50, 50, 50] },
+    );
+    const [request] = report.requests;
+    assert.ok((request?.attempts ?? 0) <= 2, `retried ${request?.attempts} times: ${JSON.stringify(request)}`);
+    assert.equal(
+      request?.error,
+      "connection refused, not retried: sidecar exited 137 and will not be restarted (restartPolicy Never)",
+    );
+    assert.ok(
+      log.lines.some(({ msg }) =>
+        msg.startsWith("sidecar shutdown request not answered: connection refused, not retried"),
+      ),
+    );
+  });
+
+  test("a URL proa cannot map to a container is retried as before, and the log says why once", async () => {
+    const port = await closedPort();
+    const log = recordingLog();
+    const pod = kubeletPod("1.33", "regular-sidecar-terminated-mid-run"); // nothing declares the closed port
+    const report = await shutDownSidecars(
+      options({ httpPost: [`http://localhost:${port}/shutdown`] }),
+      { pod, status: 0 },
+      log,
+      { ...fast },
+    );
+    assert.equal(report.requests[0]?.attempts, 4);
+    const why = log.lines.filter(({ msg }) => msg.includes("cannot tell whether it has exited"));
+    assert.equal(why.length, 1, JSON.stringify(log.lines));
+    assert.match(why[0]!.msg, new RegExp(`no container of the Pod declares port ${port}`));
+    assert.equal(why[0]!.fields.delayMs, 10, "said at the first refusal, before the first retry");
+  });
+});
+
 describe("shutDownSidecars without means or knowledge", () => {
   test("with no URL, no --kill and no --kill-all, the log says proa has no way to stop the sidecars and can only wait", async () => {
     const log = recordingLog();
     await shutDownSidecars(options({}), {}, log);
     assert.match(log.lines[0]?.msg ?? "", /no way to stop the sidecars .* can only wait/);
+  });
+
+  test("with no means in a Pod whose only sidecars are native, the log says the kubelet stops them: no claimed wait, no budget, not watched", async () => {
+    for (const version of KUBELET_VERSIONS) {
+      const log = recordingLog();
+      let watched = false;
+      const sidecars = {
+        waitForExit: async () => ((watched = true), { outcome: "all exited" as const, stillRunning: [], exits: [] }),
+      };
+      const pod = kubeletPod(version, "native-ready");
+      const report = await shutDownSidecars(options({}), { pod, status: 0, sidecars }, log);
+      assert.equal(watched, false, "the step did not wait");
+      assert.deepEqual(report.wait, { outcome: "not watched", stillRunning: [] });
+      assert.equal(report.plan.waitForExit, false);
+      assert.deepEqual(
+        log.lines.map(({ msg }) => msg),
+        [
+          "the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them; proa sends no shutdown request",
+        ],
+      );
+      assert.equal(log.lines[0]?.fields.budgetMs, undefined);
+    }
   });
 
   test("with no means on a Pod being deleted, the log says proa does not wait for the exits, which the kubelet hides", async () => {
@@ -782,31 +901,148 @@ describe("signalTargets", () => {
   });
 });
 
-describe("the shutdown plan: whether proa's container runs again", () => {
-  // restartPolicy × program succeeded × Pod being deleted → shut down?, wait for exit?, what the summary says
-  const table: [string | undefined, boolean, boolean, boolean, boolean, RegExp][] = [
-    ["Never", true, false, true, true, /^restartPolicy Never: proa's container will not run again/],
-    ["Never", false, false, true, true, /^restartPolicy Never: proa's container will not run again/],
-    ["OnFailure", true, false, true, true, /^restartPolicy OnFailure and the program succeeded/],
-    ["OnFailure", false, false, false, false, /^sidecars left running for the restart \(restartPolicy OnFailure\)$/],
-    ["Always", true, false, false, false, /^sidecars left running for the restart \(restartPolicy Always\)$/],
-    ["Always", false, false, false, false, /^sidecars left running for the restart \(restartPolicy Always\)$/],
-    [undefined, true, false, true, true, /restartPolicy is unknown/],
-    [undefined, false, false, true, true, /restartPolicy is unknown/],
-  ];
-  for (const policy of ["Never", "OnFailure", "Always", undefined]) {
+describe("the shutdown plan: whether proa's container runs again, and whether there is anything to wait for", () => {
+  // restartPolicy × program succeeded × Pod being deleted × the Pod's sidecars → shut down?, wait for exit?, reason
+  type Row = [string | undefined, boolean, boolean, SidecarKinds | undefined, boolean, boolean, RegExp];
+  const table: Row[] = [];
+  const NATIVE =
+    /^the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them$/;
+  for (const policy of ["Never", "OnFailure", "Always", undefined])
     for (const succeeded of [true, false])
-      table.push([policy, succeeded, true, true, false, /^the Pod is being deleted: the kubelet stops the sidecars$/]);
-  }
-  for (const [policy, succeeded, deleting, shutDown, waitForExit, reason] of table) {
-    test(`${policy ?? "unknown"}, program ${succeeded ? "succeeded" : "failed"}${deleting ? ", Pod being deleted" : ""}: ${shutDown ? "shut down" : "left running"}${waitForExit ? ", wait" : ""}`, () => {
-      const plan = shutdownPlan(policy, succeeded, deleting);
+      for (const sidecars of ["regular", "native only", "none", undefined] as const) {
+        const restarts = policy === "Always" || (policy === "OnFailure" && !succeeded);
+        table.push([
+          policy,
+          succeeded,
+          true,
+          sidecars,
+          true,
+          false,
+          /^the Pod is being deleted: the kubelet stops the sidecars$/,
+        ]);
+        if (restarts)
+          table.push([
+            policy,
+            succeeded,
+            false,
+            sidecars,
+            false,
+            false,
+            new RegExp(`^sidecars left running for the restart \\(restartPolicy ${policy}\\)$`),
+          ]);
+        else if (sidecars === "native only") table.push([policy, succeeded, false, sidecars, true, false, NATIVE]);
+        else if (sidecars === "none")
+          table.push([
+            policy,
+            succeeded,
+            false,
+            sidecars,
+            true,
+            false,
+            /^the Pod has no other container: no sidecar to wait for$/,
+          ]);
+        else
+          table.push([
+            policy,
+            succeeded,
+            false,
+            sidecars,
+            true,
+            true,
+            policy === undefined
+              ? /restartPolicy is unknown/
+              : policy === "Never"
+                ? /^restartPolicy Never: proa's container will not run again/
+                : /^restartPolicy OnFailure and the program succeeded/,
+          ]);
+      }
+  for (const [policy, succeeded, deleting, sidecars, shutDown, waitForExit, reason] of table) {
+    test(`${policy ?? "unknown"}, program ${succeeded ? "succeeded" : "failed"}${deleting ? ", Pod being deleted" : ""}, sidecars ${sidecars ?? "unknown"}: ${shutDown ? "shut down" : "left running"}${waitForExit ? ", wait" : ""}`, () => {
+      const plan = shutdownPlan(policy, succeeded, deleting, sidecars);
       assert.deepEqual({ shutDown: plan.shutDown, waitForExit: plan.waitForExit }, { shutDown, waitForExit });
       assert.match(plan.reason, reason);
     });
   }
   test("the table covers every combination", () =>
-    assert.equal(new Set(table.map(([p, s, d]) => `${p}/${s}/${d}`)).size, 16));
+    assert.equal(new Set(table.map(([p, s, d, k]) => `${p}/${s}/${d}/${k}`)).size, 64));
+
+  test("sidecarKinds reads the Pod's spec: other regular containers, only native sidecars, or none; unknown without a Pod", () => {
+    assert.equal(sidecarKinds(kubeletPod("1.33", "regular-before-delete")), "regular");
+    assert.equal(sidecarKinds(kubeletPod("1.33", "native-ready")), "native only");
+    assert.equal(sidecarKinds(kubeletPod("1.35", "native-ready")), "native only");
+    assert.equal(sidecarKinds({ spec: { containers: [{ name: "main" }] } }), "none");
+    assert.equal(
+      sidecarKinds({ spec: { containers: [{ name: "main" }], initContainers: [{ name: "setup" }] } }),
+      "none",
+    );
+    assert.equal(sidecarKinds(undefined), undefined);
+    assert.equal(sidecarKinds({}), undefined);
+  });
+});
+
+describe("which container a shutdown URL reaches, and whether it has gone for good", () => {
+  const regular = kubeletPod("1.33", "regular-sidecar-terminated-mid-run"); // sidecar: readinessProbe on 8080, no ports
+  test("a loopback URL on the port of one container's probe or containerPort (named ports resolved) is that container's", () => {
+    for (const host of ["localhost", "127.0.0.1", "[::1]"])
+      assert.deepEqual(urlContainer(regular, new URL(`http://${host}:8080/shutdown`)), { name: "sidecar" });
+    const pod: Pod = {
+      spec: {
+        containers: [
+          { name: "main" },
+          {
+            name: "proxy",
+            ports: [{ containerPort: 15000, name: "admin" }],
+            livenessProbe: { tcpSocket: { port: "admin" } },
+          } as never,
+          { name: "db", ports: [{ containerPort: 9090 }] } as never,
+        ],
+        initContainers: [
+          { name: "mesh", restartPolicy: "Always", startupProbe: { httpGet: { port: 15021 } } } as never,
+        ],
+      },
+    };
+    assert.deepEqual(urlContainer(pod, new URL("http://localhost:15000/quitquitquit")), { name: "proxy" });
+    assert.deepEqual(urlContainer(pod, new URL("http://localhost:9090/quit")), { name: "db" });
+    assert.deepEqual(urlContainer(pod, new URL("http://localhost:15021/")), { name: "mesh" });
+  });
+  test("otherwise proa cannot tell, and says why", () => {
+    const unknown = (pod: Pod | undefined, url: string) => {
+      const found = urlContainer(pod, new URL(url));
+      return "unknown" in found ? found.unknown : `mapped to ${found.name}`;
+    };
+    assert.match(unknown(regular, "http://localhost:9999/x"), /^no container of the Pod declares port 9999/);
+    assert.match(unknown(regular, "http://localhost/x"), /declares port 80 /);
+    assert.match(unknown(regular, "http://10.0.0.7:8080/x"), /^10\.0\.0\.7 is not localhost/);
+    assert.match(unknown(undefined, "http://localhost:8080/x"), /has not read its Pod/);
+    const twice: Pod = {
+      spec: {
+        containers: [
+          { name: "a", ports: [{ containerPort: 80 }] },
+          { name: "b", ports: [{ containerPort: 80 }] },
+        ] as never,
+      },
+    };
+    assert.match(unknown(twice, "http://localhost/x"), /^containers a, b all declare port 80$/);
+  });
+  test("gone for good: a regular container terminated under Never, or under OnFailure after exit 0; never a native sidecar", () => {
+    assert.equal(goneForGood(regular, "sidecar"), "sidecar exited 137 and will not be restarted (restartPolicy Never)");
+    assert.equal(goneForGood(regular, "main"), undefined, "running");
+    assert.equal(goneForGood(kubeletPod("1.33", "regular-before-delete"), "sidecar"), undefined, "running");
+    const under = (policy: "OnFailure" | "Always", exitCode: number) =>
+      goneForGood(withRestartPolicy(podWith({ sidecars: ["s"], terminated: { s: { exitCode } } }), policy), "s");
+    assert.equal(under("OnFailure", 1), undefined, "the kubelet restarts it");
+    assert.match(under("OnFailure", 0) ?? "", /^s exited 0 and will not be restarted \(restartPolicy OnFailure\)$/);
+    assert.equal(under("Always", 0), undefined);
+    for (const version of KUBELET_VERSIONS) {
+      // A killed native sidecar shows terminated 137 with restartCount 0 for a second before the kubelet restarts it.
+      assert.equal(goneForGood(kubeletPod(version, "native-killed-terminated-before-restart"), "sidecar"), undefined);
+      assert.match(
+        goneForGood(kubeletPod(version, "regular-sidecar-terminated-mid-run"), "sidecar") ?? "",
+        /exited 137/,
+      );
+    }
+    assert.equal(goneForGood(undefined, "sidecar"), undefined);
+  });
 });
 
 describe("which Pod a process's cgroup is in", () => {

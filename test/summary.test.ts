@@ -49,6 +49,42 @@ const run = (over: Partial<RunRecord>): RunRecord => ({
 });
 
 describe("the termination message, for each way a run ends", () => {
+  test("a request not sent to a sidecar the Pod showed dead is told as not sent, never as failed", () => {
+    const message = terminationMessage(
+      run({
+        shutdown: shutdown({
+          requests: [
+            {
+              method: "POST",
+              url: "http://localhost:8080/shutdown",
+              attempts: 0,
+              error: "not sent: sidecar exited 137 and will not be restarted (restartPolicy Never)",
+              durationMs: 0,
+            },
+          ],
+          exits: [{ name: "sidecar", exitCode: 137, afterMs: 3 }],
+        }),
+      }),
+    );
+    const [headline] = message.split("\n");
+    assert.match(headline ?? "", /; sidecars stopped: sidecar \(POST not sent, exited 137\)$/, message);
+    assert.match(message, /^ {2}POST http:\/\/localhost:8080\/shutdown: not sent: sidecar exited 137 /m);
+  });
+
+  test("a Pod whose only sidecars are native: the headline says the kubelet stops them, and nothing claims a wait or an exit", () => {
+    const plan = shutdownPlan("Never", true, false, "native only");
+    const message = terminationMessage(
+      run({
+        shutdown: shutdown({ plan, requests: [], exits: [], wait: { outcome: "not watched", stillRunning: [] } }),
+      }),
+    );
+    const [headline] = message.split("\n");
+    assert.equal(
+      headline,
+      "program exited 0 after 12m04s; the Pod's only sidecars are native: the kubelet stops them once proa's container has exited, so proa does not wait for them",
+    );
+    assert.doesNotMatch(message, /sidecars stopped|all exited|still running|not watched/, message);
+  });
   test("tells a restart's and a deletion's plan, and never says still running for sidecars proa did not watch", () => {
     const notWatched = { exits: [], wait: { outcome: "not watched" as const, stillRunning: [] } };
     const left = terminationMessage(

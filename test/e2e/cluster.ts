@@ -1,7 +1,7 @@
 // The end-to-end tests' side of a real etcd + kube-apiserver (test/e2e/kube-apiserver.sh): starting and stopping it,
 // an admin client over HTTPS that trusts the server's own CA, job.yaml's documents, service-account directories
 // holding real TokenRequest tokens, and a stand-in for the kubelet that writes Pod statuses through pods/status.
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { homedir } from "node:os";
@@ -15,9 +15,41 @@ export const JOB_YAML = fileURLToPath(new URL("../../job.yaml", import.meta.url)
 // ---------------------------------------------------------------------------------------------------------------
 // The server's processes
 
-/** Where kube-apiserver.sh caches the binary it builds. */
+/** The folder of the Kubernetes binaries the suites run: PROA_E2E_KUBE_BIN, else where kube-apiserver.sh caches the
+ * 1.20.2 it builds. */
+export function kubeBinDir(env: NodeJS.ProcessEnv = process.env): string {
+  return (
+    env.PROA_E2E_KUBE_BIN || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "proa", "kube-apiserver-1.20.2")
+  );
+}
+
 export function apiserverBinary(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "proa", "kube-apiserver-1.20.2", "kube-apiserver");
+  return join(kubeBinDir(env), "kube-apiserver");
+}
+
+export interface KubeVersion {
+  minor: number; // of major version 1, the only one
+  gitVersion: string; // v1.33.13
+}
+
+/** A version as a component's --version prints it ("Kubernetes v1.33.13"), or as the scripts write it to DIR/env. */
+export function parseKubeVersion(text: string): KubeVersion | undefined {
+  const match = /v1\.(\d+)\.\d+\S*/.exec(text);
+  return match ? { minor: Number(match[1]), gitVersion: match[0] } : undefined;
+}
+
+/** kube-apiserver's version, for a suite's title: 1.20.2 in CI, else what PROA_E2E_KUBE_BIN holds. */
+export function apiserverVersion(env: NodeJS.ProcessEnv = process.env): string {
+  return binaryVersion(apiserverBinary(env))?.gitVersion ?? "(not built yet)";
+}
+
+/** What a binary says its version is; undefined when it cannot be run (not built yet). */
+export function binaryVersion(path: string): KubeVersion | undefined {
+  try {
+    return parseKubeVersion(execFileSync(path, ["--version"], { encoding: "utf8", timeout: 10_000 }));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -27,7 +59,9 @@ export function apiserverBinary(env: NodeJS.ProcessEnv = process.env): string {
 export function skipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.CI && env.CI !== "false") return undefined;
   if (!existsSync(apiserverBinary(env)))
-    return `no kube-apiserver at ${apiserverBinary(env)}: run \`bash test/e2e/kube-apiserver.sh build\` (or \`npm run test:e2e\`, which does)`;
+    return env.PROA_E2E_KUBE_BIN
+      ? `no kube-apiserver at ${apiserverBinary(env)} (PROA_E2E_KUBE_BIN)`
+      : `no kube-apiserver at ${apiserverBinary(env)}: run \`bash test/e2e/kube-apiserver.sh build\` (or \`npm run test:e2e\`, which does)`;
   return undefined;
 }
 
@@ -48,6 +82,7 @@ export interface ServerEnv {
   KUBE_CA: string;
   KUBE_ADMIN_TOKEN: string;
   ETCD_URL: string;
+  KUBE_VERSION?: string; // kube-apiserver's, as its --version says it (v1.20.2)
 }
 
 export class KubeServer {

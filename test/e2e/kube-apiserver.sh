@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A real etcd + kube-apiserver (Kubernetes 1.20.2) on loopback, for proa's
-# end-to-end tests.
+# A real etcd + kube-apiserver on loopback, for proa's end-to-end tests:
+# Kubernetes 1.20.2 built here, or the binaries of PROA_E2E_KUBE_BIN.
 #
 #   kube-apiserver.sh build [all]                build and cache kube-apiserver (idempotent); with
 #                                                `all`, also kubelet, kube-controller-manager and
@@ -22,6 +22,13 @@
 # this address (the Pods' bridge) at port 443, the first address of its /24 is
 # the `kubernetes` Service, and the admission plugins are a real cluster's
 # (ServiceAccount included).
+# PROA_E2E_KUBE_BIN=DIR: use DIR's kube-apiserver (and, for node.sh, kubelet,
+# kube-controller-manager, kube-scheduler) instead of building 1.20.2; each
+# component's flags are chosen for the version it reports (1.20 to 1.35, see
+# version_flags). PROA_E2E_KUBE_APISERVER_FLAGS, PROA_E2E_KUBELET_FLAGS,
+# PROA_E2E_KUBE_CONTROLLER_MANAGER_FLAGS, PROA_E2E_KUBE_SCHEDULER_FLAGS: more
+# flags appended to that component's command line (split at spaces, no quoting),
+# for a distribution that needs them.
 #
 # Kubernetes publishes no kube-apiserver binary we can download here, so it is
 # built from Debian bookworm's `kubernetes` source package, which carries the
@@ -29,9 +36,15 @@
 set -euo pipefail
 
 K8S_VERSION=1.20.2
-DEB_SOURCE_DIR=kubernetes-1.20.5+really1.20.2 # what `apt-get source kubernetes` unpacks
+# The Debian source version wanted, without its Debian revision (-1.1+deb12u1 on bookworm-security): asked for
+# exactly, so that a machine whose apt sources include a newer suite (which has 1.36.4+ds, repacked without vendor/)
+# still fetches this one.
+DEB_UPSTREAM_VERSION=1.20.5+really1.20.2
+DEB_SOURCE_DIR=kubernetes-$DEB_UPSTREAM_VERSION # what `apt-get source` unpacks
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/proa/kube-apiserver-$K8S_VERSION"
-APISERVER_BIN="$CACHE_DIR/kube-apiserver"
+# The binaries the scripts run: the user's, or those built into the cache.
+KUBE_BIN="${PROA_E2E_KUBE_BIN:-$CACHE_DIR}"
+APISERVER_BIN="$KUBE_BIN/kube-apiserver"
 NODE_BINARIES=(kubelet kube-controller-manager kube-scheduler)
 RUNTIME_PACKAGES=(etcd-server openssl curl jq)
 BUILD_PACKAGES=(golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev)
@@ -76,6 +89,13 @@ build() {
   install_packages "${RUNTIME_PACKAGES[@]}"
   local wanted=(kube-apiserver) missing=() name
   [[ ${1-} == all ]] && wanted+=("${NODE_BINARIES[@]}")
+  if [[ -n ${PROA_E2E_KUBE_BIN-} ]]; then
+    # The user's binaries: nothing to build but pause (below).
+    for name in "${wanted[@]}"; do
+      [[ -x $KUBE_BIN/$name ]] || die "PROA_E2E_KUBE_BIN=$KUBE_BIN has no executable $name"
+    done
+    wanted=()
+  fi
   for name in "${wanted[@]}"; do
     [[ -x $CACHE_DIR/$name ]] || missing+=("$name")
   done
@@ -83,7 +103,7 @@ build() {
   local want_pause=0
   [[ ${1-} == all && ! -f $CACHE_DIR/pause.c ]] && want_pause=1
   if ((${#missing[@]} == 0 && !want_pause)); then
-    log "cached: ${wanted[*]} in $CACHE_DIR"
+    log "using: $(component_names "${1-}") in $KUBE_BIN"
     return 0
   fi
   install_packages "${BUILD_PACKAGES[@]}"
@@ -97,9 +117,12 @@ build() {
   # shellcheck disable=SC2064 # expand $work now
   trap "chmod -R u+w '$work' 2>/dev/null; rm -rf '$work'" EXIT
 
-  log "fetching the kubernetes source package into $work"
+  local version
+  version="$(deb_source_version "$(apt-cache showsrc kubernetes 2>/dev/null)")" ||
+    die "no kubernetes source package $DEB_UPSTREAM_VERSION in the apt sources (apt-cache showsrc kubernetes): add Debian bookworm's deb-src"
+  log "fetching the kubernetes source package $version into $work"
   # (as root: apt's sandbox user cannot read a folder under root's home)
-  (cd "$work" && apt-get source -qq -o APT::Sandbox::User=root kubernetes >/dev/null)
+  (cd "$work" && apt-get source -qq -o APT::Sandbox::User=root "kubernetes=$version" >/dev/null)
   local tree="$work/$DEB_SOURCE_DIR"
   [[ -d $tree ]] || die "expected $tree after apt-get source; Debian's package changed?"
 
@@ -139,6 +162,93 @@ build() {
   done
   chmod -R u+w "$work" && rm -rf "$work" && trap - EXIT
   log "built: ${missing[*]} in $CACHE_DIR ($("$CACHE_DIR/${missing[0]}" --version))"
+}
+
+component_names() { if [[ ${1-} == all ]]; then echo "kube-apiserver ${NODE_BINARIES[*]}"; else echo kube-apiserver; fi; }
+
+# deb_source_version SHOWSRC: from `apt-cache showsrc kubernetes`'s text, the
+# newest Debian revision of $DEB_UPSTREAM_VERSION (never another upstream
+# version); fails when there is none.
+deb_source_version() {
+  local found
+  found="$(sed -n "s/^Version: \(${DEB_UPSTREAM_VERSION//./\\.}-[^ ]*\)\$/\1/p" <<<"$1" | sort -V | tail -n 1)"
+  [[ -n $found ]] || return 1
+  echo "$found"
+}
+
+# ------------------------------------------------------------- versions ----
+
+# kube_minor VERSION_TEXT: the minor version in a component's `--version`
+# output ("Kubernetes v1.33.13" -> 33; major 1 only).
+kube_minor() {
+  [[ $1 =~ v1\.([0-9]+)\. ]] || return 1
+  echo "$((10#${BASH_REMATCH[1]}))"
+}
+
+# component_minor NAME: the minor version NAME's binary reports.
+component_minor() {
+  local text
+  text="$("$KUBE_BIN/$1" --version 2>&1)" || die "$KUBE_BIN/$1 --version failed: $text"
+  kube_minor "$text" || die "cannot read a Kubernetes 1.x version from $KUBE_BIN/$1 --version: $text"
+}
+
+# Which flags a component's version takes; the suite supports 1.20 to 1.35.
+MIN_MINOR=20
+MAX_MINOR=35
+
+# version_flags COMPONENT MINOR: the flags (and, for kubelet-config, the
+# KubeletConfiguration lines) that depend on the version, one per line. Pure:
+# what the scripts add to the flags every version takes. Where each changed:
+# - kube-controller-manager, kube-scheduler: --port (the insecure port) removed
+#   in 1.24, a no-op since 1.22/1.23; --port=0 before that.
+# - kubelet: --container-runtime removed in 1.27 (remote was the only value
+#   since dockershim left in 1.24); --pod-infra-container-image removed in 1.35
+#   (kubernetes/kubernetes#133779; containerd's sandbox_image sets the pause
+#   image, the flag only kept it from image GC).
+# - kubelet-config: failCgroupV1 (added in 1.31) defaults to true in 1.35,
+#   which refuses a cgroup v1 host like this one.
+# - node: token-secrets before 1.24, when the controller-manager still made a
+#   token Secret per ServiceAccount (LegacyServiceAccountTokenNoAutoGeneration).
+version_flags() {
+  local component="$1" minor="$2"
+  case "$component" in
+    kube-apiserver) ;;
+    kube-controller-manager | kube-scheduler)
+      ((minor >= 24)) || echo "--port=0"
+      ;;
+    kubelet)
+      ((minor >= 27)) || echo "--container-runtime=remote"
+      ((minor >= 35)) || echo "--pod-infra-container-image=\$PAUSE_IMAGE"
+      ;;
+    kubelet-config)
+      ((minor < 31)) || echo "failCgroupV1: false"
+      ;;
+    node)
+      ((minor >= 24)) || echo "token-secrets"
+      ;;
+    *) return 1 ;;
+  esac
+}
+
+# supported_minor NAME MINOR: dies below 1.20; above 1.35, warns and carries on
+# with 1.35's flags.
+supported_minor() {
+  ((${2} >= MIN_MINOR)) || die "$1 is 1.$2: the suite supports Kubernetes 1.$MIN_MINOR to 1.$MAX_MINOR"
+  ((${2} <= MAX_MINOR)) ||
+    log "$1 is 1.$2, newer than 1.$MAX_MINOR: using 1.$MAX_MINOR's flags (add what it needs with PROA_E2E_*_FLAGS)"
+}
+
+# component_args COMPONENT MINOR: version_flags as words, $PAUSE_IMAGE filled in,
+# then the PROA_E2E_<COMPONENT>_FLAGS the user gives. Sets the array ARGS.
+component_args() {
+  local component="$1" minor="$2" line variable extra
+  ARGS=()
+  while IFS= read -r line; do
+    [[ -n $line ]] && ARGS+=("${line//\$PAUSE_IMAGE/${PAUSE_IMAGE-}}")
+  done < <(version_flags "$component" "$minor")
+  variable="PROA_E2E_$(tr 'a-z-' 'A-Z_' <<<"$component")_FLAGS"
+  read -r -a extra <<<"${!variable-}"
+  ARGS+=("${extra[@]}")
 }
 
 # ------------------------------------------------------------ processes ----
@@ -264,7 +374,11 @@ start_etcd() {
 
 # launch_apiserver DIR PORT ETCD_URL; returns like wait_for.
 launch_apiserver() {
-  local dir="$1" port="$2" etcd_url="$3" rc=0 node_args
+  local dir="$1" port="$2" etcd_url="$3" rc=0 node_args minor ARGS
+  # (called as `launch_apiserver ... || rc=$?`, where set -e does not apply: each failure returns)
+  minor="$(component_minor kube-apiserver)" || return 1
+  supported_minor kube-apiserver "$minor" || return 1
+  component_args kube-apiserver "$minor" || return 1
   if [[ -n $NODE_ADDRESS ]]; then
     node_args=(--service-cluster-ip-range="${NODE_ADDRESS%.*}.0/24" --enable-admission-plugins=NodeRestriction)
   else
@@ -287,7 +401,8 @@ launch_apiserver() {
     --service-account-key-file="$dir/sa.pub" \
     --service-account-signing-key-file="$dir/sa.key" \
     "${node_args[@]}" \
-    --endpoint-reconciler-type=none
+    --endpoint-reconciler-type=none \
+    "${ARGS[@]}"
   wait_for "$dir" kube-apiserver "https://$API_ADDRESS:$port/readyz" \
     --cacert "$dir/ca.crt" -H "Authorization: Bearer $(cat "$dir/admin.token")" || rc=$?
   return "$rc"
@@ -359,6 +474,7 @@ KUBE_URL=https://$API_ADDRESS:$port
 KUBE_CA=$dir/ca.crt
 KUBE_ADMIN_TOKEN=$(cat "$dir/admin.token")
 ETCD_URL=$ETCD_URL
+KUBE_VERSION=$("$APISERVER_BIN" --version | sed 's/^Kubernetes //')
 EOF
   log "ready: https://$API_ADDRESS:$port (see $dir/env)"
 }

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# A real single-node Kubernetes 1.20.2 cluster on this machine, for proa's
-# real-node end-to-end tests: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, containerd and a kubelet that runs real Pods.
+# A real single-node Kubernetes cluster on this machine, for proa's real-node
+# end-to-end tests: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, containerd and a kubelet that runs real Pods. Kubernetes
+# 1.20.2 built here, or PROA_E2E_KUBE_BIN's binaries with the flags of their
+# versions (kube-apiserver.sh's version_flags) and PROA_E2E_*_FLAGS added.
 #
 #   node.sh check                 what this machine lacks for it (exit 1 if anything)
 #   node.sh build                 packages, binaries and the pause program (cached, idempotent)
 #   node.sh start DIR             start it all with its files in DIR; writes DIR/env
 #   node.sh stop DIR              stop it all by PID, remove every container, restore the host
+#   node.sh portable-images DIR   import proa's portable image and a busybox-only image into the running node
 #
 # DIR/env adds to kube-apiserver.sh's keys: KUBECONFIG (admin), NODE_NAME, APP_IMAGE
 # (busybox, node, dist/proa.js at /proa/proa.js, job.yaml's sidecar at
-# /sidecar/sidecar.mjs), PAUSE_IMAGE. Logs and pids: DIR/*.log, DIR/*.pid.
+# /sidecar/sidecar.mjs), PAUSE_IMAGE, KUBELET_VERSION (as `kubelet --version`
+# says it, e.g. v1.20.2). Logs and pids: DIR/*.log, DIR/*.pid.
 #
 # One node per machine: the kubelet's cgroups (/kubepods), /var/log/pods and
 # the sysctls it sets are global. The DIR of the running node is kept in
@@ -154,6 +158,30 @@ build_images() {
       die "ctr could not import the $image image"
   done
   rm -rf "$root"
+}
+
+# proa's portable image (the Dockerfile's `portable` target, from dist/portable/proa-linux-amd64.tar: the folder at
+# /proa and nothing else) and an application image with no Node.js and no C library (static busybox alone), for
+# the init-container install. Prints their names, one per line.
+PORTABLE_IMAGE=docker.io/proa-e2e/proa-portable:dev
+BUSYBOX_IMAGE=docker.io/proa-e2e/busybox-only:dev
+portable_images() {
+  local dir="$1" root="$1/portable-images" layer="$REPO/dist/portable/proa-linux-amd64.tar" applet
+  [[ -f $layer ]] || die "$layer missing: npm run build:portable"
+  rm -rf "$root" && mkdir -p "$root/proa" "$root/busybox/bin"
+  tar -C "$root/proa" -xf "$layer"
+  write_image "$root/proa" "$PORTABLE_IMAGE" "$root/proa.tar" '["/proa/bin/proa"]'
+  cp /bin/busybox "$root/busybox/bin/busybox"
+  for applet in sh wget ls cat test echo sleep; do ln "$root/busybox/bin/busybox" "$root/busybox/bin/$applet"; done
+  chmod -R a+rX "$root/busybox"
+  write_image "$root/busybox" "$BUSYBOX_IMAGE" "$root/busybox.tar" '["/bin/sh"]'
+  local image
+  for image in proa busybox; do
+    ctr --address "$dir/containerd/containerd.sock" -n k8s.io images import "$root/$image.tar" >/dev/null ||
+      die "ctr could not import the $image image"
+  done
+  rm -rf "$root"
+  printf '%s\n' "$PORTABLE_IMAGE" "$BUSYBOX_IMAGE"
 }
 
 # ----------------------------------------------------------------- host ----
@@ -339,7 +367,7 @@ EOF
 }
 
 write_kubelet_config() {
-  local dir="$1" port="$2" healthz="$3"
+  local dir="$1" port="$2" healthz="$3" minor="$4"
   mkdir -p "$dir/kubelet"
   cat >"$dir/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -363,24 +391,38 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 clusterDomain: cluster.local
+$(version_flags kubelet-config "$minor")
 EOF
 }
 
 start_kubelet() {
-  local dir="$1" port healthz
+  local dir="$1" port healthz minor ARGS
   port="$(pick_port)"
   healthz="$(pick_port "$port")"
-  write_kubelet_config "$dir" "$port" "$healthz"
-  launch "$dir" kubelet "$CACHE_DIR/kubelet" \
+  minor="$(component_minor kubelet)"
+  supported_minor kubelet "$minor"
+  component_args kubelet "$minor"
+  write_kubelet_config "$dir" "$port" "$healthz" "$minor"
+  launch "$dir" kubelet "$KUBE_BIN/kubelet" \
     --config="$dir/kubelet/config.yaml" \
     --kubeconfig="$dir/kubeconfig" \
     --root-dir="$dir/kubelet/root" \
     --cert-dir="$dir/kubelet/pki" \
-    --container-runtime=remote \
     --container-runtime-endpoint="unix://$dir/containerd/containerd.sock" \
-    --pod-infra-container-image="$PAUSE_IMAGE" \
     --hostname-override="$NODE_NAME" \
-    --v=2
+    --v=2 \
+    "${ARGS[@]}"
+}
+
+# start_control DIR COMPONENT FLAGS...: kube-controller-manager or
+# kube-scheduler, with the flags of its version and the user's added.
+start_control() {
+  local dir="$1" component="$2" minor ARGS
+  shift 2
+  minor="$(component_minor "$component")"
+  supported_minor "$component" "$minor"
+  component_args "$component" "$minor"
+  launch "$dir" "$component" "$KUBE_BIN/$component" "$@" "${ARGS[@]}"
 }
 
 # ------------------------------------------------------------- commands ----
@@ -403,9 +445,13 @@ wait_node_ready() {
     sleep 0.5
   done
   # The default ServiceAccount, which every Pod's admission needs, exists once
-  # the controller-manager runs; and so does its token Secret.
-  until [[ "$(kubectl_api GET /api/v1/namespaces/default/serviceaccounts/default 2>/dev/null | jq '.secrets | length')" -gt 0 ]] 2>/dev/null; do
-    ((SECONDS < deadline)) || die "no default ServiceAccount token within ${NODE_READY_TIMEOUT}s (kube-controller-manager.log)"
+  # the controller-manager runs; before 1.24, so does its token Secret, which
+  # 1.20's admission mounts (later ones project a TokenRequest token instead).
+  local secrets=false
+  [[ -n "$(version_flags node "$(component_minor kube-controller-manager)")" ]] && secrets=true
+  until kubectl_api GET /api/v1/namespaces/default/serviceaccounts/default 2>/dev/null |
+    jq -e --argjson secrets "$secrets" '($secrets | not) or (.secrets | length) > 0' >/dev/null; do
+    ((SECONDS < deadline)) || die "no default ServiceAccount (or its token Secret) within ${NODE_READY_TIMEOUT}s (kube-controller-manager.log)"
     sleep 0.5
   done
 }
@@ -441,12 +487,11 @@ start_node() {
   start_containerd "$dir"
   build_images "$dir"
 
-  launch "$dir" kube-controller-manager "$CACHE_DIR/kube-controller-manager" \
-    --kubeconfig="$dir/kubeconfig" --leader-elect=false --port=0 --secure-port=0 \
+  start_control "$dir" kube-controller-manager \
+    --kubeconfig="$dir/kubeconfig" --leader-elect=false --secure-port=0 \
     --controllers=job,serviceaccount,serviceaccount-token,root-ca-cert-publisher,garbagecollector,podgc,nodelifecycle \
     --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/ca.crt"
-  launch "$dir" kube-scheduler "$CACHE_DIR/kube-scheduler" \
-    --kubeconfig="$dir/kubeconfig" --leader-elect=false --port=0 --secure-port=0
+  start_control "$dir" kube-scheduler --kubeconfig="$dir/kubeconfig" --leader-elect=false --secure-port=0
   start_kubelet "$dir"
   wait_node_ready "$dir"
   trap - EXIT
@@ -456,6 +501,7 @@ KUBECONFIG=$dir/kubeconfig
 NODE_NAME=$NODE_NAME
 APP_IMAGE=$APP_IMAGE
 PAUSE_IMAGE=$PAUSE_IMAGE
+KUBELET_VERSION=$("$KUBE_BIN/kubelet" --version | sed 's/^Kubernetes //')
 EOF
   log "ready: node $NODE_NAME at $KUBE_URL (see $dir/env)"
 }
@@ -488,8 +534,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     build) node_build ;;
     start) start_node "${2-}" ;;
     stop) stop_node "${2-}" ;;
+    portable-images) portable_images "$(resolve_dir "${2-}")" ;;
     *)
-      sed -n '6,9p' "$0" >&2
+      sed -n 's/^#   node.sh /node.sh /p' "$0" >&2
       exit 2
       ;;
   esac

@@ -4,17 +4,30 @@
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { request } from "node:https";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "../../kube.ts";
-import { apiserverBinary, KubeServer } from "./cluster.ts";
+import { binaryVersion, kubeBinDir, KubeServer, parseKubeVersion, type KubeVersion } from "./cluster.ts";
 
 export const NODE_SCRIPT = fileURLToPath(new URL("./node.sh", import.meta.url));
 
-/** The binaries `kube-apiserver.sh build all` caches next to kube-apiserver. */
+/** The binaries `kube-apiserver.sh build all` caches next to kube-apiserver (or PROA_E2E_KUBE_BIN holds). */
 export function nodeBinaries(env: NodeJS.ProcessEnv = process.env): string[] {
-  const dir = dirname(apiserverBinary(env));
-  return ["kubelet", "kube-controller-manager", "kube-scheduler"].map((name) => join(dir, name));
+  return ["kubelet", "kube-controller-manager", "kube-scheduler"].map((name) => join(kubeBinDir(env), name));
+}
+
+/** The kubelet's version, read from its binary (undefined until it is built): what the suite's title names and what
+ * decides which scenarios can run. */
+export function kubeletVersion(env: NodeJS.ProcessEnv = process.env): KubeVersion | undefined {
+  return binaryVersion(join(kubeBinDir(env), "kubelet"));
+}
+
+/** Native sidecars (KEP-753) run by default from 1.29 (beta; GA in 1.33): why a kubelet cannot run them, if so. */
+export function nativeSidecarSkipReason(version: KubeVersion | undefined): string | undefined {
+  if (version === undefined) return "the kubelet's version is unknown (not built yet)";
+  if (version.minor < 29)
+    return `kubelet ${version.gitVersion} has no native sidecars (init containers with restartPolicy: Always run by default from 1.29): give PROA_E2E_KUBE_BIN a folder of 1.29 or later binaries`;
+  return undefined;
 }
 
 /**
@@ -49,6 +62,7 @@ export class NodeCluster {
     readonly dir: string,
     readonly server: KubeServer,
     readonly appImage: string,
+    readonly kubeletVersion: KubeVersion,
   ) {}
 
   /** Starts etcd, kube-apiserver, containerd (with the images imported), kube-controller-manager, kube-scheduler and
@@ -58,7 +72,9 @@ export class NodeCluster {
     const server = KubeServer.fromDir(dir);
     const appImage = /^APP_IMAGE=(.+)$/m.exec(server.envText)?.[1];
     if (!appImage) throw new Error(`${dir}/env has no APP_IMAGE`);
-    return new NodeCluster(dir, server, appImage);
+    const version = parseKubeVersion(/^KUBELET_VERSION=(.+)$/m.exec(server.envText)?.[1] ?? "");
+    if (!version) throw new Error(`${dir}/env has no KUBELET_VERSION`);
+    return new NodeCluster(dir, server, appImage, version);
   }
 
   /** Stops everything by PID, removes every container and restores the host (also after a failed start). */
@@ -66,8 +82,22 @@ export class NodeCluster {
     return nodeScript(["stop", dir]);
   }
 
-  /** A namespace whose default ServiceAccount has its token Secret (until the controller-manager has made it, the
-   * ServiceAccount admission plugin refuses Pods) and which holds kube-root-ca.crt (for projected token volumes). */
+  /** Imports proa's portable image (the folder of dist/portable/proa-linux-amd64.tar at /proa) and an image of static
+   * busybox alone (`node.sh portable-images`), for the init-container install; returns their names. */
+  portableImages(): Promise<{ proa: string; busybox: string }> {
+    return new Promise((resolve, reject) => {
+      execFile("bash", [NODE_SCRIPT, "portable-images", this.dir], (error, stdout, stderr) => {
+        const [proa, busybox] = stdout.trim().split("\n");
+        if (error || !proa || !busybox)
+          reject(new Error(`node.sh portable-images failed: ${error?.message}\n${stderr}`));
+        else resolve({ proa, busybox });
+      });
+    });
+  }
+
+  /** A namespace whose default ServiceAccount exists, with its token Secret before 1.24 (until the controller-manager
+   * has made them, the ServiceAccount admission plugin refuses Pods), and which holds kube-root-ca.crt (for projected
+   * token volumes). */
   async namespace(name: string): Promise<void> {
     await this.server.createNamespace(name);
     await this.waitForTokens(name, ["default"]);
@@ -82,14 +112,19 @@ export class NodeCluster {
     }
   }
 
+  /** Until each ServiceAccount exists and, before 1.24 (which made a token Secret for each, and whose admission mounts
+   * it), has its token Secret. Later versions make none: the Pods' projected tokens come from the TokenRequest API. */
   async waitForTokens(namespace: string, serviceAccounts: string[], timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const secrets = this.kubeletVersion.minor < 24;
     for (const sa of serviceAccounts) {
       for (;;) {
         const { status, body } = await this.server.call("GET", `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}`);
-        if (status === 200 && (body?.secrets?.length ?? 0) > 0) break;
+        if (status === 200 && (!secrets || (body?.secrets?.length ?? 0) > 0)) break;
         if (Date.now() > deadline)
-          throw new Error(`ServiceAccount ${namespace}/${sa} has no token Secret after ${timeoutMs / 1000} s`);
+          throw new Error(
+            `ServiceAccount ${namespace}/${sa} ${secrets ? "has no token Secret" : "does not exist"} after ${timeoutMs / 1000} s`,
+          );
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
@@ -104,6 +139,21 @@ export class NodeCluster {
     timeoutMs: number,
   ): Promise<PodHistory> {
     return watchPods(this.server, namespace, selector, done, timeoutMs);
+  }
+
+  /** SIGKILL to a container from the host, by the containerID its Pod reports (containerd://ID), as `ctr tasks kill`
+   * does: a sidecar killed as the OOM killer or a crash would, not stopped by the kubelet. */
+  killContainer(containerID: string): Promise<void> {
+    const id = containerID.replace(/^containerd:\/\//, "");
+    const socket = join(this.dir, "containerd", "containerd.sock");
+    return new Promise((resolve, reject) =>
+      execFile(
+        "ctr",
+        ["--address", socket, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id],
+        (error, _out, stderr) =>
+          error ? reject(new Error(`ctr tasks kill ${id} failed: ${stderr || error.message}`)) : resolve(),
+      ),
+    );
   }
 
   /** A container's log, through the apiserver and the kubelet (as `kubectl logs`). */
