@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
@@ -1091,15 +1091,13 @@ describe(
     });
 
     // -------------------------------------------------------------------------------------------------------------
-    // A sidecar that dies while the program runs (#33): killed from the host with SIGKILL, as the OOM killer or a
-    // crash would end it. Timed on /proc/uptime, the one clock the host and every container read alike (the app
-    // image's busybox date has no %N).
+    // A sidecar that dies while the program runs (#33), killed from the host with SIGKILL as the OOM killer or a
+    // crash would end it (cluster.killContainer). Timed on /proc/uptime, the one clock the host and every container
+    // read alike (the app image's busybox date has no %N).
 
-    /** A second sidecar, job.yaml's on port 8081, with a marker argument (the sidecar ignores it) that finds its
-     * process on the host. */
-    const victim = (marker: string) => ({
+    /** A second sidecar, job.yaml's on port 8081. */
+    const victim = () => ({
       ...sidecar(0, "victim"),
-      command: ["node", "/sidecar/sidecar.mjs", marker],
       env: [
         { name: "PORT", value: "8081" },
         { name: "READY_AFTER_SECONDS", value: "0" },
@@ -1110,28 +1108,24 @@ describe(
     const RUNS_UNTIL_TOLD =
       "trap 'read up rest < /proc/uptime; echo the program got SIGTERM at uptime $up; exit 42' TERM; echo the program started; " +
       "while [ ! -e /work/go-on ]; do sleep 0.2; done; echo the program ends; exit 0";
-    const uptime = () => Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
 
-    /** SIGKILL from the host to the one process whose arguments hold marker; returns the uptime just before. */
-    function killFromHost(marker: string): number {
-      const pids = readdirSync("/proc").filter((entry) => {
-        if (!/^\d+$/.test(entry)) return false;
-        try {
-          return readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").includes(marker);
-        } catch {
-          return false; // gone meanwhile
-        }
-      });
-      assert.equal(pids.length, 1, `one process on the host with the argument ${marker}: ${pids.join(", ")}`);
-      const at = uptime();
-      process.kill(Number(pids[0]), "SIGKILL");
+    /** SIGKILL to the Pod's running victim; returns the host's uptime just before it was sent. */
+    async function killVictim(ns: string, name: string): Promise<number> {
+      const { latest } = await cluster.watchPods(
+        ns,
+        `fieldSelector=metadata.name=${name}`,
+        (pods) => !!maybeStatus(pods.get(name), "victim")?.state?.running,
+        30_000,
+      );
+      const at = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+      await cluster.killContainer(maybeStatus(latest.get(name), "victim")!.containerID!);
       return at;
     }
 
     /** A Job of proa, job.yaml's sidecar and the victim, with /work an emptyDir the test can write into from the host.
      * Under OnFailure the Job controller counts every container's restarts against backoffLimit, the sidecars' too
      * (1.20's pastBackoffLimitOnFailure): 3 lets the victim restart once and the Job still succeed. */
-    const victimJob = (name: string, restartPolicy: "Never" | "OnFailure", marker: string) => ({
+    const victimJob = (name: string, restartPolicy: "Never" | "OnFailure") => ({
       apiVersion: "batch/v1",
       kind: "Job",
       metadata: { name },
@@ -1145,7 +1139,7 @@ describe(
                 volumeMounts: [{ name: "work", mountPath: "/work" }],
               }),
               sidecar(0),
-              victim(marker),
+              victim(),
             ],
             { restartPolicy, volumes: [{ name: "work", emptyDir: {} }] },
           ).spec,
@@ -1169,10 +1163,9 @@ describe(
 
     test("a regular sidecar killed while the program runs, restartPolicy Never: the program gets SIGTERM within 2 s, the Job fails, main exits 69 and its message names the sidecar and its exit code", async (t) => {
       const ns = await namespace(t);
-      const marker = `proa-victim-${ns}`;
-      const podName = await createJob(ns, victimJob("victim-dies", "Never", marker));
+      const podName = await createJob(ns, victimJob("victim-dies", "Never"));
       await untilProgramStarted(ns, podName);
-      const killedAt = killFromHost(marker);
+      const killedAt = await killVictim(ns, podName);
       const { pod } = await untilTerminated(ns, podName, 60_000); // proa stops it in seconds: a miss fails in 1 min, not 2
       const status = await untilJob(ns, "victim-dies", (s) => !!condition(s, "Failed") || !!condition(s, "Complete"));
       const log = await cluster.logs(ns, podName, "main");
@@ -1205,10 +1198,9 @@ describe(
 
     test("a regular sidecar killed while the program runs, restartPolicy OnFailure: the kubelet restarts it, the program runs on undisturbed to success, and the summary lists the restart", async (t) => {
       const ns = await namespace(t);
-      const marker = `proa-victim-${ns}`;
-      const podName = await createJob(ns, victimJob("victim-restarts", "OnFailure", marker));
+      const podName = await createJob(ns, victimJob("victim-restarts", "OnFailure"));
       await untilProgramStarted(ns, podName);
-      killFromHost(marker);
+      await killVictim(ns, podName);
       // What the kubelet reports: the victim running again after one restart, its last run killed.
       const restarted = (
         await cluster.watchPods(
