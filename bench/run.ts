@@ -5,8 +5,9 @@
 // Run from the repository's root: `npm run bench` (builds dist/proa.js, installs bench's own dependencies, then runs
 // `node --import tsx bench/run.ts`). Prints a table and writes the figures to bench/results.json. See bench/README.md.
 // BENCH_ONLY=start,reaction runs only those scenarios (size, start, reaction, memory, fanout, throughput, throttled, readyurl,
-// fleet); so do scenario names as arguments: `npm run bench -- fleet --pods 50` (fleet: N proas against a real
-// kube-apiserver, N = --pods, 200 by default; see fleet.ts).
+// fleet, idle); so do scenario names as arguments: `npm run bench -- fleet --pods 50` (fleet: N proas against a real
+// kube-apiserver, N = --pods, 200 by default; --run-seconds S for its run phase, --fleet-phases lifecycle,run,herd to
+// run only some; see fleet.ts). idle: one proa's CPU while its program runs, --idle-seconds S (600 by default).
 // BENCH_QUICK=1 runs a few rounds of each scenario only (a smoke test of the benchmark itself, not figures to quote).
 // BENCH_CANDIDATE=path/to/proa.js adds another build of proa (a proposed fix) to every scenario, in the same run.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -35,7 +36,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
-import { fleet, fleetRows, type FleetFigures } from "./fleet.ts";
+import { FLEET_PHASES, fleet, fleetRows, idle, type FleetFigures, type FleetPhase, type IdleFigures } from "./fleet.ts";
 import { podWith, startFakeApiServer, watchEvent, type FakeApiServer } from "../test/fake-apiserver.ts";
 import type { Pod } from "../kube.ts";
 
@@ -47,10 +48,33 @@ const CANDIDATE_BUNDLE = process.env.BENCH_CANDIDATE || undefined;
 const REFERENCE_BUNDLE = join(BENCH, "dist", "reference.js");
 const RESULTS = join(BENCH, "results.json");
 const QUICK = process.env.BENCH_QUICK === "1";
-const ARGS = parseArgs({ allowPositionals: true, options: { pods: { type: "string" } } });
-const FLEET_PODS = ARGS.values.pods === undefined ? (QUICK ? 20 : 200) : Number(ARGS.values.pods);
-if (!Number.isInteger(FLEET_PODS) || FLEET_PODS < 1 || FLEET_PODS > 1000) {
-  console.error(`bench: --pods ${ARGS.values.pods}: give a whole number of Pods from 1 to 1000`);
+const ARGS = parseArgs({
+  allowPositionals: true,
+  options: {
+    pods: { type: "string" },
+    "run-seconds": { type: "string" },
+    "idle-seconds": { type: "string" },
+    "fleet-phases": { type: "string" },
+  },
+});
+/** A whole number option from min to max, or its default; a usage error otherwise. */
+function wholeNumber(name: "pods" | "run-seconds" | "idle-seconds", fallback: number, min: number, max: number) {
+  const given = ARGS.values[name];
+  const value = given === undefined ? fallback : Number(given);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    console.error(`bench: --${name} ${given}: give a whole number from ${min} to ${max}`);
+    process.exit(2);
+  }
+  return value;
+}
+const FLEET_PODS = wholeNumber("pods", QUICK ? 20 : 200, 1, 1000);
+// The fleet's run phase: this long with the churn alone, then as long with N proas' programs running.
+const RUN_SECONDS = wholeNumber("run-seconds", QUICK ? 20 : 300, 5, 3600);
+// One proa's CPU while its program runs and nothing changes: this long (#33's figure is over 10 minutes).
+const IDLE_SECONDS = wholeNumber("idle-seconds", QUICK ? 20 : 600, 5, 3600);
+const FLEET_ONLY = (ARGS.values["fleet-phases"]?.split(",") ?? FLEET_PHASES) as FleetPhase[];
+if (FLEET_ONLY.some((phase) => !FLEET_PHASES.includes(phase))) {
+  console.error(`bench: --fleet-phases ${ARGS.values["fleet-phases"]}: give some of ${FLEET_PHASES.join(",")}`);
   process.exit(2);
 }
 
@@ -965,6 +989,20 @@ function report(r: Results, who = "proa"): Row[] {
       met: null,
     });
   else if (f && who === "proa") for (const row of fleetRows(f)) rows.push({ ...row, reference: "–", vsReference: "–" });
+  const idleFigures = r.idle as (IdleFigures | { skipped: string }) | undefined;
+  if (idleFigures) {
+    const cpu = "skipped" in idleFigures ? undefined : idleFigures.cpuMs[who];
+    rows.push({
+      scenario: `proa's own CPU while the program runs ${"skipped" in idleFigures ? "" : `${idleFigures.seconds} s `}and nothing changes, against a real kube-apiserver`,
+      proa: "skipped" in idleFigures ? `skipped: ${idleFigures.skipped}` : cpu === undefined ? "–" : `${cpu} ms`,
+      floor: "–",
+      reference: "–",
+      vsFloor: "–",
+      vsReference: "–",
+      target: "< 50 ms over 600 s",
+      met: cpu === undefined || "skipped" in idleFigures ? null : (cpu * 600) / idleFigures.seconds < 50,
+    });
+  }
   if (r.readyurl) {
     const u = (r.readyurl as Record<string, Record<string, { median: number; p99: number }>>)[who]!;
     const [ready, answer, cpu] = [u.fromReadyMs!, u.fromAnswerMs!, u.cpuMsPerS!];
@@ -1130,6 +1168,8 @@ async function main() {
     candidate: CANDIDATE_BUNDLE,
     rounds: ROUNDS,
     fleetPods: FLEET_PODS,
+    runSeconds: RUN_SECONDS,
+    idleSeconds: IDLE_SECONDS,
     loadAverage: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
   };
   const results: Results = {};
@@ -1143,7 +1183,20 @@ async function main() {
     ["throughput", throughput],
     ["throttled", throttled],
     ["readyurl", readyUrlReaction],
-    ["fleet", () => fleet(FLEET_PODS, (line) => process.stderr.write(`\n${line}`))],
+    [
+      "fleet",
+      () =>
+        fleet(FLEET_PODS, { runSeconds: RUN_SECONDS, phases: FLEET_ONLY }, (line) => process.stderr.write(`\n${line}`)),
+    ],
+    [
+      "idle",
+      () =>
+        idle(
+          IDLE_SECONDS,
+          { proa: PROA_BUNDLE, ...(CANDIDATE_BUNDLE ? { candidate: CANDIDATE_BUNDLE } : {}) },
+          (line) => process.stderr.write(`\n${line}`),
+        ),
+    ],
   ];
   const only = ARGS.positionals.length > 0 ? ARGS.positionals : process.env.BENCH_ONLY?.split(",");
   const unknown = only?.filter((name) => !scenarios.some(([known]) => known === name)) ?? [];

@@ -12,11 +12,10 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
-import { readFileSync } from "node:fs";
 import type { Pod } from "../../kube.ts";
 import { jobYamlDocuments, jsonKeys, yamlKeys, type YamlDocument } from "./cluster.ts";
 import {
@@ -1089,6 +1088,168 @@ describe(
       assert.equal(fallbackState.exitCode, 5);
       assert.doesNotMatch(fallbackState.message ?? "", /^program exited/, JSON.stringify(fallbackState));
       assert.match(fallbackState.message ?? "", /"msg":"exiting","status":5/, JSON.stringify(fallbackState));
+    });
+
+    // -------------------------------------------------------------------------------------------------------------
+    // A sidecar that dies while the program runs (#33), killed from the host with SIGKILL as the OOM killer or a
+    // crash would end it (cluster.killContainer). Timed on /proc/uptime, the one clock the host and every container
+    // read alike (the app image's busybox date has no %N).
+
+    /** A second sidecar, job.yaml's on port 8081. */
+    const victim = () => ({
+      ...sidecar(0, "victim"),
+      env: [
+        { name: "PORT", value: "8081" },
+        { name: "READY_AFTER_SECONDS", value: "0" },
+      ],
+      readinessProbe: { httpGet: { path: "/ready", port: 8081 }, periodSeconds: 1 },
+    });
+    /** The program: runs until /work/go-on appears (or forever), and says when it gets SIGTERM. */
+    const RUNS_UNTIL_TOLD =
+      "trap 'read up rest < /proc/uptime; echo the program got SIGTERM at uptime $up; exit 42' TERM; echo the program started; " +
+      "while [ ! -e /work/go-on ]; do sleep 0.2; done; echo the program ends; exit 0";
+
+    /** SIGKILL to the Pod's running victim; returns the host's uptime just before it was sent. */
+    async function killVictim(ns: string, name: string): Promise<number> {
+      const { latest } = await cluster.watchPods(
+        ns,
+        `fieldSelector=metadata.name=${name}`,
+        (pods) => !!maybeStatus(pods.get(name), "victim")?.state?.running,
+        30_000,
+      );
+      const at = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+      await cluster.killContainer(maybeStatus(latest.get(name), "victim")!.containerID!);
+      return at;
+    }
+
+    /** A Job of proa, job.yaml's sidecar and the victim, with /work an emptyDir the test can write into from the host.
+     * Under OnFailure the Job controller counts every container's restarts against backoffLimit, the sidecars' too
+     * (1.20's pastBackoffLimitOnFailure): 3 lets the victim restart once and the Job still succeed. */
+    const victimJob = (name: string, restartPolicy: "Never" | "OnFailure") => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name },
+      spec: {
+        backoffLimit: restartPolicy === "Never" ? 0 : 3,
+        template: {
+          spec: podManifest(
+            "unused",
+            [
+              main([...SHUTDOWN, "--shutdown-http-post", "http://localhost:8081/shutdown"], RUNS_UNTIL_TOLD, {
+                volumeMounts: [{ name: "work", mountPath: "/work" }],
+              }),
+              sidecar(0),
+              victim(),
+            ],
+            { restartPolicy, volumes: [{ name: "work", emptyDir: {} }] },
+          ).spec,
+        },
+      },
+    });
+    /** The emptyDir "work" of a Pod, as the kubelet lays it out on the host under its --root-dir (node.sh). */
+    const workDir = (pod: Pod) =>
+      join(cluster.dir, "kubelet", "root", "pods", pod.metadata!.uid!, "volumes", "kubernetes.io~empty-dir", "work");
+
+    /** Until the Pod reports phase (Kubernetes 1.33+ reports it a second or so after the last container stopped). */
+    const untilPhase = async (ns: string, name: string, phase: string) =>
+      (
+        await cluster.watchPods(
+          ns,
+          `fieldSelector=metadata.name=${name}`,
+          (pods) => pods.get(name)?.status?.phase === phase,
+          60_000,
+        )
+      ).latest.get(name)!;
+
+    test("a regular sidecar killed while the program runs, restartPolicy Never: the program gets SIGTERM within 2 s, the Job fails, main exits 69 and its message names the sidecar and its exit code", async (t) => {
+      const ns = await namespace(t);
+      const podName = await createJob(ns, victimJob("victim-dies", "Never"));
+      await untilProgramStarted(ns, podName);
+      const killedAt = await killVictim(ns, podName);
+      const { pod } = await untilTerminated(ns, podName, 60_000); // proa stops it in seconds: a miss fails in 1 min, not 2
+      const status = await untilJob(ns, "victim-dies", (s) => !!condition(s, "Failed") || !!condition(s, "Complete"));
+      const log = await cluster.logs(ns, podName, "main");
+
+      const got = /^the program got SIGTERM at uptime ([\d.]+)$/m.exec(log);
+      assert.ok(got, `the program got SIGTERM:\n${log}`);
+      const after = Number(got[1]) - killedAt;
+      t.diagnostic(
+        `the program got SIGTERM ${after.toFixed(2)} s after the sidecar's SIGKILL; ${await jobEnding(ns, "victim-dies")}`,
+      );
+      assert.ok(after <= 2, `within 2 s of the SIGKILL, not ${after.toFixed(2)} s:\n${log}`);
+      const victimState = terminated(pod, "victim");
+      assert.equal(victimState.exitCode, 137, JSON.stringify(victimState));
+      assert.equal(statusOf(pod, "victim").restartCount, 0);
+      const mainState = terminated(pod, "main");
+      assert.equal(
+        mainState.exitCode,
+        69,
+        `proa's own status for a sidecar that died: ${JSON.stringify(mainState)}\n${log}`,
+      );
+      assert.equal(terminated(pod, "sidecar").exitCode, 0, "the other sidecar was shut down");
+      const message = mainState.message ?? "";
+      t.diagnostic(`main's termination message:\n${message}`);
+      assert.match(message, /\bvictim\b[^\n]*\b137\b/, `the message names the sidecar and its exit code: ${message}`);
+      assert.match(message, /\b42\b/, `and the program's own status: ${message}`);
+      assert.equal((await untilPhase(ns, podName, "Failed")).status?.phase, "Failed");
+      assert.ok(condition(status, "Failed"), `the Job failed: ${JSON.stringify(status)}`);
+      assert.equal(status.succeeded, undefined);
+    });
+
+    test("a regular sidecar killed while the program runs, restartPolicy OnFailure: the kubelet restarts it, the program runs on undisturbed to success, and the summary lists the restart", async (t) => {
+      const ns = await namespace(t);
+      const podName = await createJob(ns, victimJob("victim-restarts", "OnFailure"));
+      await untilProgramStarted(ns, podName);
+      await killVictim(ns, podName);
+      // What the kubelet reports: the victim running again after one restart, its last run killed.
+      const restarted = (
+        await cluster.watchPods(
+          ns,
+          `fieldSelector=metadata.name=${podName}`,
+          (pods) => {
+            const s = maybeStatus(pods.get(podName), "victim");
+            return !!s && s.restartCount >= 1 && !!s.state?.running;
+          },
+          60_000,
+        )
+      ).latest.get(podName)!;
+      // proa saw it too (its log names the sidecar), before the program is let finish.
+      for (const deadline = Date.now() + 30_000; ; await new Promise((resolve) => setTimeout(resolve, 300))) {
+        const records = proaLog(await cluster.logs(ns, podName, "main"));
+        if (records.some((r) => /victim/.test(JSON.stringify(r)) && /restart/i.test(JSON.stringify(r)))) break;
+        assert.ok(Date.now() < deadline, "proa logged the sidecar's restart within 30 s of the kubelet reporting it");
+      }
+      writeFileSync(join(workDir(restarted), "go-on"), "");
+      const status = await untilJob(
+        ns,
+        "victim-restarts",
+        (s) => !!condition(s, "Complete") || !!condition(s, "Failed"),
+      ).catch(async (error: Error) => {
+        const pod = await cluster.server.api("GET", `/api/v1/namespaces/${ns}/pods/${podName}`);
+        const log = await cluster.logs(ns, podName, "main").catch((e: Error) => e.message);
+        throw new Error(`${error.message}\nthe Pod's status: ${JSON.stringify(pod.status)}\nproa's log:\n${log}`);
+      });
+      const { pod } = await untilTerminated(ns, podName);
+      const log = await cluster.logs(ns, podName, "main");
+
+      t.diagnostic(await jobEnding(ns, "victim-restarts"));
+      assert.ok(condition(status, "Complete"), `the Job succeeded: ${JSON.stringify(status)}\n${log}`);
+      assert.doesNotMatch(log, /the program got SIGTERM/, log);
+      assert.match(log, /the program ends/, log);
+      const mainStatus = statusOf(pod, "main");
+      assert.equal(mainStatus.restartCount, 0, `main ran once: ${JSON.stringify(mainStatus)}`);
+      assert.equal(terminated(pod, "main").exitCode, 0, log);
+      const victimStatus = statusOf(pod, "victim");
+      assert.equal(victimStatus.restartCount, 1, JSON.stringify(victimStatus));
+      assert.equal(terminated(pod, "sidecar").exitCode, 0, "the sidecar was shut down after the success");
+      const message = terminated(pod, "main").message ?? "";
+      assert.match(
+        message,
+        /\bvictim\b[^\n]*restart[^\n]*\b137\b/i,
+        `the termination message lists the restart, with its exit code: ${message}`,
+      );
+      const summary = proaLog(log).find((r) => r.msg === "summary");
+      assert.match(JSON.stringify(summary), /victim/, `the summary record names the restarted sidecar: ${log}`);
     });
 
     // -------------------------------------------------------------------------------------------------------------
