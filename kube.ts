@@ -981,6 +981,14 @@ export function restartPolicyOf(pod: Pod | undefined): string | undefined {
   return pod && (pod.spec?.restartPolicy ?? "Always");
 }
 
+/** Whether the kubelet runs a container again after it terminated with exitCode: a native sidecar always, whatever
+ * the Pod's policy; a regular one under Always, and under OnFailure after a failure; never under Never (as a sidecar
+ * that an earlier proa shut down exits 0, OnFailure does not restart it). The wait, the run and the shutdown step
+ * all ask this one rule. */
+export function runsAgain(restartPolicy: string | undefined, native: boolean, exitCode: number | undefined): boolean {
+  return native || restartPolicy === "Always" || (restartPolicy === "OnFailure" && exitCode !== 0);
+}
+
 /** Waits for every container but proa's own: the regular ones and the native sidecars (init containers with
  * restartPolicy Always, whose readiness the kubelet does not wait for). Plain init containers have finished. */
 export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ignore: string[]): Readiness {
@@ -1000,12 +1008,10 @@ export function readiness(pod: Pod, ownContainer: string, waitFor: string[], ign
   const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
   const status = (name: string) => statuses.find((s) => s.name === name);
   const notReady = watched.filter((name) => status(name)?.ready !== true);
-  // The kubelet restarts a native sidecar whatever the Pod's policy; a regular one never under Never, and under
-  // OnFailure not after exit 0 (as a sidecar that an earlier proa shut down exits).
   const policy = restartPolicyOf(pod);
   for (const name of notReady.filter((name) => regular.includes(name))) {
     const terminated = status(name)?.state?.terminated;
-    if (!terminated || !(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) continue;
+    if (!terminated || runsAgain(policy, false, terminated.exitCode)) continue;
     const how = `exit code ${terminated.exitCode ?? "unknown"}${terminated.reason ? ` (${quote(terminated.reason, 80)})` : ""}`;
     return {
       notReady,
@@ -1088,11 +1094,7 @@ export function sidecarVerdict(
   if (!after || !kind) return { action: "none", reason: `${name}: no change`, why: "no change" };
   const ended = kind === "terminated" ? terminated : after.lastState?.terminated;
   const how = `exit code ${ended?.exitCode ?? "unknown"}${ended?.reason ? ` (${quote(ended.reason, 80)})` : ""}`;
-  const comesBack =
-    kind === "restarted" ||
-    native ||
-    restartPolicy === "Always" ||
-    (restartPolicy === "OnFailure" && terminated?.exitCode !== 0);
+  const comesBack = kind === "restarted" || runsAgain(restartPolicy, native, terminated?.exitCode);
   const event: SidecarEvent = {
     name,
     kind: kind === "restarted" ? "restarted" : comesBack ? "restarting" : "died",

@@ -7,7 +7,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync 
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { hostPort, httpRequest, HttpError, type HttpPhase } from "./http.ts";
-import { restartPolicyOf, runningContainers, type Pod, type PodFeed } from "./kube.ts";
+import { restartPolicyOf, runningContainers, runsAgain, type Pod, type PodFeed } from "./kube.ts";
 import { quote, redactUrl, type Log } from "./log.ts";
 
 export interface ShutdownOptions {
@@ -525,7 +525,7 @@ export function goneForGood(pod: Pod | undefined, container: string): string | u
   const terminated = pod.status?.containerStatuses?.find(({ name }) => name === container)?.state?.terminated;
   if (!terminated) return undefined;
   const policy = restartPolicyOf(pod);
-  if (!(policy === "Never" || (policy === "OnFailure" && terminated.exitCode === 0))) return undefined;
+  if (runsAgain(policy, false, terminated.exitCode)) return undefined;
   return `${container} exited ${terminated.exitCode ?? "(code unknown)"} and will not be restarted (restartPolicy ${policy})`;
 }
 
