@@ -241,6 +241,20 @@ describe(
       }
     }
 
+    /** SIGKILL from the host to a container of the Pod once the kubelet reports it running; returns the host's
+     * uptime just before the kill (the one clock the host and every container share). */
+    async function killWhenRunning(ns: string, name: string, container: string): Promise<number> {
+      const { latest } = await cluster.watchPods(
+        ns,
+        `fieldSelector=metadata.name=${name}`,
+        (pods) => !!maybeStatus(pods.get(name), container)?.state?.running,
+        30_000,
+      );
+      const at = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+      await cluster.killContainer(maybeStatus(latest.get(name), container)!.containerID!);
+      return at;
+    }
+
     /** proa's JSON log records in a container's log (the program's own lines are left out). */
     function proaLog(text: string): { level: string; msg: string; [key: string]: unknown }[] {
       return text
@@ -476,13 +490,7 @@ describe(
         const ended = untilTerminated(ns, name, 180_000);
         ended.catch(() => {}); // awaited below
         await untilProgramStarted(ns, name);
-        const { latest } = await cluster.watchPods(
-          ns,
-          `fieldSelector=metadata.name=${name}`,
-          (pods) => !!maybeStatus(pods.get(name), "sidecar")?.state?.running,
-          30_000,
-        );
-        await cluster.killContainer(maybeStatus(latest.get(name), "sidecar")!.containerID!);
+        await killWhenRunning(ns, name, "sidecar");
         const { pod, versions } = await ended;
         const log = await cluster.logs(ns, name, "main");
 
@@ -513,13 +521,7 @@ describe(
       const ended = untilTerminated(ns, name, 180_000);
       ended.catch(() => {}); // awaited below
       await untilProgramStarted(ns, name);
-      const { latest } = await cluster.watchPods(
-        ns,
-        `fieldSelector=metadata.name=${name}`,
-        (pods) => !!maybeStatus(pods.get(name), "sidecar")?.state?.running,
-        30_000,
-      );
-      await cluster.killContainer(maybeStatus(latest.get(name), "sidecar")!.containerID!);
+      await killWhenRunning(ns, name, "sidecar");
       const { pod } = await ended;
       const log = await cluster.logs(ns, name, "main");
 
@@ -1109,19 +1111,6 @@ describe(
       "trap 'read up rest < /proc/uptime; echo the program got SIGTERM at uptime $up; exit 42' TERM; echo the program started; " +
       "while [ ! -e /work/go-on ]; do sleep 0.2; done; echo the program ends; exit 0";
 
-    /** SIGKILL to the Pod's running victim; returns the host's uptime just before it was sent. */
-    async function killVictim(ns: string, name: string): Promise<number> {
-      const { latest } = await cluster.watchPods(
-        ns,
-        `fieldSelector=metadata.name=${name}`,
-        (pods) => !!maybeStatus(pods.get(name), "victim")?.state?.running,
-        30_000,
-      );
-      const at = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
-      await cluster.killContainer(maybeStatus(latest.get(name), "victim")!.containerID!);
-      return at;
-    }
-
     /** A Job of proa, job.yaml's sidecar and the victim, with /work an emptyDir the test can write into from the host.
      * Under OnFailure the Job controller counts every container's restarts against backoffLimit, the sidecars' too
      * (1.20's pastBackoffLimitOnFailure): 3 lets the victim restart once and the Job still succeed. */
@@ -1165,7 +1154,7 @@ describe(
       const ns = await namespace(t);
       const podName = await createJob(ns, victimJob("victim-dies", "Never"));
       await untilProgramStarted(ns, podName);
-      const killedAt = await killVictim(ns, podName);
+      const killedAt = await killWhenRunning(ns, podName, "victim");
       const { pod } = await untilTerminated(ns, podName, 60_000); // proa stops it in seconds: a miss fails in 1 min, not 2
       const status = await untilJob(ns, "victim-dies", (s) => !!condition(s, "Failed") || !!condition(s, "Complete"));
       const log = await cluster.logs(ns, podName, "main");
@@ -1200,7 +1189,7 @@ describe(
       const ns = await namespace(t);
       const podName = await createJob(ns, victimJob("victim-restarts", "OnFailure"));
       await untilProgramStarted(ns, podName);
-      await killVictim(ns, podName);
+      await killWhenRunning(ns, podName, "victim");
       // What the kubelet reports: the victim running again after one restart, its last run killed.
       const restarted = (
         await cluster.watchPods(
